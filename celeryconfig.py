@@ -1,0 +1,55 @@
+"""Every Celery setting of marketscan, from the environment (via worker.settings), read once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.schedules import crontab
+
+from worker.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+broker_connection_retry_on_startup = True
+# Redis re-delivers an unacked message after this long; it must outlast the longest page
+# (the fence drops any re-delivery that arrives after the page committed anyway).
+broker_transport_options: dict[str, Any] = {
+    "visibility_timeout": _settings.visibility_timeout_seconds
+}
+
+# JSON only: a pickle from the broker would be code execution.
+task_serializer = "json"
+result_serializer = "json"
+event_serializer = "json"
+accept_content = ["json"]
+
+# The row in PostgreSQL is the result; nothing is stored in a result backend.
+task_ignore_result = True
+task_default_queue = "marketscan"
+
+# A page message is acked only after its task returns, and requeued if its process dies.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+worker_cancel_long_running_tasks_on_connection_loss = True
+
+# Flower sees every task and its progress events.
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+
+timezone = "UTC"
+enable_utc = True
+
+beat_schedule: dict[str, dict[str, Any]] = {
+    "recover-orphaned-scans": {
+        "task": "marketscan.maintenance.recover",
+        "schedule": _settings.recovery_interval_seconds,
+        "options": {"expires": _settings.recovery_interval_seconds},
+    },
+    "cleanup-old-checkpoints": {
+        "task": "marketscan.maintenance.cleanup",
+        "schedule": crontab(hour=str(_settings.cleanup_hour_utc), minute="0"),
+    },
+}

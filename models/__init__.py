@@ -1,0 +1,15 @@
+"""SQLAlchemy models of marketscan's tables."""
+
+from models.base import Base
+from models.checkpoint import ScanCheckpoint
+from models.opportunity import ScanOpportunity
+from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "Base",
+    "ScanCheckpoint",
+    "ScanOpportunity",
+    "ScanStatus",
+]

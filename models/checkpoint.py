@@ -1,0 +1,73 @@
+"""The `scan_checkpoints` table: one row per scan, the single source of truth of its progress."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base
+from models.status import ScanStatus
+
+_STATUS_VALUES = ", ".join(f"'{status.value}'" for status in ScanStatus)
+
+
+class ScanCheckpoint(Base):
+    __tablename__ = "scan_checkpoints"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status"),
+        CheckConstraint("processed_items >= 0", name="processed_items_non_negative"),
+        CheckConstraint("total_items IS NULL OR total_items >= 0", name="total_items_non_negative"),
+        CheckConstraint("page_seq >= 0 AND page_offset >= 0", name="page_position_non_negative"),
+        Index("ix_scan_checkpoints_status_lease_expires_at", "status", "lease_expires_at"),
+        Index("ix_scan_checkpoints_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    scan_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, nullable=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    operation_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    processed_items: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    total_items: Mapped[int | None] = mapped_column(Integer)
+    timestamp: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    # SQLAlchemy reserves the attribute name `metadata` on declarative classes.
+    meta: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    status: Mapped[str] = mapped_column(
+        String(20), nullable=False, server_default=ScanStatus.IN_PROGRESS.value
+    )
+    error_message: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    page_seq: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    page_offset: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    page_deliveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recoveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )

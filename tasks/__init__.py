@@ -1,0 +1,1 @@
+"""Thin Celery tasks: decode arguments, open a session, call the runtime, commit."""

@@ -1,0 +1,32 @@
+"""Maintenance tasks run by beat: recovery of orphaned scans, cleanup of old checkpoints."""
+
+from __future__ import annotations
+
+from worker.app import app
+from worker.checkpoint_store import cleanup_old_checkpoints
+from worker.db import session_scope
+from worker.publisher import publish_page
+from worker.recovery import recover as recover_scans
+from worker.settings import get_settings
+
+
+@app.task(name="marketscan.maintenance.recover")
+def recover(own_hostname: str | None = None) -> list[str]:
+    """Republish every orphaned scan; returns the scan_ids reclaimed."""
+    with session_scope() as session:
+        reclaimed = recover_scans(
+            session, publish_page, get_settings().lease_seconds, own_hostname=own_hostname
+        )
+    return [str(item.scan_id) for item in reclaimed]
+
+
+@app.task(name="marketscan.maintenance.cleanup")
+def cleanup(days: int | None = None) -> int:
+    """Delete terminal checkpoints older than the retention; returns how many."""
+    settings = get_settings()
+    with session_scope() as session:
+        return cleanup_old_checkpoints(
+            session,
+            settings.retention_days if days is None else days,
+            settings.cleanup_batch_size,
+        )

@@ -1,0 +1,274 @@
+"""A fake DMarket: a real HTTP server on loopback serving the item listing from a list.
+
+It paginates with opaque cursors, checks the query the way the real API would, records
+every request with its arrival time, and can be scripted to answer chosen requests with
+rate limits, server errors or broken bodies.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal, cast
+from urllib.parse import parse_qsl, urlsplit
+
+ITEMS_PATH = "/exchange/v1/market/items"
+MAX_LIMIT = 100
+SHUTDOWN_POLL_SECONDS = 0.01
+
+TotalFormat = Literal["object", "int", "missing"]
+
+
+def dmarket_item(
+    item_id: str,
+    title: str,
+    price_cents: int,
+    suggested_cents: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One listing object shaped as DMarket sends it: prices are strings of cents."""
+    item: dict[str, Any] = {"itemId": item_id, "title": title, "price": {"USD": str(price_cents)}}
+    if suggested_cents is not None:
+        item["suggestedPrice"] = {"USD": str(suggested_cents)}
+    if extra is not None:
+        item["extra"] = dict(extra)
+    return item
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server saw it; `received_at` is time.monotonic() on arrival."""
+
+    path: str
+    query: dict[str, str]
+    received_at: float
+
+
+@dataclass(frozen=True)
+class ScriptedReply:
+    """An answer given to one chosen request instead of the plain listing page."""
+
+    status: int = 200
+    # None: serve the real page for the request (minus `drop_field`).
+    body: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # Dotted path removed from the page's first object, e.g. "price.USD".
+    drop_field: str | None = None
+    delay_seconds: float = 0.0
+
+    @classmethod
+    def rate_limited(
+        cls, retry_after: str | None = None, rate_limit_reset: str | None = None
+    ) -> ScriptedReply:
+        headers = {}
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        if rate_limit_reset is not None:
+            headers["RateLimit-Reset"] = rate_limit_reset
+        return cls(status=429, body=_error_body("too many requests"), headers=headers)
+
+    @classmethod
+    def error(cls, status: int, message: str = "scripted failure") -> ScriptedReply:
+        return cls(status=status, body=_error_body(message))
+
+    @classmethod
+    def malformed_json(cls) -> ScriptedReply:
+        return cls(body=b'{"objects": [{"itemId": "cut-off')
+
+    @classmethod
+    def json_body(cls, payload: object, status: int = 200) -> ScriptedReply:
+        return cls(status=status, body=json.dumps(payload).encode())
+
+    @classmethod
+    def missing_field(cls, dotted_path: str) -> ScriptedReply:
+        return cls(drop_field=dotted_path)
+
+    @classmethod
+    def slow(cls, delay_seconds: float) -> ScriptedReply:
+        return cls(delay_seconds=delay_seconds)
+
+
+class FakeDMarket:
+    """The fake server; use as a context manager and point the client at `.url`."""
+
+    def __init__(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        total_format: TotalFormat = "object",
+        scripted: Mapping[int, ScriptedReply] | None = None,
+    ) -> None:
+        self._items = [copy.deepcopy(dict(item)) for item in items]
+        self._total_format = total_format
+        self._scripted = dict(scripted or {})
+        self._requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        # Cursors are hashes under a per-server salt: opaque to the client, stable per offset.
+        self._cursor_salt = secrets.token_hex(8)
+        self._offsets_by_cursor: dict[str, int] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeDMarket is not running; use it as a context manager")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def script(self, request_number: int, reply: ScriptedReply) -> None:
+        """Answer the `request_number`-th request (0-based, every request counts) with `reply`."""
+        with self._lock:
+            self._scripted[request_number] = reply
+
+    def __enter__(self) -> FakeDMarket:
+        self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            # shutdown() waits up to one poll for the loop to notice; keep tests quick.
+            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._closing.set()  # wakes handlers sleeping in a `slow` reply
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _answer(self, path: str, query_pairs: list[tuple[str, str]]) -> _Answer:
+        query = dict(query_pairs)
+        with self._lock:
+            request_number = len(self._requests)
+            self._requests.append(RecordedRequest(path, query, time.monotonic()))
+            reply = self._scripted.get(request_number, ScriptedReply())
+        if reply.delay_seconds:
+            self._closing.wait(reply.delay_seconds)
+        if reply.body is not None:
+            return _Answer(reply.status, reply.body, dict(reply.headers))
+        if path != ITEMS_PATH:
+            return _Answer(404, _error_body(f"no route {path}"))
+        if len(query) != len(query_pairs):
+            return _Answer(400, _error_body("a query parameter was repeated"))
+        problem = _query_problem(query)
+        if problem is None and query.get("cursor", "") not in ("", *self._offsets_by_cursor):
+            problem = f"unknown cursor {query['cursor']!r}"
+        if problem is not None:
+            return _Answer(400, _error_body(problem))
+        page = self._page(query)
+        if reply.drop_field and page["objects"]:
+            _drop(page["objects"][0], reply.drop_field)
+        return _Answer(reply.status, json.dumps(page).encode(), dict(reply.headers))
+
+    def _page(self, query: Mapping[str, str]) -> dict[str, Any]:
+        low = int(query.get("priceFrom", 0))
+        high = int(query["priceTo"]) if "priceTo" in query else None
+        matching = [
+            item
+            for item in self._items
+            if low <= int(item["price"]["USD"])
+            and (high is None or int(item["price"]["USD"]) <= high)
+        ]
+        offset = self._offsets_by_cursor[query["cursor"]] if query.get("cursor") else 0
+        end = offset + int(query["limit"])
+        page: dict[str, Any] = {
+            "objects": copy.deepcopy(matching[offset:end]),
+            "cursor": self._cursor_for(end) if end < len(matching) else "",
+        }
+        if self._total_format == "object":
+            page["total"] = {"items": len(matching), "offers": len(matching), "orders": 0}
+        elif self._total_format == "int":
+            page["total"] = len(matching)
+        return page
+
+    def _cursor_for(self, offset: int) -> str:
+        cursor = hashlib.sha256(f"{self._cursor_salt}:{offset}".encode()).hexdigest()[:24]
+        with self._lock:
+            self._offsets_by_cursor[cursor] = offset
+        return cursor
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _query_problem(query: Mapping[str, str]) -> str | None:
+    """What the real API would reject in this query, or None."""
+    if not query.get("gameId"):
+        return "gameId is required"
+    if query.get("currency") != "USD":
+        return f"unsupported currency {query.get('currency')!r}"
+    limit = query.get("limit", "")
+    if not limit.isdecimal() or not 1 <= int(limit) <= MAX_LIMIT:
+        return f"limit must be 1..{MAX_LIMIT}, got {limit!r}"
+    for name in ("priceFrom", "priceTo"):
+        if name in query and not query[name].isdecimal():
+            return f"{name} must be integer cents, got {query[name]!r}"
+    return None
+
+
+def _drop(obj: dict[str, Any], dotted_path: str) -> None:
+    *parents, leaf = dotted_path.split(".")
+    for name in parents:
+        obj = obj[name]
+    del obj[leaf]
+
+
+def _error_body(message: str) -> bytes:
+    return json.dumps({"code": "error", "message": message}).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        fake: FakeDMarket,
+    ) -> None:
+        super().__init__(address, handler)
+        self.fake = fake
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        pairs = parse_qsl(url.query, keep_blank_values=True)
+        answer = cast(_Server, self.server).fake._answer(url.path, pairs)
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep pytest output to the test's own story

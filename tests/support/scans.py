@@ -1,0 +1,110 @@
+"""Helpers for tests that drive scans: the CLI as a subprocess, waiting, expected results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from models import ScanCheckpoint, ScanOpportunity
+from worker.db import driver_url
+from worker.markets.simulated import SimulatedMarket, SimulatedOptions
+from worker.opportunities import evaluate
+from worker.scan_params import ScanParams
+
+
+def cli(
+    args: list[str], env: Mapping[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_scan_cli(env: Mapping[str, str], *args: str) -> uuid.UUID:
+    done = cli(["scan", "start", "--game", "csgo", "--json", *args], env)
+    assert done.returncode == 0, done.stderr
+    return uuid.UUID(json.loads(done.stdout)["scan_id"])
+
+
+def row(database_url: str, scan_id: uuid.UUID) -> ScanCheckpoint:
+    engine = create_engine(driver_url(database_url))
+    with Session(engine) as session:
+        found = session.scalars(
+            select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan_id)
+        ).one()
+        session.expunge(found)
+    engine.dispose()
+    return found
+
+
+def wait_for_status(
+    database_url: str,
+    scan_id: uuid.UUID,
+    statuses: tuple[str, ...] = ("completed",),
+    timeout: float = 120,
+) -> ScanCheckpoint:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = row(database_url, scan_id)
+        if current.status in statuses:
+            return current
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"scan {scan_id} is {current.status} at {current.processed_items} items after {timeout}s"
+            )
+        time.sleep(0.1)
+
+
+def wait_for_progress(
+    database_url: str, scan_id: uuid.UUID, items: int, timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while row(database_url, scan_id).processed_items < items:
+        assert time.monotonic() < deadline, f"scan {scan_id} never reached {items} items"
+        time.sleep(0.02)
+
+
+def stored_opportunities(database_url: str, scan_id: uuid.UUID) -> set[tuple[str, int, int]]:
+    engine = create_engine(driver_url(database_url))
+    with Session(engine) as session:
+        rows = session.execute(
+            select(
+                ScanOpportunity.item_id, ScanOpportunity.price_cents, ScanOpportunity.profit_cents
+            ).where(ScanOpportunity.scan_id == scan_id)
+        ).all()
+    engine.dispose()
+    return {tuple(r) for r in rows}  # type: ignore[misc]
+
+
+def expected_opportunities(params: ScanParams) -> set[tuple[str, int, int]]:
+    """What an uninterrupted walk of the simulated catalog finds, computed directly."""
+    market = SimulatedMarket(SimulatedOptions.from_json(params.market_options))
+    low, high = params.price_band
+    found = set()
+    cursor = None
+    while True:
+        page = market.fetch_page(cursor, params.page_size)
+        for item in page.items:
+            hit = evaluate(
+                item,
+                fee=params.fee,
+                min_profit=params.min_profit,
+                min_price_cents=low,
+                max_price_cents=high,
+            )
+            if hit is not None:
+                found.add((hit.item_id, hit.price_cents, hit.profit_cents))
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor

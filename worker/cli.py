@@ -1,0 +1,88 @@
+"""The `marketscan` command line: migrations, scans, recovery and cleanup."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy.exc import DBAPIError
+
+from worker.cli_scan import scan
+from worker.cli_support import cli_session, emit_json, fail, handle_errors
+
+
+@click.group()
+def main() -> None:
+    """marketscan: long marketplace scans on Celery workers, checkpointed in PostgreSQL."""
+
+
+@main.command()
+@handle_errors
+def migrate() -> None:
+    """Bring the database schema up to date (alembic upgrade head)."""
+    from worker.migrate import upgrade
+    from worker.settings import get_settings
+
+    try:
+        upgrade(get_settings().database_url)
+    except DBAPIError as exc:
+        fail(f"cannot migrate the database: {str(exc.orig).strip().splitlines()[0]}", 1)
+    click.echo("database schema is up to date")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def recover(as_json: bool) -> None:
+    """Republish every orphaned in-progress scan now (what beat does every few seconds)."""
+    from worker.publisher import publish_page
+    from worker.recovery import recover as recover_scans
+    from worker.settings import get_settings
+
+    with cli_session() as session:
+        reclaimed = recover_scans(session, publish_page, get_settings().lease_seconds)
+    if as_json:
+        emit_json({"recovered": [str(item.scan_id) for item in reclaimed]})
+        return
+    for item in reclaimed:
+        click.echo(
+            f"recovered {item.scan_id} (was {item.old_owner or 'unowned'}) "
+            f"at page {item.message.page_seq}"
+        )
+    click.echo(f"{len(reclaimed)} scans recovered")
+
+
+@main.command()
+@click.option("--days", type=click.IntRange(min=0), default=None, help="Retention in days.")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def cleanup(days: int | None, dry_run: bool, as_json: bool) -> None:
+    """Delete completed, failed and cancelled scans older than the retention."""
+    from worker.checkpoint_store import cleanup_old_checkpoints, count_old_checkpoints
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    retention = settings.retention_days if days is None else days
+    with cli_session() as session:
+        if dry_run:
+            count = count_old_checkpoints(session, retention)
+        else:
+            count = cleanup_old_checkpoints(session, retention, settings.cleanup_batch_size)
+    if as_json:
+        emit_json(
+            {
+                "days": retention,
+                "dry_run": dry_run,
+                "deleted": 0 if dry_run else count,
+                "matched": count,
+            }
+        )
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        click.echo(f"{verb} {count} terminal scans older than {retention} days")
+
+
+main.add_command(scan)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""`marketscan scan ...`: start, inspect, watch and steer scans."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from worker.checkpoint import Checkpoint
+from worker.cli_support import cli_session, emit_json, fail, handle_errors
+from worker.errors import InvalidInput
+from worker.markets.base import GAME_IDS
+from worker.opportunities import LEVELS
+from worker.scan_params import MARKETS, ScanParams
+
+WATCH_POLL_SECONDS = 0.5
+
+
+def _pairs(option: str, values: tuple[str, ...]) -> dict[str, Any]:
+    pairs: dict[str, Any] = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"{option} takes KEY=VALUE, got {value!r}")
+        pairs[key.strip()] = _scalar(raw)
+    return pairs
+
+
+def _scalar(raw: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _cents(option: str, dollars: float | None) -> int | None:
+    if dollars is None:
+        return None
+    if dollars < 0:
+        raise InvalidInput(f"{option} must be a non-negative amount of USD, got {dollars}")
+    return round(dollars * 100)
+
+
+def _require_broker() -> None:
+    from worker.app import app
+
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=3)
+    except Exception as exc:  # kombu raises several kinds; all mean "not reachable"
+        fail(f"the broker at {app.conf.broker_url} is unreachable: {exc}", 1)
+
+
+@click.group()
+def scan() -> None:
+    """Start, inspect and steer market scans."""
+
+
+@scan.command()
+@click.option("--game", required=True, type=click.Choice(sorted(GAME_IDS)), help="Game to scan.")
+@click.option("--market", type=click.Choice(MARKETS), default="simulated", show_default=True)
+@click.option("--level", type=click.Choice(sorted(LEVELS)), default="standard", show_default=True)
+@click.option("--min-price", type=float, help="Lowest item price, USD.")
+@click.option("--max-price", type=float, help="Highest item price, USD.")
+@click.option("--page-size", type=int, default=100, show_default=True, help="Items per page.")
+@click.option("--user-id", type=int, default=0, show_default=True)
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata stored with the scan.")
+@click.option("--market-opt", multiple=True, metavar="KEY=VALUE", help="Market option.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def start(
+    game: str,
+    market: str,
+    level: str,
+    min_price: float | None,
+    max_price: float | None,
+    page_size: int,
+    user_id: int,
+    meta: tuple[str, ...],
+    market_opt: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Start a scan; prints its scan_id once it is stored and its first page published."""
+    from worker.publisher import publish_page
+    from worker.scans import start_scan
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    params = ScanParams(
+        game=game,
+        market=market,
+        level=level,
+        min_price_cents=_cents("--min-price", min_price),
+        max_price_cents=_cents("--max-price", max_price),
+        page_size=page_size,
+        user_id=user_id,
+        fee=settings.fee,
+        metadata=_pairs("--meta", meta),
+        market_options=_pairs("--market-opt", market_opt),
+    )
+    from worker.markets.registry import check_market_options
+
+    check_market_options(params, settings)
+    _require_broker()
+    with cli_session() as session:
+        scan_id = start_scan(session, params, settings, publish_page)
+    if as_json:
+        emit_json({"scan_id": str(scan_id)})
+    else:
+        click.echo(str(scan_id))
+
+
+def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
+    data = checkpoint.to_json()
+    keys = (
+        "scan_id", "status", "processed_items", "total_items", "page_seq", "page_offset",
+        "cursor", "error_message", "recoveries", "lease_owner", "created_at", "updated_at",
+        "timestamp", "metadata",
+    )  # fmt: skip
+    return [(key, data[key]) for key in keys]
+
+
+@scan.command()
+@click.argument("scan_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def status(scan_id: str, as_json: bool) -> None:
+    """Show a scan's checkpoint."""
+    from worker.scan_queries import scan_status
+
+    with cli_session() as session:
+        checkpoint = scan_status(session, scan_id)
+    if as_json:
+        emit_json(checkpoint.to_json())
+        return
+    for key, value in _describe(checkpoint):
+        click.echo(f"{key:>16}: {'' if value is None else value}")
+
+
+@scan.command(name="list")
+@click.option("--status", "status_filter", default=None, help="Only scans in this status.")
+@click.option("--user-id", type=int, default=None, help="Only this user's scans.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def list_(status_filter: str | None, user_id: int | None, as_json: bool) -> None:
+    """List scans, newest first."""
+    from worker.scan_queries import list_scans
+
+    with cli_session() as session:
+        scans = list_scans(session, status_filter, user_id)
+    if as_json:
+        emit_json([checkpoint.to_json() for checkpoint in scans])
+        return
+    click.echo(f"{'scan_id':36}  {'status':11}  {'processed':>9}  {'total':>9}  created_at")
+    for c in scans:
+        total = "" if c.total_items is None else c.total_items
+        created = c.created_at.isoformat(timespec="seconds") if c.created_at else ""
+        click.echo(
+            f"{c.scan_id!s:36}  {c.status.value:11}  {c.processed_items:>9}  {total:>9}  {created}"
+        )
+
+
+@scan.command()
+@click.argument("scan_id")
+@click.option("--top", type=int, default=20, show_default=True, help="How many to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def results(scan_id: str, top: int, as_json: bool) -> None:
+    """Show a scan's best opportunities."""
+    from worker.scan_queries import top_opportunities
+
+    with cli_session() as session:
+        found = top_opportunities(session, scan_id, top)
+    if as_json:
+        emit_json(found)
+        return
+    click.echo(f"{'profit %':>8}  {'price $':>9}  {'ref $':>9}  {'profit $':>9}  title")
+    for row in found:
+        click.echo(
+            f"{row['profit_percent']:>8.2f}  {row['price_cents'] / 100:>9.2f}  "
+            f"{row['reference_price_cents'] / 100:>9.2f}  {row['profit_cents'] / 100:>9.2f}  "
+            f"{row['title']}"
+        )
+
+
+@scan.command()
+@click.argument("scan_id")
+@handle_errors
+def watch(scan_id: str) -> None:
+    """Show a live progress bar (rate, ETA) until the scan ends."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )  # fmt: skip
+
+    from worker.scan_queries import scan_status
+
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} items/s"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns) as progress:
+        task = progress.add_task("scanning", total=None, rate="-")
+        while True:
+            with cli_session() as session:
+                checkpoint = scan_status(session, scan_id)
+            speed = progress.tasks[0].speed
+            progress.update(
+                task,
+                completed=checkpoint.processed_items,
+                total=checkpoint.total_items,
+                description=checkpoint.status.value,
+                rate=f"{speed:.0f}" if speed else "-",
+            )
+            if checkpoint.status.value not in ("in_progress", "paused"):
+                break
+            time.sleep(WATCH_POLL_SECONDS)
+    click.echo(
+        f"scan {checkpoint.scan_id} {checkpoint.status.value}: "
+        f"{checkpoint.processed_items} items"
+        + (f"; {checkpoint.error_message}" if checkpoint.error_message else "")
+    )
+
+
+def _steer(action: str, scan_id: str) -> None:
+    from worker import scans
+    from worker.publisher import publish_page
+    from worker.settings import get_settings
+
+    with cli_session() as session:
+        if action == "pause":
+            checkpoint = scans.pause_scan(session, scan_id)
+        elif action == "cancel":
+            checkpoint = scans.cancel_scan(session, scan_id)
+        else:
+            _require_broker()
+            checkpoint = scans.resume_scan(session, scan_id, get_settings(), publish_page)
+    click.echo(f"scan {checkpoint.scan_id} is {checkpoint.status.value}")
+
+
+@scan.command()
+@click.argument("scan_id")
+@handle_errors
+def pause(scan_id: str) -> None:
+    """Pause a running scan at its next item; every committed item is kept."""
+    _steer("pause", scan_id)
+
+
+@scan.command()
+@click.argument("scan_id")
+@handle_errors
+def resume(scan_id: str) -> None:
+    """Resume a paused or failed scan from its checkpoint."""
+    _steer("resume", scan_id)
+
+
+@scan.command()
+@click.argument("scan_id")
+@handle_errors
+def cancel(scan_id: str) -> None:
+    """Cancel a scan for good."""
+    _steer("cancel", scan_id)

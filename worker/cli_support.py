@@ -1,0 +1,54 @@
+"""What every `marketscan` command shares: one-line errors, JSON output, sessions."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, TypeVar
+
+import click
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from worker.errors import MarketscanError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One clear line on stderr, and a non-zero exit."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def emit_json(document: object) -> None:
+    click.echo(json.dumps(document, default=str, sort_keys=True))
+
+
+@contextmanager
+def cli_session() -> Iterator[Session]:
+    """A session whose failures become one line naming the problem."""
+    from worker.db import session_scope
+
+    try:
+        with session_scope() as session:
+            yield session
+    except DBAPIError as exc:
+        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        fail(f"the database is unreachable or refused the request: {first_line}", 1)
+
+
+def handle_errors(command: F) -> F:
+    """Turn marketscan errors (bad input, unknown scan, ...) into one line and exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except MarketscanError as exc:
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,114 @@
+"""Database engines and sessions: one sync and one async engine per process, made on first use."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Engine, Result, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from worker.errors import ConfigError
+from worker.settings import get_settings
+
+_SYNC_DRIVER = "postgresql+psycopg2"
+_ASYNC_DRIVER = "postgresql+asyncpg"
+
+
+def driver_url(database_url: str, driver: str = _SYNC_DRIVER) -> str:
+    """`database_url` rewritten for `driver`; any postgres URL form is accepted."""
+    try:
+        url = make_url(database_url)
+    except Exception as exc:  # SQLAlchemy raises ArgumentError; the message names the URL
+        raise ConfigError(f"DATABASE_URL is not a valid URL: {exc}") from None
+    if not url.drivername.startswith("postgres"):
+        raise ConfigError(f"DATABASE_URL must be a postgresql:// URL, got {url.drivername}://")
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+class _Engines:
+    """The current process's engines; forgotten after fork so children never share sockets."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.sync: Engine | None = None
+        self.async_: AsyncEngine | None = None
+
+
+_engines = _Engines()
+
+
+def _current() -> _Engines:
+    global _engines
+    if _engines.pid != os.getpid():
+        _engines = _Engines()
+    return _engines
+
+
+def sync_engine() -> Engine:
+    engines = _current()
+    if engines.sync is None:
+        engines.sync = create_engine(
+            driver_url(get_settings().database_url), pool_pre_ping=True, pool_size=5
+        )
+    return engines.sync
+
+
+def async_engine() -> AsyncEngine:
+    engines = _current()
+    if engines.async_ is None:
+        # asyncpg connections belong to the event loop that opened them; without a pool,
+        # a program may run several loops (asyncio.run twice) and never reuse a dead one.
+        engines.async_ = create_async_engine(
+            driver_url(get_settings().database_url, _ASYNC_DRIVER), poolclass=NullPool
+        )
+    return engines.async_
+
+
+def reset_engines() -> None:
+    """Drop this process's engines without closing their parent's sockets (call after fork)."""
+    engines = _current()
+    if engines.sync is not None:
+        engines.sync.dispose(close=False)
+    engines.sync = None
+    engines.async_ = None
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A sync session that rolls back on error and always closes."""
+    session = sessionmaker(sync_engine(), expire_on_commit=False)()
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@asynccontextmanager
+async def get_session() -> AsyncIterator[AsyncSession]:
+    """An async session for asyncio code, as in `async with get_session() as session:`."""
+    factory = async_sessionmaker(async_engine(), expire_on_commit=False)
+    async with factory() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by the UPDATE or DELETE behind `result` (0 means a guard refused)."""
+    return cast(CursorResult[Any], result).rowcount

@@ -1,0 +1,50 @@
+"""The error hierarchy: one base, with retryable and permanent failures kept apart."""
+
+from __future__ import annotations
+
+
+class MarketscanError(Exception):
+    """Unexpected marketscan error."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class ConfigError(MarketscanError):
+    """Invalid configuration."""
+
+
+class InvalidInput(MarketscanError, ValueError):
+    """Invalid input."""
+
+
+class CheckpointNotFound(MarketscanError, LookupError):
+    """No checkpoint with this scan_id."""
+
+
+class DuplicateScan(MarketscanError):
+    """A checkpoint with this scan_id already exists."""
+
+
+class InvalidTransition(MarketscanError):
+    """The scan is not in a state that allows this change."""
+
+
+class CorruptCheckpoint(MarketscanError):
+    """A checkpoint file could not be read back."""
+
+
+class MarketError(MarketscanError):
+    """The market could not deliver a page."""
+
+
+class RetryableMarketError(MarketError):
+    """The market failed in a way that may pass if we wait (429, 5xx, timeout)."""
+
+    def __init__(self, message: str | None = None, retry_after_seconds: float | None = None):
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class PermanentMarketError(MarketError):
+    """The market answered in a way that waiting will not fix (4xx, malformed body)."""

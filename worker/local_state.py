@@ -1,0 +1,417 @@
+"""File-based checkpoints for development: the DB StateManager's API, one JSON file per scan.
+
+`LocalCheckpointStore` mirrors the validation, errors and state rules of
+`worker.checkpoint_store` in plain methods; `LocalStateManager` is the seed guide's awaitable
+API on top. Files are replaced atomically and every change holds an exclusive lock on
+`<state_dir>/.lock`, so each read-modify-write is a guarded update across processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeAlias, TypeVar, overload
+
+from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
+from worker import checkpoint as v
+from worker.checkpoint import DEFAULT_CHECKPOINT_INTERVAL, Checkpoint
+from worker.errors import (
+    CheckpointNotFound,
+    CorruptCheckpoint,
+    DuplicateScan,
+    InvalidInput,
+    InvalidTransition,
+)
+
+FORMAT_VERSION = 1
+LOCK_FILE_NAME = ".lock"
+# Temp files start with a dot and end in .tmp, so the `<scan_id>.json` listing never sees them.
+TEMP_SUFFIX = ".tmp"
+ScanId: TypeAlias = uuid.UUID | str
+Metadata: TypeAlias = dict[str, Any] | None
+T = TypeVar("T")
+_FIELD_NAMES = frozenset(field.name for field in fields(Checkpoint))
+_Progress: TypeAlias = tuple[str | None, int, int | None]  # cursor, processed, total items
+
+
+class LocalCheckpointStore:
+    """Checkpoints as `<state_dir>/<scan_id>.json` files; sync methods, DB semantics."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # flock keeps other processes out; the RLock keeps other threads out and lets a signal
+        # handler that interrupted a change in this very thread go ahead with its own.
+        self._thread_lock = threading.RLock()
+        self._lock_depth = 0
+
+    def create_checkpoint(
+        self,
+        scan_id: ScanId,
+        user_id: int,
+        operation_type: str,
+        metadata: Metadata = None,
+        total_items: int | None = None,
+    ) -> Checkpoint:
+        """Write a new in-progress checkpoint; a scan_id that exists already is DuplicateScan."""
+        scan, now = v.scan_id_of(scan_id), _now()
+        created = Checkpoint(
+            scan_id=scan,
+            user_id=v.user_id_of(user_id),
+            operation_type=v.operation_type_of(operation_type),
+            metadata=v.metadata_of(metadata),
+            total_items=v.count_of("total_items", total_items, optional=True),
+            cursor=None,
+            processed_items=0,
+            status=ScanStatus.IN_PROGRESS,
+            timestamp=now,
+            created_at=now,
+            updated_at=now,
+        )
+        with self._locked():
+            if self._path(scan).exists():
+                raise DuplicateScan(f"a checkpoint with scan_id {scan} already exists")
+            self._write(created)
+        return created
+
+    def save_checkpoint(
+        self,
+        scan_id: ScanId,
+        cursor: str | None,
+        processed_items: int,
+        total_items: int | None = None,
+        metadata: Metadata = None,
+    ) -> Checkpoint:
+        """Record progress of an active scan; `metadata` is merged into the stored object."""
+        scan = v.scan_id_of(scan_id)
+        processed, total = v.counts_of(processed_items, total_items)
+        checked_cursor = v.cursor_of(cursor)
+        patch = None if metadata is None else v.metadata_of(metadata)
+        with self._locked():
+            current = self._require_active(scan, "take checkpoints")
+            if total is None:
+                total = v.counts_of(processed, current.total_items)[1]  # against the stored one
+            now = _now()
+            saved = replace(
+                current,
+                cursor=checked_cursor,
+                processed_items=processed,
+                total_items=total,
+                # Merging can grow metadata past the bound even when each part is within it.
+                metadata=current.metadata
+                if patch is None
+                else v.metadata_of({**current.metadata, **patch}),
+                timestamp=now,
+                updated_at=now,
+            )
+            self._write(saved)
+        return saved
+
+    def load_checkpoint(self, scan_id: ScanId) -> Checkpoint | None:
+        """The checkpoint of `scan_id`, or None if there is none."""
+        return self._read(self._path(v.scan_id_of(scan_id)))
+
+    def get_active_checkpoints(
+        self, user_id: int | None = None, operation_type: str | None = None
+    ) -> list[Checkpoint]:
+        """In-progress and paused checkpoints, newest first, optionally of one user or operation."""
+        user = None if user_id is None else v.user_id_of(user_id)
+        operation = None if operation_type is None else v.operation_type_of(operation_type)
+        active = [
+            checkpoint
+            for checkpoint in self._read_all()
+            if checkpoint.status in ACTIVE_STATUSES
+            and user in (None, checkpoint.user_id)
+            and operation in (None, checkpoint.operation_type)
+        ]
+        # The DB breaks timestamp ties by row id, that is by creation order.
+        return sorted(
+            active, key=lambda c: (c.timestamp, c.created_at or c.timestamp), reverse=True
+        )
+
+    def mark_checkpoint_completed(self, scan_id: ScanId) -> Checkpoint:
+        return self._finish(v.scan_id_of(scan_id), ScanStatus.COMPLETED, None)
+
+    def mark_checkpoint_failed(self, scan_id: ScanId, error_message: str) -> Checkpoint:
+        if not isinstance(error_message, str) or not error_message.strip():
+            raise InvalidInput(f"error_message must be a non-empty string, got {error_message!r}")
+        return self._finish(v.scan_id_of(scan_id), ScanStatus.FAILED, error_message)
+
+    def cleanup_old_checkpoints(self, days: int = 7) -> int:
+        """Delete terminal checkpoints untouched for `days` days, and temp files left by crashes."""
+        cutoff = _now() - timedelta(days=v.days_of(days))
+        deleted = 0
+        with self._locked():
+            for checkpoint in self._read_all():
+                updated_at = checkpoint.updated_at or checkpoint.timestamp
+                if checkpoint.status in TERMINAL_STATUSES and updated_at < cutoff:
+                    self._path(checkpoint.scan_id).unlink()
+                    deleted += 1
+            # Every write holds the lock, so a temp file seen under it belongs to a dead writer.
+            for temp in self.state_dir.glob(f".*{TEMP_SUFFIX}"):
+                temp.unlink()
+            _fsync_directory(self.state_dir)
+        return deleted
+
+    def _finish(self, scan: uuid.UUID, status: ScanStatus, error_message: str | None) -> Checkpoint:
+        with self._locked():
+            current = self._require_active(scan, f"become {status.value}")
+            finished = replace(
+                current,
+                status=status,
+                error_message=error_message,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=_now(),
+            )
+            self._write(finished)
+        return finished
+
+    def _require_active(self, scan: uuid.UUID, change: str) -> Checkpoint:
+        checkpoint = self._read(self._path(scan))
+        if checkpoint is None:
+            raise CheckpointNotFound(f"no checkpoint with scan_id {scan}")
+        if checkpoint.status not in ACTIVE_STATUSES:
+            raise InvalidTransition(
+                f"scan {scan} is {checkpoint.status}; only an in_progress or paused scan can "
+                f"{change}"
+            )
+        return checkpoint
+
+    def _path(self, scan: uuid.UUID) -> Path:
+        return self.state_dir / f"{scan}.json"
+
+    def _read_all(self) -> Iterator[Checkpoint]:
+        for path in sorted(self.state_dir.glob("[!.]*.json")):
+            checkpoint = self._read(path)
+            if checkpoint is not None:  # None: a cleanup deleted it since the listing
+                yield checkpoint
+
+    def _read(self, path: Path) -> Checkpoint | None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            raise CorruptCheckpoint(f"checkpoint file {path} is not valid JSON: {exc}") from None
+        try:
+            checkpoint = _decode(data)
+        except ValueError as exc:  # InvalidInput from a validator, or a bad date string
+            raise CorruptCheckpoint(f"checkpoint file {path} has a bad field: {exc}") from None
+        if path.name != f"{checkpoint.scan_id}.json":
+            raise CorruptCheckpoint(f"checkpoint file {path} holds scan_id {checkpoint.scan_id}")
+        return checkpoint
+
+    def _write(self, checkpoint: Checkpoint) -> None:
+        target = self._path(checkpoint.scan_id)
+        payload = {"format_version": FORMAT_VERSION, **checkpoint.to_json()}
+        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
+        try:
+            with open(temp, "xb") as file:
+                file.write(json.dumps(payload, allow_nan=False, indent=2).encode())
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, target)
+        finally:
+            with suppress(FileNotFoundError):
+                temp.unlink()
+        _fsync_directory(self.state_dir)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock:
+            self._lock_depth += 1
+            try:
+                if self._lock_depth > 1:
+                    yield
+                    return
+                with open(self.state_dir / LOCK_FILE_NAME, "ab") as lock_file:
+                    fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes
+                    yield
+            finally:
+                self._lock_depth -= 1
+
+
+class LocalStateManager:
+    """The seed guide's awaitable StateManager API over a `LocalCheckpointStore`."""
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+    ) -> None:
+        self.checkpoint_interval = v.checkpoint_interval_of(checkpoint_interval)
+        self.store = LocalCheckpointStore(state_dir)
+        self._progress: dict[uuid.UUID, _Progress] = {}
+
+    # A local write takes milliseconds, so the coroutines run it inline rather than in a thread.
+    async def create_checkpoint(
+        self,
+        scan_id: ScanId,
+        user_id: int,
+        operation_type: str,
+        metadata: Metadata = None,
+        total_items: int | None = None,
+    ) -> Checkpoint:
+        return self._remember(
+            self.store.create_checkpoint(scan_id, user_id, operation_type, metadata, total_items)
+        )
+
+    async def save_checkpoint(
+        self,
+        scan_id: ScanId,
+        cursor: str | None,
+        processed_items: int,
+        total_items: int | None = None,
+        metadata: Metadata = None,
+    ) -> Checkpoint:
+        return self._remember(
+            self.store.save_checkpoint(scan_id, cursor, processed_items, total_items, metadata)
+        )
+
+    async def load_checkpoint(self, scan_id: ScanId) -> Checkpoint | None:
+        return self.store.load_checkpoint(scan_id)
+
+    async def get_active_checkpoints(
+        self, user_id: int | None = None, operation_type: str | None = None
+    ) -> list[Checkpoint]:
+        return self.store.get_active_checkpoints(user_id, operation_type)
+
+    async def mark_checkpoint_completed(self, scan_id: ScanId) -> Checkpoint:
+        return self.store.mark_checkpoint_completed(scan_id)
+
+    async def mark_checkpoint_failed(self, scan_id: ScanId, error_message: str) -> Checkpoint:
+        return self.store.mark_checkpoint_failed(scan_id, error_message)
+
+    async def cleanup_old_checkpoints(self, days: int = 7) -> int:
+        return self.store.cleanup_old_checkpoints(days)
+
+    def record_progress(
+        self,
+        scan_id: ScanId,
+        cursor: str | None,
+        processed_items: int,
+        total_items: int | None = None,
+    ) -> None:
+        """Remember progress in memory only; the shutdown handler saves the latest on SIGTERM."""
+        self._progress[v.scan_id_of(scan_id)] = (cursor, processed_items, total_items)
+
+    def register_shutdown_handlers(
+        self, scan_id: ScanId, cleanup_callback: Callable[[], object] | None = None
+    ) -> None:
+        """On SIGTERM or SIGINT: save a final checkpoint, run `cleanup_callback`, exit 128+signum.
+
+        The final checkpoint is the latest of `save_checkpoint` and `record_progress`.
+        """
+        scan = v.scan_id_of(scan_id)
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            # A second signal during the final save means "stop now".
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if (progress := self._progress.get(scan)) is not None:
+                self.store.save_checkpoint(scan, *progress)
+            if cleanup_callback is not None:
+                cleanup_callback()
+            sys.exit(128 + signum)
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _remember(self, checkpoint: Checkpoint) -> Checkpoint:
+        self._progress[checkpoint.scan_id] = (
+            checkpoint.cursor,
+            checkpoint.processed_items,
+            checkpoint.total_items,
+        )
+        return checkpoint
+
+
+def _decode(data: object) -> Checkpoint:
+    """A Checkpoint from a parsed file, checked by the validators that check the input."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"the top level must be a JSON object, got {type(data).__name__}")
+    if (version := data.get("format_version")) != FORMAT_VERSION:
+        raise InvalidInput(f"format_version is {version!r}, not {FORMAT_VERSION}")
+    if (names := set(data) - {"format_version"}) != _FIELD_NAMES:
+        missing, unknown = sorted(_FIELD_NAMES - names), sorted(names - _FIELD_NAMES)
+        raise InvalidInput(f"missing fields {missing}, unknown fields {unknown}")
+    processed, total = v.counts_of(data["processed_items"], data["total_items"])
+    return Checkpoint(
+        scan_id=v.scan_id_of(data["scan_id"]),
+        user_id=v.user_id_of(data["user_id"]),
+        operation_type=v.operation_type_of(data["operation_type"]),
+        cursor=v.cursor_of(data["cursor"]),
+        processed_items=processed,
+        total_items=total,
+        timestamp=_time(data, "timestamp"),
+        metadata=v.metadata_of(_field(data, "metadata", dict)),
+        status=ScanStatus(data["status"]),
+        error_message=_field(data, "error_message", str, optional=True),
+        params=_field(data, "params", dict, optional=True),
+        page_seq=_count(data, "page_seq"),
+        page_offset=_count(data, "page_offset"),
+        lease_owner=_field(data, "lease_owner", str, optional=True),
+        lease_expires_at=_time(data, "lease_expires_at", optional=True),
+        recoveries=_count(data, "recoveries"),
+        created_at=_time(data, "created_at", optional=True),
+        updated_at=_time(data, "updated_at", optional=True),
+    )
+
+
+@overload
+def _field(data: dict[str, Any], name: str, kind: type[T]) -> T: ...
+@overload
+def _field(data: dict[str, Any], name: str, kind: type[T], optional: bool) -> T | None: ...
+def _field(data: dict[str, Any], name: str, kind: type[T], optional: bool = False) -> T | None:
+    value = data[name]
+    if optional and value is None:
+        return None
+    if not isinstance(value, kind):
+        raise InvalidInput(f"{name} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _count(data: dict[str, Any], name: str) -> int:
+    v.count_of(name, data[name])
+    return _field(data, name, int)
+
+
+@overload
+def _time(data: dict[str, Any], name: str) -> datetime: ...
+@overload
+def _time(data: dict[str, Any], name: str, optional: bool) -> datetime | None: ...
+def _time(data: dict[str, Any], name: str, optional: bool = False) -> datetime | None:
+    text = _field(data, name, str, optional)
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{name} must carry a UTC offset, got {text!r}")
+    return moment.astimezone(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # A rename or unlink is durable only once the directory entry itself is on disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""Markets a scan can walk, by name."""

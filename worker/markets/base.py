@@ -1,0 +1,54 @@
+"""What every market offers: pages of items behind an opaque cursor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# DMarket's listing returns at most 100 objects per request; the simulated market follows it.
+MAX_PAGE_SIZE = 100
+
+# DMarket's game ids, by the names users type.
+GAME_IDS = {
+    "csgo": "a8db",
+    "cs2": "a8db",
+    "dota2": "9a92",
+    "tf2": "tf2",
+    "rust": "rust",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One listed item; prices are integer US cents."""
+
+    item_id: str
+    title: str
+    price_cents: int
+    reference_price_cents: int | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing. `next_cursor` None means this was the last page."""
+
+    items: tuple[Item, ...]
+    next_cursor: str | None
+    total: int | None
+
+
+class MarketSource(Protocol):
+    """A cursor-paginated item listing.
+
+    `fetch_page` raises RetryableMarketError (429, 5xx, timeouts; with the server's
+    requested wait when it gave one) or PermanentMarketError (other 4xx, malformed body).
+    """
+
+    def fetch_page(self, cursor: str | None, limit: int) -> Page: ...
+
+    def inspect(self, item: Item) -> Item:
+        """Per-item work before an item is judged (details, history); the slow part of a page."""
+        ...
+
+    def close(self) -> None: ...

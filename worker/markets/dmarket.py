@@ -1,0 +1,232 @@
+"""DMarket's public item listing as a `MarketSource`."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import httpx
+
+from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
+from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE, Item, Page
+from worker.markets.dmarket_page import parse_page
+from worker.markets.rate_limit import RateLimiter
+
+if TYPE_CHECKING:
+    from worker.scan_params import ScanParams
+    from worker.settings import Settings
+
+ITEMS_PATH = "/exchange/v1/market/items"
+CURRENCY = "USD"
+ORDER_DIRECTIONS = ("asc", "desc")
+# What a scan's market_options may say to DMarket; everything else is refused by name.
+MARKET_OPTIONS = ("order_by", "order_dir")
+# Enough of an error body to tell "bad gameId" from "blocked", short enough for a log line.
+BODY_EXCERPT_CHARS = 200
+
+
+class DMarketMarket:
+    """Pages of one game's DMarket listing, fetched no faster than the configured rate."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        game: str,
+        price_from_cents: int | None = None,
+        price_to_cents: int | None = None,
+        order_by: str | None = None,
+        order_dir: str | None = None,
+        requests_per_second: float = 2.0,
+        timeout_seconds: float = 15.0,
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
+        """Validate the filters once, so a bad scan fails before its first request.
+
+        Pass `rate_limiter` to share one budget between markets in the same process;
+        otherwise this market gets its own at `requests_per_second`.
+        """
+        if not timeout_seconds > 0:
+            raise InvalidInput(f"timeout_seconds: must be > 0, got {timeout_seconds!r}")
+        self._filters = _filter_params(game, price_from_cents, price_to_cents, order_by, order_dir)
+        self._rate_limiter = rate_limiter or RateLimiter(requests_per_second)
+        self._client = httpx.Client(
+            base_url=base_url,
+            timeout=timeout_seconds,
+            headers={"Accept": "application/json", "User-Agent": "marketscan"},
+        )
+
+    @classmethod
+    def from_params(cls, params: ScanParams, settings: Settings) -> DMarketMarket:
+        """The market a scan's params describe, at the configured URL, rate and timeout.
+
+        The scan's price band goes to DMarket as priceFrom/priceTo: items outside it are
+        dropped by the scan anyway, so asking for them would only spend requests.
+        """
+        options = params.market_options
+        unknown = sorted(set(options) - set(MARKET_OPTIONS))
+        if unknown:
+            raise InvalidInput(
+                f"unknown dmarket market option {unknown[0]!r}: allowed are "
+                f"{', '.join(MARKET_OPTIONS)}"
+            )
+        for name in MARKET_OPTIONS:
+            if name in options and not isinstance(options[name], str):
+                raise InvalidInput(f"{name}: must be a string, got {options[name]!r}")
+        low_cents, high_cents = params.price_band
+        return cls(
+            base_url=settings.dmarket_url,
+            game=params.game,
+            price_from_cents=low_cents,
+            price_to_cents=high_cents,
+            order_by=options.get("order_by"),
+            order_dir=options.get("order_dir"),
+            requests_per_second=settings.dmarket_requests_per_second,
+            timeout_seconds=settings.http_timeout_seconds,
+        )
+
+    def fetch_page(self, cursor: str | None, limit: int) -> Page:
+        """The page at `cursor` (None: the first), with at most `limit` items."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        params = {**self._filters, "limit": str(limit)}
+        if cursor:
+            params["cursor"] = cursor
+        self._rate_limiter.acquire()
+        try:
+            response = self._client.get(ITEMS_PATH, params=params)
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise RetryableMarketError(f"DMarket request failed: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            # Proxy and local protocol errors, unsupported schemes: configuration, not weather.
+            raise PermanentMarketError(f"DMarket request could not be made: {exc!r}") from exc
+        return _page_from(response)
+
+    def inspect(self, item: Item) -> Item:
+        """The item as listed: the listing already carries price and suggested price."""
+        return item
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> DMarketMarket:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _filter_params(
+    game: str,
+    price_from_cents: int | None,
+    price_to_cents: int | None,
+    order_by: str | None,
+    order_dir: str | None,
+) -> dict[str, str]:
+    """The query parameters every request of one scan shares."""
+    game_id = GAME_IDS.get(game.strip().lower())
+    if game_id is None:
+        allowed = ", ".join(sorted(GAME_IDS))
+        raise InvalidInput(f"game: unknown {game!r}; allowed: {allowed}")
+    params = {"gameId": game_id, "currency": CURRENCY}
+    params.update(_price_params(price_from_cents, price_to_cents))
+    if order_by is not None:
+        if not order_by.strip():
+            raise InvalidInput("order_by: must not be empty")
+        params["orderBy"] = order_by.strip()
+    if order_dir is not None:
+        if order_dir.lower() not in ORDER_DIRECTIONS:
+            raise InvalidInput(f"order_dir: must be asc or desc, got {order_dir!r}")
+        params["orderDir"] = order_dir.lower()
+    return params
+
+
+def _price_params(price_from_cents: int | None, price_to_cents: int | None) -> dict[str, str]:
+    for name, cents in (("price_from_cents", price_from_cents), ("price_to_cents", price_to_cents)):
+        if cents is not None and cents < 0:
+            raise InvalidInput(f"{name}: must be >= 0, got {cents}")
+    if (
+        price_from_cents is not None
+        and price_to_cents is not None
+        and (price_from_cents > price_to_cents)
+    ):
+        raise InvalidInput(
+            f"price_from_cents: must be <= price_to_cents, "
+            f"got {price_from_cents} > {price_to_cents}"
+        )
+    params = {}
+    if price_from_cents is not None:
+        params["priceFrom"] = str(price_from_cents)
+    if price_to_cents is not None:
+        params["priceTo"] = str(price_to_cents)
+    return params
+
+
+def _page_from(response: httpx.Response) -> Page:
+    """The page in a successful response, or the market error a failed one means."""
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise RetryableMarketError(
+            f"DMarket answered {status}: {_excerpt(response)}",
+            retry_after_seconds=retry_after_from_headers(response.headers),
+        )
+    if not 200 <= status < 300:
+        raise PermanentMarketError(f"DMarket answered {status}: {_excerpt(response)}")
+    try:
+        payload = response.json()
+    except ValueError as exc:
+        raise PermanentMarketError(
+            f"response body: not valid JSON ({exc}): {_excerpt(response)}"
+        ) from exc
+    return parse_page(payload)
+
+
+def retry_after_from_headers(headers: httpx.Headers, now: datetime | None = None) -> float | None:
+    """The wait a 429/5xx asked for: Retry-After (seconds or HTTP-date), else RateLimit-Reset.
+
+    None when neither header is there or parses; the caller then backs off on its own.
+    """
+    retry_after = headers.get("Retry-After", "").strip()
+    if retry_after:
+        seconds = _non_negative_seconds(retry_after)
+        if seconds is None:
+            seconds = _seconds_until_http_date(retry_after, now or datetime.now(UTC))
+        if seconds is not None:
+            return seconds
+    reset = headers.get("RateLimit-Reset", "").strip()
+    return _non_negative_seconds(reset) if reset else None
+
+
+def _non_negative_seconds(text: str) -> float | None:
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _seconds_until_http_date(text: str, now: datetime) -> float | None:
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        # RFC 9110 dates are GMT; parsedate gives naive datetimes for "-0000".
+        moment = moment.replace(tzinfo=UTC)
+    # A date already past means "now", not a negative wait.
+    return max(0.0, (moment - now).total_seconds())
+
+
+def _excerpt(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    if len(text) > BODY_EXCERPT_CHARS:
+        return text[:BODY_EXCERPT_CHARS] + "..."
+    return text or "<empty body>"

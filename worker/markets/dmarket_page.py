@@ -1,0 +1,128 @@
+"""DMarket's listing body read into a `Page`, with every defect named by its JSON path."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Final
+
+from worker.errors import PermanentMarketError
+from worker.markets.base import Item, Page
+
+# ASCII digits only: str.isdigit() would also accept "²", which int() then rejects.
+_INTEGER_CENTS = re.compile(r"[0-9]+")
+# Item.extra rides into checkpoints and opportunities as JSON; long strings (image URLs,
+# descriptions) are not worth their bytes there.
+EXTRA_TEXT_MAX_CHARS = 256
+_DESCRIBE_MAX_CHARS = 60
+
+_MISSING: Final = object()
+
+
+def parse_page(payload: object) -> Page:
+    """The page in a decoded listing body; PermanentMarketError if it is not one."""
+    body = _object(payload, "response body")
+    objects = body.get("objects", _MISSING)
+    if not isinstance(objects, list):
+        raise _malformed("objects", "a list", objects)
+    items = tuple(_item(raw, f"objects[{index}]") for index, raw in enumerate(objects))
+    return Page(items=items, next_cursor=_next_cursor(body), total=_total(body))
+
+
+def _item(raw: object, path: str) -> Item:
+    fields = _object(raw, path)
+    item_id = fields.get("itemId", _MISSING)
+    if not isinstance(item_id, str) or not item_id:
+        raise _malformed(f"{path}.itemId", "a non-empty string", item_id)
+    title = fields.get("title", _MISSING)
+    if not isinstance(title, str):
+        raise _malformed(f"{path}.title", "a string", title)
+    price = _object(fields.get("price", _MISSING), f"{path}.price")
+    return Item(
+        item_id=item_id,
+        title=title,
+        price_cents=_cents(price.get("USD", _MISSING), f"{path}.price.USD"),
+        reference_price_cents=_reference_cents(
+            fields.get("suggestedPrice", _MISSING), f"{path}.suggestedPrice"
+        ),
+        extra=_extra(fields.get("extra", _MISSING), f"{path}.extra"),
+    )
+
+
+def _reference_cents(value: object, path: str) -> int | None:
+    if value is _MISSING or value is None:
+        return None
+    usd = _object(value, path).get("USD", _MISSING)
+    if usd is _MISSING or usd is None:
+        return None
+    # DMarket sends "0" when it has no suggestion; a zero reference would fake a discount.
+    return _cents(usd, f"{path}.USD") or None
+
+
+def _extra(value: object, path: str) -> dict[str, Any]:
+    """The flat descriptors (exterior, category, floatValue, ...) of an item's `extra`.
+
+    Nested lists and objects (stickers, inspect data) are dropped to keep Item.extra
+    small; non-finite floats are dropped because JSON (and Postgres JSONB) cannot hold them.
+    """
+    if value is _MISSING or value is None:
+        return {}
+    return {name: field for name, field in _object(value, path).items() if _is_small_scalar(field)}
+
+
+def _is_small_scalar(value: object) -> bool:
+    if value is None or isinstance(value, bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= EXTRA_TEXT_MAX_CHARS
+
+
+def _next_cursor(body: dict[str, object]) -> str | None:
+    cursor = body.get("cursor", _MISSING)
+    # An empty or absent cursor is how DMarket says "that was the last page".
+    if cursor is _MISSING or cursor is None or cursor == "":
+        return None
+    if not isinstance(cursor, str):
+        raise _malformed("cursor", "a string", cursor)
+    return cursor
+
+
+def _total(body: dict[str, object]) -> int | None:
+    total = body.get("total", _MISSING)
+    if total is _MISSING or total is None:
+        return None
+    if isinstance(total, dict):
+        return _count(total.get("items", _MISSING), "total.items")
+    return _count(total, "total")
+
+
+def _count(value: object, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _malformed(path, "a non-negative integer", value)
+    return value
+
+
+def _cents(value: object, path: str) -> int:
+    if not isinstance(value, str) or not _INTEGER_CENTS.fullmatch(value):
+        raise _malformed(path, "a string of integer cents", value)
+    return int(value)
+
+
+def _object(value: object, path: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise _malformed(path, "an object", value)
+    return value
+
+
+def _malformed(path: str, expected: str, value: object) -> PermanentMarketError:
+    return PermanentMarketError(f"{path}: expected {expected}, got {_describe(value)}")
+
+
+def _describe(value: object) -> str:
+    if value is _MISSING:
+        return "missing"
+    text = repr(value)
+    if len(text) > _DESCRIBE_MAX_CHARS:
+        return text[: _DESCRIBE_MAX_CHARS - 3] + "..."
+    return text

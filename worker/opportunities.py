@@ -1,0 +1,79 @@
+"""Arbitrage arithmetic: which items sell below what they fetch after the market's fee.
+
+An item is an opportunity when `(reference * (1 - fee) - price) / price >= min_profit`
+and its price lies in the scan's price band. Pure functions, integer cents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.errors import InvalidInput
+from worker.markets.base import Item
+
+
+@dataclass(frozen=True)
+class Level:
+    """A named price band and the minimum profit (a fraction) asked for in it."""
+
+    name: str
+    min_price_cents: int
+    max_price_cents: int
+    min_profit: float
+
+
+# Defaults documented in the README: cheap items need a larger margin to be worth a trade.
+LEVELS: dict[str, Level] = {
+    level.name: level
+    for level in (
+        Level("boost", 50, 300, 0.10),
+        Level("standard", 100, 10_000, 0.05),
+        Level("medium", 1_000, 50_000, 0.04),
+        Level("pro", 10_000, 500_000, 0.03),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    """An item worth buying: what it costs, what it should fetch, and the margin left."""
+
+    item_id: str
+    title: str
+    price_cents: int
+    reference_price_cents: int
+    fee_cents: int
+    profit_cents: int
+    profit_percent: float
+
+
+def level_named(name: str) -> Level:
+    try:
+        return LEVELS[name]
+    except KeyError:
+        raise InvalidInput(
+            f"level must be one of {', '.join(sorted(LEVELS))}, got {name!r}"
+        ) from None
+
+
+def evaluate(
+    item: Item, *, fee: float, min_profit: float, min_price_cents: int, max_price_cents: int
+) -> Opportunity | None:
+    """The opportunity `item` offers, or None if it is outside the band or not profitable."""
+    price = item.price_cents
+    reference = item.reference_price_cents
+    if reference is None or price <= 0 or not min_price_cents <= price <= max_price_cents:
+        return None
+    if (reference * (1 - fee) - price) / price < min_profit:
+        return None
+    fee_cents = round(reference * fee)
+    profit_cents = reference - fee_cents - price
+    return Opportunity(
+        item_id=item.item_id,
+        title=item.title,
+        price_cents=price,
+        reference_price_cents=reference,
+        fee_cents=fee_cents,
+        profit_cents=profit_cents,
+        profit_percent=round(100 * profit_cents / price, 2),
+    )

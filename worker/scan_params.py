@@ -1,0 +1,108 @@
+"""The parameters of a scan: validated once at start, stored in the row, read by every page."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from worker.checkpoint import metadata_of, operation_type_of, user_id_of
+from worker.errors import InvalidInput
+from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE
+from worker.opportunities import LEVELS, level_named
+
+MARKETS = ("simulated", "dmarket")
+DEFAULT_USER_ID = 0
+PARAMS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ScanParams:
+    """Everything a page task needs to continue a scan exactly as it began."""
+
+    game: str
+    market: str = "simulated"
+    level: str = "standard"
+    min_price_cents: int | None = None
+    max_price_cents: int | None = None
+    page_size: int = MAX_PAGE_SIZE
+    user_id: int = DEFAULT_USER_ID
+    operation_type: str = "market_scan"
+    fee: float = 0.07
+    metadata: dict[str, Any] = field(default_factory=dict)
+    market_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.game not in GAME_IDS:
+            raise InvalidInput(f"game must be one of {', '.join(GAME_IDS)}, got {self.game!r}")
+        if self.market not in MARKETS:
+            raise InvalidInput(f"market must be one of {', '.join(MARKETS)}, got {self.market!r}")
+        level_named(self.level)
+        for name in ("min_price_cents", "max_price_cents"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise InvalidInput(f"{name} must be a non-negative integer, got {value!r}")
+        if (
+            self.min_price_cents is not None
+            and self.max_price_cents is not None
+            and self.min_price_cents > self.max_price_cents
+        ):
+            raise InvalidInput(
+                f"min price ({self.min_price_cents} cents) must not exceed max price "
+                f"({self.max_price_cents} cents)"
+            )
+        if (
+            isinstance(self.page_size, bool)
+            or not isinstance(self.page_size, int)
+            or not 1 <= self.page_size <= MAX_PAGE_SIZE
+        ):
+            raise InvalidInput(
+                f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {self.page_size!r}"
+            )
+        user_id_of(self.user_id)
+        operation_type_of(self.operation_type)
+        if (
+            isinstance(self.fee, bool)
+            or not isinstance(self.fee, int | float)
+            or not (0 <= self.fee < 1)
+        ):
+            raise InvalidInput(f"fee must be a number from 0 to below 1, got {self.fee!r}")
+        object.__setattr__(self, "metadata", metadata_of(self.metadata))
+        if not isinstance(self.market_options, dict):
+            raise InvalidInput("market_options must be an object of KEY: VALUE")
+        # Market-specific options are checked by the market itself (worker.markets.registry).
+
+    @property
+    def price_band(self) -> tuple[int, int]:
+        """The level's band narrowed by the scan's own min and max price."""
+        level = LEVELS[self.level]
+        low = max(level.min_price_cents, self.min_price_cents or 0)
+        high = min(level.max_price_cents, self.max_price_cents or level.max_price_cents)
+        return low, high
+
+    @property
+    def min_profit(self) -> float:
+        return LEVELS[self.level].min_profit
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": PARAMS_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: object) -> ScanParams:
+        """Params from a task argument or a stored row; unknown fields are refused by name."""
+        if not isinstance(data, dict):
+            raise InvalidInput(f"scan params must be a JSON object, got {type(data).__name__}")
+        fields = dict(data)
+        version = fields.pop("version", PARAMS_VERSION)
+        if version != PARAMS_VERSION:
+            raise InvalidInput(f"scan params version must be {PARAMS_VERSION}, got {version!r}")
+        allowed = set(cls.__dataclass_fields__)
+        unknown = sorted(set(fields) - allowed)
+        if unknown:
+            raise InvalidInput(
+                f"unknown scan parameter {unknown[0]!r}: allowed are {', '.join(sorted(allowed))}"
+            )
+        if "game" not in fields:
+            raise InvalidInput("scan params must include game")
+        return cls(**fields)

@@ -1,0 +1,117 @@
+"""A scan's lifecycle as users drive it: start, pause, resume, cancel.
+
+Every change is a guarded UPDATE from the states that allow it; a guard that matches
+nothing is an InvalidTransition naming the scan's actual state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.orm import Session
+
+from models import ScanCheckpoint, ScanStatus
+from worker import checkpoint_store
+from worker.checkpoint import Checkpoint, scan_id_of
+from worker.errors import CheckpointNotFound, InvalidTransition
+from worker.markets.registry import check_market_options
+from worker.page_message import PageMessage
+from worker.scan_params import ScanParams
+from worker.settings import Settings
+
+Publish = Callable[[PageMessage], None]
+
+
+def start_scan(
+    session: Session, params: ScanParams, settings: Settings, publish: Publish
+) -> uuid.UUID:
+    """Store a new scan and publish its first page (after the commit). Returns its scan_id."""
+    check_market_options(params, settings)
+    scan_id, token = uuid.uuid4(), uuid.uuid4()
+    checkpoint_store.create_checkpoint(
+        session,
+        scan_id,
+        params.user_id,
+        params.operation_type,
+        metadata=params.metadata,
+        params=params.to_json(),
+        lease_token=token,
+        lease_seconds=settings.lease_seconds,
+    )
+    session.commit()
+    publish(PageMessage(scan_id, token, 0, 0))
+    return scan_id
+
+
+def pause_scan(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
+    """Stop at the next item boundary, keeping every committed item."""
+    return _transition(session, scan_id, {ScanStatus.IN_PROGRESS}, ScanStatus.PAUSED, {})
+
+
+def cancel_scan(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
+    """Give the scan up for good; the page in flight still commits what it did."""
+    return _transition(
+        session,
+        scan_id,
+        {ScanStatus.IN_PROGRESS, ScanStatus.PAUSED, ScanStatus.FAILED},
+        ScanStatus.CANCELLED,
+        {"lease_expires_at": None},
+    )
+
+
+def resume_scan(
+    session: Session, scan_id: uuid.UUID | str, settings: Settings, publish: Publish
+) -> Checkpoint:
+    """Continue a paused or failed scan from its checkpoint under a new lease token."""
+    token = uuid.uuid4()
+    resumed = _transition(
+        session,
+        scan_id,
+        {ScanStatus.PAUSED, ScanStatus.FAILED},
+        ScanStatus.IN_PROGRESS,
+        {
+            "lease_token": token,
+            "lease_owner": None,
+            "lease_expires_at": func.now()
+            + func.make_interval(0, 0, 0, 0, 0, 0, settings.lease_seconds),
+            "error_message": None,
+            "page_deliveries": 0,
+        },
+    )
+    publish(PageMessage(resumed.scan_id, token, resumed.page_seq, resumed.page_offset))
+    return resumed
+
+
+def _transition(
+    session: Session,
+    scan_id: uuid.UUID | str,
+    allowed: Collection[ScanStatus],
+    target: ScanStatus,
+    values: dict[str, Any],
+) -> Checkpoint:
+    scan = scan_id_of(scan_id)
+    row = session.execute(
+        update(ScanCheckpoint)
+        .where(
+            ScanCheckpoint.scan_id == scan,
+            ScanCheckpoint.status.in_([status.value for status in allowed]),
+        )
+        .values(status=target.value, updated_at=func.now(), **values)
+        .returning(ScanCheckpoint)
+    ).scalar_one_or_none()
+    if row is None:
+        current = checkpoint_store.load_checkpoint(session, scan)
+        session.rollback()
+        if current is None:
+            raise CheckpointNotFound(f"no scan with scan_id {scan}")
+        allowed_names = " or ".join(sorted(status.value for status in allowed))
+        raise InvalidTransition(
+            f"scan {scan} is {current.status.value}; only a scan that is {allowed_names} "
+            f"can become {target.value}"
+        )
+    checkpoint = Checkpoint.from_row(row)
+    session.commit()
+    return checkpoint

@@ -1,0 +1,249 @@
+"""StateManager: the seed guide's checkpoint API on PostgreSQL, for sync and asyncio callers.
+
+`StateManager(session)` returns a `SyncStateManager` for a `Session` and an
+`AsyncStateManager` (awaitable methods) for an `AsyncSession`. Both run the same functions
+of `worker.checkpoint_store`; the async flavour through `AsyncSession.run_sync`. Every
+method commits its own transaction, so a checkpoint is durable when the call returns.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, TypeVar, overload
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from worker import checkpoint_store as store
+from worker.checkpoint import (
+    DEFAULT_CHECKPOINT_INTERVAL,
+    Checkpoint,
+    checkpoint_interval_of,
+    scan_id_of,
+)
+from worker.db import driver_url
+from worker.settings import get_settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Progress:
+    cursor: str | None
+    processed_items: int
+    total_items: int | None = None
+
+
+class StateManager:
+    """Checkpoints of long operations; pick the flavour by the session you pass."""
+
+    @overload
+    def __new__(
+        cls, session: AsyncSession, checkpoint_interval: int = ...
+    ) -> AsyncStateManager: ...
+    @overload
+    def __new__(cls, session: Session, checkpoint_interval: int = ...) -> SyncStateManager: ...
+    def __new__(
+        cls, session: Session | AsyncSession, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+    ) -> StateManager:
+        if cls is StateManager:
+            flavour: type[StateManager] = (
+                AsyncStateManager if isinstance(session, AsyncSession) else SyncStateManager
+            )
+            return object.__new__(flavour)
+        return object.__new__(cls)
+
+    def __init__(
+        self, session: Any, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+    ) -> None:
+        self.checkpoint_interval = checkpoint_interval_of(checkpoint_interval)
+        self._bind_url: str = session.get_bind().url.render_as_string(hide_password=False)
+        self._progress: dict[uuid.UUID, _Progress] = {}
+
+    def record_progress(
+        self,
+        scan_id: uuid.UUID | str,
+        cursor: str | None,
+        processed_items: int,
+        total_items: int | None = None,
+    ) -> None:
+        """Remember progress in memory only; the shutdown handler saves the latest on SIGTERM."""
+        self._progress[scan_id_of(scan_id)] = _Progress(cursor, processed_items, total_items)
+
+    def register_shutdown_handlers(
+        self, scan_id: uuid.UUID | str, cleanup_callback: Callable[[], object] | None = None
+    ) -> None:
+        """On SIGTERM or SIGINT: save a final checkpoint, run `cleanup_callback`, exit.
+
+        For plain programs; Celery workers drain through the shutdown flag instead. The final
+        checkpoint is the latest of `save_checkpoint` and `record_progress`, written on a
+        connection of its own so an interrupted transaction of the program cannot swallow it.
+        """
+        scan = scan_id_of(scan_id)
+        engine = create_engine(driver_url(self._bind_url))
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            # A second signal during the final save means "stop now".
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            self._save_final(engine, scan)
+            if cleanup_callback is not None:
+                cleanup_callback()
+            sys.exit(128 + signum)
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _save_final(self, engine: Engine, scan: uuid.UUID) -> None:
+        progress = self._progress.get(scan)
+        if progress is None:
+            return
+        with Session(engine) as session:
+            store.save_checkpoint(
+                session, scan, progress.cursor, progress.processed_items, progress.total_items
+            )
+            session.commit()
+
+    def _remember(self, checkpoint: Checkpoint) -> Checkpoint:
+        self._progress[checkpoint.scan_id] = _Progress(
+            checkpoint.cursor, checkpoint.processed_items, checkpoint.total_items
+        )
+        return checkpoint
+
+
+class SyncStateManager(StateManager):
+    """StateManager for sync code: methods return their results directly."""
+
+    def __init__(
+        self, session: Session, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+    ) -> None:
+        super().__init__(session, checkpoint_interval)
+        self.session = session
+
+    def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        try:
+            result = fn(self.session, *args, **kwargs)
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+        return result
+
+    def create_checkpoint(
+        self,
+        scan_id: uuid.UUID | str,
+        user_id: int,
+        operation_type: str,
+        metadata: dict[str, Any] | None = None,
+        total_items: int | None = None,
+    ) -> Checkpoint:
+        return self._remember(
+            self._run(
+                store.create_checkpoint, scan_id, user_id, operation_type, metadata, total_items
+            )
+        )
+
+    def save_checkpoint(
+        self,
+        scan_id: uuid.UUID | str,
+        cursor: str | None,
+        processed_items: int,
+        total_items: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Checkpoint:
+        return self._remember(
+            self._run(
+                store.save_checkpoint, scan_id, cursor, processed_items, total_items, metadata
+            )
+        )
+
+    def load_checkpoint(self, scan_id: uuid.UUID | str) -> Checkpoint | None:
+        return self._run(store.load_checkpoint, scan_id)
+
+    def get_active_checkpoints(
+        self, user_id: int | None = None, operation_type: str | None = None
+    ) -> list[Checkpoint]:
+        return self._run(store.get_active_checkpoints, user_id, operation_type)
+
+    def mark_checkpoint_completed(self, scan_id: uuid.UUID | str) -> Checkpoint:
+        return self._run(store.mark_checkpoint_completed, scan_id)
+
+    def mark_checkpoint_failed(self, scan_id: uuid.UUID | str, error_message: str) -> Checkpoint:
+        return self._run(store.mark_checkpoint_failed, scan_id, error_message)
+
+    def cleanup_old_checkpoints(self, days: int = 7) -> int:
+        return self._run(store.cleanup_old_checkpoints, days, get_settings().cleanup_batch_size)
+
+
+class AsyncStateManager(StateManager):
+    """StateManager for asyncio code: every method is awaited, as in the seed guide."""
+
+    def __init__(
+        self, session: AsyncSession, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+    ) -> None:
+        super().__init__(session, checkpoint_interval)
+        self.session = session
+
+    async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        try:
+            result = await self.session.run_sync(fn, *args, **kwargs)
+            await self.session.commit()
+        except BaseException:
+            await self.session.rollback()
+            raise
+        return result
+
+    async def create_checkpoint(
+        self,
+        scan_id: uuid.UUID | str,
+        user_id: int,
+        operation_type: str,
+        metadata: dict[str, Any] | None = None,
+        total_items: int | None = None,
+    ) -> Checkpoint:
+        return self._remember(
+            await self._run(
+                store.create_checkpoint, scan_id, user_id, operation_type, metadata, total_items
+            )
+        )
+
+    async def save_checkpoint(
+        self,
+        scan_id: uuid.UUID | str,
+        cursor: str | None,
+        processed_items: int,
+        total_items: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Checkpoint:
+        return self._remember(
+            await self._run(
+                store.save_checkpoint, scan_id, cursor, processed_items, total_items, metadata
+            )
+        )
+
+    async def load_checkpoint(self, scan_id: uuid.UUID | str) -> Checkpoint | None:
+        return await self._run(store.load_checkpoint, scan_id)
+
+    async def get_active_checkpoints(
+        self, user_id: int | None = None, operation_type: str | None = None
+    ) -> list[Checkpoint]:
+        return await self._run(store.get_active_checkpoints, user_id, operation_type)
+
+    async def mark_checkpoint_completed(self, scan_id: uuid.UUID | str) -> Checkpoint:
+        return await self._run(store.mark_checkpoint_completed, scan_id)
+
+    async def mark_checkpoint_failed(
+        self, scan_id: uuid.UUID | str, error_message: str
+    ) -> Checkpoint:
+        return await self._run(store.mark_checkpoint_failed, scan_id, error_message)
+
+    async def cleanup_old_checkpoints(self, days: int = 7) -> int:
+        return await self._run(
+            store.cleanup_old_checkpoints, days, get_settings().cleanup_batch_size
+        )
