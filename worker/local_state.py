@@ -11,16 +11,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
-import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeAlias, TypeVar, overload
 
 from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
@@ -33,6 +30,7 @@ from worker.errors import (
     InvalidInput,
     InvalidTransition,
 )
+from worker.final_checkpoint import FinalCheckpoint, Progress, SaveFinal
 
 FORMAT_VERSION = 1
 LOCK_FILE_NAME = ".lock"
@@ -42,7 +40,6 @@ ScanId: TypeAlias = uuid.UUID | str
 Metadata: TypeAlias = dict[str, Any] | None
 T = TypeVar("T")
 _FIELD_NAMES = frozenset(field.name for field in fields(Checkpoint))
-_Progress: TypeAlias = tuple[str | None, int, int | None]  # cursor, processed, total items
 
 
 class LocalCheckpointStore:
@@ -245,7 +242,7 @@ class LocalCheckpointStore:
                 self._lock_depth -= 1
 
 
-class LocalStateManager:
+class LocalStateManager(FinalCheckpoint):
     """The seed guide's awaitable StateManager API over a `LocalCheckpointStore`."""
 
     def __init__(
@@ -253,9 +250,9 @@ class LocalStateManager:
         state_dir: str | os.PathLike[str],
         checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
+        super().__init__()
         self.checkpoint_interval = v.checkpoint_interval_of(checkpoint_interval)
         self.store = LocalCheckpointStore(state_dir)
-        self._progress: dict[uuid.UUID, _Progress] = {}
 
     # A local write takes milliseconds, so the coroutines run it inline rather than in a thread.
     async def create_checkpoint(
@@ -299,45 +296,13 @@ class LocalStateManager:
     async def cleanup_old_checkpoints(self, days: int = 7) -> int:
         return self.store.cleanup_old_checkpoints(days)
 
-    def record_progress(
-        self,
-        scan_id: ScanId,
-        cursor: str | None,
-        processed_items: int,
-        total_items: int | None = None,
-    ) -> None:
-        """Remember progress in memory only; the shutdown handler saves the latest on SIGTERM."""
-        self._progress[v.scan_id_of(scan_id)] = (cursor, processed_items, total_items)
+    def _final_saver(self) -> SaveFinal:
+        def save(scan: uuid.UUID, progress: Progress) -> None:
+            self.store.save_checkpoint(
+                scan, progress.cursor, progress.processed_items, progress.total_items
+            )
 
-    def register_shutdown_handlers(
-        self, scan_id: ScanId, cleanup_callback: Callable[[], object] | None = None
-    ) -> None:
-        """On SIGTERM or SIGINT: save a final checkpoint, run `cleanup_callback`, exit 128+signum.
-
-        The final checkpoint is the latest of `save_checkpoint` and `record_progress`.
-        """
-        scan = v.scan_id_of(scan_id)
-
-        def handle(signum: int, frame: FrameType | None) -> None:
-            # A second signal during the final save means "stop now".
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            if (progress := self._progress.get(scan)) is not None:
-                self.store.save_checkpoint(scan, *progress)
-            if cleanup_callback is not None:
-                cleanup_callback()
-            sys.exit(128 + signum)
-
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
-
-    def _remember(self, checkpoint: Checkpoint) -> Checkpoint:
-        self._progress[checkpoint.scan_id] = (
-            checkpoint.cursor,
-            checkpoint.processed_items,
-            checkpoint.total_items,
-        )
-        return checkpoint
+        return save
 
 
 def _decode(data: object) -> Checkpoint:

@@ -7,6 +7,7 @@ and its price lies in the scan's price band. Pure functions, integer cents.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from worker.errors import InvalidInput
 from worker.markets.base import Item
@@ -64,7 +65,8 @@ def evaluate(
     reference = item.reference_price_cents
     if reference is None or price <= 0 or not min_price_cents <= price <= max_price_cents:
         return None
-    if (reference * (1 - fee) - price) / price < min_profit:
+    # Exact rationals: an item right on the threshold must not fall to float rounding.
+    if reference * (1 - Fraction(str(fee))) - price < Fraction(str(min_profit)) * price:
         return None
     fee_cents = round(reference * fee)
     profit_cents = reference - fee_cents - price

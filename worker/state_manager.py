@@ -8,15 +8,11 @@ method commits its own transaction, so a checkpoint is durable when the call ret
 
 from __future__ import annotations
 
-import signal
-import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from types import FrameType
 from typing import Any, TypeVar, overload
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -25,22 +21,15 @@ from worker.checkpoint import (
     DEFAULT_CHECKPOINT_INTERVAL,
     Checkpoint,
     checkpoint_interval_of,
-    scan_id_of,
 )
 from worker.db import driver_url
+from worker.final_checkpoint import FinalCheckpoint, Progress, SaveFinal
 from worker.settings import get_settings
 
 T = TypeVar("T")
 
 
-@dataclass
-class _Progress:
-    cursor: str | None
-    processed_items: int
-    total_items: int | None = None
-
-
-class StateManager:
+class StateManager(FinalCheckpoint):
     """Checkpoints of long operations; pick the flavour by the session you pass."""
 
     @overload
@@ -62,59 +51,22 @@ class StateManager:
     def __init__(
         self, session: Any, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
     ) -> None:
+        super().__init__()
         self.checkpoint_interval = checkpoint_interval_of(checkpoint_interval)
         self._bind_url: str = session.get_bind().url.render_as_string(hide_password=False)
-        self._progress: dict[uuid.UUID, _Progress] = {}
 
-    def record_progress(
-        self,
-        scan_id: uuid.UUID | str,
-        cursor: str | None,
-        processed_items: int,
-        total_items: int | None = None,
-    ) -> None:
-        """Remember progress in memory only; the shutdown handler saves the latest on SIGTERM."""
-        self._progress[scan_id_of(scan_id)] = _Progress(cursor, processed_items, total_items)
-
-    def register_shutdown_handlers(
-        self, scan_id: uuid.UUID | str, cleanup_callback: Callable[[], object] | None = None
-    ) -> None:
-        """On SIGTERM or SIGINT: save a final checkpoint, run `cleanup_callback`, exit.
-
-        For plain programs; Celery workers drain through the shutdown flag instead. The final
-        checkpoint is the latest of `save_checkpoint` and `record_progress`, written on a
-        connection of its own so an interrupted transaction of the program cannot swallow it.
-        """
-        scan = scan_id_of(scan_id)
+    def _final_saver(self) -> SaveFinal:
+        # Its own connection: an interrupted transaction of the program cannot swallow it.
         engine = create_engine(driver_url(self._bind_url))
 
-        def handle(signum: int, frame: FrameType | None) -> None:
-            # A second signal during the final save means "stop now".
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            self._save_final(engine, scan)
-            if cleanup_callback is not None:
-                cleanup_callback()
-            sys.exit(128 + signum)
+        def save(scan: uuid.UUID, progress: Progress) -> None:
+            with Session(engine) as session:
+                store.save_checkpoint(
+                    session, scan, progress.cursor, progress.processed_items, progress.total_items
+                )
+                session.commit()
 
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
-
-    def _save_final(self, engine: Engine, scan: uuid.UUID) -> None:
-        progress = self._progress.get(scan)
-        if progress is None:
-            return
-        with Session(engine) as session:
-            store.save_checkpoint(
-                session, scan, progress.cursor, progress.processed_items, progress.total_items
-            )
-            session.commit()
-
-    def _remember(self, checkpoint: Checkpoint) -> Checkpoint:
-        self._progress[checkpoint.scan_id] = _Progress(
-            checkpoint.cursor, checkpoint.processed_items, checkpoint.total_items
-        )
-        return checkpoint
+        return save
 
 
 class SyncStateManager(StateManager):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -20,8 +21,8 @@ from worker.settings import Settings
 
 # Fast enough that ordinary tests do not wait on the limiter; the rate tests set their own.
 UNHURRIED_REQUESTS_PER_SECOND = 1000.0
-# Loopback latency differs a little between the first and last request of a burst.
-TIMING_EPSILON_SECONDS = 0.02
+# Slots are sums of float intervals; a microsecond absorbs their rounding, nothing else.
+FLOAT_SLACK_SECONDS = 1e-6
 
 ITEMS = [
     dmarket_item(f"item-{n}", f"AK-47 | Redline #{n}", price_cents=100 * n, suggested_cents=150 * n)
@@ -55,10 +56,6 @@ def walk_all_pages(market: DMarketMarket, limit: int) -> list[Item]:
         if page.next_cursor is None:
             return items
         cursor = page.next_cursor
-
-
-def span_seconds(times: list[float]) -> float:
-    return max(times) - min(times)
 
 
 # --- pagination and query --------------------------------------------------------------
@@ -408,42 +405,53 @@ def test_invalid_filters_are_invalid_input_naming_the_field(
 # --- rate limit --------------------------------------------------------------------------
 
 
+def assert_paced(started_at: float, arrivals: list[float], requests_per_second: float) -> None:
+    """The last of n arrivals came at least n-1 intervals after `started_at`.
+
+    Each request starts no earlier than its reserved slot, and slots are at least one
+    interval apart from a first slot no earlier than `started_at` (taken on the same
+    monotonic clock before the first request). Scheduling delays only push arrivals later,
+    so this bound cannot fail on a slow machine; without the limiter it fails by far.
+    """
+    minimum_seconds = (len(arrivals) - 1) / requests_per_second
+    assert max(arrivals) - started_at >= minimum_seconds - FLOAT_SLACK_SECONDS
+
+
 def test_requests_start_no_closer_than_the_configured_rate(fake: FakeDMarket) -> None:
-    # Given a market limited to 10 requests/s that has already made one request
+    # Given a market limited to 10 requests/s
     with open_market(fake, requests_per_second=10.0) as market:
-        market.fetch_page(None, 1)
-        # When six more requests are made back to back
-        for _ in range(6):
+        started_at = time.monotonic()
+        # When seven requests are made back to back
+        for _ in range(7):
             market.fetch_page(None, 1)
-    # Then the server saw those six spread over at least five intervals
-    arrivals = [request.received_at for request in fake.requests[1:]]
-    assert span_seconds(arrivals) >= 5 * 0.1 - TIMING_EPSILON_SECONDS
+    # Then the server saw them spread over at least six intervals
+    assert_paced(started_at, [request.received_at for request in fake.requests], 10.0)
 
 
 def test_by_default_at_most_two_requests_start_per_second(fake: FakeDMarket) -> None:
     market = DMarketMarket(base_url=fake.url, game="csgo", timeout_seconds=2.0)
     with market:
+        started_at = time.monotonic()
         for _ in range(3):
             market.fetch_page(None, 1)
-    arrivals = [request.received_at for request in fake.requests]
-    assert span_seconds(arrivals) >= 2 * 0.5 - TIMING_EPSILON_SECONDS
+    assert_paced(started_at, [request.received_at for request in fake.requests], 2.0)
 
 
 def test_threads_sharing_a_market_share_its_rate(fake: FakeDMarket) -> None:
     # Given one market at 20 requests/s used by three threads at once
     with open_market(fake, requests_per_second=20.0) as market:
-        market.fetch_page(None, 1)
 
         def fetch_twice() -> None:
             for _ in range(2):
                 market.fetch_page(None, 1)
 
         threads = [threading.Thread(target=fetch_twice) for _ in range(3)]
+        started_at = time.monotonic()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    # Then their six requests still arrived over at least five intervals
-    arrivals = [request.received_at for request in fake.requests[1:]]
+    # Then their six requests still took at least five intervals in all
+    arrivals = [request.received_at for request in fake.requests]
     assert len(arrivals) == 6
-    assert span_seconds(arrivals) >= 5 * 0.05 - TIMING_EPSILON_SECONDS
+    assert_paced(started_at, arrivals, 20.0)

@@ -1,0 +1,57 @@
+"""Scan parameters: validated on the way in, round-tripped through JSON, unknowns refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from worker.errors import InvalidInput
+from worker.scan_params import ScanParams
+
+
+def test_params_round_trip_through_json() -> None:
+    params = ScanParams(game="cs2", level="pro", min_price_cents=100, max_price_cents=5000,
+                        page_size=50, user_id=2**40, metadata={"a": 1},
+                        market_options={"items": 10})  # fmt: skip
+    assert ScanParams.from_json(params.to_json()) == params
+
+
+def test_price_band_is_the_level_narrowed_by_the_scan() -> None:
+    params = ScanParams(game="csgo", level="standard", min_price_cents=500)
+    assert params.price_band == (500, 10_000)
+    assert ScanParams(game="csgo", max_price_cents=300).price_band == (100, 300)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"game": "minecraft"}, "game must be one of"),
+        ({"market": "steam"}, "market must be one of"),
+        ({"level": "x"}, "level must be one of"),
+        ({"page_size": 0}, "page_size must be an integer from 1 to 100"),
+        ({"page_size": "10"}, "page_size"),
+        ({"min_price_cents": 10, "max_price_cents": 5}, "must not exceed max price"),
+        ({"min_price_cents": -1}, "min_price_cents must be a non-negative integer"),
+        ({"user_id": "me"}, "user_id must be an integer"),
+        ({"fee": 1.2}, "fee must be a number"),
+        ({"metadata": [1]}, "metadata must be a JSON object"),
+    ],
+)
+def test_bad_fields_are_refused_by_name(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        ScanParams(**{"game": "csgo", **fields})
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("csgo", "scan params must be a JSON object"),
+        ({}, "must include game"),
+        ({"game": "csgo", "colour": "red"}, "unknown scan parameter 'colour'"),
+        ({"game": "csgo", "version": 9}, "version must be 1"),
+    ],
+)
+def test_task_arguments_are_checked(data: object, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        ScanParams.from_json(data)

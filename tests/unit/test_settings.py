@@ -1,0 +1,56 @@
+"""Settings are read from the environment, and a bad value names its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.errors import ConfigError
+from worker.settings import Settings
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert (settings.retention_days, settings.lease_seconds, settings.fee) == (7, 30, 0.07)
+
+
+def test_values_are_read_and_typed() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://u:p@db/x",
+            "CELERY_BROKER_URL": "redis://r:6379/1",
+            "MARKETSCAN_RETENTION_DAYS": "14",
+            "MARKETSCAN_LEASE_SECONDS": "12",
+            "MARKETSCAN_FEE": "0.05",
+            "MARKETSCAN_DMARKET_URL": "http://127.0.0.1:9999/",
+        }
+    )
+    assert settings.database_url == "postgresql://u:p@db/x"
+    assert settings.broker_url == "redis://r:6379/1"
+    assert (settings.retention_days, settings.lease_seconds, settings.fee) == (14, 12, 0.05)
+    assert settings.dmarket_url == "http://127.0.0.1:9999"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MARKETSCAN_RETENTION_DAYS", "seven", "is not a valid int"),
+        ("MARKETSCAN_RETENTION_DAYS", "0", "must be >= 1"),
+        ("MARKETSCAN_LEASE_SECONDS", "1.5", "is not a valid int"),
+        ("MARKETSCAN_FEE", "1.5", "must be between 0.0 and 0.99"),
+        ("MARKETSCAN_CLEANUP_HOUR_UTC", "24", "must be between 0 and 23"),
+        ("MARKETSCAN_RECOVERY_INTERVAL_SECONDS", "fast", "is not a valid float"),
+    ],
+)
+def test_invalid_values_fail_naming_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as error:
+        Settings.from_env({name: value})
+    assert str(error.value).startswith(f"{name}={value!r}")
+
+
+def test_database_url_must_be_postgres() -> None:
+    from worker.db import driver_url
+
+    with pytest.raises(ConfigError, match="DATABASE_URL must be a postgresql"):
+        driver_url("mysql://x@y/z")
+    assert driver_url("postgresql://u@h/d").startswith("postgresql+psycopg2://")
