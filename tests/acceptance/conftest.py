@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import CeleryProcess, worker
+from tests.support.processes import CeleryProcess, beat, worker
 
 
 @pytest.fixture
@@ -35,6 +35,22 @@ def start_worker(
         process = worker(celery_env, log_path, hostname=hostname, **kwargs)  # type: ignore[arg-type]
         started.append(process.start())
         process.wait_for_log("ready.")
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def start_beat(celery_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], CeleryProcess]]:
+    """Start a beat (recovery every second) that is stopped at teardown."""
+    started: list[CeleryProcess] = []
+
+    def start() -> CeleryProcess:
+        process = beat(celery_env, tmp_path / f"beat-{len(started)}.log", tmp_path)
+        started.append(process.start())
+        process.wait_for_log("beat started")
         return process
 
     yield start

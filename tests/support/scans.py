@@ -61,7 +61,8 @@ def wait_for_status(
             return current
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"scan {scan_id} is {current.status} at {current.processed_items} items after {timeout}s"
+                f"scan {scan_id} is {current.status} at {current.processed_items} items "
+                f"after {timeout}s"
             )
         time.sleep(0.1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -26,6 +27,21 @@ ORDER_DIRECTIONS = ("asc", "desc")
 MARKET_OPTIONS = ("order_by", "order_dir")
 # Enough of an error body to tell "bad gameId" from "blocked", short enough for a log line.
 BODY_EXCERPT_CHARS = 200
+
+
+# A page task builds a new market for every page; the budget must outlive it, so every
+# market of this process aimed at one DMarket URL shares one limiter.
+_process_limiters: dict[tuple[str, float], RateLimiter] = {}
+_process_limiters_lock = threading.Lock()
+
+
+def process_rate_limiter(base_url: str, requests_per_second: float) -> RateLimiter:
+    """The rate limiter every market of this process shares for `base_url`."""
+    with _process_limiters_lock:
+        key = (base_url, requests_per_second)
+        if key not in _process_limiters:
+            _process_limiters[key] = RateLimiter(requests_per_second)
+        return _process_limiters[key]
 
 
 class DMarketMarket:
@@ -84,8 +100,10 @@ class DMarketMarket:
             price_to_cents=high_cents,
             order_by=options.get("order_by"),
             order_dir=options.get("order_dir"),
-            requests_per_second=settings.dmarket_requests_per_second,
             timeout_seconds=settings.http_timeout_seconds,
+            rate_limiter=process_rate_limiter(
+                settings.dmarket_url, settings.dmarket_requests_per_second
+            ),
         )
 
     def fetch_page(self, cursor: str | None, limit: int) -> Page:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ EXTERIORS = (
     "Factory New", "Minimal Wear", "Field-Tested", "Well-Worn", "Battle-Scarred",
 )  # fmt: skip
 _CURSOR_PREFIX = "sim1:"
+CRASH_EXIT_CODE = 137
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,13 @@ class SimulatedOptions:
     latency_ms: int = 0
     item_latency_ms: int = 0
     fail_rate: float = 0.0
+    # The catalog index of an item whose inspection kills the process, as a poison input
+    # (a decoder segfault, an OOM) would; -1 for none.
+    crash_item: int = -1
 
     @classmethod
     def from_json(cls, options: dict[str, Any]) -> SimulatedOptions:
-        known = {"items", "seed", "latency_ms", "item_latency_ms", "fail_rate"}
+        known = {"items", "seed", "latency_ms", "item_latency_ms", "fail_rate", "crash_item"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise InvalidInput(
@@ -60,6 +65,7 @@ class SimulatedOptions:
             latency_ms=_integer(options, "latency_ms", 0, 0, 60_000),
             item_latency_ms=_integer(options, "item_latency_ms", 0, 0, 60_000),
             fail_rate=_fraction(options, "fail_rate", 0.0),
+            crash_item=_integer(options, "crash_item", -1, -1, 10_000_000),
         )
 
 
@@ -83,6 +89,8 @@ class SimulatedMarket:
         return Page(items=items, next_cursor=next_cursor, total=self.options.items)
 
     def inspect(self, item: Item) -> Item:
+        if item.item_id == _item_id(self.options.seed, self.options.crash_item):
+            os._exit(CRASH_EXIT_CODE)
         if self.options.item_latency_ms:
             time.sleep(self.options.item_latency_ms / 1000)
         return item
@@ -101,12 +109,16 @@ def catalog_item(seed: int, index: int) -> Item:
     spread = rng.gauss(1.0, 0.06) if rng.random() > 0.08 else rng.uniform(1.1, 1.6)
     reference = max(1, round(price_cents * spread))
     return Item(
-        item_id=f"sim-{seed}-{index:08d}",
+        item_id=_item_id(seed, index),
         title=title,
         price_cents=price_cents,
         reference_price_cents=reference,
         extra={"floatValue": round(rng.random(), 4)},
     )
+
+
+def _item_id(seed: int, index: int) -> str:
+    return f"sim-{seed}-{index:08d}"
 
 
 def encode_cursor(offset: int) -> str:

@@ -1,0 +1,146 @@
+"""Whole scans of the DMarket market against a loopback DMarket: retries, failure, resume."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import ScanCheckpoint, ScanOpportunity
+from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
+from worker import scans
+from worker.db import reset_engines, session_scope
+from worker.page_message import PageMessage
+from worker.page_runner import Outcome, PageContext, run_page
+from worker.scan_params import ScanParams
+from worker.settings import Settings, get_settings
+
+ITEMS = [
+    dmarket_item(
+        f"dm-{n:04d}", f"AK-47 | Redline #{n}", 1000 + n, 1000 + n + (400 if n % 7 == 0 else 0)
+    )
+    for n in range(250)
+]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDMarket]:
+    with FakeDMarket(ITEMS) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(env: dict[str, str], fake: FakeDMarket, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("MARKETSCAN_DMARKET_URL", fake.url)
+    monkeypatch.setenv("MARKETSCAN_DMARKET_REQUESTS_PER_SECOND", "100")
+    monkeypatch.setenv("MARKETSCAN_RETRY_BACKOFF_SECONDS", "0.01")
+    monkeypatch.setenv("MARKETSCAN_MAX_RETRIES", "3")
+    get_settings.cache_clear()
+    reset_engines()
+    return get_settings()
+
+
+def _start(settings: Settings) -> tuple[uuid.UUID, list[PageMessage]]:
+    published: list[PageMessage] = []
+    params = ScanParams(game="csgo", market="dmarket", fee=settings.fee)
+    with session_scope() as session:
+        return scans.start_scan(session, params, settings, published.append), published
+
+
+def _drive(settings: Settings, published: list[PageMessage]) -> list[Outcome]:
+    outcomes = []
+    while published:
+        context = PageContext("w1@test", settings, publish=published.append)
+        outcomes.append(run_page(published.pop(0), context))
+    return outcomes
+
+
+def _row(session: Session, scan_id: uuid.UUID) -> ScanCheckpoint:
+    session.expire_all()
+    return session.scalars(select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan_id)).one()
+
+
+def test_a_dmarket_scan_rides_out_429_and_500_and_finds_the_underpriced_items(
+    settings: Settings, fake: FakeDMarket, session: Session
+) -> None:
+    fake.script(0, ScriptedReply.rate_limited(retry_after=0.05))
+    fake.script(2, ScriptedReply.error(500))
+    fake.script(3, ScriptedReply.rate_limited())
+    scan_id, published = _start(settings)
+    assert _drive(settings, published)[-1] is Outcome.COMPLETED
+    done = _row(session, scan_id)
+    assert (done.status, done.processed_items, done.total_items) == ("completed", 250, 250)
+    found = set(session.scalars(select(ScanOpportunity.item_id)))
+    assert found == {f"dm-{n:04d}" for n in range(0, 250, 7)}
+    assert fake.requests[0].query["gameId"] == "a8db"
+    assert fake.requests[0].query["currency"] == "USD"
+
+
+def test_a_malformed_body_fails_the_scan_naming_the_problem_and_resume_finishes_it(
+    settings: Settings, fake: FakeDMarket, session: Session
+) -> None:
+    # Given a market that answers the second page with a broken body
+    fake.script(1, ScriptedReply.missing_field("price.USD"))
+    scan_id, published = _start(settings)
+    # Then the scan fails at once with the field named, keeping page 0
+    assert _drive(settings, published) == [Outcome.NEXT_PUBLISHED, Outcome.FAILED]
+    failed = _row(session, scan_id)
+    assert failed.status == "failed" and "price.USD" in (failed.error_message or "")
+    assert failed.processed_items == 100
+    # When it is resumed, Then it finishes from its checkpoint without counting page 0 again
+    resumed: list[PageMessage] = []
+    with session_scope() as s:
+        scans.resume_scan(s, scan_id, settings, resumed.append)
+    assert [(m.page_seq, m.page_offset) for m in resumed] == [(1, 0)]
+    _drive(settings, resumed)
+    done = _row(session, scan_id)
+    assert (done.status, done.processed_items, done.error_message) == ("completed", 250, None)
+
+
+def test_retries_run_out_and_the_scan_fails_with_the_last_error(
+    settings: Settings, fake: FakeDMarket, session: Session
+) -> None:
+    for n in range(4):
+        fake.script(n, ScriptedReply.error(503))
+    scan_id, published = _start(settings)
+    assert _drive(settings, published) == [Outcome.FAILED]
+    failed = _row(session, scan_id)
+    assert failed.status == "failed"
+    assert "market failed 4 times" in (failed.error_message or "")
+    assert "503" in (failed.error_message or "")
+    assert len(fake.requests) == 4
+
+
+def test_a_page_waiting_on_retry_after_keeps_its_lease_alive(
+    settings: Settings, fake: FakeDMarket, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from worker.recovery import recover
+
+    # Given a 2 s lease and a market that asks us to wait 3 s
+    monkeypatch.setenv("MARKETSCAN_LEASE_SECONDS", "2")
+    get_settings.cache_clear()
+    short = get_settings()
+    fake.script(0, ScriptedReply.rate_limited(retry_after=3))
+    scan_id, published = _start(short)
+    outcome: list[Outcome] = []
+    waiting = threading.Thread(
+        target=lambda: outcome.append(
+            run_page(published.pop(0), PageContext("w1@test", short, publish=lambda m: None))
+        )
+    )
+    waiting.start()
+    # When recovery looks at it after the original lease would have expired
+    time.sleep(2.6)
+    with session_scope() as s:
+        reclaimed = recover(s, lambda m: None, short.lease_seconds)
+    waiting.join(timeout=30)
+    # Then it was not taken away, and the page went on to commit
+    assert reclaimed == []
+    assert outcome == [Outcome.NEXT_PUBLISHED]
+    assert _row(session, scan_id).processed_items == 100
