@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 from sqlalchemy.exc import DBAPIError
 
@@ -79,6 +81,46 @@ def cleanup(days: int | None, dry_run: bool, as_json: bool) -> None:
     else:
         verb = "would delete" if dry_run else "deleted"
         click.echo(f"{verb} {count} terminal scans older than {retention} days")
+
+
+@main.command()
+@click.option("--dir", "directory", default=".marketscan", show_default=True,
+              help="Where the embedded servers keep their data.")  # fmt: skip
+@handle_errors
+def dev(directory: str) -> None:
+    """Run everything locally: embedded PostgreSQL and Redis, a worker, beat and Flower."""
+    from pathlib import Path
+
+    from worker.devstack import dev_stack, flower_credentials
+
+    with dev_stack(Path(directory).resolve()) as stack:
+        port, basic_auth = flower_credentials()
+        click.echo(f"DATABASE_URL={stack.services.database_url}")
+        click.echo(f"CELERY_BROKER_URL={stack.services.broker_url}")
+        stack.worker()
+        stack.beat()
+        stack.flower(port, basic_auth)
+        user, password = basic_auth.split(":", 1)
+        click.echo(f"Flower: http://127.0.0.1:{port}  (user {user}, password {password})")
+        click.echo("Press Ctrl-C to stop everything.")
+        try:
+            while all(c.process and c.process.poll() is None for c in stack.children):
+                time.sleep(0.5)
+            fail("a child process exited; stopping the stack", 1)
+        except KeyboardInterrupt:
+            click.echo("stopping...")
+
+
+@main.command()
+@handle_errors
+def demo() -> None:
+    """Scan a simulated market, SIGKILL the worker midway, and watch the scan resume."""
+    from rich.console import Console
+
+    from worker.demo import run_demo
+
+    if not run_demo(Console()):
+        fail("the demo scan's results differ from an uninterrupted run", 1)
 
 
 main.add_command(scan)

@@ -76,7 +76,7 @@ def test_two_concurrent_recover_commands_republish_each_orphan_exactly_once(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     outputs = [run.communicate(timeout=60) for run in runs]

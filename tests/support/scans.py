@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from worker.db import driver_url
-from worker.markets.simulated import SimulatedMarket, SimulatedOptions
-from worker.opportunities import evaluate
 from worker.scan_params import ScanParams
+from worker.scan_reference import reference_opportunities
+from worker.settings import Settings
 
 
 def cli(
@@ -90,22 +90,14 @@ def stored_opportunities(database_url: str, scan_id: uuid.UUID) -> set[tuple[str
 
 def expected_opportunities(params: ScanParams) -> set[tuple[str, int, int]]:
     """What an uninterrupted walk of the simulated catalog finds, computed directly."""
-    market = SimulatedMarket(SimulatedOptions.from_json(params.market_options))
-    low, high = params.price_band
-    found = set()
-    cursor = None
-    while True:
-        page = market.fetch_page(cursor, params.page_size)
-        for item in page.items:
-            hit = evaluate(
-                item,
-                fee=params.fee,
-                min_profit=params.min_profit,
-                min_price_cents=low,
-                max_price_cents=high,
-            )
-            if hit is not None:
-                found.add((hit.item_id, hit.price_cents, hit.profit_cents))
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
+    # Latency and injected faults change how a scan runs, never what it finds.
+    quiet = ScanParams.from_json(
+        {**params.to_json(), "market_options": {
+            k: v for k, v in params.market_options.items()
+            if k not in ("latency_ms", "item_latency_ms", "fail_rate", "crash_item")
+        }}
+    )  # fmt: skip
+    return {
+        (hit.item_id, hit.price_cents, hit.profit_cents)
+        for hit in reference_opportunities(quiet, Settings())
+    }

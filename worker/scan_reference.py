@@ -1,0 +1,38 @@
+"""What an uninterrupted, in-memory walk of a scan's market finds: the yardstick for results.
+
+The demo prints its verdict against it, and the tests compare every crashed-and-recovered
+scan with it.
+"""
+
+from __future__ import annotations
+
+from worker.markets.registry import build_market
+from worker.opportunities import Opportunity, evaluate
+from worker.scan_params import ScanParams
+from worker.settings import Settings
+
+
+def reference_opportunities(params: ScanParams, settings: Settings) -> list[Opportunity]:
+    """Every opportunity of the market `params` describe, walked page by page in one go."""
+    market = build_market(params, settings)
+    low, high = params.price_band
+    found: list[Opportunity] = []
+    cursor: str | None = None
+    try:
+        while True:
+            page = market.fetch_page(cursor, params.page_size)
+            for item in page.items:
+                hit = evaluate(
+                    item,
+                    fee=params.fee,
+                    min_profit=params.min_profit,
+                    min_price_cents=low,
+                    max_price_cents=high,
+                )
+                if hit is not None:
+                    found.append(hit)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+    finally:
+        market.close()
