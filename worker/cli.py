@@ -91,8 +91,9 @@ def dev(directory: str) -> None:
     """Run everything locally: embedded PostgreSQL and Redis, a worker, beat and Flower."""
     from pathlib import Path
 
-    from worker.devstack import dev_stack, flower_credentials
+    from worker.devstack import dev_stack, flower_credentials, stop_on_signals
 
+    stop_on_signals()
     with dev_stack(Path(directory).resolve()) as stack:
         port, basic_auth = flower_credentials()
         click.echo(f"DATABASE_URL={stack.services.database_url}")
@@ -126,5 +127,15 @@ def demo() -> None:
 main.add_command(scan)
 
 
+def run() -> None:
+    """The console script: click's usage errors become one line, like every other error."""
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("aborted", 130)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+
+
 if __name__ == "__main__":
-    main()
+    run()

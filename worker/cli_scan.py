@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -137,7 +138,8 @@ def status(scan_id: str, as_json: bool) -> None:
         emit_json(checkpoint.to_json())
         return
     for key, value in _describe(checkpoint):
-        click.echo(f"{key:>16}: {'' if value is None else value}")
+        shown = json.dumps(value) if isinstance(value, dict) else value
+        click.echo(f"{key:>16}: {'' if shown is None else shown}")
 
 
 @scan.command(name="list")

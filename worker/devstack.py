@@ -155,3 +155,13 @@ def dev_stack(directory: Path) -> Iterator[DevStack]:
 def flower_credentials() -> tuple[int, str]:
     """A free port and a fresh `user:password` for this run's Flower."""
     return free_port(), f"marketscan:{secrets.token_urlsafe(12)}"
+
+
+def stop_on_signals() -> None:
+    """Make SIGINT (even if inherited as ignored) and SIGTERM raise KeyboardInterrupt."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)

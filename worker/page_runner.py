@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -46,14 +47,30 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
+@dataclass(frozen=True)
+class ScanProgress:
+    """Where a scan stands after one of its pages, for whoever tells its user."""
+
+    scan_id: uuid.UUID
+    user_id: int
+    processed: int
+    total: int | None
+
+
 @dataclass
 class PageContext:
-    """What a page needs from its surroundings; the Celery task fills it in."""
+    """What a page needs from its surroundings; the Celery task fills it in.
+
+    The `on_*` callbacks run after the commit they report, on the page's own thread, so
+    they must return at once.
+    """
 
     owner: str
     settings: Settings
     publish: Callable[[PageMessage], None]
-    on_progress: Callable[[int, int | None], None] = lambda processed, total: None
+    on_progress: Callable[[ScanProgress], None] = lambda progress: None
+    on_completed: Callable[[ScanProgress], None] = lambda progress: None
+    on_failed: Callable[[ScanProgress, str], None] = lambda progress, error_message: None
     sessions: Callable[[], AbstractContextManager[Session]] = session_scope
     drain_requested: Callable[[], bool] = drain_requested
     sleep: Callable[[float], None] = field(default=time.sleep)
@@ -70,6 +87,7 @@ def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
         return _fail(
             message,
             ctx,
+            claimed,
             f"page {message.page_seq} (offset {message.page_offset}) was delivered "
             f"{claimed.deliveries - 1} times without completing; giving up on a poison page",
         )
@@ -77,11 +95,11 @@ def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
         params = ScanParams.from_json(claimed.params)
         market = build_market(params, ctx.settings)
     except InvalidInput as exc:
-        return _fail(message, ctx, f"stored scan params are invalid: {exc}")
+        return _fail(message, ctx, claimed, f"stored scan params are invalid: {exc}")
     try:
         return _run_claimed(message, ctx, claimed, params, market)
     except PermanentMarketError as exc:
-        return _fail(message, ctx, str(exc))
+        return _fail(message, ctx, claimed, str(exc))
     finally:
         market.close()
 
@@ -97,7 +115,7 @@ def _run_claimed(
     if page is None:
         return _hand_over(message, ctx, "while waiting to retry the market")
     if isinstance(page, str):
-        return _fail(message, ctx, page)
+        return _fail(message, ctx, claimed, page)
     result = _judge(message, ctx, market, page, params)
     if result.items_done == 0 and not result.page_complete:
         return _hand_over(message, ctx, "before judging an item")
@@ -109,10 +127,18 @@ def _run_claimed(
     if status is None:
         log.info("page %s went stale before its commit; its work is dropped", message)
         return Outcome.STALE
-    processed = claimed.processed_items + result.items_done
-    ctx.on_progress(processed, result.total_items or claimed.total_items)
+    progress = ScanProgress(
+        message.scan_id,
+        claimed.user_id,
+        claimed.processed_items + result.items_done,
+        result.total_items or claimed.total_items,
+    )
+    ctx.on_progress(progress)
+    if status == ScanStatus.COMPLETED.value:
+        ctx.on_completed(progress)
+        return Outcome.COMPLETED
     if status != ScanStatus.IN_PROGRESS.value:
-        return Outcome.COMPLETED if status == ScanStatus.COMPLETED.value else Outcome.STOPPED
+        return Outcome.STOPPED
     if result.page_complete:
         ctx.publish(message.at(message.page_seq + 1, 0))
         return Outcome.NEXT_PUBLISHED
@@ -205,11 +231,17 @@ def _hand_over(message: PageMessage, ctx: PageContext, when: str) -> Outcome:
     return Outcome.HANDED_OVER
 
 
-def _fail(message: PageMessage, ctx: PageContext, error_message: str) -> Outcome:
+def _fail(
+    message: PageMessage, ctx: PageContext, claimed: ClaimedPage, error_message: str
+) -> Outcome:
     with ctx.sessions() as session:
         failed = page_store.fail(session, message, error_message)
         session.commit()
-    if failed:
-        log.error("scan %s failed: %s", message.scan_id, error_message)
-        return Outcome.FAILED
-    return Outcome.STALE
+    if not failed:
+        return Outcome.STALE
+    log.error("scan %s failed: %s", message.scan_id, error_message)
+    progress = ScanProgress(
+        message.scan_id, claimed.user_id, claimed.processed_items, claimed.total_items
+    )
+    ctx.on_failed(progress, error_message)
+    return Outcome.FAILED

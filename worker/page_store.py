@@ -31,6 +31,7 @@ class ClaimedPage:
     processed_items: int
     total_items: int | None
     deliveries: int
+    user_id: int
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,19 @@ def claim(
             ScanCheckpoint.processed_items,
             ScanCheckpoint.total_items,
             ScanCheckpoint.page_deliveries,
+            ScanCheckpoint.user_id,
         )
     ).one_or_none()
     if row is None:
         return None
-    return ClaimedPage(row.cursor, row.params or {}, row.processed_items, row.total_items, row[4])
+    return ClaimedPage(
+        cursor=row.cursor,
+        params=row.params or {},
+        processed_items=row.processed_items,
+        total_items=row.total_items,
+        deliveries=row.page_deliveries,
+        user_id=row.user_id,
+    )
 
 
 def renew(session: Session, message: PageMessage, owner: str, lease_seconds: float) -> bool:

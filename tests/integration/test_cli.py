@@ -155,3 +155,15 @@ def test_cleanup_dry_run_counts_without_deleting(env: dict[str, str], session: S
     assert code == 0 and json.loads(out) == {"days": 7, "dry_run": True, "deleted": 0, "matched": 0}
     code, _, err = _run("cleanup", "--days", "-1")
     assert code == 2 and "-1" in err
+
+
+def test_the_console_script_prints_usage_errors_as_one_line(env: dict[str, str]) -> None:
+    from tests.support.scans import cli
+
+    done = cli(["scan", "start", "--game", "minecraft"], env)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "error: Invalid value for '--game': 'minecraft' is not one of "
+        "'cs2', 'csgo', 'dota2', 'rust', 'tf2'."
+    ]

@@ -1,0 +1,56 @@
+"""`marketscan dev`: the whole stack in the foreground, and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_dev_runs_everything_and_stops_every_process_on_signal(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", "dev", "--dir", str(tmp_path / "state")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert dev.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    try:
+        # Given the stack is up: the worker says ready and Flower's URL was printed
+        while not any("ready." in line for line in lines):
+            assert time.monotonic() < deadline, "".join(lines)
+            line = dev.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        assert any(line.startswith("Flower: http://127.0.0.1:") and "password" in line
+                   for line in lines)  # fmt: skip
+        assert any(line.startswith("[beat]") for line in lines)
+        # pg_ctl daemonizes PostgreSQL: find it by its pid file instead of the process tree.
+        postmaster = (tmp_path / "state" / "postgres" / "postmaster.pid").read_text()
+        spawned = [*_descendants(dev.pid), psutil.Process(int(postmaster.splitlines()[0]))]
+        names = " ".join(" ".join(p.cmdline()) for p in spawned)
+        for part in ("bin/postgres", "redis-server", "worker", "beat", "flower"):
+            assert part in names
+        # When it is told to stop
+        dev.send_signal(signum)
+        dev.communicate(timeout=60)
+        # Then every process it started is gone
+        _gone, alive = psutil.wait_procs(spawned, timeout=15)
+        assert alive == [], [p.cmdline() for p in alive]
+    finally:
+        if dev.poll() is None:
+            dev.kill()
