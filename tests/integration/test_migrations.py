@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from models import Base
+from tests.support.scans import cli
+from tests.support.services import TestServices
 from worker.db import driver_url
 from worker.migrate import downgrade, upgrade
 
@@ -57,3 +62,18 @@ def test_status_check_constraint_refuses_unknown_status(database_url: str) -> No
             {"scan_id": uuid.uuid4()},
         )
     engine.dispose()
+
+
+def test_marketscan_migrate_builds_the_schema_on_an_empty_database(
+    services: TestServices,
+) -> None:
+    name = f"empty_{uuid.uuid4().hex[:12]}"
+    services._admin(f'CREATE DATABASE "{name}"')
+    try:
+        url = services.url_of(name)
+        done = cli(["migrate"], {**os.environ, "DATABASE_URL": url})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "database schema is up to date"
+        assert _schema_diff(url) == []
+    finally:
+        services.drop_database(name)
