@@ -9,37 +9,37 @@ API on top. Files are replaced atomically and every change holds an exclusive lo
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import fields, replace
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar, overload
+from typing import Any, TypeAlias, TypeVar
 
 from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
 from worker import checkpoint as v
 from worker.checkpoint import DEFAULT_CHECKPOINT_INTERVAL, Checkpoint
+from worker.checkpoint_file import (
+    TEMP_SUFFIX,
+    fsync_directory,
+    read_checkpoint_file,
+    write_checkpoint_file,
+)
 from worker.errors import (
     CheckpointNotFound,
-    CorruptCheckpoint,
     DuplicateScan,
     InvalidInput,
     InvalidTransition,
 )
 from worker.final_checkpoint import FinalCheckpoint, Progress, SaveFinal
 
-FORMAT_VERSION = 1
 LOCK_FILE_NAME = ".lock"
-# Temp files start with a dot and end in .tmp, so the `<scan_id>.json` listing never sees them.
-TEMP_SUFFIX = ".tmp"
 ScanId: TypeAlias = uuid.UUID | str
 Metadata: TypeAlias = dict[str, Any] | None
 T = TypeVar("T")
-_FIELD_NAMES = frozenset(field.name for field in fields(Checkpoint))
 
 
 class LocalCheckpointStore:
@@ -79,7 +79,7 @@ class LocalCheckpointStore:
         with self._locked():
             if self._path(scan).exists():
                 raise DuplicateScan(f"a checkpoint with scan_id {scan} already exists")
-            self._write(created)
+            write_checkpoint_file(self._path(created.scan_id), created)
         return created
 
     def save_checkpoint(
@@ -112,12 +112,12 @@ class LocalCheckpointStore:
                 timestamp=now,
                 updated_at=now,
             )
-            self._write(saved)
+            write_checkpoint_file(self._path(saved.scan_id), saved)
         return saved
 
     def load_checkpoint(self, scan_id: ScanId) -> Checkpoint | None:
         """The checkpoint of `scan_id`, or None if there is none."""
-        return self._read(self._path(v.scan_id_of(scan_id)))
+        return read_checkpoint_file(self._path(v.scan_id_of(scan_id)))
 
     def get_active_checkpoints(
         self, user_id: int | None = None, operation_type: str | None = None
@@ -158,7 +158,7 @@ class LocalCheckpointStore:
             # Every write holds the lock, so a temp file seen under it belongs to a dead writer.
             for temp in self.state_dir.glob(f".*{TEMP_SUFFIX}"):
                 temp.unlink()
-            _fsync_directory(self.state_dir)
+            fsync_directory(self.state_dir)
         return deleted
 
     def _finish(self, scan: uuid.UUID, status: ScanStatus, error_message: str | None) -> Checkpoint:
@@ -172,11 +172,11 @@ class LocalCheckpointStore:
                 lease_expires_at=None,
                 updated_at=_now(),
             )
-            self._write(finished)
+            write_checkpoint_file(self._path(finished.scan_id), finished)
         return finished
 
     def _require_active(self, scan: uuid.UUID, change: str) -> Checkpoint:
-        checkpoint = self._read(self._path(scan))
+        checkpoint = read_checkpoint_file(self._path(scan))
         if checkpoint is None:
             raise CheckpointNotFound(f"no checkpoint with scan_id {scan}")
         if checkpoint.status not in ACTIVE_STATUSES:
@@ -191,41 +191,9 @@ class LocalCheckpointStore:
 
     def _read_all(self) -> Iterator[Checkpoint]:
         for path in sorted(self.state_dir.glob("[!.]*.json")):
-            checkpoint = self._read(path)
+            checkpoint = read_checkpoint_file(path)
             if checkpoint is not None:  # None: a cleanup deleted it since the listing
                 yield checkpoint
-
-    def _read(self, path: Path) -> Checkpoint | None:
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
-            raise CorruptCheckpoint(f"checkpoint file {path} is not valid JSON: {exc}") from None
-        try:
-            checkpoint = _decode(data)
-        except ValueError as exc:  # InvalidInput from a validator, or a bad date string
-            raise CorruptCheckpoint(f"checkpoint file {path} has a bad field: {exc}") from None
-        if path.name != f"{checkpoint.scan_id}.json":
-            raise CorruptCheckpoint(f"checkpoint file {path} holds scan_id {checkpoint.scan_id}")
-        return checkpoint
-
-    def _write(self, checkpoint: Checkpoint) -> None:
-        target = self._path(checkpoint.scan_id)
-        payload = {"format_version": FORMAT_VERSION, **checkpoint.to_json()}
-        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
-        try:
-            with open(temp, "xb") as file:
-                file.write(json.dumps(payload, allow_nan=False, indent=2).encode())
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, target)
-        finally:
-            with suppress(FileNotFoundError):
-                temp.unlink()
-        _fsync_directory(self.state_dir)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -305,78 +273,5 @@ class LocalStateManager(FinalCheckpoint):
         return save
 
 
-def _decode(data: object) -> Checkpoint:
-    """A Checkpoint from a parsed file, checked by the validators that check the input."""
-    if not isinstance(data, dict):
-        raise InvalidInput(f"the top level must be a JSON object, got {type(data).__name__}")
-    if (version := data.get("format_version")) != FORMAT_VERSION:
-        raise InvalidInput(f"format_version is {version!r}, not {FORMAT_VERSION}")
-    if (names := set(data) - {"format_version"}) != _FIELD_NAMES:
-        missing, unknown = sorted(_FIELD_NAMES - names), sorted(names - _FIELD_NAMES)
-        raise InvalidInput(f"missing fields {missing}, unknown fields {unknown}")
-    processed, total = v.counts_of(data["processed_items"], data["total_items"])
-    return Checkpoint(
-        scan_id=v.scan_id_of(data["scan_id"]),
-        user_id=v.user_id_of(data["user_id"]),
-        operation_type=v.operation_type_of(data["operation_type"]),
-        cursor=v.cursor_of(data["cursor"]),
-        processed_items=processed,
-        total_items=total,
-        timestamp=_time(data, "timestamp"),
-        metadata=v.metadata_of(_field(data, "metadata", dict)),
-        status=ScanStatus(data["status"]),
-        error_message=_field(data, "error_message", str, optional=True),
-        params=_field(data, "params", dict, optional=True),
-        page_seq=_count(data, "page_seq"),
-        page_offset=_count(data, "page_offset"),
-        lease_owner=_field(data, "lease_owner", str, optional=True),
-        lease_expires_at=_time(data, "lease_expires_at", optional=True),
-        recoveries=_count(data, "recoveries"),
-        created_at=_time(data, "created_at", optional=True),
-        updated_at=_time(data, "updated_at", optional=True),
-    )
-
-
-@overload
-def _field(data: dict[str, Any], name: str, kind: type[T]) -> T: ...
-@overload
-def _field(data: dict[str, Any], name: str, kind: type[T], optional: bool) -> T | None: ...
-def _field(data: dict[str, Any], name: str, kind: type[T], optional: bool = False) -> T | None:
-    value = data[name]
-    if optional and value is None:
-        return None
-    if not isinstance(value, kind):
-        raise InvalidInput(f"{name} must be a {kind.__name__}, got {value!r}")
-    return value
-
-
-def _count(data: dict[str, Any], name: str) -> int:
-    v.count_of(name, data[name])
-    return _field(data, name, int)
-
-
-@overload
-def _time(data: dict[str, Any], name: str) -> datetime: ...
-@overload
-def _time(data: dict[str, Any], name: str, optional: bool) -> datetime | None: ...
-def _time(data: dict[str, Any], name: str, optional: bool = False) -> datetime | None:
-    text = _field(data, name, str, optional)
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise InvalidInput(f"{name} must carry a UTC offset, got {text!r}")
-    return moment.astimezone(UTC)
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # A rename or unlink is durable only once the directory entry itself is on disk.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

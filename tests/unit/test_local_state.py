@@ -15,6 +15,7 @@ import pytest
 
 from models.status import ScanStatus
 from worker.checkpoint import METADATA_MAX_BYTES, Checkpoint
+from worker.checkpoint_file import FORMAT_VERSION
 from worker.errors import (
     CheckpointNotFound,
     CorruptCheckpoint,
@@ -22,7 +23,7 @@ from worker.errors import (
     InvalidInput,
     InvalidTransition,
 )
-from worker.local_state import FORMAT_VERSION, LocalCheckpointStore, LocalStateManager
+from worker.local_state import LocalCheckpointStore, LocalStateManager
 
 
 @pytest.fixture

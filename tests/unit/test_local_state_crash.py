@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from models.status import ScanStatus
-from worker.local_state import TEMP_SUFFIX, LocalCheckpointStore
+from worker.checkpoint_file import TEMP_SUFFIX
+from worker.local_state import LocalCheckpointStore
 
 REPO = Path(__file__).resolve().parents[2]
 BLOB = "x" * 60_000  # near the 64 KiB metadata bound, to widen each write's window
