@@ -10,8 +10,9 @@ from sqlalchemy.exc import DBAPIError
 
 from worker.app import app
 from worker.db import session_scope
+from worker.notifier import get_notifier
 from worker.page_message import PageMessage
-from worker.page_runner import PageContext, run_page
+from worker.page_runner import PageContext, ScanProgress, run_page
 from worker.publisher import publish_page
 from worker.scan_params import ScanParams
 from worker.scans import start_scan
@@ -39,16 +40,24 @@ def start(params: dict[str, Any]) -> str:
 def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset: int) -> str:
     """Run one page of a scan; see worker.page_runner for the steps."""
     message = PageMessage.from_args(scan_id, lease_token, page_seq, page_offset)
+    notifier = get_notifier()
 
-    def progress(processed: int, total: int | None) -> None:
+    def progress(update: ScanProgress) -> None:
         self.send_event(
-            "task-progress", scan_id=scan_id, page_seq=page_seq, processed=processed, total=total
+            "task-progress",
+            scan_id=scan_id,
+            page_seq=page_seq,
+            processed=update.processed,
+            total=update.total,
         )
+        notifier.progress(update)
 
     context = PageContext(
         owner=self.request.hostname or "unknown",
         settings=get_settings(),
         publish=publish_page,
         on_progress=progress,
+        on_completed=notifier.completed,
+        on_failed=notifier.failed,
     )
     return run_page(message, context).value
