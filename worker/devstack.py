@@ -103,8 +103,14 @@ class DevStack:
             "PYTHONUNBUFFERED": "1",
         }
 
-    def celery(self, name: str, args: Sequence[str], echo: bool = True) -> Child:
-        child = Child(name, [sys.executable, "-m", "celery", "-A", "worker", *args], self.env)
+    def celery(
+        self, name: str, args: Sequence[str], echo: bool = True, env: dict[str, str] | None = None
+    ) -> Child:
+        child = Child(
+            name,
+            [sys.executable, "-m", "celery", "-A", "worker", *args],
+            {**self.env, **(env or {})},
+        )
         self.children.append(child.start(echo))
         return child
 
@@ -126,11 +132,12 @@ class DevStack:
                 "flower",
                 f"--port={port}",
                 "--address=127.0.0.1",
-                f"--basic-auth={basic_auth}",
                 f"--db={self.directory / 'flower.db'}",
                 "--persistent=True",
             ],
             echo,
+            # From the environment, so the password does not show in `ps`.
+            env={"FLOWER_BASIC_AUTH": basic_auth},
         )
 
     def stop_children(self) -> None:

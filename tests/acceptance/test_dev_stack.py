@@ -52,5 +52,14 @@ def test_dev_runs_everything_and_stops_every_process_on_signal(
         _gone, alive = psutil.wait_procs(spawned, timeout=15)
         assert alive == [], [p.cmdline() for p in alive]
     finally:
+        # Even when an assertion failed: stop the stack the way a user would, then make sure.
+        leftovers = _descendants(dev.pid) if dev.poll() is None else []
         if dev.poll() is None:
-            dev.kill()
+            dev.terminate()
+            try:
+                dev.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                dev.kill()
+        for process in leftovers:
+            if process.is_running():
+                process.kill()

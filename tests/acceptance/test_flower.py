@@ -1,0 +1,168 @@
+"""Flower, run as docker-compose.yml runs it, shows scans' page tasks and their progress.
+
+What Flower makes observable about a page's `task-progress` event: Celery's event state
+turns it into the custom task state PROGRESS, but the event is sent at the page's commit,
+a moment before task-succeeded replaces that state, so PROGRESS is only a glimpse; Flower's
+API serialises a task's standard fields only, so `processed` and `total` never appear in
+it. What lasts is Flower's Prometheus counter
+`flower_events_total{type="task-progress", task="marketscan.scan.page"}`. The event's
+contents are checked on the same event stream Flower consumes.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.flower import EventRecorder, Flower
+from tests.support.processes import CeleryProcess
+from tests.support.scans import start_scan_cli, wait_for_status
+
+ROOT = Path(__file__).resolve().parents[2]
+AUTH = ("user", "secret")
+WORKER = "w1@test"
+PAGE_TASK = "marketscan.scan.page"
+# The brief's scan: 10 pages of 100 items, 0.2 s each.
+ITEMS, PAGE_SIZE = 1000, 100
+DEADLINE_SECONDS = 60.0
+
+
+@pytest.fixture
+def start_flower(celery_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Flower]]:
+    """Start Flower processes that are always stopped at teardown."""
+    started: list[Flower] = []
+
+    def start(*options: str, flower_env: dict[str, str] | None = None) -> Flower:
+        log_path = tmp_path / f"flower-{len(started)}.log"
+        flower = Flower.start(celery_env, log_path, options, flower_env)
+        started.append(flower)
+        flower.wait_until_serving()
+        return flower
+
+    yield start
+    for flower in started:
+        flower.stop()
+
+
+def compose_flower_options() -> list[str]:
+    """The options docker-compose.yml gives `celery -A worker flower`."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    command: list[str] = compose["services"]["flower"]["command"]
+    return command[command.index("flower") + 1 :]
+
+
+def page_tasks_of(flower: Flower, scan_id: str) -> dict[int, dict[str, Any]]:
+    """Flower's page tasks of one scan, by page_seq."""
+    tasks = flower.get("/api/tasks", auth=AUTH)
+    assert tasks.status_code == 200, tasks.text
+    found: dict[int, dict[str, Any]] = {}
+    for task in tasks.json().values():
+        args = ast.literal_eval(task["args"]) if task.get("args") else ()
+        if args and args[0] == scan_id:
+            found[args[2]] = task
+    return found
+
+
+def test_flower_lists_a_scans_page_tasks_by_name_and_counts_a_progress_event_per_page(
+    celery_env: dict[str, str],
+    database_url: str,
+    start_worker: Callable[..., CeleryProcess],
+    start_flower: Callable[..., Flower],
+) -> None:
+    # Given a worker, Flower with basic auth, and a recorder of the events Flower consumes
+    start_worker(WORKER)
+    flower = start_flower("--basic-auth=user:secret")
+    flower.wait_until_worker_online(WORKER)
+    with EventRecorder(celery_env["CELERY_BROKER_URL"]) as recorder:
+        recorder.wait_for_worker(WORKER)
+
+        # When a 1,000-item scan runs to completion
+        scan_uuid = start_scan_cli(
+            celery_env, "--market-opt", f"items={ITEMS}", "--market-opt", "item_latency_ms=2"
+        )
+        scan_id = str(scan_uuid)
+        done = wait_for_status(database_url, scan_uuid)
+        pages = done.page_seq
+        assert (done.processed_items, pages) == (ITEMS, ITEMS // PAGE_SIZE)
+
+        # Then Flower's API refuses a request without or with wrong credentials
+        assert flower.get("/api/tasks").status_code == 401
+        assert flower.get("/api/tasks", auth=("user", "wrong")).status_code == 401
+
+        # And lists every page task of the scan by its name, succeeded on the worker
+        def all_pages_succeeded() -> dict[int, dict[str, Any]] | None:
+            found = page_tasks_of(flower, scan_id)
+            states = {task["state"] for task in found.values()}
+            return found if len(found) == pages and states == {"SUCCESS"} else None
+
+        tasks = flower.poll(
+            all_pages_succeeded,
+            lambda: f"Flower's page tasks of the scan: {page_tasks_of(flower, scan_id)}",
+            DEADLINE_SECONDS,
+        )
+        assert sorted(tasks) == list(range(pages))
+        assert {task["name"] for task in tasks.values()} == {PAGE_TASK}
+        assert {task["worker"] for task in tasks.values()} == {WORKER}
+
+        # And Flower counted one task-progress event per committed page
+        def progress_count() -> float | None:
+            return flower.metric(
+                "flower_events_total", type="task-progress", task=PAGE_TASK, worker=WORKER
+            )
+
+        flower.poll(
+            lambda: progress_count() == pages,
+            lambda: f"Flower counted {progress_count()} task-progress events for {pages} pages",
+            DEADLINE_SECONDS,
+        )
+
+        # And each of those events is the page's own task, carrying processed/total after it
+        def progress_of_scan() -> list[dict[str, Any]]:
+            events = recorder.events("task-progress")
+            return [event for event in events if event.get("scan_id") == scan_id]
+
+        flower.poll(lambda: len(progress_of_scan()) == pages, "progress events missing")
+        progress = sorted(progress_of_scan(), key=lambda event: event["page_seq"])
+        assert [(e["page_seq"], e["processed"], e["total"]) for e in progress] == [
+            (seq, (seq + 1) * PAGE_SIZE, ITEMS) for seq in range(pages)
+        ]
+        assert [e["uuid"] for e in progress] == [tasks[seq]["uuid"] for seq in range(pages)]
+
+
+def test_flower_metrics_and_healthcheck_are_served_without_credentials(
+    start_flower: Callable[..., Flower],
+) -> None:
+    # Given Flower with basic auth
+    flower = start_flower("--basic-auth=user:secret")
+    # When /metrics and /healthcheck are fetched without credentials
+    metrics = flower.get("/metrics")
+    health = flower.get("/healthcheck")
+    # Then both answer: Flower protects its UI and API, not these (so it stays on loopback)
+    assert metrics.status_code == 200 and "flower_worker_online" in metrics.text
+    assert (health.status_code, health.text) == (200, "OK")
+    assert flower.get("/api/workers").status_code == 401
+
+
+def test_the_compose_flower_command_takes_basic_auth_from_the_environment_and_persists(
+    start_flower: Callable[..., Flower], tmp_path: Path
+) -> None:
+    # Given docker-compose.yml's flower options, with its /data volume moved to tmp_path
+    options = [
+        f"--db={tmp_path / 'flower.db'}" if option.startswith("--db=") else option
+        for option in compose_flower_options()
+        if not option.startswith(("--port=", "--address="))
+    ]
+    assert f"--db={tmp_path / 'flower.db'}" in options and "--persistent=True" in options
+    # When Flower runs with them and FLOWER_BASIC_AUTH in its environment, as compose does
+    flower = start_flower(*options, flower_env={"FLOWER_BASIC_AUTH": "user:secret"})
+    # Then its API wants those credentials
+    assert flower.get("/api/tasks").status_code == 401
+    assert flower.get("/api/tasks", auth=AUTH).status_code == 200
+    # And its state is saved to the volume when it stops
+    flower.stop()
+    assert list(tmp_path.glob("flower.db*")), f"no state saved:\n{flower.process.log()}"
