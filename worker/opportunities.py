@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 from worker.errors import InvalidInput
 from worker.markets.base import Item
@@ -57,6 +58,21 @@ def level_named(name: str) -> Level:
         ) from None
 
 
+@lru_cache(maxsize=64)
+def _rule(fee: float, min_profit: float) -> tuple[int, int]:
+    """The rule as integers: opportunity iff `reference * r >= price * p`.
+
+    With fee = fn/fd and min_profit = mn/md as exact decimals, multiplying
+    `reference * (1 - fee) - price >= min_profit * price` by fd*md > 0 gives
+    `reference * (fd - fn) * md >= price * fd * (md + mn)`. Exact, so an item right on the
+    threshold never falls to float rounding, and cheap enough for every item of a page.
+    """
+    fee_exact, profit_exact = Fraction(str(fee)), Fraction(str(min_profit))
+    fn, fd = fee_exact.numerator, fee_exact.denominator
+    mn, md = profit_exact.numerator, profit_exact.denominator
+    return (fd - fn) * md, fd * (md + mn)
+
+
 def evaluate(
     item: Item, *, fee: float, min_profit: float, min_price_cents: int, max_price_cents: int
 ) -> Opportunity | None:
@@ -65,8 +81,8 @@ def evaluate(
     reference = item.reference_price_cents
     if reference is None or price <= 0 or not min_price_cents <= price <= max_price_cents:
         return None
-    # Exact rationals: an item right on the threshold must not fall to float rounding.
-    if reference * (1 - Fraction(str(fee))) - price < Fraction(str(min_profit)) * price:
+    reference_weight, price_weight = _rule(fee, min_profit)
+    if reference * reference_weight < price * price_weight:
         return None
     fee_cents = round(reference * fee)
     profit_cents = reference - fee_cents - price

@@ -7,8 +7,8 @@ from typing import Any
 
 from worker.checkpoint import metadata_of, operation_type_of, user_id_of
 from worker.errors import InvalidInput
-from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE
-from worker.opportunities import LEVELS, level_named
+from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE, Item
+from worker.opportunities import LEVELS, Opportunity, evaluate, level_named
 
 MARKETS = ("simulated", "dmarket")
 DEFAULT_USER_ID = 0
@@ -84,6 +84,17 @@ class ScanParams:
     @property
     def min_profit(self) -> float:
         return LEVELS[self.level].min_profit
+
+    def judge(self, item: Item) -> Opportunity | None:
+        """The opportunity `item` offers under this scan's level, band and fee, if any."""
+        low, high = self.price_band
+        return evaluate(
+            item,
+            fee=self.fee,
+            min_profit=self.min_profit,
+            min_price_cents=low,
+            max_price_cents=high,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"version": PARAMS_VERSION, **asdict(self)}

@@ -7,7 +7,7 @@ scan with it.
 from __future__ import annotations
 
 from worker.markets.registry import build_market
-from worker.opportunities import Opportunity, evaluate
+from worker.opportunities import Opportunity
 from worker.scan_params import ScanParams
 from worker.settings import Settings
 
@@ -15,22 +15,12 @@ from worker.settings import Settings
 def reference_opportunities(params: ScanParams, settings: Settings) -> list[Opportunity]:
     """Every opportunity of the market `params` describe, walked page by page in one go."""
     market = build_market(params, settings)
-    low, high = params.price_band
     found: list[Opportunity] = []
     cursor: str | None = None
     try:
         while True:
             page = market.fetch_page(cursor, params.page_size)
-            for item in page.items:
-                hit = evaluate(
-                    item,
-                    fee=params.fee,
-                    min_profit=params.min_profit,
-                    min_price_cents=low,
-                    max_price_cents=high,
-                )
-                if hit is not None:
-                    found.append(hit)
+            found.extend(hit for item in page.items if (hit := params.judge(item)) is not None)
             if page.next_cursor is None:
                 return found
             cursor = page.next_cursor
