@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketErr
 from worker.markets.backoff import retry_delay_seconds
 from worker.markets.base import MarketSource, Page
 from worker.markets.registry import build_market
-from worker.opportunities import Opportunity, evaluate
+from worker.opportunities import Opportunity
 from worker.page_message import PageMessage
 from worker.page_store import ClaimedPage, PageResult
 from worker.scan_params import ScanParams
@@ -57,6 +58,31 @@ class ScanProgress:
     total: int | None
 
 
+class PageStore(Protocol):
+    """The fenced reads and writes of a page's row: worker.page_store, on PostgreSQL."""
+
+    def claim(
+        self, session: Session, message: PageMessage, owner: str, lease_seconds: float
+    ) -> ClaimedPage | None: ...
+
+    def renew(
+        self, session: Session, message: PageMessage, owner: str, lease_seconds: float
+    ) -> bool: ...
+
+    def commit_page(
+        self,
+        session: Session,
+        message: PageMessage,
+        result: PageResult,
+        owner: str,
+        lease_seconds: float,
+    ) -> str | None: ...
+
+    def fail(self, session: Session, message: PageMessage, error_message: str) -> bool: ...
+
+    def current_status(self, session: Session, message: PageMessage) -> str | None: ...
+
+
 @dataclass
 class PageContext:
     """What a page needs from its surroundings; the Celery task fills it in.
@@ -74,11 +100,13 @@ class PageContext:
     sessions: Callable[[], AbstractContextManager[Session]] = session_scope
     drain_requested: Callable[[], bool] = drain_requested
     sleep: Callable[[float], None] = field(default=time.sleep)
+    # Replaceable so the bench can time the same pipeline with the database taken away.
+    store: PageStore = page_store
 
 
 def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
     with ctx.sessions() as session:
-        claimed = page_store.claim(session, message, ctx.owner, ctx.settings.lease_seconds)
+        claimed = ctx.store.claim(session, message, ctx.owner, ctx.settings.lease_seconds)
         session.commit()
     if claimed is None:
         log.info("dropping stale page message %s", message)
@@ -120,7 +148,7 @@ def _run_claimed(
     if result.items_done == 0 and not result.page_complete:
         return _hand_over(message, ctx, "before judging an item")
     with ctx.sessions() as session:
-        status = page_store.commit_page(
+        status = ctx.store.commit_page(
             session, message, result, ctx.owner, ctx.settings.lease_seconds
         )
         session.commit()
@@ -179,7 +207,7 @@ def _wait(message: PageMessage, ctx: PageContext, delay: float) -> bool:
             return False
         ctx.sleep(min(left, renew_every, 0.25))
         with ctx.sessions() as session:
-            page_store.renew(session, message, ctx.owner, ctx.settings.lease_seconds)
+            ctx.store.renew(session, message, ctx.owner, ctx.settings.lease_seconds)
             session.commit()
     return not ctx.drain_requested()
 
@@ -187,7 +215,6 @@ def _wait(message: PageMessage, ctx: PageContext, delay: float) -> bool:
 def _judge(
     message: PageMessage, ctx: PageContext, market: MarketSource, page: Page, params: ScanParams
 ) -> PageResult:
-    low, high = params.price_band
     found: list[Opportunity] = []
     remaining = page.items[message.page_offset :]
     done = 0
@@ -199,13 +226,7 @@ def _judge(
             polled_at = time.monotonic()
             if _stopped_by_user(message, ctx):
                 break
-        opportunity = evaluate(
-            market.inspect(item),
-            fee=params.fee,
-            min_profit=params.min_profit,
-            min_price_cents=low,
-            max_price_cents=high,
-        )
+        opportunity = params.judge(market.inspect(item))
         if opportunity is not None:
             found.append(opportunity)
         done += 1
@@ -220,7 +241,7 @@ def _judge(
 
 def _stopped_by_user(message: PageMessage, ctx: PageContext) -> bool:
     with ctx.sessions() as session:
-        status = page_store.current_status(session, message)
+        status = ctx.store.current_status(session, message)
     return status != ScanStatus.IN_PROGRESS.value
 
 
@@ -235,7 +256,7 @@ def _fail(
     message: PageMessage, ctx: PageContext, claimed: ClaimedPage, error_message: str
 ) -> Outcome:
     with ctx.sessions() as session:
-        failed = page_store.fail(session, message, error_message)
+        failed = ctx.store.fail(session, message, error_message)
         session.commit()
     if not failed:
         return Outcome.STALE

@@ -1,0 +1,73 @@
+"""3. Aggregate throughput: 16 scans of 100 pages started at once on one worker with two
+pool processes (prefork, concurrency 2), zero market latency. Pages/s over the middle 80%
+of all page commits (so the ramp-up and the last stragglers do not count), against one
+chain alone on the same worker (pages/s = 1 / seconds per page). Runs alternate
+(one chain of 150 pages, 16 chains) x 2; medians.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from bench import scans
+from bench.harness import Bench, connect, say
+from bench.page_cost import chain_seconds
+from bench.report import Row, median, spread
+
+NAME = "throughput"
+SCANS = 16
+
+
+def aggregate_pages_per_second(database_url: str, scan_count: int, pages: int) -> float:
+    connection = connect(database_url)
+    scan_ids: list[uuid.UUID] = [
+        scans.start(database_url, scans.params(pages * 100)) for _ in range(scan_count)
+    ]
+    for scan_id in scan_ids:
+        scans.wait_for_status(connection, scan_id, timeout_s=scan_count * pages * 0.5 + 60)
+    commits = sorted(
+        at for scan_id in scan_ids for _, at in scans.page_commit_times(connection, scan_id)
+    )
+    connection.close()
+    low, high = len(commits) // 10, len(commits) * 9 // 10
+    return (high - low) / (commits[high] - commits[low])
+
+
+def run(bench: Bench) -> list[Row]:
+    pages, single_pages, runs = bench.size(100, 20), bench.size(150, 60), bench.size(2, 1)
+    single: list[float] = []
+    many: list[float] = []
+    with bench.database(NAME) as url:
+        bench.start_worker(bench.worker_env(url), "tput@bench", concurrency=2)
+        for attempt in range(runs):
+            single.append(1 / chain_seconds(url, single_pages))
+            many.append(aggregate_pages_per_second(url, SCANS, pages))
+            say(
+                f"{NAME} run {attempt + 1}/{runs}: one chain {single[-1]:.0f} pages/s, "
+                f"{SCANS} chains {many[-1]:.0f} pages/s"
+            )
+    ratio = median(many) / median(single)
+    return [
+        Row(
+            figure=f"3 aggregate throughput ({SCANS} scans x {pages} pages, prefork c=2)",
+            measured=f"{median(many):.0f} pages/s ({median(many) * 100:,.0f} items/s)",
+            floor=f"one chain {median(single):.0f} pages/s -> {ratio:.2f}x",
+            goal="none set (2 cores, shared with PostgreSQL and Redis)",
+            met=None,
+            detail=f"{SCANS} chains {spread(many, 1, ' pages/s')}; one chain "
+            f"{spread(single, 1, ' pages/s')}. The two pool processes share two cores with "
+            f"the worker's main process (consuming, acking, sending events), PostgreSQL, "
+            f"Redis and whatever else runs on the machine (see the load average).{_cpu(bench)}",
+        )
+    ]
+
+
+def _cpu(bench: Bench) -> str:
+    parts = bench.page_breakdown
+    if parts is None:
+        return ""
+    return (
+        f" In figure 1's in-process page {parts.waiting_s / parts.total_s:.0%} is waiting "
+        f"on PostgreSQL and the rest is Python; PostgreSQL runs on the same two cores, so a "
+        f"chain's waiting frees little CPU for another chain."
+    )
