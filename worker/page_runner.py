@@ -199,16 +199,21 @@ def _fetch(
 
 
 def _wait(message: PageMessage, ctx: PageContext, delay: float) -> bool:
-    """Sleep `delay` seconds renewing the lease; False if a drain asks us to stop."""
+    """Sleep `delay` seconds, renewing the lease; False if a drain or a lost lease stops us."""
     renew_every = max(ctx.settings.lease_seconds / 3, 0.05)
-    deadline = time.monotonic() + delay
+    renewed_at = time.monotonic()
+    deadline = renewed_at + delay
     while (left := deadline - time.monotonic()) > 0:
         if ctx.drain_requested():
             return False
         ctx.sleep(min(left, renew_every, 0.25))
-        with ctx.sessions() as session:
-            ctx.store.renew(session, message, ctx.owner, ctx.settings.lease_seconds)
-            session.commit()
+        if time.monotonic() - renewed_at >= renew_every:
+            renewed_at = time.monotonic()
+            with ctx.sessions() as session:
+                renewed = ctx.store.renew(session, message, ctx.owner, ctx.settings.lease_seconds)
+                session.commit()
+            if not renewed:  # paused, cancelled or reclaimed meanwhile: stop waiting
+                return False
     return not ctx.drain_requested()
 
 
