@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
@@ -70,6 +70,15 @@ def _opportunities(session: Session, scan_id: uuid.UUID) -> list[tuple[str, int]
     )
 
 
+def _expire_lease(session: Session, scan_id: uuid.UUID) -> None:
+    session.execute(
+        update(ScanCheckpoint)
+        .where(ScanCheckpoint.scan_id == scan_id)
+        .values(lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1))
+    )
+    session.commit()
+
+
 def _drive(settings: Settings, published: list[PageMessage]) -> list[Outcome]:
     outcomes = []
     while published:
@@ -114,12 +123,7 @@ def test_an_old_token_message_after_a_lease_change_is_dropped(
     # Given a scan whose lease was taken over by recovery (a new token)
     scan_id, published = _start(settings)
     old = published.pop(0)
-    session.execute(
-        ScanCheckpoint.__table__.update()
-        .where(ScanCheckpoint.scan_id == scan_id)
-        .values(lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1))
-    )
-    session.commit()
+    _expire_lease(session, scan_id)
     republished: list[PageMessage] = []
     with session_scope() as recovering:
         assert len(recover(recovering, republished.append, settings.lease_seconds)) == 1
@@ -153,12 +157,7 @@ def test_a_crash_between_commit_and_publish_leaves_the_due_page_in_the_row(
     )
     assert row.cursor is not None
     # And once the lease expires, recovery publishes exactly that page and the scan finishes
-    session.execute(
-        ScanCheckpoint.__table__.update()
-        .where(ScanCheckpoint.scan_id == scan_id)
-        .values(lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1))
-    )
-    session.commit()
+    _expire_lease(session, scan_id)
     republished: list[PageMessage] = []
     with session_scope() as recovering:
         reclaimed = recover(recovering, republished.append, settings.lease_seconds)

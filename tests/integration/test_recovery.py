@@ -90,3 +90,28 @@ def test_two_concurrent_recover_commands_republish_each_orphan_exactly_once(
     assert len(bodies) == 60
     session.expire_all()
     assert set(session.scalars(select(ScanCheckpoint.recoveries))) == {1}
+
+
+def test_a_recoverer_skips_scans_another_recoverer_holds_and_publishes_nothing_for_them(
+    database_url: str, session: Session
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    from worker.db import driver_url
+
+    # Given orphans that a first recoverer has locked and not yet committed
+    orphans = _scans(session, 4, expired=True)
+    engine = create_engine(driver_url(database_url))
+    with Session(engine) as first, Session(engine) as second:
+        first.execute(select(ScanCheckpoint.id).with_for_update())
+        # When a second recoverer runs meanwhile (a lock wait would fail, not hang)
+        second.execute(text("SET statement_timeout = 5000"))
+        published: list[PageMessage] = []
+        # Then it reclaims and publishes nothing, without waiting
+        assert recover(second, published.append, 30) == []
+        assert published == []
+        first.rollback()
+        # And once the first lets go, each orphan is reclaimed exactly once
+        assert {r.scan_id for r in recover(second, published.append, 30)} == set(orphans)
+        assert len(published) == 4
+    engine.dispose()
