@@ -27,6 +27,8 @@ accept_content = ["json"]
 # The row in PostgreSQL is the result; nothing is stored in a result backend.
 task_ignore_result = True
 task_default_queue = "marketscan"
+# Every worker consumes both queues in turn (no -Q needed): recovered pages skip the backlog.
+task_queues: dict[str, dict[str, Any]] = {"marketscan": {}, "marketscan.recovered": {}}
 
 # A page message is acked only after its task returns, and requeued if its process dies.
 task_acks_late = True
@@ -42,12 +44,9 @@ task_track_started = True
 timezone = "UTC"
 enable_utc = True
 
+# Recovery is not scheduled here: a message would wait behind the page backlog. Beat runs
+# it on a clock of its own (worker.recovery_timer), every recovery interval.
 beat_schedule: dict[str, dict[str, Any]] = {
-    "recover-orphaned-scans": {
-        "task": "marketscan.maintenance.recover",
-        "schedule": _settings.recovery_interval_seconds,
-        "options": {"expires": _settings.recovery_interval_seconds},
-    },
     "cleanup-old-checkpoints": {
         "task": "marketscan.maintenance.cleanup",
         "schedule": crontab(hour=str(_settings.cleanup_hour_utc), minute="0"),

@@ -44,27 +44,42 @@ class TimedStore:
             self.seconds[name] += time.perf_counter() - started
 
     def claim(
-        self, session: Session, message: PageMessage, owner: str, lease_seconds: float
+        self,
+        session: Session,
+        message: PageMessage,
+        owner: str,
+        task_id: str,
+        lease_seconds: float,
+        *,
+        count_delivery: bool = True,
     ) -> ClaimedPage | None:
         # The claim's commit happens in run_page right after; its time is in "other".
-        return self._timed("claim", page_store.claim, session, message, owner, lease_seconds)
+        return self._timed(
+            "claim",
+            page_store.claim,
+            session,
+            message,
+            owner,
+            task_id,
+            lease_seconds,
+            count_delivery=count_delivery,
+        )
 
     def renew(
-        self, session: Session, message: PageMessage, owner: str, lease_seconds: float
+        self, session: Session, message: PageMessage, task_id: str, lease_seconds: float
     ) -> bool:
-        return self._timed("renew", page_store.renew, session, message, owner, lease_seconds)
+        return self._timed("renew", page_store.renew, session, message, task_id, lease_seconds)
+
+    def release(self, session: Session, message: PageMessage, task_id: str) -> bool:
+        return self._timed("release", page_store.release, session, message, task_id)
 
     def commit_page(
         self,
         session: Session,
         message: PageMessage,
         result: PageResult,
-        owner: str,
-        lease_seconds: float,
     ) -> str | None:
-        return self._timed(
-            "commit_page", page_store.commit_page, session, message, result, owner, lease_seconds
-        )
+        return self._timed("commit_page", page_store.commit_page, session, message, result)
 
     def fail(self, session: Session, message: PageMessage, error_message: str) -> bool:
         return self._timed("fail", page_store.fail, session, message, error_message)

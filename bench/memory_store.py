@@ -31,7 +31,14 @@ class MemoryPageStore:
     commit_times: dict[int, float] = field(default_factory=dict)
 
     def claim(
-        self, session: Session, message: PageMessage, owner: str, lease_seconds: float
+        self,
+        session: Session,
+        message: PageMessage,
+        owner: str,
+        task_id: str,
+        lease_seconds: float,
+        *,
+        count_delivery: bool = True,
     ) -> ClaimedPage | None:
         return ClaimedPage(
             cursor=self.cursor,
@@ -43,8 +50,11 @@ class MemoryPageStore:
         )
 
     def renew(
-        self, session: Session, message: PageMessage, owner: str, lease_seconds: float
+        self, session: Session, message: PageMessage, task_id: str, lease_seconds: float
     ) -> bool:
+        return True
+
+    def release(self, session: Session, message: PageMessage, task_id: str) -> bool:
         return True
 
     def commit_page(
@@ -52,8 +62,6 @@ class MemoryPageStore:
         session: Session,
         message: PageMessage,
         result: PageResult,
-        owner: str,
-        lease_seconds: float,
     ) -> str | None:
         self.commit_times[message.page_seq] = time.time()
         if result.page_complete:

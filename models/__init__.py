@@ -1,12 +1,14 @@
 """SQLAlchemy models of marketscan's tables."""
 
 from models.base import Base
-from models.checkpoint import ScanCheckpoint
+from models.checkpoint import RUNNER_CALLER, RUNNER_CHAIN, ScanCheckpoint
 from models.opportunity import ScanOpportunity
 from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "RUNNER_CALLER",
+    "RUNNER_CHAIN",
     "TERMINAL_STATUSES",
     "Base",
     "ScanCheckpoint",

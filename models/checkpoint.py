@@ -27,6 +27,11 @@ from models.status import ScanStatus
 
 _STATUS_VALUES = ", ".join(f"'{status.value}'" for status in ScanStatus)
 
+# Who drives a scan forward. `chain`: the page tasks, with leases, fences and recovery.
+# `caller`: the user's own loop through StateManager; recovery never touches those rows.
+RUNNER_CHAIN = "chain"
+RUNNER_CALLER = "caller"
+
 
 class ScanCheckpoint(Base):
     __tablename__ = "scan_checkpoints"
@@ -35,6 +40,7 @@ class ScanCheckpoint(Base):
         CheckConstraint("processed_items >= 0", name="processed_items_non_negative"),
         CheckConstraint("total_items IS NULL OR total_items >= 0", name="total_items_non_negative"),
         CheckConstraint("page_seq >= 0 AND page_offset >= 0", name="page_position_non_negative"),
+        CheckConstraint(f"runner IN ('{RUNNER_CHAIN}', '{RUNNER_CALLER}')", name="runner"),
         Index("ix_scan_checkpoints_status_lease_expires_at", "status", "lease_expires_at"),
         Index("ix_scan_checkpoints_status_updated_at", "status", "updated_at"),
     )
@@ -61,9 +67,20 @@ class ScanCheckpoint(Base):
     page_seq: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     page_offset: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     page_deliveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Items walked but not stored: a listing whose values no column can hold (logged why).
+    skipped_items: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    runner: Mapped[str] = mapped_column(String(10), nullable=False, server_default=RUNNER_CALLER)
     lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # The worker running the page; while the page is queued, the worker that published it.
     lease_owner: Mapped[str | None] = mapped_column(Text)
+    # The heartbeat of a running page: renewed while it fetches, judges and waits.
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The Celery task id of the delivery that holds the running lease: a redelivery or a
+    # retry of that very message may take the page back at once, any other copy may not.
+    lease_task_id: Mapped[str | None] = mapped_column(Text)
+    # Set while the due page waits in the broker (published, not yet claimed): a queued
+    # page is alive however long it waits, and holds no lease.
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     recoveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()

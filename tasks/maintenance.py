@@ -1,11 +1,12 @@
-"""Maintenance tasks run by beat: recovery of orphaned scans, cleanup of old checkpoints."""
+"""Maintenance tasks: recovery of orphaned scans (on demand; beat runs it on its own clock),
+cleanup of old checkpoints (beat, daily)."""
 
 from __future__ import annotations
 
 from worker.app import app
 from worker.checkpoint_store import cleanup_old_checkpoints
 from worker.db import session_scope
-from worker.publisher import publish_page
+from worker.publisher import publish_recovered_page
 from worker.recovery import recover as recover_scans
 from worker.settings import get_settings
 
@@ -15,7 +16,7 @@ def recover(own_hostname: str | None = None) -> list[str]:
     """Republish every orphaned scan; returns the scan_ids reclaimed."""
     with session_scope() as session:
         reclaimed = recover_scans(
-            session, publish_page, get_settings().lease_seconds, own_hostname=own_hostname
+            session, publish_recovered_page, get_settings().lease_seconds, own_hostname=own_hostname
         )
     return [str(item.scan_id) for item in reclaimed]
 

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from celery import Task
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.app import app
 from worker.db import session_scope
@@ -31,8 +31,9 @@ def start(params: dict[str, Any]) -> str:
 @app.task(
     bind=True,
     name="marketscan.scan.page",
-    # A database outage is waited out; the fence makes the retried message harmless.
-    autoretry_for=(DBAPIError,),
+    # A database outage is waited out; the fence makes the retried message harmless. Other
+    # database errors are not retried: the page runner fails the scan with their cause.
+    autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
     retry_backoff_max=60,
     max_retries=20,
@@ -59,5 +60,7 @@ def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset:
         on_progress=progress,
         on_completed=notifier.completed,
         on_failed=notifier.failed,
+        task_id=self.request.id,
+        is_retry=bool(self.request.retries),
     )
     return run_page(message, context).value

@@ -40,6 +40,7 @@ class Checkpoint:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     recoveries: int = 0
+    skipped_items: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -62,6 +63,7 @@ class Checkpoint:
             lease_owner=row.lease_owner,
             lease_expires_at=row.lease_expires_at,
             recoveries=row.recoveries,
+            skipped_items=row.skipped_items,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from models import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanCheckpoint, ScanStatus
+from models import ACTIVE_STATUSES, RUNNER_CHAIN, TERMINAL_STATUSES, ScanCheckpoint, ScanStatus
 from worker import checkpoint as v
 from worker.checkpoint import Checkpoint
 from worker.db import rowcount
@@ -32,12 +32,12 @@ def create_checkpoint(
     total_items: int | None = None,
     params: dict[str, Any] | None = None,
     lease_token: uuid.UUID | None = None,
-    lease_seconds: float | None = None,
 ) -> Checkpoint:
     """Insert a new in-progress checkpoint; a scan_id that exists already is DuplicateScan.
 
-    `lease_token` and `lease_seconds` are for scan chains: the first page's fence, and
-    how long recovery leaves the scan alone before republishing it.
+    `lease_token` is for scan chains: the first page's fence. A row made with one is run by
+    the page chain (its first page queued, to be published right after the commit); a row
+    made without one belongs to the caller's own loop, and chain recovery never touches it.
     """
     scan = v.scan_id_of(scan_id)
     values = {
@@ -50,10 +50,9 @@ def create_checkpoint(
         "lease_token": lease_token,
         "status": ScanStatus.IN_PROGRESS.value,
     }
-    if lease_seconds is not None:
-        values["lease_expires_at"] = func.now() + func.make_interval(
-            0, 0, 0, 0, 0, 0, lease_seconds
-        )
+    if lease_token is not None:
+        values["runner"] = RUNNER_CHAIN
+        values["queued_at"] = func.now()
     inserted = session.execute(
         insert(ScanCheckpoint)
         .values(**values)
@@ -152,7 +151,9 @@ def _finish(
             error_message=error_message,
             lease_token=None,
             lease_owner=None,
+            lease_task_id=None,
             lease_expires_at=None,
+            queued_at=None,
             updated_at=func.now(),
         )
         .returning(ScanCheckpoint)

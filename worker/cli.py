@@ -35,19 +35,19 @@ def migrate() -> None:
 @handle_errors
 def recover(as_json: bool) -> None:
     """Republish every orphaned in-progress scan now (what beat does every few seconds)."""
-    from worker.publisher import publish_page
+    from worker.publisher import publish_recovered_page
     from worker.recovery import recover as recover_scans
     from worker.settings import get_settings
 
     with cli_session() as session:
-        reclaimed = recover_scans(session, publish_page, get_settings().lease_seconds)
+        reclaimed = recover_scans(session, publish_recovered_page, get_settings().lease_seconds)
     if as_json:
         emit_json({"recovered": [str(item.scan_id) for item in reclaimed]})
         return
     for item in reclaimed:
         click.echo(
-            f"recovered {item.scan_id} (was {item.old_owner or 'unowned'}) "
-            f"at page {item.message.page_seq}"
+            f"recovered {item.scan_id} ({item.cause.value}; was "
+            f"{item.old_owner or 'unowned'}) at page {item.message.page_seq}"
         )
     click.echo(f"{len(reclaimed)} scans recovered")
 

@@ -118,8 +118,8 @@ def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
     data = checkpoint.to_json()
     keys = (
         "scan_id", "status", "processed_items", "total_items", "page_seq", "page_offset",
-        "cursor", "error_message", "recoveries", "lease_owner", "created_at", "updated_at",
-        "timestamp", "metadata",
+        "cursor", "error_message", "skipped_items", "recoveries", "lease_owner", "created_at",
+        "updated_at", "timestamp", "metadata",
     )  # fmt: skip
     return [(key, data[key]) for key in keys]
 

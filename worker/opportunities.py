@@ -49,6 +49,25 @@ class Opportunity:
     profit_percent: float
 
 
+# What the scan_opportunities columns hold: BIGINT cents, NUMERIC(9,2) percent, text
+# without NUL bytes. A value outside them would fail the page's whole commit.
+_BIGINT_MAX = 2**63 - 1
+_PERCENT_MAX = 10**7 - 0.01
+
+
+def unstorable_reason(opportunity: Opportunity) -> str | None:
+    """Why `opportunity` cannot be stored as it is (naming the field), or None if it can."""
+    for name in ("item_id", "title"):
+        if "\x00" in getattr(opportunity, name):
+            return f"{name} contains a NUL byte"
+    for name in ("price_cents", "reference_price_cents", "fee_cents", "profit_cents"):
+        if abs(getattr(opportunity, name)) > _BIGINT_MAX:
+            return f"{name} {getattr(opportunity, name)} is beyond a 64-bit integer"
+    if abs(opportunity.profit_percent) > _PERCENT_MAX:
+        return f"profit_percent {opportunity.profit_percent} is beyond {_PERCENT_MAX}"
+    return None
+
+
 def level_named(name: str) -> Level:
     try:
         return LEVELS[name]

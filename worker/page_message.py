@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from worker.checkpoint import scan_id_of
 from worker.errors import InvalidInput
 
+PAGE_TASK = "marketscan.scan.page"
+
 
 @dataclass(frozen=True)
 class PageMessage:

@@ -14,20 +14,20 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
 
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from models import ScanStatus
-from worker import page_store
+from worker import page_fetch, page_store
 from worker.db import session_scope
-from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
-from worker.markets.backoff import retry_delay_seconds
+from worker.errors import InvalidInput, PermanentMarketError
+from worker.heartbeat import Heartbeat
 from worker.markets.base import MarketSource, Page
 from worker.markets.registry import build_market
-from worker.opportunities import Opportunity
+from worker.opportunities import Opportunity, unstorable_reason
 from worker.page_message import PageMessage
-from worker.page_store import ClaimedPage, PageResult
+from worker.page_store import ClaimedPage, PageResult, PageStore
 from worker.scan_params import ScanParams
 from worker.settings import Settings
 from worker.shutdown import drain_requested
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # How often a running page looks at its row for a pause or cancel from the user: an
 # indexed read five times a second costs far less than the items it spares.
 STATUS_POLL_SECONDS = 0.2
+# total_items is a 32-bit column.
+TOTAL_ITEMS_MAX = 2**31 - 1
 
 
 class Outcome(StrEnum):
@@ -58,37 +60,14 @@ class ScanProgress:
     total: int | None
 
 
-class PageStore(Protocol):
-    """The fenced reads and writes of a page's row: worker.page_store, on PostgreSQL."""
-
-    def claim(
-        self, session: Session, message: PageMessage, owner: str, lease_seconds: float
-    ) -> ClaimedPage | None: ...
-
-    def renew(
-        self, session: Session, message: PageMessage, owner: str, lease_seconds: float
-    ) -> bool: ...
-
-    def commit_page(
-        self,
-        session: Session,
-        message: PageMessage,
-        result: PageResult,
-        owner: str,
-        lease_seconds: float,
-    ) -> str | None: ...
-
-    def fail(self, session: Session, message: PageMessage, error_message: str) -> bool: ...
-
-    def current_status(self, session: Session, message: PageMessage) -> str | None: ...
-
-
 @dataclass
 class PageContext:
     """What a page needs from its surroundings; the Celery task fills it in.
 
-    The `on_*` callbacks run after the commit they report, on the page's own thread, so
-    they must return at once.
+    `task_id` names this delivery of the message (a redelivery or retry keeps it);
+    `is_retry` says the previous attempt of this delivery returned, so it is not counted
+    again toward the poison-page limit. The `on_*` callbacks run after the commit and the
+    publish they report, on the page's own thread; their errors are logged, never raised.
     """
 
     owner: str
@@ -102,14 +81,35 @@ class PageContext:
     sleep: Callable[[float], None] = field(default=time.sleep)
     # Replaceable so the bench can time the same pipeline with the database taken away.
     store: PageStore = page_store
+    task_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    is_retry: bool = False
+
+
+@dataclass(frozen=True)
+class _HandOver:
+    """The page stopped before judging anything: back to the queue, uncommitted."""
+
+    when: str
+
+
+@dataclass(frozen=True)
+class _Failure:
+    reason: str
 
 
 def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
     with ctx.sessions() as session:
-        claimed = ctx.store.claim(session, message, ctx.owner, ctx.settings.lease_seconds)
+        claimed = ctx.store.claim(
+            session,
+            message,
+            ctx.owner,
+            ctx.task_id,
+            ctx.settings.lease_seconds,
+            count_delivery=not ctx.is_retry,
+        )
         session.commit()
     if claimed is None:
-        log.info("dropping stale page message %s", message)
+        log.info("dropping page message %s: stale, or a copy of a running page", message)
         return Outcome.STALE
     if claimed.deliveries > ctx.settings.max_page_deliveries:
         return _fail(
@@ -125,45 +125,88 @@ def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
     except InvalidInput as exc:
         return _fail(message, ctx, claimed, f"stored scan params are invalid: {exc}")
     try:
-        return _run_claimed(message, ctx, claimed, params, market)
-    except PermanentMarketError as exc:
-        return _fail(message, ctx, claimed, str(exc))
+        with Heartbeat(lambda: _renew(message, ctx), ctx.settings.lease_seconds / 3) as beat:
+            work = _work(message, ctx, claimed, params, market, beat)
     finally:
         market.close()
+    if isinstance(work, _HandOver):
+        return _hand_over(message, ctx, work.when)
+    if isinstance(work, _Failure):
+        return _fail(message, ctx, claimed, work.reason)
+    return _commit(message, ctx, claimed, work)
 
 
-def _run_claimed(
+def _work(
     message: PageMessage,
     ctx: PageContext,
     claimed: ClaimedPage,
     params: ScanParams,
     market: MarketSource,
-) -> Outcome:
-    page = _fetch(message, ctx, market, claimed.cursor, params.page_size)
-    if page is None:
-        return _hand_over(message, ctx, "while waiting to retry the market")
-    if isinstance(page, str):
-        return _fail(message, ctx, claimed, page)
-    result = _judge(message, ctx, market, page, params)
-    if result.items_done == 0 and not result.page_complete:
-        return _hand_over(message, ctx, "before judging an item")
-    with ctx.sessions() as session:
-        status = ctx.store.commit_page(
-            session, message, result, ctx.owner, ctx.settings.lease_seconds
+    beat: Heartbeat,
+) -> PageResult | _HandOver | _Failure:
+    """Fetch and judge the page while the heartbeat keeps it ours."""
+    try:
+        page = page_fetch.fetch(
+            market,
+            claimed.cursor,
+            params.page_size,
+            ctx.settings,
+            should_stop=lambda: ctx.drain_requested() or beat.lost,
+            sleep=ctx.sleep,
+            label=str(message),
         )
+    except PermanentMarketError as exc:
+        return _Failure(str(exc))
+    if page is None:
+        return _HandOver("while waiting to retry the market")
+    if isinstance(page, str):
+        return _Failure(page)
+    result = _judge(message, ctx, market, page, params, beat)
+    if result.items_done == 0 and not result.page_complete:
+        return _HandOver("before judging an item")
+    return result
+
+
+def _renew(message: PageMessage, ctx: PageContext) -> bool:
+    with ctx.sessions() as session:
+        renewed = ctx.store.renew(session, message, ctx.task_id, ctx.settings.lease_seconds)
         session.commit()
+    return renewed
+
+
+def _commit(
+    message: PageMessage, ctx: PageContext, claimed: ClaimedPage, result: PageResult
+) -> Outcome:
+    """One fenced transaction for the page, then the publish, then the reports."""
+    try:
+        with ctx.sessions() as session:
+            status = ctx.store.commit_page(session, message, result)
+            session.commit()
+    except (DataError, IntegrityError) as exc:
+        # Values are validated before they get here; a page the database still refuses
+        # fails the scan with the database's own words, at once (a retry cannot fix it).
+        reason = f"page {message.page_seq} could not be stored: {exc.orig}"
+        return _fail(message, ctx, claimed, reason)
     if status is None:
         log.info("page %s went stale before its commit; its work is dropped", message)
         return Outcome.STALE
+    outcome = _publish_after_commit(message, ctx, result, status)
     progress = ScanProgress(
         message.scan_id,
         claimed.user_id,
         claimed.processed_items + result.items_done,
         result.total_items or claimed.total_items,
     )
-    ctx.on_progress(progress)
+    _report(ctx.on_progress, progress)
+    if outcome is Outcome.COMPLETED:
+        _report(ctx.on_completed, progress)
+    return outcome
+
+
+def _publish_after_commit(
+    message: PageMessage, ctx: PageContext, result: PageResult, status: str
+) -> Outcome:
     if status == ScanStatus.COMPLETED.value:
-        ctx.on_completed(progress)
         return Outcome.COMPLETED
     if status != ScanStatus.IN_PROGRESS.value:
         return Outcome.STOPPED
@@ -174,58 +217,28 @@ def _run_claimed(
     return Outcome.HANDED_OVER
 
 
-def _fetch(
-    message: PageMessage, ctx: PageContext, market: MarketSource, cursor: str | None, limit: int
-) -> Page | str | None:
-    """The page, or the failure text once retries run out, or None if a drain interrupts."""
-    settings = ctx.settings
-    attempt = 0
-    while True:
-        try:
-            return market.fetch_page(cursor, limit)
-        except RetryableMarketError as exc:
-            if attempt >= settings.max_retries:
-                return f"market failed {attempt + 1} times; last error: {exc}"
-            delay = retry_delay_seconds(
-                attempt,
-                settings.retry_backoff_seconds,
-                settings.retry_backoff_max_seconds,
-                exc.retry_after_seconds,
-            )
-            log.warning("page %s: %s; retry %d in %.1fs", message, exc, attempt + 1, delay)
-            if not _wait(message, ctx, delay):
-                return None
-            attempt += 1
-
-
-def _wait(message: PageMessage, ctx: PageContext, delay: float) -> bool:
-    """Sleep `delay` seconds, renewing the lease; False if a drain or a lost lease stops us."""
-    renew_every = max(ctx.settings.lease_seconds / 3, 0.05)
-    renewed_at = time.monotonic()
-    deadline = renewed_at + delay
-    while (left := deadline - time.monotonic()) > 0:
-        if ctx.drain_requested():
-            return False
-        ctx.sleep(min(left, renew_every, 0.25))
-        if time.monotonic() - renewed_at >= renew_every:
-            renewed_at = time.monotonic()
-            with ctx.sessions() as session:
-                renewed = ctx.store.renew(session, message, ctx.owner, ctx.settings.lease_seconds)
-                session.commit()
-            if not renewed:  # paused, cancelled or reclaimed meanwhile: stop waiting
-                return False
-    return not ctx.drain_requested()
+def _report(callback: Callable[..., None], *args: object) -> None:
+    """Tell the user, never at the chain's expense: the row is the truth, reports are news."""
+    try:
+        callback(*args)
+    except Exception:  # a report must never stop or delay the chain it reports on
+        log.exception("progress report failed; the scan goes on")
 
 
 def _judge(
-    message: PageMessage, ctx: PageContext, market: MarketSource, page: Page, params: ScanParams
+    message: PageMessage,
+    ctx: PageContext,
+    market: MarketSource,
+    page: Page,
+    params: ScanParams,
+    beat: Heartbeat,
 ) -> PageResult:
     found: list[Opportunity] = []
     remaining = page.items[message.page_offset :]
-    done = 0
+    done = skipped = 0
     polled_at = time.monotonic()
     for item in remaining:
-        if ctx.drain_requested():
+        if ctx.drain_requested() or beat.lost:
             break
         if time.monotonic() - polled_at >= STATUS_POLL_SECONDS:
             polled_at = time.monotonic()
@@ -233,15 +246,30 @@ def _judge(
                 break
         opportunity = params.judge(market.inspect(item))
         if opportunity is not None:
-            found.append(opportunity)
+            if (reason := unstorable_reason(opportunity)) is None:
+                found.append(opportunity)
+            else:
+                # One odd listing must not fail a scan of thousands: walk past it, count it.
+                log.warning("scan %s: skipping item %r: %s", message.scan_id, item.item_id, reason)
+                skipped += 1
         done += 1
     return PageResult(
         items_done=done,
         page_complete=done == len(remaining),
         next_cursor=page.next_cursor,
-        total_items=page.total,
+        total_items=_storable_total(message, page.total),
         opportunities=tuple(found),
+        skipped=skipped,
     )
+
+
+def _storable_total(message: PageMessage, total: int | None) -> int | None:
+    """The market's total if total_items can hold it; else unknown, as if not reported."""
+    if total is not None and total > TOTAL_ITEMS_MAX:
+        log.warning("scan %s: market total %d is beyond %d; ignored", message.scan_id, total,
+                    TOTAL_ITEMS_MAX)  # fmt: skip
+        return None
+    return total
 
 
 def _stopped_by_user(message: PageMessage, ctx: PageContext) -> bool:
@@ -251,7 +279,13 @@ def _stopped_by_user(message: PageMessage, ctx: PageContext) -> bool:
 
 
 def _hand_over(message: PageMessage, ctx: PageContext, when: str) -> Outcome:
-    """Publish this very message again so another worker takes the page where it stands."""
+    """Put the page back in the queue where it stands, for another worker to take."""
+    with ctx.sessions() as session:
+        released = ctx.store.release(session, message, ctx.task_id)
+        session.commit()
+    if not released:  # paused, cancelled or reclaimed meanwhile: nothing is ours to hand
+        log.info("page %s stopped %s; it is no longer ours", message, when)
+        return Outcome.STALE
     log.info("page %s drained %s; handing it over", message, when)
     ctx.publish(message)
     return Outcome.HANDED_OVER
@@ -269,5 +303,5 @@ def _fail(
     progress = ScanProgress(
         message.scan_id, claimed.user_id, claimed.processed_items, claimed.total_items
     )
-    ctx.on_failed(progress, error_message)
+    _report(ctx.on_failed, progress, error_message)
     return Outcome.FAILED

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from worker.page_message import PageMessage
+from worker import broker_ledger
+from worker.page_message import PAGE_TASK, PageMessage
 
-PAGE_TASK = "marketscan.scan.page"
+PAGE_QUEUE = "marketscan"
+# Recovered pages skip the backlog: a worker consumes both queues in turn, so a reclaimed
+# page waits for at most one page per slot, not for every page queued before it.
+RECOVERED_QUEUE = "marketscan.recovered"
 
 
-def publish_page(message: PageMessage) -> None:
+def publish_page(message: PageMessage, *, recovered: bool = False) -> None:
     from worker.app import app
 
-    app.send_task(PAGE_TASK, args=message.as_args())
+    broker_ledger.publishing(message)
+    app.send_task(
+        PAGE_TASK,
+        args=message.as_args(),
+        queue=RECOVERED_QUEUE if recovered else PAGE_QUEUE,
+    )
+    broker_ledger.sent(message)
+
+
+def publish_recovered_page(message: PageMessage) -> None:
+    publish_page(message, recovered=True)

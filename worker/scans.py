@@ -39,7 +39,6 @@ def start_scan(
         metadata=params.metadata,
         params=params.to_json(),
         lease_token=token,
-        lease_seconds=settings.lease_seconds,
     )
     session.commit()
     publish(PageMessage(scan_id, token, 0, 0))
@@ -58,7 +57,7 @@ def cancel_scan(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
         scan_id,
         {ScanStatus.IN_PROGRESS, ScanStatus.PAUSED, ScanStatus.FAILED},
         ScanStatus.CANCELLED,
-        {"lease_expires_at": None},
+        {"lease_expires_at": None, "queued_at": None},
     )
 
 
@@ -75,8 +74,10 @@ def resume_scan(
         {
             "lease_token": token,
             "lease_owner": None,
-            "lease_expires_at": func.now()
-            + func.make_interval(0, 0, 0, 0, 0, 0, settings.lease_seconds),
+            "lease_task_id": None,
+            "lease_expires_at": None,
+            # Queued: the page is published right after the commit.
+            "queued_at": func.now(),
             "error_message": None,
             "page_deliveries": 0,
         },

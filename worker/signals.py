@@ -1,15 +1,26 @@
-"""Celery signal handlers: drain on shutdown, fresh engines per process, startup recovery."""
+"""Celery signal handlers: drain on shutdown, fresh engines per process, recovery clocks."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery.signals import beat_init, worker_process_init, worker_ready, worker_shutting_down
+import redis
+from celery.signals import (
+    beat_init,
+    task_received,
+    worker_process_init,
+    worker_ready,
+    worker_shutting_down,
+)
 
+from worker import broker_ledger
 from worker.db import reset_engines, session_scope
-from worker.publisher import publish_page
+from worker.errors import InvalidInput
+from worker.page_message import PAGE_TASK, PageMessage
+from worker.publisher import publish_recovered_page
 from worker.recovery import recover
+from worker.recovery_timer import RecoveryTimer
 from worker.settings import get_settings
 from worker.shutdown import request_drain
 
@@ -28,18 +39,39 @@ def _fresh_engines(**_: Any) -> None:
     reset_engines()
 
 
+@task_received.connect
+def _note_page_taken(request: Any = None, **_: Any) -> None:
+    # The message leaves the queue for this worker's unacked set: if the worker dies before
+    # the page starts, the marker names it, so recovery need not wait out the visibility
+    # timeout (an hour) for the broker to hand the message out again.
+    # `type` is the task's real name; `name` may be a display name (a shadow).
+    if request is None or request.type != PAGE_TASK:
+        return
+    try:
+        message = PageMessage.from_args(*request.args)
+        broker_ledger.taken(message, request.hostname)
+    except (InvalidInput, TypeError):
+        return  # a malformed message: the task refuses it with the reason
+    except redis.RedisError as exc:
+        log.warning("could not mark page %s as taken: %s", request.args, exc)
+
+
+def recover_now(own_hostname: str | None = None) -> int:
+    """One recovery pass with this process's settings; how many scans were reclaimed."""
+    with session_scope() as session:
+        reclaimed = recover(
+            session, publish_recovered_page, get_settings().lease_seconds, own_hostname=own_hostname
+        )
+    return len(reclaimed)
+
+
 @worker_ready.connect
 def _recover_own_scans(sender: Any = None, **_: Any) -> None:
     hostname = getattr(sender, "hostname", None)
-    with session_scope() as session:
-        reclaimed = recover(
-            session, publish_page, get_settings().lease_seconds, own_hostname=hostname
-        )
-    log.info("worker %s ready; reclaimed %d scans", hostname, len(reclaimed))
+    log.info("worker %s ready; reclaimed %d scans", hostname, recover_now(hostname))
 
 
 @beat_init.connect
-def _recover_at_beat_start(**_: Any) -> None:
-    with session_scope() as session:
-        reclaimed = recover(session, publish_page, get_settings().lease_seconds)
-    log.info("beat started; reclaimed %d orphaned scans", len(reclaimed))
+def _start_recovery_clock(**_: Any) -> None:
+    log.info("beat started; reclaimed %d orphaned scans", recover_now())
+    RecoveryTimer(recover_now, get_settings().recovery_interval_seconds).start()

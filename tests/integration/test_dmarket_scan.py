@@ -144,3 +144,62 @@ def test_a_page_waiting_on_retry_after_keeps_its_lease_alive(
     assert reclaimed == []
     assert outcome == [Outcome.NEXT_PUBLISHED]
     assert _row(session, scan_id).processed_items == 100
+
+
+def test_odd_listings_are_skipped_and_counted_and_the_scan_completes(
+    settings: Settings, fake: FakeDMarket, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a page whose listings parse but hold values no column can store, and a total
+    # beyond a 32-bit count
+    odd = [
+        dmarket_item("dm-nul", "AK-47 | Red\x00line", 1000, 5000),
+        dmarket_item("dm-huge", "AWP | Asiimov", 1000, 2**63 + 5),
+        dmarket_item("dm-million", "P250 | Sand Dune", 150, 100_000_000),
+        dmarket_item("dm-good", "M4A4 | Howl", 1000, 5000),
+    ]
+    body = {"objects": odd, "cursor": "", "total": {"items": 2**31, "offers": 4, "orders": 0}}
+    fake.script(0, ScriptedReply.json_body(body))
+    # When the scan runs
+    scan_id, published = _start(settings)
+    assert _drive(settings, published) == [Outcome.COMPLETED]
+    # Then it completes at once, every listing walked, the three odd ones skipped and counted
+    done = _row(session, scan_id)
+    assert (done.status, done.processed_items, done.skipped_items, done.total_items) == (
+        "completed",
+        4,
+        3,
+        None,
+    )
+    assert set(session.scalars(select(ScanOpportunity.item_id))) == {"dm-good"}
+    # And the log says why each was skipped
+    for item_id, why in (
+        ("dm-nul", "title contains a NUL byte"),
+        ("dm-huge", "reference_price_cents"),
+        ("dm-million", "profit_percent"),
+    ):
+        assert any(item_id in r.message and why in r.message for r in caplog.records), item_id
+
+
+def test_a_page_the_database_still_refuses_fails_the_scan_at_once_with_its_cause(
+    settings: Settings, fake: FakeDMarket, session: Session, database_url: str
+) -> None:
+    from sqlalchemy import text
+
+    # Given a database that refuses one of the page's opportunities (a rule validation
+    # cannot know of, added from outside)
+    session.execute(
+        text(
+            "ALTER TABLE scan_opportunities ADD CONSTRAINT test_refuses_one "
+            "CHECK (item_id <> 'dm-0007')"
+        )
+    )
+    session.commit()
+    # When the scan runs its first page
+    scan_id, published = _start(settings)
+    assert _drive(settings, published) == [Outcome.FAILED]
+    # Then the scan failed on the first delivery, with the database's reason, not "poison"
+    done = _row(session, scan_id)
+    assert done.status == "failed"
+    assert "could not be stored" in (done.error_message or "")
+    assert "test_refuses_one" in (done.error_message or "")
+    assert done.page_deliveries == 1

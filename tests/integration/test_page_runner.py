@@ -5,19 +5,21 @@ Publishing is handed in as a plain callable, so these tests record it instead of
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from worker import scans
 from worker.db import session_scope
+from worker.errors import InvalidTransition
 from worker.page_message import PageMessage
-from worker.page_runner import Outcome, PageContext, run_page
-from worker.recovery import recover
+from worker.page_runner import Outcome, PageContext, ScanProgress, run_page
+from worker.recovery import Cause, recover
 from worker.scan_params import ScanParams
 from worker.settings import Settings, get_settings
 
@@ -70,11 +72,17 @@ def _opportunities(session: Session, scan_id: uuid.UUID) -> list[tuple[str, int]
     )
 
 
-def _expire_lease(session: Session, scan_id: uuid.UUID) -> None:
+def _orphan(session: Session, scan_id: uuid.UUID) -> None:
+    """Make the scan an orphan: a running page's lease lapsed, a queued page aged past the
+    grace (these tests publish to a list, so the broker holds no marker for it)."""
+    an_hour_ago = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 3600)
     session.execute(
         update(ScanCheckpoint)
         .where(ScanCheckpoint.scan_id == scan_id)
-        .values(lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1))
+        .values(
+            lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1),
+            queued_at=case((ScanCheckpoint.queued_at.is_(None), None), else_=an_hour_ago),
+        )
     )
     session.commit()
 
@@ -123,7 +131,7 @@ def test_an_old_token_message_after_a_lease_change_is_dropped(
     # Given a scan whose lease was taken over by recovery (a new token)
     scan_id, published = _start(settings)
     old = published.pop(0)
-    _expire_lease(session, scan_id)
+    _orphan(session, scan_id)
     republished: list[PageMessage] = []
     with session_scope() as recovering:
         assert len(recover(recovering, republished.append, settings.lease_seconds)) == 1
@@ -156,13 +164,14 @@ def test_a_crash_between_commit_and_publish_leaves_the_due_page_in_the_row(
         100,
     )
     assert row.cursor is not None
-    # And once the lease expires, recovery publishes exactly that page and the scan finishes
-    _expire_lease(session, scan_id)
+    # And once it is past the grace with no message in the broker, recovery publishes
+    # exactly that page and the scan finishes
+    _orphan(session, scan_id)
     republished: list[PageMessage] = []
     with session_scope() as recovering:
         reclaimed = recover(recovering, republished.append, settings.lease_seconds)
     assert [(m.page_seq, m.page_offset) for m in republished] == [(1, 0)]
-    assert reclaimed[0].old_owner == "w1@test"
+    assert reclaimed[0].cause is Cause.BROKER_LOST
     _drive(settings, republished)
     assert _row(session, scan_id).processed_items == 250
 
@@ -194,10 +203,60 @@ def test_a_poison_page_fails_the_scan_after_the_delivery_limit(
     # claiming without finishing.
     from worker import page_store
 
-    for _ in range(settings.max_page_deliveries):
+    for death in range(settings.max_page_deliveries):
         with session_scope() as claiming:
-            assert page_store.claim(claiming, message, "w1@test", settings.lease_seconds)
+            task_id = f"delivery-{death}"
+            assert page_store.claim(claiming, message, "w1@test", task_id, 30)
             claiming.commit()
+        _orphan(session, scan_id)
     assert run_page(message, _context(settings, [])) is Outcome.FAILED
     row = _row(session, scan_id)
     assert row.status == "failed" and "poison page" in (row.error_message or "")
+
+
+def test_a_scan_paused_during_its_last_page_completes_and_never_walks_again(
+    settings: Settings, session: Session
+) -> None:
+    # Given a one-page scan whose fetch takes 0.6 s
+    scan_id, published = _start(settings, items=50, latency_ms=600)
+
+    def pause() -> None:
+        with session_scope() as pausing:
+            scans.pause_scan(pausing, scan_id)
+
+    # When its user pauses it while that last page is being fetched
+    pauser = threading.Timer(0.2, pause)
+    pauser.start()
+    outcome = run_page(published.pop(0), _context(settings, published))
+    pauser.join()
+    # Then the page's commit completes the scan: nothing is left to do
+    assert outcome is Outcome.COMPLETED
+    done = _row(session, scan_id)
+    assert (done.status, done.processed_items, done.cursor, published) == (
+        "completed",
+        50,
+        None,
+        [],
+    )
+    # And it cannot be resumed into a second walk of the market
+    with session_scope() as resuming, pytest.raises(InvalidTransition):
+        scans.resume_scan(resuming, scan_id, settings, published.append)
+    assert published == []
+
+
+def test_a_failing_progress_report_never_stops_the_chain(
+    settings: Settings, session: Session
+) -> None:
+    # Given progress reporting that fails on every page (an event broker that is down)
+    def broken(progress: ScanProgress) -> None:
+        raise ConnectionError("event broker unreachable")
+
+    scan_id, published = _start(settings)
+    # When the chain runs
+    outcomes = []
+    while published:
+        context = PageContext("w1@test", settings, publish=published.append, on_progress=broken)
+        outcomes.append(run_page(published.pop(0), context))
+    # Then every page was published and committed regardless
+    assert outcomes == [Outcome.NEXT_PUBLISHED, Outcome.NEXT_PUBLISHED, Outcome.COMPLETED]
+    assert _row(session, scan_id).processed_items == 250

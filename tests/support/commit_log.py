@@ -26,7 +26,7 @@ BEGIN
     IF NEW.page_seq <> OLD.page_seq OR NEW.page_offset <> OLD.page_offset THEN
         INSERT INTO test_page_commits
         VALUES (OLD.scan_id, OLD.page_seq, OLD.page_offset,
-                NEW.processed_items - OLD.processed_items, NEW.lease_owner);
+                NEW.processed_items - OLD.processed_items, OLD.lease_owner);
     END IF;
     RETURN NEW;
 END $$ LANGUAGE plpgsql;
