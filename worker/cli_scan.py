@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from worker.checkpoint import Checkpoint
+from worker.checkpoint import Checkpoint, dollars_to_cents
 from worker.cli_support import cli_session, emit_json, fail, handle_errors
 from worker.errors import InvalidInput
 from worker.markets.base import GAME_IDS
@@ -38,11 +38,7 @@ def _scalar(raw: str) -> Any:
 
 
 def _cents(option: str, dollars: float | None) -> int | None:
-    if dollars is None:
-        return None
-    if dollars < 0:
-        raise InvalidInput(f"{option} must be a non-negative amount of USD, got {dollars}")
-    return round(dollars * 100)
+    return None if dollars is None else dollars_to_cents(option, dollars)
 
 
 def _require_broker() -> None:
