@@ -25,6 +25,8 @@ from worker.checkpoint import DEFAULT_CHECKPOINT_INTERVAL, Checkpoint
 from worker.checkpoint_file import (
     TEMP_SUFFIX,
     fsync_directory,
+    make_private_directory,
+    open_private,
     read_checkpoint_file,
     write_checkpoint_file,
 )
@@ -47,7 +49,7 @@ class LocalCheckpointStore:
 
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_directory(self.state_dir)
         # flock keeps other processes out; the RLock keeps other threads out and lets a signal
         # handler that interrupted a change in this very thread go ahead with its own.
         self._thread_lock = threading.RLock()
@@ -203,7 +205,8 @@ class LocalCheckpointStore:
                 if self._lock_depth > 1:
                     yield
                     return
-                with open(self.state_dir / LOCK_FILE_NAME, "ab") as lock_file:
+                lock_fd = open_private(self.state_dir / LOCK_FILE_NAME, os.O_CREAT | os.O_WRONLY)
+                with os.fdopen(lock_fd, "wb") as lock_file:
                     fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes
                     yield
             finally:

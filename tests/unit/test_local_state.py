@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -568,3 +570,40 @@ def test_manager_rejects_a_bad_checkpoint_interval(tmp_path: Path, interval: Any
 def test_record_progress_rejects_a_bad_scan_id(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="scan_id must be a UUID"):
         LocalStateManager(tmp_path).record_progress("nope", "c", 1)
+
+
+# --- file modes ------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=[0o022, 0o002, 0o000])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+def test_checkpoint_files_lock_and_directory_are_private_whatever_the_umask(
+    tmp_path: Path, umask: int
+) -> None:
+    # Given a permissive umask and a state directory that does not exist yet
+    state_dir = tmp_path / "data" / "checkpoints"
+    manager = LocalStateManager(state_dir=state_dir)
+    scan_id = uuid.uuid4()
+
+    # When a scan is created, saved and finished
+    async def scan() -> None:
+        await manager.create_checkpoint(scan_id, 7, "market_scan")
+        await manager.save_checkpoint(scan_id, "page-2", 200)
+        await manager.mark_checkpoint_completed(scan_id)
+
+    asyncio.run(scan())
+
+    # Then only the owner can read the files (user ids, metadata) or list the directory
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(state_dir) == 0o700
+    assert mode(state_dir / f"{scan_id}.json") == 0o600
+    assert mode(state_dir / ".lock") == 0o600
