@@ -39,6 +39,10 @@ from worker.errors import (
 from worker.final_checkpoint import FinalCheckpoint, Progress, SaveFinal
 
 LOCK_FILE_NAME = ".lock"
+# What a save of a scan nobody created records: the file store is for development, where the
+# seed guide saves straight away. Same as a CLI scan started for nobody.
+DEFAULT_LOCAL_USER_ID = 0
+DEFAULT_LOCAL_OPERATION_TYPE = "market_scan"
 ScanId: TypeAlias = uuid.UUID | str
 Metadata: TypeAlias = dict[str, Any] | None
 T = TypeVar("T")
@@ -92,12 +96,18 @@ class LocalCheckpointStore:
         total_items: int | None = None,
         metadata: Metadata = None,
     ) -> Checkpoint:
-        """Record progress of an active scan; `metadata` is merged into the stored object."""
+        """Record progress of an active scan; `metadata` is merged into the stored object.
+
+        A scan with no checkpoint yet is created first, in progress, for user
+        DEFAULT_LOCAL_USER_ID and operation DEFAULT_LOCAL_OPERATION_TYPE.
+        """
         scan = v.scan_id_of(scan_id)
         processed, total = v.counts_of(processed_items, total_items)
         checked_cursor = v.cursor_of(cursor)
         patch = None if metadata is None else v.metadata_of(metadata)
         with self._locked():
+            if not self._path(scan).exists():
+                self.create_checkpoint(scan, DEFAULT_LOCAL_USER_ID, DEFAULT_LOCAL_OPERATION_TYPE)
             current = self._require_active(scan, "take checkpoints")
             if total is None:
                 total = v.counts_of(processed, current.total_items)[1]  # against the stored one

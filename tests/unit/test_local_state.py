@@ -25,7 +25,12 @@ from worker.errors import (
     InvalidInput,
     InvalidTransition,
 )
-from worker.local_state import LocalCheckpointStore, LocalStateManager
+from worker.local_state import (
+    DEFAULT_LOCAL_OPERATION_TYPE,
+    DEFAULT_LOCAL_USER_ID,
+    LocalCheckpointStore,
+    LocalStateManager,
+)
 
 
 @pytest.fixture
@@ -150,11 +155,6 @@ def test_save_on_a_paused_scan_is_allowed(store: LocalCheckpointStore) -> None:
     store.create_checkpoint(scan_id, 1, "scan")
     edit_file(store, scan_id, status="paused")
     assert store.save_checkpoint(scan_id, "c", 5).status == ScanStatus.PAUSED
-
-
-def test_save_on_an_unknown_scan_is_checkpoint_not_found(store: LocalCheckpointStore) -> None:
-    with pytest.raises(CheckpointNotFound):
-        store.save_checkpoint(uuid.uuid4(), "cursor", 1)
 
 
 @pytest.mark.parametrize(
@@ -470,42 +470,30 @@ def test_a_foreign_json_file_in_the_state_dir_is_reported(store: LocalCheckpoint
 # --- LocalStateManager ---------------------------------------------------------------------
 
 
-def test_seed_guide_local_state_manager_example(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+# The seed guide's own example runs verbatim in tests/integration/test_seed_examples.py.
+
+
+def test_a_save_of_an_unknown_scan_creates_it_with_the_documented_defaults(
+    store: LocalCheckpointStore,
 ) -> None:
-    # The guide's example, plus the create_checkpoint it needs: saving progress of a scan
-    # that was never created is CheckpointNotFound, as with the DB StateManager.
-    monkeypatch.chdir(tmp_path)
     scan_id = uuid.uuid4()
-
-    async def example() -> None:
-        # Инициализация
-        state_manager = LocalStateManager(state_dir="data/checkpoints")
-        await state_manager.create_checkpoint(
-            scan_id=scan_id, user_id=12345, operation_type="market_scan"
-        )
-
-        # Сохранить checkpoint
-        await state_manager.save_checkpoint(
-            scan_id=scan_id,
-            cursor="next_page_token",
-            processed_items=250,
-        )
-
-        # Загрузить checkpoint
-        checkpoint = await state_manager.load_checkpoint(scan_id)
-        if checkpoint:
-            print(f"Восстановлено: {checkpoint.processed_items} предметов")
-
-    asyncio.run(example())
-    assert capsys.readouterr().out == "Восстановлено: 250 предметов\n"
-    assert (tmp_path / "data" / "checkpoints" / f"{scan_id}.json").is_file()
+    saved = store.save_checkpoint(scan_id, "next_page_token", 250, 1000, {"game": "csgo"})
+    assert store.load_checkpoint(scan_id) == saved
+    assert (saved.user_id, saved.operation_type) == (
+        DEFAULT_LOCAL_USER_ID, DEFAULT_LOCAL_OPERATION_TYPE,
+    )  # fmt: skip
+    assert (saved.status, saved.cursor, saved.processed_items, saved.total_items) == (
+        ScanStatus.IN_PROGRESS, "next_page_token", 250, 1000,
+    )  # fmt: skip
+    assert saved.metadata == {"game": "csgo"}
 
 
-def test_seed_guide_save_without_create_is_checkpoint_not_found(tmp_path: Path) -> None:
-    state_manager = LocalStateManager(state_dir=tmp_path)
-    with pytest.raises(CheckpointNotFound):
-        asyncio.run(state_manager.save_checkpoint(uuid.uuid4(), "next_page_token", 250))
+def test_a_save_of_a_finished_scan_is_still_refused(store: LocalCheckpointStore) -> None:
+    scan_id = uuid.uuid4()
+    store.save_checkpoint(scan_id, "page-2", 200)
+    store.mark_checkpoint_completed(scan_id)
+    with pytest.raises(InvalidTransition):
+        store.save_checkpoint(scan_id, "page-3", 300)
 
 
 def test_manager_runs_a_whole_scan_lifecycle_through_the_store(tmp_path: Path) -> None:
