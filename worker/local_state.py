@@ -269,10 +269,10 @@ class LocalStateManager(FinalCheckpoint):
         return self.store.get_active_checkpoints(user_id, operation_type)
 
     async def mark_checkpoint_completed(self, scan_id: ScanId) -> Checkpoint:
-        return self.store.mark_checkpoint_completed(scan_id)
+        return self._finished(self.store.mark_checkpoint_completed(scan_id))
 
     async def mark_checkpoint_failed(self, scan_id: ScanId, error_message: str) -> Checkpoint:
-        return self.store.mark_checkpoint_failed(scan_id, error_message)
+        return self._finished(self.store.mark_checkpoint_failed(scan_id, error_message))
 
     async def cleanup_old_checkpoints(self, days: int = 7) -> int:
         return self.store.cleanup_old_checkpoints(days)
