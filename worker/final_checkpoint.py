@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from worker.checkpoint import Checkpoint, scan_id_of
 from worker.errors import MarketscanError
+from worker.redaction import redacted
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def _save_final(scan: uuid.UUID, registration: _Registration) -> None:
     except (MarketscanError, SQLAlchemyError) as exc:
         # Raising here would surface inside whatever code the signal interrupted.
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.warning("final checkpoint of scan %s not saved: %s", scan, first_line)
+        log.warning("final checkpoint of scan %s not saved: %s", scan, redacted(first_line))
 
 
 def _clean_up(scan: uuid.UUID, cleanup: Cleanup) -> None:

@@ -187,3 +187,39 @@ def test_absurd_prices_are_one_line_exit_2_and_store_nothing(
     assert lines[0].startswith(f"error: {option} must be a finite")
     assert _stored(session) == 0
     assert _queued(env["CELERY_BROKER_URL"]) == 0
+
+
+SECRET = "hunter2"
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "args"),
+    [
+        (
+            "CELERY_BROKER_URL",
+            f"redis://:{SECRET}@127.0.0.1:1/0",
+            ["scan", "start", "--game", "csgo"],
+        ),
+        (
+            "CELERY_BROKER_URL",
+            f"redis://admin:{SECRET}@127.0.0.1:1/0",
+            ["scan", "start", "--game", "csgo"],
+        ),
+        ("DATABASE_URL", f"postgresql://admin:{SECRET}@127.0.0.1:1/none", ["scan", "list"]),
+        ("DATABASE_URL", f"postgresql://admin:{SECRET}@127.0.0.1:1/none", ["migrate"]),
+        ("DATABASE_URL", f"postgresql://admin:{SECRET}@127.0.0.1:1/none", ["recover"]),
+    ],
+)
+def test_an_unreachable_server_is_reported_without_its_password(
+    env: dict[str, str], variable: str, url: str, args: list[str]
+) -> None:
+    from tests.support.scans import cli
+
+    # Given a URL with a password, pointing at nothing
+    # When a command needs that server
+    done = cli(args, {**env, variable: url})
+    # Then it fails with one line that shows where, but never the password
+    assert done.returncode == 1, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "127.0.0.1" in done.stderr
