@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 import weakref
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,7 +24,12 @@ from celery.signals import worker_process_shutdown
 
 from worker.errors import ConfigError
 from worker.page_runner import ScanProgress
-from worker.progress_messages import ProgressMessages, completed_text, failed_text
+from worker.progress_messages import (
+    ProgressMessages,
+    completed_text,
+    failed_text,
+    forget_scan,
+)
 from worker.settings import Settings, get_settings
 from worker.telegram import TelegramClient, TelegramError
 
@@ -57,6 +63,12 @@ class Notifier:
 
     def failed(self, progress: ScanProgress, error_message: str) -> None:
         """Report that the scan failed, and why."""
+
+    def scan_resumed(self, scan_id: uuid.UUID) -> None:
+        """Forget the scan's final summary, so that its progress shows again (in a new message).
+
+        Call it when a finished scan (failed, say) is resumed; never raises.
+        """
 
     def flush(self, timeout_seconds: float) -> bool:
         """Wait up to `timeout_seconds` for pending notifications; True if none is left."""
@@ -93,6 +105,19 @@ class TelegramNotifier(Notifier):
 
     def failed(self, progress: ScanProgress, error_message: str) -> None:
         self._offer(_Event(progress, failed_text(progress, error_message)))
+
+    def scan_resumed(self, scan_id: uuid.UUID) -> None:
+        # Done at once, not queued: the caller (a resume command) has no sender thread, and the
+        # flag must be gone before the resumed chain's first progress.
+        try:
+            with redis.Redis.from_url(
+                self._settings.broker_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            ) as connection:
+                forget_scan(connection, scan_id)
+        except redis.RedisError as exc:
+            log.warning("telegram state of resumed scan %s not cleared: %s", scan_id, exc)
 
     def flush(self, timeout_seconds: float) -> bool:
         events = self._events if self._pid == os.getpid() else None
@@ -178,7 +203,13 @@ class _Sender:
         client = TelegramClient(
             settings.telegram_api_url, settings.telegram_bot_token, settings.http_timeout_seconds
         )
-        messages = ProgressMessages(connection, client, settings.telegram_min_interval_seconds)
+        messages = ProgressMessages(
+            connection,
+            client,
+            settings.telegram_min_interval_seconds,
+            # An edit may take a connect and a read timeout; past that its holder is gone.
+            edit_slot_seconds=2 * settings.http_timeout_seconds + 1,
+        )
         try:
             while True:
                 event = self._events.get()
