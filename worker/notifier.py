@@ -16,7 +16,6 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import redis
@@ -242,12 +241,38 @@ def _deliver(messages: ProgressMessages, event: _Event) -> None:
 _notifiers: weakref.WeakSet[TelegramNotifier] = weakref.WeakSet()
 
 
-@lru_cache(maxsize=1)
-def notifier_for(settings: Settings) -> Notifier:
-    """The process's notifier for `settings`: Telegram if a bot token is set, else a no-op."""
-    if not settings.telegram_bot_token:
-        return Notifier()
-    return TelegramNotifier(settings)
+class _ProcessNotifier:
+    """The one notifier of the process; replacing it (new settings) stops the old sender.
+
+    Not an lru_cache: an evicted notifier would keep its sender thread, Redis connection and
+    HTTP client for the life of the process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: tuple[Settings, Notifier] | None = None
+
+    def __call__(self, settings: Settings) -> Notifier:
+        """The process's notifier for `settings`: Telegram if a bot token is set, else a no-op."""
+        with self._lock:
+            previous = self._current
+            if previous is not None and previous[0] == settings:
+                return previous[1]
+            made = TelegramNotifier(settings) if settings.telegram_bot_token else Notifier()
+            self._current = (settings, made)
+        if previous is not None:
+            previous[1].close()
+        return made
+
+    def cache_clear(self) -> None:
+        """Forget the current notifier, stopping its sender."""
+        with self._lock:
+            previous, self._current = self._current, None
+        if previous is not None:
+            previous[1].close()
+
+
+notifier_for = _ProcessNotifier()
 
 
 def get_notifier() -> Notifier:
@@ -266,6 +291,7 @@ def _flush_at_process_shutdown(**_: Any) -> None:
 
 
 def _renew_locks_in_child() -> None:
+    notifier_for._lock = threading.Lock()
     for notifier in list(_notifiers):
         notifier._after_fork_in_child()
 

@@ -363,6 +363,32 @@ def test_a_sender_starts_only_when_the_first_report_comes(
     assert notifier.sender_running and _sender_threads() == threads_before + 1
 
 
+def test_new_settings_replace_the_process_notifier_and_stop_the_old_sender(
+    redis_url: str, telegram: FakeTelegram
+) -> None:
+    # Given the process notifier, its sender running
+    threads_before = _sender_threads()
+    made: list[Notifier] = []
+    try:
+        for interval in (0.0, 0.5, 1.0, 1.5, 2.0):
+            # When the settings are re-read, changed, and a report comes each time
+            settings = Settings(
+                broker_url=redis_url,
+                telegram_bot_token=telegram.token,
+                telegram_api_url=telegram.api_url,
+                telegram_min_interval_seconds=interval,
+            )
+            made.append(notifier_for(settings))
+            made[-1].progress(_progress(uuid.uuid4(), 100))
+            _flushed(made[-1])
+        # Then only the current notifier has a sender; the replaced ones stopped theirs
+        assert _sender_threads() == threads_before + 1
+    finally:
+        notifier_for.cache_clear()
+        for notifier in made:
+            notifier.close(timeout_seconds=1.0)
+
+
 def _complete_in_child(notifier: TelegramNotifier, scan_id: uuid.UUID) -> None:
     notifier.completed(_progress(scan_id, 1000))
     raise SystemExit(0 if notifier.flush(FLUSH_SECONDS) else 1)
