@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -18,6 +19,10 @@ OPERATION_TYPE_MAX_CHARS = 50
 CURSOR_MAX_CHARS = 8192
 DEFAULT_CHECKPOINT_INTERVAL = 100
 _BIGINT_MAX = 2**63 - 1
+# Prices are stored in BIGINT cents; a typed amount is bounded well inside, where a float
+# still counts every cent exactly (2**53 cents).
+PRICE_MAX_CENTS = _BIGINT_MAX
+PRICE_MAX_DOLLARS = 10_000_000_000.0
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,39 @@ def metadata_of(value: object) -> dict[str, Any]:
         )
     loaded: dict[str, Any] = json.loads(encoded)
     return loaded
+
+
+def finite_number_of(name: str, value: object, *, minimum: float, below: float) -> float:
+    """`value` as a float in [minimum, below); NaN, infinities and 1e400 (inf) are refused."""
+    allowed = f"a finite number from {minimum:g} to below {below:g}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{name} must be {allowed}, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        raise InvalidInput(f"{name} must be {allowed}, got {value}") from None
+    # math.isfinite first: every comparison with NaN is False, so a range check alone lets it in.
+    if not math.isfinite(number) or not minimum <= number < below:
+        raise InvalidInput(f"{name} must be {allowed}, got {value!r}")
+    return number
+
+
+def price_cents_of(name: str, value: object) -> int | None:
+    """An optional price in integer cents that a BIGINT price column can hold."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= PRICE_MAX_CENTS:
+        shown = repr(value) if not isinstance(value, int) or value < 10**30 else "a huge integer"
+        raise InvalidInput(f"{name} must be an integer from 0 to {PRICE_MAX_CENTS}, got {shown}")
+    return value
+
+
+def dollars_to_cents(name: str, dollars: float) -> int:
+    """A USD amount typed by a person, as integer cents; refused unless finite and in range."""
+    allowed = f"a finite, non-negative amount of USD up to {PRICE_MAX_DOLLARS:g}"
+    if not math.isfinite(dollars) or not 0 <= dollars <= PRICE_MAX_DOLLARS:
+        raise InvalidInput(f"{name} must be {allowed}, got {dollars}")
+    return round(dollars * 100)
 
 
 def checkpoint_interval_of(value: object) -> int:

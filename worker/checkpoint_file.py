@@ -23,6 +23,10 @@ from worker.errors import CorruptCheckpoint, InvalidInput
 FORMAT_VERSION = 1
 # Temp files start with a dot and end in .tmp, so the `<scan_id>.json` listing never sees them.
 TEMP_SUFFIX = ".tmp"
+# Checkpoints hold user ids and the caller's metadata: the owner alone reads them. Passed to
+# open(2), so no umask can widen them.
+FILE_MODE = 0o600
+DIRECTORY_MODE = 0o700
 T = TypeVar("T")
 _FIELD_NAMES = frozenset(field.name for field in fields(Checkpoint))
 
@@ -51,7 +55,7 @@ def write_checkpoint_file(target: Path, checkpoint: Checkpoint) -> None:
     payload = {"format_version": FORMAT_VERSION, **checkpoint.to_json()}
     temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
     try:
-        with open(temp, "xb") as file:
+        with os.fdopen(open_private(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "wb") as file:
             file.write(json.dumps(payload, allow_nan=False, indent=2).encode())
             file.flush()
             os.fsync(file.fileno())
@@ -124,6 +128,27 @@ def _time(data: dict[str, Any], name: str, optional: bool = False) -> datetime |
     if moment.tzinfo is None:
         raise InvalidInput(f"{name} must carry a UTC offset, got {text!r}")
     return moment.astimezone(UTC)
+
+
+def open_private(path: Path, flags: int) -> int:
+    """A descriptor of `path` opened with `flags`; a file it creates is FILE_MODE."""
+    return os.open(path, flags, FILE_MODE)
+
+
+def make_private_directory(directory: Path) -> None:
+    """Create `directory` (and its parents) unless it exists; one it creates is DIRECTORY_MODE.
+
+    An existing directory is the caller's own choice and keeps its mode.
+    """
+    if directory.is_dir():
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(mode=DIRECTORY_MODE)
+    except FileExistsError:  # another process made it first; it set the mode too
+        return
+    # mkdir's mode is masked by the umask, which may also take bits the owner needs.
+    os.chmod(directory, DIRECTORY_MODE)
 
 
 def fsync_directory(directory: Path) -> None:

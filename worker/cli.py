@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError
 
 from worker.cli_scan import scan
 from worker.cli_support import cli_session, emit_json, fail, handle_errors
+from worker.redaction import redacted
 
 
 @click.group()
@@ -96,8 +97,8 @@ def dev(directory: str) -> None:
     stop_on_signals()
     with dev_stack(Path(directory).resolve()) as stack:
         port, basic_auth = flower_credentials()
-        click.echo(f"DATABASE_URL={stack.services.database_url}")
-        click.echo(f"CELERY_BROKER_URL={stack.services.broker_url}")
+        click.echo(f"DATABASE_URL={redacted(stack.services.database_url)}")
+        click.echo(f"CELERY_BROKER_URL={redacted(stack.services.broker_url)}")
         stack.worker()
         stack.beat()
         stack.flower(port, basic_auth)

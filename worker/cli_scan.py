@@ -8,11 +8,12 @@ from typing import Any
 
 import click
 
-from worker.checkpoint import Checkpoint
+from worker.checkpoint import Checkpoint, dollars_to_cents
 from worker.cli_support import cli_session, emit_json, fail, handle_errors
 from worker.errors import InvalidInput
 from worker.markets.base import GAME_IDS
 from worker.opportunities import LEVELS
+from worker.redaction import redacted
 from worker.scan_params import MARKETS, ScanParams
 
 WATCH_POLL_SECONDS = 0.5
@@ -38,11 +39,7 @@ def _scalar(raw: str) -> Any:
 
 
 def _cents(option: str, dollars: float | None) -> int | None:
-    if dollars is None:
-        return None
-    if dollars < 0:
-        raise InvalidInput(f"{option} must be a non-negative amount of USD, got {dollars}")
-    return round(dollars * 100)
+    return None if dollars is None else dollars_to_cents(option, dollars)
 
 
 def _require_broker() -> None:
@@ -114,8 +111,16 @@ def start(
         click.echo(str(scan_id))
 
 
-def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
+def _shown(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The checkpoint as printed: a market error may quote a URL with its credentials."""
     data = checkpoint.to_json()
+    if data["error_message"] is not None:
+        data["error_message"] = redacted(data["error_message"])
+    return data
+
+
+def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
+    data = _shown(checkpoint)
     keys = (
         "scan_id", "status", "processed_items", "total_items", "page_seq", "page_offset",
         "cursor", "error_message", "skipped_items", "recoveries", "lease_owner", "created_at",
@@ -135,7 +140,7 @@ def status(scan_id: str, as_json: bool) -> None:
     with cli_session() as session:
         checkpoint = scan_status(session, scan_id)
     if as_json:
-        emit_json(checkpoint.to_json())
+        emit_json(_shown(checkpoint))
         return
     for key, value in _describe(checkpoint):
         shown = json.dumps(value) if isinstance(value, dict) else value
@@ -154,7 +159,7 @@ def list_(status_filter: str | None, user_id: int | None, as_json: bool) -> None
     with cli_session() as session:
         scans = list_scans(session, status_filter, user_id)
     if as_json:
-        emit_json([checkpoint.to_json() for checkpoint in scans])
+        emit_json([_shown(checkpoint) for checkpoint in scans])
         return
     click.echo(f"{'scan_id':36}  {'status':11}  {'processed':>9}  {'total':>9}  created_at")
     for c in scans:
@@ -228,7 +233,7 @@ def watch(scan_id: str) -> None:
     click.echo(
         f"scan {checkpoint.scan_id} {checkpoint.status.value}: "
         f"{checkpoint.processed_items} items"
-        + (f"; {checkpoint.error_message}" if checkpoint.error_message else "")
+        + (f"; {redacted(checkpoint.error_message)}" if checkpoint.error_message else "")
     )
 
 

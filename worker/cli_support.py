@@ -14,13 +14,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from worker.errors import MarketscanError
+from worker.redaction import redacted
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """One clear line on stderr, and a non-zero exit."""
-    click.echo(f"error: {message}", err=True)
+    """One clear line on stderr, and a non-zero exit; a password in any URL it quotes is hidden."""
+    click.echo(f"error: {redacted(message)}", err=True)
     sys.exit(code)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from worker.errors import ConfigError
+from worker.redaction import redacted
 from worker.settings import get_settings
 
 _SYNC_DRIVER = "postgresql+psycopg2"
@@ -30,7 +31,7 @@ def driver_url(database_url: str, driver: str = _SYNC_DRIVER) -> str:
     try:
         url = make_url(database_url)
     except Exception as exc:  # SQLAlchemy raises ArgumentError; the message names the URL
-        raise ConfigError(f"DATABASE_URL is not a valid URL: {exc}") from None
+        raise ConfigError(f"DATABASE_URL is not a valid URL: {redacted(str(exc))}") from None
     if not url.drivername.startswith("postgres"):
         raise ConfigError(f"DATABASE_URL must be a postgresql:// URL, got {url.drivername}://")
     return url.set(drivername=driver).render_as_string(hide_password=False)

@@ -69,6 +69,13 @@ def _run(stack: DevStack, console: Console) -> bool:
     get_settings.cache_clear()
     settings = get_settings()
     engine = create_engine(driver_url(settings.database_url))
+    try:
+        return _scan_and_report(stack, console, settings, engine)
+    finally:
+        engine.dispose()  # its pooled connections would outlive the demo's PostgreSQL
+
+
+def _scan_and_report(stack: DevStack, console: Console, settings: Settings, engine: Engine) -> bool:
     worker = _start_worker(stack)
     stack.beat(echo=False)
     params = ScanParams(

@@ -20,6 +20,7 @@ from typing import IO
 
 from worker.embedded import EmbeddedServices, embedded_services, free_port
 from worker.migrate import upgrade
+from worker.redaction import redacted
 
 STOP_TIMEOUT_SECONDS = 20.0
 
@@ -82,7 +83,7 @@ def _copy_lines(name: str, stream: IO[bytes] | None, echo: bool) -> None:
         return
     for raw in stream:
         if echo:
-            sys.stdout.write(f"[{name}] {raw.decode(errors='replace')}")
+            sys.stdout.write(f"[{name}] {redacted(raw.decode(errors='replace'))}")
             sys.stdout.flush()
 
 

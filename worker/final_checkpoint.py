@@ -1,7 +1,9 @@
 """The last checkpoint of a plain program: remembered progress, saved on SIGTERM or SIGINT.
 
 Shared by StateManager and LocalStateManager; Celery workers drain through
-worker.shutdown instead.
+worker.shutdown instead. A process has one handler for both signals, whatever number of
+managers and scans registered: every registered scan gets its final checkpoint, then every
+cleanup callback runs, then the process exits.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from worker.checkpoint import Checkpoint, scan_id_of
 from worker.errors import MarketscanError
+from worker.redaction import redacted
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,18 @@ class Progress:
 
 
 SaveFinal = Callable[[uuid.UUID, Progress], object]
+Cleanup = Callable[[], object]
+
+
+@dataclass(frozen=True)
+class _Registration:
+    owner: FinalCheckpoint
+    save: SaveFinal
+    cleanup: Cleanup | None
+
+
+# Every scan registered in this process, in registration order (dicts keep it).
+_registered: dict[uuid.UUID, _Registration] = {}
 
 
 class FinalCheckpoint(ABC):
@@ -53,35 +70,65 @@ class FinalCheckpoint(ABC):
         )
         return checkpoint
 
+    def _finished(self, checkpoint: Checkpoint) -> Checkpoint:
+        """Forget a scan that completed or failed: nothing is left to save or clean up."""
+        self._progress.pop(checkpoint.scan_id, None)
+        registration = _registered.get(checkpoint.scan_id)
+        if registration is not None and registration.owner is self:
+            del _registered[checkpoint.scan_id]
+        return checkpoint
+
     @abstractmethod
     def _final_saver(self) -> SaveFinal:
         """How to write the final checkpoint; prepared before any signal arrives."""
 
     def register_shutdown_handlers(
-        self, scan_id: uuid.UUID | str, cleanup_callback: Callable[[], object] | None = None
+        self, scan_id: uuid.UUID | str, cleanup_callback: Cleanup | None = None
     ) -> None:
         """On SIGTERM or SIGINT: save a final checkpoint, run `cleanup_callback`, exit 128+signum.
 
-        The final checkpoint is the latest of `save_checkpoint` and `record_progress`. If it
-        cannot be saved (the scan already finished, say), that is logged and the callback
-        still runs.
+        Every scan registered in the process, through any manager, is saved first (the latest
+        of `save_checkpoint` and `record_progress`), then every callback runs, in registration
+        order. A checkpoint that cannot be saved (the scan already finished, the database is
+        down or the row is locked) is logged, and the callbacks still run. Registering a scan
+        again replaces its callback; completing or failing it through the manager unregisters it.
         """
         scan = scan_id_of(scan_id)
-        save = self._final_saver()
+        _registered[scan] = _Registration(self, self._final_saver(), cleanup_callback)
+        signal.signal(signal.SIGTERM, _handle)
+        signal.signal(signal.SIGINT, _handle)
 
-        def handle(signum: int, frame: FrameType | None) -> None:
-            # A second signal during the final save means "stop now".
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            progress = self._progress.get(scan)
-            if progress is not None:
-                try:
-                    save(scan, progress)
-                except MarketscanError as exc:
-                    log.warning("final checkpoint of scan %s not saved: %s", scan, exc)
-            if cleanup_callback is not None:
-                cleanup_callback()
-            sys.exit(128 + signum)
 
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+def _handle(signum: int, frame: FrameType | None) -> None:
+    # A second signal during the final saves means "stop now".
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    registrations = list(_registered.items())
+    _registered.clear()
+    for scan, registration in registrations:
+        _save_final(scan, registration)
+    for scan, registration in registrations:
+        if registration.cleanup is not None:
+            _clean_up(scan, registration.cleanup)
+    sys.exit(128 + signum)
+
+
+def _save_final(scan: uuid.UUID, registration: _Registration) -> None:
+    progress = registration.owner._progress.get(scan)
+    if progress is None:
+        return
+    try:
+        registration.save(scan, progress)
+    except (MarketscanError, SQLAlchemyError) as exc:
+        # Raising here would surface inside whatever code the signal interrupted.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("final checkpoint of scan %s not saved: %s", scan, redacted(first_line))
+
+
+def _clean_up(scan: uuid.UUID, cleanup: Cleanup) -> None:
+    try:
+        cleanup()
+    except Exception:
+        # The process exits next whatever happens; one failing callback must not keep the
+        # others from releasing their resources.
+        log.exception("cleanup callback of scan %s failed", scan)

@@ -25,6 +25,8 @@ from worker.checkpoint import DEFAULT_CHECKPOINT_INTERVAL, Checkpoint
 from worker.checkpoint_file import (
     TEMP_SUFFIX,
     fsync_directory,
+    make_private_directory,
+    open_private,
     read_checkpoint_file,
     write_checkpoint_file,
 )
@@ -37,6 +39,10 @@ from worker.errors import (
 from worker.final_checkpoint import FinalCheckpoint, Progress, SaveFinal
 
 LOCK_FILE_NAME = ".lock"
+# What a save of a scan nobody created records: the file store is for development, where the
+# seed guide saves straight away. Same as a CLI scan started for nobody.
+DEFAULT_LOCAL_USER_ID = 0
+DEFAULT_LOCAL_OPERATION_TYPE = "market_scan"
 ScanId: TypeAlias = uuid.UUID | str
 Metadata: TypeAlias = dict[str, Any] | None
 T = TypeVar("T")
@@ -47,7 +53,7 @@ class LocalCheckpointStore:
 
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_directory(self.state_dir)
         # flock keeps other processes out; the RLock keeps other threads out and lets a signal
         # handler that interrupted a change in this very thread go ahead with its own.
         self._thread_lock = threading.RLock()
@@ -90,12 +96,18 @@ class LocalCheckpointStore:
         total_items: int | None = None,
         metadata: Metadata = None,
     ) -> Checkpoint:
-        """Record progress of an active scan; `metadata` is merged into the stored object."""
+        """Record progress of an active scan; `metadata` is merged into the stored object.
+
+        A scan with no checkpoint yet is created first, in progress, for user
+        DEFAULT_LOCAL_USER_ID and operation DEFAULT_LOCAL_OPERATION_TYPE.
+        """
         scan = v.scan_id_of(scan_id)
         processed, total = v.counts_of(processed_items, total_items)
         checked_cursor = v.cursor_of(cursor)
         patch = None if metadata is None else v.metadata_of(metadata)
         with self._locked():
+            if not self._path(scan).exists():
+                self.create_checkpoint(scan, DEFAULT_LOCAL_USER_ID, DEFAULT_LOCAL_OPERATION_TYPE)
             current = self._require_active(scan, "take checkpoints")
             if total is None:
                 total = v.counts_of(processed, current.total_items)[1]  # against the stored one
@@ -203,7 +215,8 @@ class LocalCheckpointStore:
                 if self._lock_depth > 1:
                     yield
                     return
-                with open(self.state_dir / LOCK_FILE_NAME, "ab") as lock_file:
+                lock_fd = open_private(self.state_dir / LOCK_FILE_NAME, os.O_CREAT | os.O_WRONLY)
+                with os.fdopen(lock_fd, "wb") as lock_file:
                     fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes
                     yield
             finally:
@@ -256,10 +269,10 @@ class LocalStateManager(FinalCheckpoint):
         return self.store.get_active_checkpoints(user_id, operation_type)
 
     async def mark_checkpoint_completed(self, scan_id: ScanId) -> Checkpoint:
-        return self.store.mark_checkpoint_completed(scan_id)
+        return self._finished(self.store.mark_checkpoint_completed(scan_id))
 
     async def mark_checkpoint_failed(self, scan_id: ScanId, error_message: str) -> Checkpoint:
-        return self.store.mark_checkpoint_failed(scan_id, error_message)
+        return self._finished(self.store.mark_checkpoint_failed(scan_id, error_message))
 
     async def cleanup_old_checkpoints(self, days: int = 7) -> int:
         return self.store.cleanup_old_checkpoints(days)

@@ -13,9 +13,9 @@ import os
 import queue
 import threading
 import time
+import uuid
 import weakref
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import redis
@@ -23,7 +23,12 @@ from celery.signals import worker_process_shutdown
 
 from worker.errors import ConfigError
 from worker.page_runner import ScanProgress
-from worker.progress_messages import ProgressMessages, completed_text, failed_text
+from worker.progress_messages import (
+    ProgressMessages,
+    completed_text,
+    failed_text,
+    forget_scan,
+)
 from worker.settings import Settings, get_settings
 from worker.telegram import TelegramClient, TelegramError
 
@@ -57,6 +62,12 @@ class Notifier:
 
     def failed(self, progress: ScanProgress, error_message: str) -> None:
         """Report that the scan failed, and why."""
+
+    def scan_resumed(self, scan_id: uuid.UUID) -> None:
+        """Forget the scan's final summary, so that its progress shows again (in a new message).
+
+        Call it when a finished scan (failed, say) is resumed; never raises.
+        """
 
     def flush(self, timeout_seconds: float) -> bool:
         """Wait up to `timeout_seconds` for pending notifications; True if none is left."""
@@ -93,6 +104,19 @@ class TelegramNotifier(Notifier):
 
     def failed(self, progress: ScanProgress, error_message: str) -> None:
         self._offer(_Event(progress, failed_text(progress, error_message)))
+
+    def scan_resumed(self, scan_id: uuid.UUID) -> None:
+        # Done at once, not queued: the caller (a resume command) has no sender thread, and the
+        # flag must be gone before the resumed chain's first progress.
+        try:
+            with redis.Redis.from_url(
+                self._settings.broker_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            ) as connection:
+                forget_scan(connection, scan_id)
+        except redis.RedisError as exc:
+            log.warning("telegram state of resumed scan %s not cleared: %s", scan_id, exc)
 
     def flush(self, timeout_seconds: float) -> bool:
         events = self._events if self._pid == os.getpid() else None
@@ -178,7 +202,13 @@ class _Sender:
         client = TelegramClient(
             settings.telegram_api_url, settings.telegram_bot_token, settings.http_timeout_seconds
         )
-        messages = ProgressMessages(connection, client, settings.telegram_min_interval_seconds)
+        messages = ProgressMessages(
+            connection,
+            client,
+            settings.telegram_min_interval_seconds,
+            # An edit may take a connect and a read timeout; past that its holder is gone.
+            edit_slot_seconds=2 * settings.http_timeout_seconds + 1,
+        )
         try:
             while True:
                 event = self._events.get()
@@ -211,12 +241,38 @@ def _deliver(messages: ProgressMessages, event: _Event) -> None:
 _notifiers: weakref.WeakSet[TelegramNotifier] = weakref.WeakSet()
 
 
-@lru_cache(maxsize=1)
-def notifier_for(settings: Settings) -> Notifier:
-    """The process's notifier for `settings`: Telegram if a bot token is set, else a no-op."""
-    if not settings.telegram_bot_token:
-        return Notifier()
-    return TelegramNotifier(settings)
+class _ProcessNotifier:
+    """The one notifier of the process; replacing it (new settings) stops the old sender.
+
+    Not an lru_cache: an evicted notifier would keep its sender thread, Redis connection and
+    HTTP client for the life of the process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: tuple[Settings, Notifier] | None = None
+
+    def __call__(self, settings: Settings) -> Notifier:
+        """The process's notifier for `settings`: Telegram if a bot token is set, else a no-op."""
+        with self._lock:
+            previous = self._current
+            if previous is not None and previous[0] == settings:
+                return previous[1]
+            made = TelegramNotifier(settings) if settings.telegram_bot_token else Notifier()
+            self._current = (settings, made)
+        if previous is not None:
+            previous[1].close()
+        return made
+
+    def cache_clear(self) -> None:
+        """Forget the current notifier, stopping its sender."""
+        with self._lock:
+            previous, self._current = self._current, None
+        if previous is not None:
+            previous[1].close()
+
+
+notifier_for = _ProcessNotifier()
 
 
 def get_notifier() -> Notifier:
@@ -235,6 +291,7 @@ def _flush_at_process_shutdown(**_: Any) -> None:
 
 
 def _renew_locks_in_child() -> None:
+    notifier_for._lock = threading.Lock()
     for notifier in list(_notifiers):
         notifier._after_fork_in_child()
 

@@ -2,12 +2,16 @@
 
 Every pool process of every worker reports on the same scans, so what a scan's message is
 (its id, its text) and when it may change next live in Redis, under KEY_PREFIX, for a day.
+The summary is final: a progress call must hold the scan's edit slot, which Redis grants
+only while the final marker is absent (one Lua script), and a summary sets the marker and
+then waits for a slot still held, so no progress can land after it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -30,6 +34,23 @@ SUMMARY_ATTEMPTS = 3
 MAX_RETRY_AFTER_SECONDS = 60.0
 # Telegram refuses a text longer than 4096 characters.
 MAX_ERROR_CHARS = 3000
+# How long a progress call may hold a scan's edit slot: past it, a dead holder's slot frees.
+DEFAULT_EDIT_SLOT_SECONDS = 30.0
+# How often a summary looks again whether a progress call still holds the slot.
+EDIT_SLOT_POLL_SECONDS = 0.05
+
+# The slot is granted only while the scan is not final: one step, so a summary that sets
+# the marker in between cannot be missed.
+_CLAIM_EDIT_SLOT = """
+if redis.call('hexists', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('set', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+"""
+# Free the slot only if it is still ours (it may have run out and gone to another caller).
+_RELEASE_EDIT_SLOT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 # Fields of a scan's hash.
 MESSAGE_ID = "message_id"
@@ -46,6 +67,16 @@ def state_key(scan_id: uuid.UUID) -> str:
 def throttle_key(scan_id: uuid.UUID) -> str:
     """Present while the scan's message must not take another progress edit."""
     return f"{KEY_PREFIX}{scan_id}:throttle"
+
+
+def edit_slot_key(scan_id: uuid.UUID) -> str:
+    """Present while a progress call may send or edit the scan's message."""
+    return f"{KEY_PREFIX}{scan_id}:editing"
+
+
+def forget_scan(connection: redis.Redis, scan_id: uuid.UUID) -> None:
+    """Drop the scan's message state: a resumed scan's progress shows in a new message."""
+    connection.delete(state_key(scan_id), throttle_key(scan_id))
 
 
 def backoff_key(chat_id: int) -> str:
@@ -81,11 +112,15 @@ class ProgressMessages:
         client: TelegramClient,
         min_interval_seconds: float,
         sleep: Callable[[float], None] = time.sleep,
+        edit_slot_seconds: float = DEFAULT_EDIT_SLOT_SECONDS,
     ) -> None:
         self._redis = connection
         self._client = client
         self._min_interval_ms = math.ceil(min_interval_seconds * 1000)
         self._sleep = sleep
+        self._edit_slot_ms = max(math.ceil(edit_slot_seconds * 1000), 1)
+        self._claim_slot = connection.register_script(_CLAIM_EDIT_SLOT)
+        self._release_slot = connection.register_script(_RELEASE_EDIT_SLOT)
 
     def show_progress(self, progress: ScanProgress) -> None:
         """Send or edit the scan's message, unless it would repeat itself or come too soon.
@@ -98,6 +133,9 @@ class ProgressMessages:
             return
         if self._redis.exists(backoff_key(chat_id)) or not self._take_turn(progress.scan_id):
             return
+        slot = self._claim_edit_slot(progress.scan_id)
+        if slot is None:
+            return  # the scan is final, or another process is changing its message
         try:
             if MESSAGE_ID in state:
                 self._client.edit_message_text(chat_id, int(state[MESSAGE_ID]), text)
@@ -107,11 +145,15 @@ class ProgressMessages:
         except TelegramRateLimited as exc:
             self._back_off(chat_id, exc.retry_after_seconds)
             log.info("scan %s: progress skipped, %s", progress.scan_id, exc)
+        finally:
+            self._release_slot(keys=[edit_slot_key(progress.scan_id)], args=[slot])
 
     def show_summary(self, progress: ScanProgress, text: str) -> None:
         """Put the final `text` on the scan's message, waiting out a few 429s; no throttle."""
-        # Marked first, so that progress still queued in other processes stays out.
+        # Marked first, so that progress still queued in other processes stays out; then a
+        # progress call already under way is let finish, so that it lands before the summary.
         self._remember(progress.scan_id, {FINAL: "1"})
+        self._wait_for_edit_slot(progress.scan_id)
         state = self._state(progress.scan_id)
         if state.get(LAST_TEXT) == text:
             return
@@ -174,6 +216,18 @@ class ProgressMessages:
         claimed = bool(self._redis.hsetnx(key, STARTING, "1"))
         self._redis.expire(key, KEY_TTL_SECONDS)
         return claimed
+
+    def _claim_edit_slot(self, scan_id: uuid.UUID) -> str | None:
+        """A token for the scan's edit slot, or None if the scan is final or the slot taken."""
+        token = secrets.token_hex(8)
+        keys = [state_key(scan_id), edit_slot_key(scan_id)]
+        claimed = self._claim_slot(keys=keys, args=[FINAL, token, self._edit_slot_ms])
+        return token if claimed else None
+
+    def _wait_for_edit_slot(self, scan_id: uuid.UUID) -> None:
+        # Bounded by the slot's expiry, should its holder have died mid-call.
+        while (left_ms := self._redis.pttl(edit_slot_key(scan_id))) > 0:
+            self._sleep(min(left_ms / 1000, EDIT_SLOT_POLL_SECONDS))
 
     def _take_turn(self, scan_id: uuid.UUID) -> bool:
         """At most one progress call per scan per min interval, across every process."""

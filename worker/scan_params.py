@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from worker.checkpoint import metadata_of, operation_type_of, user_id_of
+from worker.checkpoint import (
+    finite_number_of,
+    metadata_of,
+    operation_type_of,
+    price_cents_of,
+    user_id_of,
+)
 from worker.errors import InvalidInput
 from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE, Item
 from worker.opportunities import LEVELS, Opportunity, evaluate, level_named
@@ -38,11 +44,7 @@ class ScanParams:
             raise InvalidInput(f"market must be one of {', '.join(MARKETS)}, got {self.market!r}")
         level_named(self.level)
         for name in ("min_price_cents", "max_price_cents"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 0
-            ):
-                raise InvalidInput(f"{name} must be a non-negative integer, got {value!r}")
+            price_cents_of(name, getattr(self, name))
         if (
             self.min_price_cents is not None
             and self.max_price_cents is not None
@@ -62,12 +64,7 @@ class ScanParams:
             )
         user_id_of(self.user_id)
         operation_type_of(self.operation_type)
-        if (
-            isinstance(self.fee, bool)
-            or not isinstance(self.fee, int | float)
-            or not (0 <= self.fee < 1)
-        ):
-            raise InvalidInput(f"fee must be a number from 0 to below 1, got {self.fee!r}")
+        finite_number_of("fee", self.fee, minimum=0, below=1)
         object.__setattr__(self, "metadata", metadata_of(self.metadata))
         if not isinstance(self.market_options, dict):
             raise InvalidInput("market_options must be an object of KEY: VALUE")

@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from worker import checkpoint_store as store
 from worker.checkpoint import (
@@ -27,6 +28,39 @@ from worker.final_checkpoint import FinalCheckpoint, Progress, SaveFinal
 from worker.settings import get_settings
 
 T = TypeVar("T")
+
+# The final save runs in a signal handler, on the main thread, possibly while that very thread
+# holds an uncommitted UPDATE of the same row: it would wait for a lock that can never be
+# released. A bounded lock wait turns that into a logged "not saved" (the last committed
+# checkpoint stands) while still riding out a lock that another process holds for a moment,
+# which SKIP LOCKED would give up on at once. The other timeouts bound a dead server.
+FINAL_SAVE_LOCK_TIMEOUT_MS = 3000
+FINAL_SAVE_STATEMENT_TIMEOUT_MS = 10_000
+FINAL_SAVE_CONNECT_TIMEOUT_SECONDS = 5
+
+# One engine per database for every final save of the process, however many managers
+# register: NullPool, so it holds no connection between saves and needs no disposing.
+_final_engines: dict[str, Engine] = {}
+
+
+def _final_engine(bind_url: str) -> Engine:
+    url = driver_url(bind_url)
+    engine = _final_engines.get(url)
+    if engine is None:
+        options = (
+            f"-c lock_timeout={FINAL_SAVE_LOCK_TIMEOUT_MS} "
+            f"-c statement_timeout={FINAL_SAVE_STATEMENT_TIMEOUT_MS}"
+        )
+        engine = create_engine(
+            url,
+            poolclass=NullPool,
+            connect_args={
+                "connect_timeout": FINAL_SAVE_CONNECT_TIMEOUT_SECONDS,
+                "options": options,
+            },
+        )
+        _final_engines[url] = engine
+    return engine
 
 
 class StateManager(FinalCheckpoint):
@@ -57,7 +91,7 @@ class StateManager(FinalCheckpoint):
 
     def _final_saver(self) -> SaveFinal:
         # Its own connection: an interrupted transaction of the program cannot swallow it.
-        engine = create_engine(driver_url(self._bind_url))
+        engine = _final_engine(self._bind_url)
 
         def save(scan: uuid.UUID, progress: Progress) -> None:
             with Session(engine) as session:
@@ -124,10 +158,10 @@ class SyncStateManager(StateManager):
         return self._run(store.get_active_checkpoints, user_id, operation_type)
 
     def mark_checkpoint_completed(self, scan_id: uuid.UUID | str) -> Checkpoint:
-        return self._run(store.mark_checkpoint_completed, scan_id)
+        return self._finished(self._run(store.mark_checkpoint_completed, scan_id))
 
     def mark_checkpoint_failed(self, scan_id: uuid.UUID | str, error_message: str) -> Checkpoint:
-        return self._run(store.mark_checkpoint_failed, scan_id, error_message)
+        return self._finished(self._run(store.mark_checkpoint_failed, scan_id, error_message))
 
     def cleanup_old_checkpoints(self, days: int = 7) -> int:
         return self._run(store.cleanup_old_checkpoints, days, get_settings().cleanup_batch_size)
@@ -188,12 +222,12 @@ class AsyncStateManager(StateManager):
         return await self._run(store.get_active_checkpoints, user_id, operation_type)
 
     async def mark_checkpoint_completed(self, scan_id: uuid.UUID | str) -> Checkpoint:
-        return await self._run(store.mark_checkpoint_completed, scan_id)
+        return self._finished(await self._run(store.mark_checkpoint_completed, scan_id))
 
     async def mark_checkpoint_failed(
         self, scan_id: uuid.UUID | str, error_message: str
     ) -> Checkpoint:
-        return await self._run(store.mark_checkpoint_failed, scan_id, error_message)
+        return self._finished(await self._run(store.mark_checkpoint_failed, scan_id, error_message))
 
     async def cleanup_old_checkpoints(self, days: int = 7) -> int:
         return await self._run(

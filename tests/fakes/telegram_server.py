@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
@@ -72,6 +72,17 @@ class ScriptedReply:
         return cls(status, json.dumps(body).encode())
 
 
+@dataclass
+class HeldCall:
+    """A call the fake keeps in flight: it is carried out only once the test releases it."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class FakeTelegram:
     """The fake Bot API; use as a context manager and point the bot at `.api_url`."""
 
@@ -82,6 +93,7 @@ class FakeTelegram:
         self._answer_all: ScriptedReply | None = None
         self._texts: dict[tuple[int, int], str] = {}
         self._next_message_id = 1
+        self._held: dict[str, HeldCall] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server: _Server | None = None
@@ -111,6 +123,13 @@ class FakeTelegram:
         """Answer the next call of `method` not yet answered by a script with `reply`."""
         with self._lock:
             self._scripted.setdefault(method, deque()).append(reply)
+
+    def hold(self, method: str) -> HeldCall:
+        """Keep the next call of `method` in flight (other calls go on) until released."""
+        held = HeldCall()
+        with self._lock:
+            self._held[method] = held
+        return held
 
     def answer_everything_with(self, reply: ScriptedReply | None) -> None:
         """Answer every call with `reply` from now on (None: back to normal)."""
@@ -147,6 +166,12 @@ class FakeTelegram:
             body = json.loads(raw_body or b"{}")
         except ValueError:
             body = {"unparsed": raw_body.decode(errors="replace")}
+        with self._lock:
+            held = self._held.pop(method, None)
+        if held is not None:
+            held.arrived.set()
+            while not (held.released.wait(0.05) or self._closing.is_set()):
+                pass
         with self._lock:
             scripted = self._scripted.get(method)
             if self._answer_all is not None:

@@ -56,7 +56,7 @@ def test_scan_start_stores_the_scan_and_publishes_its_first_page(
         (["--game", "minecraft"], "'minecraft' is not one of"),
         (["--game", "csgo", "--market", "steam"], "'steam' is not one of"),
         (["--game", "csgo", "--min-price", "10", "--max-price", "5"], "must not exceed max price"),
-        (["--game", "csgo", "--min-price", "-1"], "--min-price must be a non-negative"),
+        (["--game", "csgo", "--min-price", "-1"], "--min-price must be a finite, non-negative"),
         (["--game", "csgo", "--page-size", "0"], "page_size must be an integer from 1 to 100"),
         (["--game", "csgo", "--page-size", "-3"], "page_size must be an integer from 1 to 100"),
         (["--game", "csgo", "--page-size", "101"], "page_size must be an integer from 1 to 100"),
@@ -167,3 +167,59 @@ def test_the_console_script_prints_usage_errors_as_one_line(env: dict[str, str])
         "error: Invalid value for '--game': 'minecraft' is not one of "
         "'cs2', 'csgo', 'dota2', 'rust', 'tf2'."
     ]
+
+
+@pytest.mark.parametrize("option", ["--min-price", "--max-price"])
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "1e300"])
+def test_absurd_prices_are_one_line_exit_2_and_store_nothing(
+    env: dict[str, str], session: Session, option: str, value: str
+) -> None:
+    from tests.support.scans import cli
+
+    # Given a number that float() accepts but no price can be
+    # When it is passed through the real console script
+    done = cli(["scan", "start", "--game", "csgo", option, value], env)
+    # Then one line names the option and what is allowed, and nothing is stored or enqueued
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: {option} must be a finite")
+    assert _stored(session) == 0
+    assert _queued(env["CELERY_BROKER_URL"]) == 0
+
+
+SECRET = "hunter2"
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "args"),
+    [
+        (
+            "CELERY_BROKER_URL",
+            f"redis://:{SECRET}@127.0.0.1:1/0",
+            ["scan", "start", "--game", "csgo"],
+        ),
+        (
+            "CELERY_BROKER_URL",
+            f"redis://admin:{SECRET}@127.0.0.1:1/0",
+            ["scan", "start", "--game", "csgo"],
+        ),
+        ("DATABASE_URL", f"postgresql://admin:{SECRET}@127.0.0.1:1/none", ["scan", "list"]),
+        ("DATABASE_URL", f"postgresql://admin:{SECRET}@127.0.0.1:1/none", ["migrate"]),
+        ("DATABASE_URL", f"postgresql://admin:{SECRET}@127.0.0.1:1/none", ["recover"]),
+    ],
+)
+def test_an_unreachable_server_is_reported_without_its_password(
+    env: dict[str, str], variable: str, url: str, args: list[str]
+) -> None:
+    from tests.support.scans import cli
+
+    # Given a URL with a password, pointing at nothing
+    # When a command needs that server
+    done = cli(args, {**env, variable: url})
+    # Then it fails with one line that shows where, but never the password
+    assert done.returncode == 1, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "127.0.0.1" in done.stderr

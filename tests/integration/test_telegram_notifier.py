@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
+import redis
 
 from tests.fakes.telegram_server import FakeTelegram, RecordedCall, ScriptedReply
 from tests.support.scans import row
@@ -24,6 +25,7 @@ from worker.db import session_scope
 from worker.notifier import SENDER_THREAD_NAME, Notifier, TelegramNotifier, notifier_for
 from worker.page_message import PageMessage
 from worker.page_runner import Outcome, PageContext, ScanProgress, run_page
+from worker.progress_messages import ProgressMessages, completed_text
 from worker.scan_params import ScanParams
 from worker.settings import Settings, get_settings
 from worker.telegram import TelegramClient
@@ -152,6 +154,58 @@ def test_pool_processes_share_one_message_and_its_last_text_through_redis(
     # Then there is one message, edited once
     assert _methods(telegram.calls) == ["sendMessage", "editMessageText"]
     assert telegram.calls[1].body["message_id"] == 1
+
+
+def test_a_progress_edit_in_flight_never_lands_after_the_completion_summary(
+    make_notifier: MakeNotifier, telegram: FakeTelegram, redis_url: str
+) -> None:
+    # Given a scan whose message one process started
+    progressing, scan_id = make_notifier(), uuid.uuid4()
+    progressing.progress(_progress(scan_id, 100))
+    _flushed(progressing)
+    # And a later progress edit of that process still in flight at Telegram
+    held = telegram.hold("editMessageText")
+    progressing.progress(_progress(scan_id, 200))
+    assert held.arrived.wait(FLUSH_SECONDS)
+    # When another process puts the completion summary on the message; the in-flight edit
+    # lands the first time that process has to wait (at once if it never waits)
+    def release_then_sleep(seconds: float) -> None:
+        held.release()
+        time.sleep(seconds)
+
+    done = replace(_progress(scan_id, 1000), processed=1000)
+    with TelegramClient(telegram.api_url, telegram.token, 5.0) as client:
+        summary = ProgressMessages(
+            redis.Redis.from_url(redis_url), client, 0.0, sleep=release_then_sleep
+        )
+        summary.show_summary(done, completed_text(done))
+    held.release()
+    _flushed(progressing)
+    # Then the user's message ends on the summary, not on the late progress
+    assert telegram.text_of(CHAT_ID, 1) == completed_text(done)
+    assert telegram.calls[-1].text == completed_text(done)
+    # And a progress reported after the summary is refused
+    progressing.progress(_progress(scan_id, 300))
+    _flushed(progressing)
+    assert telegram.text_of(CHAT_ID, 1) == completed_text(done)
+
+
+def test_a_resumed_scan_shows_progress_again_after_its_failure_summary(
+    make_notifier: MakeNotifier, telegram: FakeTelegram
+) -> None:
+    # Given a scan whose message ended on a failure summary
+    notifier, scan_id = make_notifier(), uuid.uuid4()
+    notifier.progress(_progress(scan_id, 100))
+    notifier.failed(_progress(scan_id, 150), "market went away")
+    _flushed(notifier)
+    assert "failed after 150 items" in (telegram.text_of(CHAT_ID, 1) or "")
+    # When the scan is resumed and reports progress
+    notifier.scan_resumed(scan_id)
+    notifier.progress(_progress(scan_id, 200))
+    _flushed(notifier)
+    # Then the user sees the progress, in a new message below the failure, which stays
+    assert "failed after 150 items" in (telegram.text_of(CHAT_ID, 1) or "")
+    assert "200/1000" in (telegram.text_of(CHAT_ID, 2) or "")
 
 
 def test_message_is_not_modified_counts_as_a_success(
@@ -307,6 +361,32 @@ def test_a_sender_starts_only_when_the_first_report_comes(
     # When the first report comes, then there is one sender
     notifier.progress(_progress(uuid.uuid4(), 100))
     assert notifier.sender_running and _sender_threads() == threads_before + 1
+
+
+def test_new_settings_replace_the_process_notifier_and_stop_the_old_sender(
+    redis_url: str, telegram: FakeTelegram
+) -> None:
+    # Given the process notifier, its sender running
+    threads_before = _sender_threads()
+    made: list[Notifier] = []
+    try:
+        for interval in (0.0, 0.5, 1.0, 1.5, 2.0):
+            # When the settings are re-read, changed, and a report comes each time
+            settings = Settings(
+                broker_url=redis_url,
+                telegram_bot_token=telegram.token,
+                telegram_api_url=telegram.api_url,
+                telegram_min_interval_seconds=interval,
+            )
+            made.append(notifier_for(settings))
+            made[-1].progress(_progress(uuid.uuid4(), 100))
+            _flushed(made[-1])
+        # Then only the current notifier has a sender; the replaced ones stopped theirs
+        assert _sender_threads() == threads_before + 1
+    finally:
+        notifier_for.cache_clear()
+        for notifier in made:
+            notifier.close(timeout_seconds=1.0)
 
 
 def _complete_in_child(notifier: TelegramNotifier, scan_id: uuid.UUID) -> None:

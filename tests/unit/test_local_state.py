@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,12 @@ from worker.errors import (
     InvalidInput,
     InvalidTransition,
 )
-from worker.local_state import LocalCheckpointStore, LocalStateManager
+from worker.local_state import (
+    DEFAULT_LOCAL_OPERATION_TYPE,
+    DEFAULT_LOCAL_USER_ID,
+    LocalCheckpointStore,
+    LocalStateManager,
+)
 
 
 @pytest.fixture
@@ -148,11 +155,6 @@ def test_save_on_a_paused_scan_is_allowed(store: LocalCheckpointStore) -> None:
     store.create_checkpoint(scan_id, 1, "scan")
     edit_file(store, scan_id, status="paused")
     assert store.save_checkpoint(scan_id, "c", 5).status == ScanStatus.PAUSED
-
-
-def test_save_on_an_unknown_scan_is_checkpoint_not_found(store: LocalCheckpointStore) -> None:
-    with pytest.raises(CheckpointNotFound):
-        store.save_checkpoint(uuid.uuid4(), "cursor", 1)
 
 
 @pytest.mark.parametrize(
@@ -468,42 +470,30 @@ def test_a_foreign_json_file_in_the_state_dir_is_reported(store: LocalCheckpoint
 # --- LocalStateManager ---------------------------------------------------------------------
 
 
-def test_seed_guide_local_state_manager_example(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+# The seed guide's own example runs verbatim in tests/integration/test_seed_examples.py.
+
+
+def test_a_save_of_an_unknown_scan_creates_it_with_the_documented_defaults(
+    store: LocalCheckpointStore,
 ) -> None:
-    # The guide's example, plus the create_checkpoint it needs: saving progress of a scan
-    # that was never created is CheckpointNotFound, as with the DB StateManager.
-    monkeypatch.chdir(tmp_path)
     scan_id = uuid.uuid4()
-
-    async def example() -> None:
-        # Инициализация
-        state_manager = LocalStateManager(state_dir="data/checkpoints")
-        await state_manager.create_checkpoint(
-            scan_id=scan_id, user_id=12345, operation_type="market_scan"
-        )
-
-        # Сохранить checkpoint
-        await state_manager.save_checkpoint(
-            scan_id=scan_id,
-            cursor="next_page_token",
-            processed_items=250,
-        )
-
-        # Загрузить checkpoint
-        checkpoint = await state_manager.load_checkpoint(scan_id)
-        if checkpoint:
-            print(f"Восстановлено: {checkpoint.processed_items} предметов")
-
-    asyncio.run(example())
-    assert capsys.readouterr().out == "Восстановлено: 250 предметов\n"
-    assert (tmp_path / "data" / "checkpoints" / f"{scan_id}.json").is_file()
+    saved = store.save_checkpoint(scan_id, "next_page_token", 250, 1000, {"game": "csgo"})
+    assert store.load_checkpoint(scan_id) == saved
+    assert (saved.user_id, saved.operation_type) == (
+        DEFAULT_LOCAL_USER_ID, DEFAULT_LOCAL_OPERATION_TYPE,
+    )  # fmt: skip
+    assert (saved.status, saved.cursor, saved.processed_items, saved.total_items) == (
+        ScanStatus.IN_PROGRESS, "next_page_token", 250, 1000,
+    )  # fmt: skip
+    assert saved.metadata == {"game": "csgo"}
 
 
-def test_seed_guide_save_without_create_is_checkpoint_not_found(tmp_path: Path) -> None:
-    state_manager = LocalStateManager(state_dir=tmp_path)
-    with pytest.raises(CheckpointNotFound):
-        asyncio.run(state_manager.save_checkpoint(uuid.uuid4(), "next_page_token", 250))
+def test_a_save_of_a_finished_scan_is_still_refused(store: LocalCheckpointStore) -> None:
+    scan_id = uuid.uuid4()
+    store.save_checkpoint(scan_id, "page-2", 200)
+    store.mark_checkpoint_completed(scan_id)
+    with pytest.raises(InvalidTransition):
+        store.save_checkpoint(scan_id, "page-3", 300)
 
 
 def test_manager_runs_a_whole_scan_lifecycle_through_the_store(tmp_path: Path) -> None:
@@ -568,3 +558,40 @@ def test_manager_rejects_a_bad_checkpoint_interval(tmp_path: Path, interval: Any
 def test_record_progress_rejects_a_bad_scan_id(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="scan_id must be a UUID"):
         LocalStateManager(tmp_path).record_progress("nope", "c", 1)
+
+
+# --- file modes ------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=[0o022, 0o002, 0o000])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+def test_checkpoint_files_lock_and_directory_are_private_whatever_the_umask(
+    tmp_path: Path, umask: int
+) -> None:
+    # Given a permissive umask and a state directory that does not exist yet
+    state_dir = tmp_path / "data" / "checkpoints"
+    manager = LocalStateManager(state_dir=state_dir)
+    scan_id = uuid.uuid4()
+
+    # When a scan is created, saved and finished
+    async def scan() -> None:
+        await manager.create_checkpoint(scan_id, 7, "market_scan")
+        await manager.save_checkpoint(scan_id, "page-2", 200)
+        await manager.mark_checkpoint_completed(scan_id)
+
+    asyncio.run(scan())
+
+    # Then only the owner can read the files (user ids, metadata) or list the directory
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(state_dir) == 0o700
+    assert mode(state_dir / f"{scan_id}.json") == 0o600
+    assert mode(state_dir / ".lock") == 0o600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -32,9 +33,9 @@ def test_price_band_is_the_level_narrowed_by_the_scan() -> None:
         ({"page_size": 0}, "page_size must be an integer from 1 to 100"),
         ({"page_size": "10"}, "page_size"),
         ({"min_price_cents": 10, "max_price_cents": 5}, "must not exceed max price"),
-        ({"min_price_cents": -1}, "min_price_cents must be a non-negative integer"),
+        ({"min_price_cents": -1}, "min_price_cents must be an integer from 0 to"),
         ({"user_id": "me"}, "user_id must be an integer"),
-        ({"fee": 1.2}, "fee must be a number"),
+        ({"fee": 1.2}, "fee must be a finite number from 0 to below 1"),
         ({"metadata": [1]}, "metadata must be a JSON object"),
     ],
 )
@@ -55,3 +56,22 @@ def test_bad_fields_are_refused_by_name(fields: dict[str, Any], message: str) ->
 def test_task_arguments_are_checked(data: object, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         ScanParams.from_json(data)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ('{"game": "csgo", "fee": NaN}', "fee must be a finite number from 0 to below 1"),
+        ('{"game": "csgo", "fee": Infinity}', "fee must be a finite number from 0 to below 1"),
+        ('{"game": "csgo", "fee": 1e400}', "fee must be a finite number from 0 to below 1"),
+        ('{"game": "csgo", "min_price_cents": 1e400}', "min_price_cents must be an integer"),
+        ('{"game": "csgo", "max_price_cents": NaN}', "max_price_cents must be an integer"),
+        ('{"game": "csgo", "max_price_cents": 1' + "0" * 400 + "}", "max_price_cents must be"),
+    ],
+)
+def test_non_finite_and_absurd_numbers_in_json_params_are_refused_by_name(
+    document: str, message: str
+) -> None:
+    # Python's json module reads NaN, Infinity and 1e400 (as inf) without complaint.
+    with pytest.raises(InvalidInput, match=message):
+        ScanParams.from_json(json.loads(document))
