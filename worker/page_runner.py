@@ -184,7 +184,7 @@ def _fetch(
         try:
             return market.fetch_page(cursor, limit)
         except RetryableMarketError as exc:
-            if attempt >= settings.max_retries:
+            if exc.counts_as_retry and attempt >= settings.max_retries:
                 return f"market failed {attempt + 1} times; last error: {exc}"
             delay = retry_delay_seconds(
                 attempt,
@@ -195,7 +195,8 @@ def _fetch(
             log.warning("page %s: %s; retry %d in %.1fs", message, exc, attempt + 1, delay)
             if not _wait(message, ctx, delay):
                 return None
-            attempt += 1
+            if exc.counts_as_retry:  # a wait for the fleet's rate budget is not a failure
+                attempt += 1
 
 
 def _wait(message: PageMessage, ctx: PageContext, delay: float) -> bool:

@@ -1,13 +1,21 @@
-"""Celery signal handlers: drain on shutdown, fresh engines per process, startup recovery."""
+"""Celery signal handlers: drain on shutdown, fresh engines and market connections per
+process, startup recovery."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery.signals import beat_init, worker_process_init, worker_ready, worker_shutting_down
+from celery.signals import (
+    beat_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutting_down,
+)
 
 from worker.db import reset_engines, session_scope
+from worker.markets import process_pool
 from worker.publisher import publish_page
 from worker.recovery import recover
 from worker.settings import get_settings
@@ -26,6 +34,13 @@ def _drain_on_shutdown(sig: str | None = None, how: str | None = None, **_: Any)
 def _fresh_engines(**_: Any) -> None:
     # A forked pool child must never use its parent's database sockets.
     reset_engines()
+
+
+@worker_process_shutdown.connect
+def _close_market_connections(**_: Any) -> None:
+    # Pool children leave through os._exit, which skips atexit: close keep-alive
+    # connections here so the market sees a clean goodbye, not a reset.
+    process_pool.close_all()
 
 
 @worker_ready.connect
