@@ -36,6 +36,7 @@ FIGURES = {
     "storage": "bench.storage",
     "memory": "bench.memory",
     "seed-loop": "bench.seed_alternative",
+    "budget": "bench.budget",
 }
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 

@@ -41,9 +41,20 @@ class MarketError(MarketscanError):
 class RetryableMarketError(MarketError):
     """The market failed in a way that may pass if we wait (429, 5xx, timeout)."""
 
+    # Whether waiting this out spends one of the page's MARKETSCAN_MAX_RETRIES.
+    counts_as_retry = True
+
     def __init__(self, message: str | None = None, retry_after_seconds: float | None = None):
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class RateBudgetWait(RetryableMarketError):
+    """The fleet's request budget for the market has no slot yet; nothing was sent."""
+
+    # Waiting one's turn is not a failure: a page queued behind the budget must not run
+    # out of retries however long the queue.
+    counts_as_retry = False
 
 
 class PermanentMarketError(MarketError):

@@ -38,7 +38,7 @@ def fetch(
         try:
             return market.fetch_page(cursor, limit)
         except RetryableMarketError as exc:
-            if attempt >= settings.max_retries:
+            if exc.counts_as_retry and attempt >= settings.max_retries:
                 return f"market failed {attempt + 1} times; last error: {exc}"
             delay = retry_delay_seconds(
                 attempt,
@@ -49,7 +49,8 @@ def fetch(
             log.warning("page %s: %s; retry %d in %.1fs", label, exc, attempt + 1, delay)
             if not _wait(delay, should_stop, sleep):
                 return None
-            attempt += 1
+            if exc.counts_as_retry:  # a wait for the fleet's rate budget is not a failure
+                attempt += 1
 
 
 def _wait(delay: float, should_stop: Callable[[], bool], sleep: Callable[[float], None]) -> bool:

@@ -18,6 +18,7 @@ from worker import checkpoint_store
 from worker.checkpoint import Checkpoint, scan_id_of
 from worker.errors import CheckpointNotFound, InvalidTransition
 from worker.markets.registry import check_market_options
+from worker.notifier import get_notifier
 from worker.page_message import PageMessage
 from worker.scan_params import ScanParams
 from worker.settings import Settings
@@ -82,6 +83,8 @@ def resume_scan(
             "page_deliveries": 0,
         },
     )
+    # A resumed scan's user sees progress again, even after a failure summary.
+    get_notifier().scan_resumed(resumed.scan_id)
     publish(PageMessage(resumed.scan_id, token, resumed.page_seq, resumed.page_offset))
     return resumed
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar
 
@@ -34,6 +34,10 @@ class Settings:
     fee: float = 0.07
     dmarket_url: str = "https://api.dmarket.com"
     dmarket_requests_per_second: float = 2.0
+    # Optional DMarket API keys (hex): with both set, requests are signed. Kept out of repr
+    # so a logged Settings never shows them.
+    dmarket_public_key: str | None = field(default=None, repr=False)
+    dmarket_secret_key: str | None = field(default=None, repr=False)
     http_timeout_seconds: float = 15.0
     visibility_timeout_seconds: int = 3600
     telegram_bot_token: str | None = None
@@ -46,6 +50,7 @@ class Settings:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
         defaults = cls()
+        dmarket_public_key, dmarket_secret_key = _dmarket_keys(env)
         return cls(
             database_url=reader.text("DATABASE_URL", defaults.database_url),
             broker_url=reader.text("CELERY_BROKER_URL", defaults.broker_url),
@@ -86,6 +91,8 @@ class Settings:
                 defaults.dmarket_requests_per_second,
                 0.01,
             ),
+            dmarket_public_key=dmarket_public_key,
+            dmarket_secret_key=dmarket_secret_key,
             http_timeout_seconds=reader.number(
                 "MARKETSCAN_HTTP_TIMEOUT_SECONDS", float, defaults.http_timeout_seconds, 0.1
             ),
@@ -106,6 +113,16 @@ class Settings:
                 0.0,
             ),
         )
+
+
+def _dmarket_keys(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The DMarket key pair, checked now so a bad key fails at start-up naming its variable."""
+    from worker.markets.dmarket_auth import signer_from
+
+    public_key = env.get("MARKETSCAN_DMARKET_PUBLIC_KEY", "").strip() or None
+    secret_key = env.get("MARKETSCAN_DMARKET_SECRET_KEY", "").strip() or None
+    signer_from(public_key, secret_key)
+    return public_key, secret_key
 
 
 class _Reader:

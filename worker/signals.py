@@ -1,4 +1,5 @@
-"""Celery signal handlers: drain on shutdown, fresh engines per process, recovery clocks."""
+"""Celery signal handlers: drain on shutdown, fresh engines and market connections per
+process, recovery clocks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from celery.signals import (
     beat_init,
     task_received,
     worker_process_init,
+    worker_process_shutdown,
     worker_ready,
     worker_shutting_down,
 )
@@ -17,6 +19,7 @@ from celery.signals import (
 from worker import broker_ledger
 from worker.db import reset_engines, session_scope
 from worker.errors import InvalidInput
+from worker.markets import process_pool
 from worker.page_message import PAGE_TASK, PageMessage
 from worker.publisher import publish_recovered_page
 from worker.recovery import recover
@@ -37,6 +40,13 @@ def _drain_on_shutdown(sig: str | None = None, how: str | None = None, **_: Any)
 def _fresh_engines(**_: Any) -> None:
     # A forked pool child must never use its parent's database sockets.
     reset_engines()
+
+
+@worker_process_shutdown.connect
+def _close_market_connections(**_: Any) -> None:
+    # Pool children leave through os._exit, which skips atexit: close keep-alive
+    # connections here so the market sees a clean goodbye, not a reset.
+    process_pool.close_all()
 
 
 @task_received.connect

@@ -1,8 +1,9 @@
 """A fake DMarket: a real HTTP server on loopback serving the item listing from a list.
 
 It paginates with opaque cursors, checks the query the way the real API would, records
-every request with its arrival time, and can be scripted to answer chosen requests with
-rate limits, server errors or broken bodies.
+every request with its arrival time and TCP connection, and can be scripted to answer
+chosen requests with rate limits, server errors or broken bodies. Like the real API it can
+enforce a request budget (429 with Retry-After past it) and verify Ed25519-signed requests.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,9 +23,15 @@ from types import TracebackType
 from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, urlsplit
 
+import nacl.exceptions
+import nacl.signing
+
 ITEMS_PATH = "/exchange/v1/market/items"
 MAX_LIMIT = 100
 SHUTDOWN_POLL_SECONDS = 0.01
+# The budget window of the real API: at most `requests_per_second` requests in any second.
+BUDGET_WINDOW_SECONDS = 1.0
+SIGNATURE_PREFIX = "dmar ed25519 "
 
 TotalFormat = Literal["object", "int", "missing"]
 
@@ -45,11 +54,18 @@ def dmarket_item(
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request as the server saw it; `received_at` is time.monotonic() on arrival."""
+    """One request as the server saw it; `received_at` is time.monotonic() on arrival.
+
+    `connection` is the client's (host, port): one value per TCP connection. `signed` is
+    whether the request carried a signature that verified (None: it carried none).
+    """
 
     path: str
     query: dict[str, str]
     received_at: float
+    connection: tuple[str, int] = ("", 0)
+    status: int = 200
+    signed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +121,20 @@ class FakeDMarket:
         *,
         total_format: TotalFormat = "object",
         scripted: Mapping[int, ScriptedReply] | None = None,
+        requests_per_second: int | None = None,
+        public_key_hex: str | None = None,
     ) -> None:
+        """`requests_per_second`: answer 429 past that many requests in any second.
+
+        `public_key_hex`: require requests signed by this DMarket key (401 otherwise).
+        `headers` given to `_answer` are keyed in lower case.
+        """
+        self._requests_per_second = requests_per_second
+        self._budget_window: deque[float] = deque()
+        self._verify_key = (
+            nacl.signing.VerifyKey(bytes.fromhex(public_key_hex)) if public_key_hex else None
+        )
+        self._public_key_hex = public_key_hex
         self._items = [copy.deepcopy(dict(item)) for item in items]
         self._total_format = total_format
         self._scripted = dict(scripted or {})
@@ -129,6 +158,16 @@ class FakeDMarket:
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._requests)
+
+    @property
+    def connections(self) -> set[tuple[str, int]]:
+        """Every TCP connection (client host, port) that carried a request."""
+        return {request.connection for request in self.requests}
+
+    @property
+    def rate_limited(self) -> list[RecordedRequest]:
+        """The requests answered 429 because they were over the budget or scripted so."""
+        return [request for request in self.requests if request.status == 429]
 
     def script(self, request_number: int, reply: ScriptedReply) -> None:
         """Answer the `request_number`-th request (0-based, every request counts) with `reply`."""
@@ -159,16 +198,81 @@ class FakeDMarket:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _answer(self, path: str, query_pairs: list[tuple[str, str]]) -> _Answer:
+    def _answer(
+        self,
+        raw_path: str,
+        headers: Mapping[str, str],
+        connection: tuple[str, int],
+    ) -> _Answer:
+        url = urlsplit(raw_path)
+        path = url.path
+        query_pairs = parse_qsl(url.query, keep_blank_values=True)
         query = dict(query_pairs)
+        received_at = time.monotonic()
+        signed = self._signature_ok(raw_path, headers)
         with self._lock:
             request_number = len(self._requests)
-            self._requests.append(RecordedRequest(path, query, time.monotonic()))
             reply = self._scripted.get(request_number, ScriptedReply())
+            over_budget_wait = self._spend_budget(received_at)
+            answer = self._gatekeeper(reply, signed, over_budget_wait)
+            status = answer.status if answer is not None else reply.status
+            self._requests.append(
+                RecordedRequest(path, query, received_at, connection, status, signed)
+            )
+        if answer is not None:
+            return answer
         if reply.delay_seconds:
             self._closing.wait(reply.delay_seconds)
         if reply.body is not None:
             return _Answer(reply.status, reply.body, dict(reply.headers))
+        return self._listing(path, query, query_pairs, reply)
+
+    def _gatekeeper(
+        self, reply: ScriptedReply, signed: bool | None, over_budget_wait: float | None
+    ) -> _Answer | None:
+        """The refusal the real API would give before serving anything, or None."""
+        if self._verify_key is not None and not signed:
+            return _Answer(401, _error_body("missing or invalid request signature"))
+        if over_budget_wait is not None and reply.status != 429:
+            retry_after = str(max(1, math.ceil(over_budget_wait)))
+            return _Answer(429, _error_body("too many requests"), {"Retry-After": retry_after})
+        return None
+
+    def _spend_budget(self, received_at: float) -> float | None:
+        """Count a request against the budget; the wait until a slot frees if it is over."""
+        if self._requests_per_second is None:
+            return None
+        window = self._budget_window
+        while window and received_at - window[0] >= BUDGET_WINDOW_SECONDS:
+            window.popleft()
+        if len(window) >= self._requests_per_second:
+            return BUDGET_WINDOW_SECONDS - (received_at - window[0])
+        window.append(received_at)
+        return None
+
+    def _signature_ok(self, raw_path: str, headers: Mapping[str, str]) -> bool | None:
+        """DMarket's check: Ed25519 over method + path?query + body + X-Sign-Date."""
+        sign = headers.get("x-request-sign")
+        if sign is None:
+            return None
+        if self._verify_key is None or headers.get("x-api-key") != self._public_key_hex:
+            return False
+        if not sign.startswith(SIGNATURE_PREFIX):
+            return False
+        message = f"GET{raw_path}{headers.get('x-sign-date', '')}".encode()
+        try:
+            self._verify_key.verify(message, bytes.fromhex(sign.removeprefix(SIGNATURE_PREFIX)))
+        except (ValueError, nacl.exceptions.BadSignatureError):
+            return False
+        return True
+
+    def _listing(
+        self,
+        path: str,
+        query: dict[str, str],
+        query_pairs: list[tuple[str, str]],
+        reply: ScriptedReply,
+    ) -> _Answer:
         if path != ITEMS_PATH:
             return _Answer(404, _error_body(f"no route {path}"))
         if len(query) != len(query_pairs):
@@ -258,10 +362,16 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Keep-alive, as the real API: a client that pools connections reuses one.
+    protocol_version = "HTTP/1.1"
+
     def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        pairs = parse_qsl(url.query, keep_blank_values=True)
-        answer = cast(_Server, self.server).fake._answer(url.path, pairs)
+        host, port = self.client_address[:2]
+        answer = cast(_Server, self.server).fake._answer(
+            self.path,
+            {name.lower(): value for name, value in self.headers.items()},
+            (str(host), int(port)),
+        )
         try:
             self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")
@@ -275,3 +385,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep pytest output to the test's own story
+
+
+def requests_over_rate(arrivals: Sequence[float], requests_per_second: int) -> int:
+    """How many requests arrived when `requests_per_second` others had in the second before.
+
+    0 means no one-second window (sliding, by arrival) held more than the budget.
+    """
+    ordered = sorted(arrivals)
+    return sum(
+        1
+        for index in range(requests_per_second, len(ordered))
+        if ordered[index] - ordered[index - requests_per_second] < BUDGET_WINDOW_SECONDS
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -19,10 +17,9 @@ from worker.markets.dmarket import DMarketMarket
 from worker.scan_params import ScanParams
 from worker.settings import Settings
 
-# Fast enough that ordinary tests do not wait on the limiter; the rate tests set their own.
+# Fast enough that tests do not wait on the budget; tests/integration/test_dmarket_budget.py
+# is about the budget itself.
 UNHURRIED_REQUESTS_PER_SECOND = 1000.0
-# Slots are sums of float intervals; a microsecond absorbs their rounding, nothing else.
-FLOAT_SLACK_SECONDS = 1e-6
 
 ITEMS = [
     dmarket_item(f"item-{n}", f"AK-47 | Redline #{n}", price_cents=100 * n, suggested_cents=150 * n)
@@ -40,7 +37,6 @@ def open_market(server: FakeDMarket, **overrides: Any) -> DMarketMarket:
     options: dict[str, Any] = {
         "base_url": server.url,
         "game": "csgo",
-        "requests_per_second": UNHURRIED_REQUESTS_PER_SECOND,
         "timeout_seconds": 2.0,
     }
     options.update(overrides)
@@ -134,7 +130,7 @@ def test_the_user_facing_game_name_is_sent_as_dmarkets_game_id(
 
 
 def test_a_market_built_from_scan_params_sends_their_price_band_and_order(
-    fake: FakeDMarket,
+    fake: FakeDMarket, redis_url: str
 ) -> None:
     # Given a cs2 scan narrowed to 2.00-4.00 USD, ordered by price, and settings for the fake
     params = ScanParams(
@@ -146,6 +142,7 @@ def test_a_market_built_from_scan_params_sends_their_price_band_and_order(
     )
     settings = Settings(
         dmarket_url=fake.url,
+        broker_url=redis_url,
         dmarket_requests_per_second=UNHURRIED_REQUESTS_PER_SECOND,
         http_timeout_seconds=2.0,
     )
@@ -392,7 +389,6 @@ def test_a_limit_outside_1_to_100_is_invalid_input_and_sends_nothing(
         ({"order_dir": "up"}, "order_dir"),
         ({"price_from_cents": -1}, "price_from_cents"),
         ({"price_from_cents": 500, "price_to_cents": 100}, "price_from_cents"),
-        ({"requests_per_second": 0.0}, "requests_per_second"),
     ],
 )
 def test_invalid_filters_are_invalid_input_naming_the_field(
@@ -400,58 +396,3 @@ def test_invalid_filters_are_invalid_input_naming_the_field(
 ) -> None:
     with pytest.raises(InvalidInput, match=rf"^{field}:"):
         DMarketMarket(base_url="http://127.0.0.1:9", game="csgo", **overrides)
-
-
-# --- rate limit --------------------------------------------------------------------------
-
-
-def assert_paced(started_at: float, arrivals: list[float], requests_per_second: float) -> None:
-    """The last of n arrivals came at least n-1 intervals after `started_at`.
-
-    Each request starts no earlier than its reserved slot, and slots are at least one
-    interval apart from a first slot no earlier than `started_at` (taken on the same
-    monotonic clock before the first request). Scheduling delays only push arrivals later,
-    so this bound cannot fail on a slow machine; without the limiter it fails by far.
-    """
-    minimum_seconds = (len(arrivals) - 1) / requests_per_second
-    assert max(arrivals) - started_at >= minimum_seconds - FLOAT_SLACK_SECONDS
-
-
-def test_requests_start_no_closer_than_the_configured_rate(fake: FakeDMarket) -> None:
-    # Given a market limited to 10 requests/s
-    with open_market(fake, requests_per_second=10.0) as market:
-        started_at = time.monotonic()
-        # When seven requests are made back to back
-        for _ in range(7):
-            market.fetch_page(None, 1)
-    # Then the server saw them spread over at least six intervals
-    assert_paced(started_at, [request.received_at for request in fake.requests], 10.0)
-
-
-def test_by_default_at_most_two_requests_start_per_second(fake: FakeDMarket) -> None:
-    market = DMarketMarket(base_url=fake.url, game="csgo", timeout_seconds=2.0)
-    with market:
-        started_at = time.monotonic()
-        for _ in range(3):
-            market.fetch_page(None, 1)
-    assert_paced(started_at, [request.received_at for request in fake.requests], 2.0)
-
-
-def test_threads_sharing_a_market_share_its_rate(fake: FakeDMarket) -> None:
-    # Given one market at 20 requests/s used by three threads at once
-    with open_market(fake, requests_per_second=20.0) as market:
-
-        def fetch_twice() -> None:
-            for _ in range(2):
-                market.fetch_page(None, 1)
-
-        threads = [threading.Thread(target=fetch_twice) for _ in range(3)]
-        started_at = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    # Then their six requests still took at least five intervals in all
-    arrivals = [request.received_at for request in fake.requests]
-    assert len(arrivals) == 6
-    assert_paced(started_at, arrivals, 20.0)

@@ -54,3 +54,42 @@ def test_database_url_must_be_postgres() -> None:
     with pytest.raises(ConfigError, match="DATABASE_URL must be a postgresql"):
         driver_url("mysql://x@y/z")
     assert driver_url("postgresql://u@h/d").startswith("postgresql+psycopg2://")
+
+
+# A DMarket key pair in the account page's format: public hex (32 bytes), secret hex
+# (64 bytes: the Ed25519 seed, then the public key).
+DMARKET_PUBLIC_KEY = "875dad0a1a7c2bf9146f24aa82cc51a6f54eb389d73342d61475b624a21575d2"
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"MARKETSCAN_DMARKET_PUBLIC_KEY": DMARKET_PUBLIC_KEY}, "MARKETSCAN_DMARKET_SECRET_KEY"),
+        ({"MARKETSCAN_DMARKET_SECRET_KEY": "ab" * 64}, "MARKETSCAN_DMARKET_PUBLIC_KEY"),
+        (
+            {"MARKETSCAN_DMARKET_PUBLIC_KEY": "zz", "MARKETSCAN_DMARKET_SECRET_KEY": "ab" * 64},
+            "MARKETSCAN_DMARKET_PUBLIC_KEY",
+        ),
+        (
+            {
+                "MARKETSCAN_DMARKET_PUBLIC_KEY": DMARKET_PUBLIC_KEY,
+                "MARKETSCAN_DMARKET_SECRET_KEY": "ab" * 32,
+            },
+            "MARKETSCAN_DMARKET_SECRET_KEY",
+        ),
+        (
+            # Well formed, but the secret's own public half is another key.
+            {
+                "MARKETSCAN_DMARKET_PUBLIC_KEY": DMARKET_PUBLIC_KEY,
+                "MARKETSCAN_DMARKET_SECRET_KEY": "ab" * 64,
+            },
+            "MARKETSCAN_DMARKET_SECRET_KEY",
+        ),
+    ],
+)
+def test_bad_dmarket_keys_fail_naming_the_variable_and_never_quoting_the_secret(
+    environ: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(ConfigError, match=variable) as refused:
+        Settings.from_env(environ)
+    assert "ab" * 16 not in str(refused.value)

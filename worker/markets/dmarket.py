@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from worker import shutdown
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
+from worker.markets import dmarket_auth, process_pool
 from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE, Item, Page
+from worker.markets.dmarket_auth import RequestSigner
 from worker.markets.dmarket_page import parse_page
-from worker.markets.rate_limit import RateLimiter
+from worker.markets.rate_limit import RequestBudget
 
 if TYPE_CHECKING:
     from worker.scan_params import ScanParams
@@ -29,23 +32,8 @@ MARKET_OPTIONS = ("order_by", "order_dir")
 BODY_EXCERPT_CHARS = 200
 
 
-# A page task builds a new market for every page; the budget must outlive it, so every
-# market of this process aimed at one DMarket URL shares one limiter.
-_process_limiters: dict[tuple[str, float], RateLimiter] = {}
-_process_limiters_lock = threading.Lock()
-
-
-def process_rate_limiter(base_url: str, requests_per_second: float) -> RateLimiter:
-    """The rate limiter every market of this process shares for `base_url`."""
-    with _process_limiters_lock:
-        key = (base_url, requests_per_second)
-        if key not in _process_limiters:
-            _process_limiters[key] = RateLimiter(requests_per_second)
-        return _process_limiters[key]
-
-
 class DMarketMarket:
-    """Pages of one game's DMarket listing, fetched no faster than the configured rate."""
+    """Pages of one game's DMarket listing, fetched within the fleet's request budget."""
 
     def __init__(
         self,
@@ -56,24 +44,30 @@ class DMarketMarket:
         price_to_cents: int | None = None,
         order_by: str | None = None,
         order_dir: str | None = None,
-        requests_per_second: float = 2.0,
         timeout_seconds: float = 15.0,
-        rate_limiter: RateLimiter | None = None,
+        max_pause_seconds: float = 60.0,
+        budget: RequestBudget | None = None,
+        client: httpx.Client | None = None,
+        signer: RequestSigner | None = None,
+        drain_requested: Callable[[], bool] = shutdown.drain_requested,
     ) -> None:
         """Validate the filters once, so a bad scan fails before its first request.
 
-        Pass `rate_limiter` to share one budget between markets in the same process;
-        otherwise this market gets its own at `requests_per_second`.
+        `budget`: the fleet's request budget for this API (None: no client-side limit); a
+        429 pauses it for the wait the server asked for, at most `max_pause_seconds`.
+        `client`: a shared keep-alive client that `close` leaves open (None: one of its own).
+        `signer`: sign every request with DMarket API keys (None: unsigned).
+        `drain_requested`: stops a wait for the budget when the worker drains.
         """
         if not timeout_seconds > 0:
             raise InvalidInput(f"timeout_seconds: must be > 0, got {timeout_seconds!r}")
         self._filters = _filter_params(game, price_from_cents, price_to_cents, order_by, order_dir)
-        self._rate_limiter = rate_limiter or RateLimiter(requests_per_second)
-        self._client = httpx.Client(
-            base_url=base_url,
-            timeout=timeout_seconds,
-            headers={"Accept": "application/json", "User-Agent": "marketscan"},
-        )
+        self._budget = budget
+        self._max_pause_seconds = max_pause_seconds
+        self._signer = signer
+        self._drain_requested = drain_requested
+        self._owns_client = client is None
+        self._client = client or process_pool.new_http_client(base_url, timeout_seconds)
 
     @classmethod
     def from_params(cls, params: ScanParams, settings: Settings) -> DMarketMarket:
@@ -101,8 +95,14 @@ class DMarketMarket:
             order_by=options.get("order_by"),
             order_dir=options.get("order_dir"),
             timeout_seconds=settings.http_timeout_seconds,
-            rate_limiter=process_rate_limiter(
-                settings.dmarket_url, settings.dmarket_requests_per_second
+            max_pause_seconds=settings.retry_backoff_max_seconds,
+            # One budget per API for the whole fleet: keyed by URL in the broker's Redis.
+            budget=process_pool.request_budget(
+                settings.broker_url, settings.dmarket_url, settings.dmarket_requests_per_second
+            ),
+            client=process_pool.http_client(settings.dmarket_url, settings.http_timeout_seconds),
+            signer=dmarket_auth.signer_from(
+                settings.dmarket_public_key, settings.dmarket_secret_key
             ),
         )
 
@@ -113,22 +113,44 @@ class DMarketMarket:
         params = {**self._filters, "limit": str(limit)}
         if cursor:
             params["cursor"] = cursor
-        self._rate_limiter.acquire()
+        request = self._client.build_request("GET", ITEMS_PATH, params=params)
+        if self._budget is not None:
+            self._budget.acquire(self._drain_requested)
+        if self._signer is not None:
+            # Signed last, just before sending: DMarket refuses stale X-Sign-Date values.
+            request.headers.update(self._signer.headers("GET", request.url.raw_path.decode()))
         try:
-            response = self._client.get(ITEMS_PATH, params=params)
+            response = self._client.send(request)
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise RetryableMarketError(f"DMarket request failed: {exc!r}") from exc
         except httpx.TransportError as exc:
             # Proxy and local protocol errors, unsupported schemes: configuration, not weather.
             raise PermanentMarketError(f"DMarket request could not be made: {exc!r}") from exc
+        if response.status_code == 429 and self._budget is not None:
+            self._pause_fleet(response.headers)
         return _page_from(response)
+
+    def _pause_fleet(self, headers: httpx.Headers) -> None:
+        """Over DMarket's limit, the whole fleet is: pause every process, not just this one.
+
+        Without a wait in the answer, one budget window lets the server's window clear;
+        a huge one is capped as the page's own retry wait is, so a broken header cannot
+        park the fleet for hours.
+        """
+        assert self._budget is not None
+        asked_seconds = retry_after_from_headers(headers)
+        if asked_seconds is None:
+            asked_seconds = self._budget.window_seconds
+        self._budget.pause(min(asked_seconds, self._max_pause_seconds))
 
     def inspect(self, item: Item) -> Item:
         """The item as listed: the listing already carries price and suggested price."""
         return item
 
     def close(self) -> None:
-        self._client.close()
+        """Close this market's own client; a shared one stays open for the next page."""
+        if self._owns_client:
+            self._client.close()
 
     def __enter__(self) -> DMarketMarket:
         return self
