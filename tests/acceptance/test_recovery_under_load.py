@@ -116,7 +116,9 @@ def test_a_worker_killed_mid_page_under_a_backlog_has_its_scan_moving_again_prom
     workers["a@test"].kill_group()
     killed_at = time.monotonic()
     while row(database_url, victim_scan).processed_items == processed:
-        assert time.monotonic() - killed_at < 120, "the dead worker's scan never moved"
+        assert time.monotonic() - killed_at < 120, (
+            f"the dead worker's scan never moved: {vars(row(database_url, victim_scan))}"
+        )
         time.sleep(0.05)
     moved_after = time.monotonic() - killed_at
     # Then its page was reclaimed for the dead lease and jumped the FIFO backlog: b took it
@@ -132,15 +134,32 @@ def test_a_worker_killed_mid_page_under_a_backlog_has_its_scan_moving_again_prom
 
 
 def _wait_for_page_running_on(database_url: str, scans: list[uuid.UUID], owner: str) -> uuid.UUID:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for scan_id in scans:
-            current = row(database_url, scan_id)
-            if current.lease_owner == owner and current.queued_at is None:
-                time.sleep(0.3)  # well inside the 1 s page
-                return scan_id
-        time.sleep(0.02)
-    raise AssertionError(f"no page ran on {owner}")
+    """A scan whose first page (of two) `owner` has just started: the kill lands mid-page."""
+    from sqlalchemy import create_engine, select
+
+    from models import ScanCheckpoint
+    from worker.db import driver_url
+
+    running_first_page = select(ScanCheckpoint.scan_id).where(
+        ScanCheckpoint.scan_id.in_(scans),
+        ScanCheckpoint.queued_at.is_(None),
+        ScanCheckpoint.lease_expires_at.is_not(None),
+        ScanCheckpoint.lease_owner == owner,
+        ScanCheckpoint.page_seq == 0,
+    )
+    engine = create_engine(driver_url(database_url))
+    try:
+        deadline = time.monotonic() + 60
+        with engine.connect() as connection:
+            while time.monotonic() < deadline:
+                found = connection.execute(running_first_page).scalars().first()
+                connection.rollback()
+                if found is not None:
+                    return found
+                time.sleep(0.02)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"no first page ran on {owner}")
 
 
 def test_a_page_longer_than_the_lease_completes_without_recovery(
