@@ -1,11 +1,16 @@
 """Flower, run as docker-compose.yml runs it, shows scans' page tasks and their progress.
 
+Each page task is published with a Celery shadow name, `scan <scan_id> page <n>`, so
+Flower's task list shows its scan and how far the scan got without opening the task, and a
+search for a scan id finds all its pages. The message's real name stays
+`marketscan.scan.page` for routing; Flower's `taskname=` filter matches the shown name.
+
 What Flower makes observable about a page's `task-progress` event: Celery's event state
 turns it into the custom task state PROGRESS, but the event is sent at the page's commit,
 a moment before task-succeeded replaces that state, so PROGRESS is only a glimpse; Flower's
 API serialises a task's standard fields only, so `processed` and `total` never appear in
 it. What lasts is Flower's Prometheus counter
-`flower_events_total{type="task-progress", task="marketscan.scan.page"}`. The event's
+`flower_events_total{type="task-progress", task="scan <scan_id> page <n>"}`. The event's
 contents are checked on the same event stream Flower consumes.
 """
 
@@ -26,7 +31,6 @@ from tests.support.scans import start_scan_cli, wait_for_status
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = ("user", "secret")
 WORKER = "w1@test"
-PAGE_TASK = "marketscan.scan.page"
 # The brief's scan: 10 pages of 100 items, 0.2 s each.
 ITEMS, PAGE_SIZE = 1000, 100
 DEADLINE_SECONDS = 60.0
@@ -68,7 +72,14 @@ def page_tasks_of(flower: Flower, scan_id: str) -> dict[int, dict[str, Any]]:
     return found
 
 
-def test_flower_lists_a_scans_page_tasks_by_name_and_counts_a_progress_event_per_page(
+def search(flower: Flower, text: str) -> list[str]:
+    """The uuids of the tasks Flower's search box finds for `text`."""
+    found = flower.get(f"/api/tasks?search={text}", auth=AUTH)
+    assert found.status_code == 200, found.text
+    return list(found.json())
+
+
+def test_flower_lists_a_scans_page_tasks_by_scan_and_page_and_counts_progress_per_page(
     celery_env: dict[str, str],
     database_url: str,
     start_worker: Callable[..., CeleryProcess],
@@ -106,13 +117,27 @@ def test_flower_lists_a_scans_page_tasks_by_name_and_counts_a_progress_event_per
             DEADLINE_SECONDS,
         )
         assert sorted(tasks) == list(range(pages))
-        assert {task["name"] for task in tasks.values()} == {PAGE_TASK}
         assert {task["worker"] for task in tasks.values()} == {WORKER}
+        # And each shows its scan and page in the name column, the list's first
+        assert [tasks[seq]["name"] for seq in range(pages)] == [
+            f"scan {scan_id} page {seq}" for seq in range(pages)
+        ]
+        # And searching Flower for the scan id finds exactly its pages
+        assert set(search(flower, scan_id)) == {task["uuid"] for task in tasks.values()}
+        assert set(search(flower, scan_id[:8])) == {task["uuid"] for task in tasks.values()}
+        # And the taskname filter takes the shown name
+        third = flower.get(f"/api/tasks?taskname=scan {scan_id} page 2", auth=AUTH).json()
+        assert list(third) == [tasks[2]["uuid"]]
 
         # And Flower counted one task-progress event per committed page
         def progress_count() -> float | None:
-            return flower.metric(
-                "flower_events_total", type="task-progress", task=PAGE_TASK, worker=WORKER
+            return sum(
+                value
+                for name, labels, value in flower.metrics()
+                if name == "flower_events_total"
+                and labels.get("type") == "task-progress"
+                and labels.get("worker") == WORKER
+                and labels.get("task", "").startswith(f"scan {scan_id} page ")
             )
 
         flower.poll(
