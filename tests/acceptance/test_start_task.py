@@ -63,8 +63,17 @@ def opportunity_fees(database_url: str, scan_id: uuid.UUID) -> list[tuple[int, i
     return [(reference, fee) for reference, fee in rows]
 
 
+def wait_for_scan(database_url: str, scan_id: uuid.UUID, timeout: float = 120) -> ScanCheckpoint:
+    """The scan once it exists (a start sent is stored a moment later) and completed."""
+    deadline = time.monotonic() + timeout
+    while scan_id not in {row.scan_id for row in scans_in(database_url)}:
+        assert time.monotonic() < deadline, f"scan {scan_id} was never stored"
+        time.sleep(0.1)
+    return wait_for_status(database_url, scan_id, timeout=timeout)
+
+
 def assert_walked_once(database_url: str, scan_id: uuid.UUID, items: int) -> ScanCheckpoint:
-    done = wait_for_status(database_url, scan_id, timeout=180)
+    done = wait_for_scan(database_url, scan_id, timeout=180)
     assert (done.status, done.processed_items, done.total_items) == ("completed", items, items)
     params = ScanParams.from_json(done.params)
     assert stored_opportunities(database_url, scan_id) == expected_opportunities(params)
@@ -101,7 +110,7 @@ def test_a_start_without_a_task_id_uses_celerys_id_as_the_scan_id(
     # When the bot sends a start and keeps only what send_task returned
     sent = bot.send_task(START_TASK, args=[{"game": "csgo", "market_options": {"items": 150}}])
     # Then that id is the scan's id
-    done = wait_for_status(database_url, uuid.UUID(sent.id))
+    done = wait_for_scan(database_url, uuid.UUID(sent.id))
     assert done.processed_items == 150
 
 
@@ -120,7 +129,7 @@ def test_params_whose_scan_id_disagrees_with_the_task_id_are_refused_and_nothing
     bot.send_task(START_TASK, args=[agreeing], task_id=str(agreeing_id))
     # Then the first is refused naming the field, and only the second scan exists
     assert f"scan_id {other} must equal the start task's id {task_id}" in worker.log()
-    assert wait_for_status(database_url, agreeing_id).processed_items == 50
+    assert wait_for_scan(database_url, agreeing_id).processed_items == 50
     assert [row.scan_id for row in scans_in(database_url)] == [agreeing_id]
 
 
@@ -151,7 +160,7 @@ def test_a_scan_started_through_the_task_judges_with_the_workers_fee_and_levels(
     params = {"game": "csgo", "level": "cheap", "market_options": {"items": 800, "seed": 5}}
     sent = bot.send_task(START_TASK, args=[params])
     scan_id = uuid.UUID(sent.id)
-    done = wait_for_status(database_url, scan_id)
+    done = wait_for_scan(database_url, scan_id)
     # Then the stored params froze the worker's fee and level
     frozen = ScanParams.from_json(done.params)
     assert frozen.fee == 0.1
