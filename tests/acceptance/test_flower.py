@@ -17,6 +17,8 @@ contents are checked on the same event stream Flower consumes.
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -191,3 +193,43 @@ def test_the_compose_flower_command_takes_basic_auth_from_the_environment_and_pe
     # And its state is saved to the volume when it stops
     flower.stop()
     assert list(tmp_path.glob("flower.db*")), f"no state saved:\n{flower.process.log()}"
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium, given time for Flower's page scripts to fetch and draw the table."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    return subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--virtual-time-budget=15000", "--window-size=1400,900", *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_flowers_task_list_in_a_browser_shows_each_page_of_a_searched_scan(
+    celery_env: dict[str, str],
+    database_url: str,
+    start_worker: Callable[..., CeleryProcess],
+    start_flower: Callable[..., Flower],
+    tmp_path: Path,
+) -> None:
+    # Given a worker, Flower, and a finished scan of 5 pages
+    start_worker(WORKER)
+    flower = start_flower("--basic-auth=user:secret")
+    flower.wait_until_worker_online(WORKER)
+    scan_uuid = start_scan_cli(celery_env, "--market-opt", "items=500")
+    scan_id = str(scan_uuid)
+    wait_for_status(database_url, scan_uuid)
+    flower.poll(
+        lambda: len(search(flower, scan_id)) == 5, "Flower never saw the 5 pages", DEADLINE_SECONDS
+    )
+    # When a real browser opens Flower's task list searched for the scan's short id
+    page = f"{flower.base_url.replace('://', '://user:secret@')}/tasks?name={scan_id[:8]}"
+    dom = chromium("--dump-dom", page)
+    # Then the list shows every page of the scan by its scan and page, without opening one
+    assert dom.returncode == 0, dom.stderr
+    for seq in range(5):
+        assert f"scan {scan_id} page {seq}" in dom.stdout, dom.stdout[-3000:]
+    shot = chromium(f"--screenshot={tmp_path / 'flower-tasks.png'}", page)
+    assert shot.returncode == 0 and (tmp_path / "flower-tasks.png").stat().st_size > 0
