@@ -18,7 +18,15 @@ from worker.scans import start_request, start_scan
 from worker.settings import get_settings
 
 
-@app.task(bind=True, name="marketscan.scan.start")
+@app.task(
+    bind=True,
+    name="marketscan.scan.start",
+    # A database outage is waited out; the retry keeps the task id, so it starts one scan.
+    autoretry_for=(DBAPIError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=20,
+)
 def start(self: Task, params: dict[str, Any]) -> str:
     """Store scan `self.request.id` with `params` and publish its first page; returns its id.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from tests.support import commit_log
-from tests.support.processes import CeleryProcess
+from tests.support.processes import CeleryProcess, worker
 from tests.support.scans import (
     expected_opportunities,
     stored_opportunities,
@@ -28,6 +29,8 @@ from tests.support.scans import (
 )
 from tests.support.services import plain_url
 from worker.db import driver_url
+from worker.embedded import EmbeddedPostgres
+from worker.migrate import upgrade
 from worker.scan_params import ScanParams
 
 START_TASK = "marketscan.scan.start"
@@ -251,3 +254,32 @@ def test_a_worker_killed_between_the_starts_commit_and_its_ack_leaves_one_scan(
     assert_walked_once(database_url, scan_id, 400)
     assert [row.scan_id for row in scans_in(database_url)] == [scan_id]
     broker.close()
+
+
+def test_a_start_sent_while_postgres_is_down_is_retried_until_it_is_back(
+    celery_env: dict[str, str], bot: Celery, tmp_path: Path
+) -> None:
+    # Given a worker on a PostgreSQL of its own, and that PostgreSQL stopped
+    postgres = EmbeddedPostgres(tmp_path / "own-postgres")
+    postgres.start()
+    running = None
+    try:
+        upgrade(postgres.url)
+        commit_log.install(postgres.url)
+        env = {**celery_env, "DATABASE_URL": postgres.url}
+        running = worker(env, tmp_path / "worker.log", concurrency=1).start()
+        running.wait_for_log("ready.")
+        postgres.stop()
+        # When a bot sends a start, and PostgreSQL comes back once the start has failed
+        scan_id = uuid.uuid4()
+        params = {"game": "csgo", "market_options": {"items": 300, "seed": 2}}
+        bot.send_task(START_TASK, args=[params], task_id=str(scan_id))
+        running.wait_for_log("OperationalError")
+        postgres.start()
+        # Then the start is retried, and its scan runs once to exact totals
+        assert_walked_once(postgres.url, scan_id, 300)
+        assert [row.scan_id for row in scans_in(postgres.url)] == [scan_id]
+    finally:
+        if running is not None:
+            running.stop()
+        postgres.stop()
