@@ -50,6 +50,7 @@ def start(
     With `scan_id`, starting again is harmless: the existing scan is returned (and its
     chain made sure of), so a retry after a timeout never makes a second scan.
     """
+    from worker.markets.registry import check_market_options
     from worker.publisher import publish_page
     from worker.scans import start_scan
 
@@ -66,8 +67,6 @@ def start(
         market_options=dict(market_options or {}),
     )
     # Everything about the request is checked before anything is stored or published.
-    from worker.markets.registry import check_market_options
-
     check_market_options(params, settings)
     params.configured(settings)
     wanted = None if scan_id is None else scan_id_of(scan_id)
