@@ -251,7 +251,7 @@ def test_a_worker_killed_between_the_starts_commit_and_its_ack_leaves_one_scan(
     # Then a new worker gets the start again, creates nothing new, and gets the chain going
     killed_at = time.monotonic()
     second = start_worker("w2@test")
-    second.wait_for_log(f"Task {START_TASK}[{scan_id}] succeeded", timeout=180)
+    second.wait_for_log(f"Task {START_TASK}[{scan_id}] succeeded", timeout=300)
     print(f"\nstart redelivered and done {time.monotonic() - killed_at:.1f}s after the kill")
     assert_walked_once(database_url, scan_id, 400)
     assert [row.scan_id for row in scans_in(database_url)] == [scan_id]
