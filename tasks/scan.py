@@ -14,18 +14,28 @@ from worker.notifier import get_notifier
 from worker.page_message import PageMessage
 from worker.page_runner import PageContext, ScanProgress, run_page
 from worker.publisher import publish_page
-from worker.scan_params import ScanParams
-from worker.scans import start_scan
+from worker.scans import start_request, start_scan
 from worker.settings import get_settings
 
 
-@app.task(name="marketscan.scan.start")
-def start(params: dict[str, Any]) -> str:
-    """Validate `params`, store the scan, publish its first page; returns the scan_id."""
-    scan_params = ScanParams.from_json(params)
+@app.task(
+    bind=True,
+    name="marketscan.scan.start",
+    # A database outage is waited out; the retry keeps the task id, so it starts one scan.
+    autoretry_for=(DBAPIError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=20,
+)
+def start(self: Task, params: dict[str, Any]) -> str:
+    """Store scan `self.request.id` with `params` and publish its first page; returns its id.
+
+    The task id is the scan id, so a duplicated or redelivered start creates nothing new.
+    """
+    scan_params, scan_id = start_request(params, self.request.id)
     with session_scope() as session:
-        scan_id: uuid.UUID = start_scan(session, scan_params, get_settings(), publish_page)
-    return str(scan_id)
+        started: uuid.UUID = start_scan(session, scan_params, get_settings(), publish_page, scan_id)
+    return str(started)
 
 
 @app.task(

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import click
 
 from worker.checkpoint import Checkpoint, dollars_to_cents
-from worker.cli_support import cli_session, emit_json, fail, handle_errors
+from worker.cli_support import cli_session, emit_json, handle_errors
 from worker.errors import InvalidInput
 from worker.markets.base import GAME_IDS
-from worker.opportunities import LEVELS
 from worker.redaction import redacted
-from worker.scan_params import MARKETS, ScanParams
+from worker.scan_params import MARKETS
 
 WATCH_POLL_SECONDS = 0.5
 
@@ -42,16 +40,6 @@ def _cents(option: str, dollars: float | None) -> int | None:
     return None if dollars is None else dollars_to_cents(option, dollars)
 
 
-def _require_broker() -> None:
-    from worker.app import app
-
-    try:
-        with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=3)
-    except Exception as exc:  # kombu raises several kinds; all mean "not reachable"
-        fail(f"the broker at {app.conf.broker_url} is unreachable: {exc}", 1)
-
-
 @click.group()
 def scan() -> None:
     """Start, inspect and steer market scans."""
@@ -60,7 +48,9 @@ def scan() -> None:
 @scan.command()
 @click.option("--game", required=True, type=click.Choice(sorted(GAME_IDS)), help="Game to scan.")
 @click.option("--market", type=click.Choice(MARKETS), default="simulated", show_default=True)
-@click.option("--level", type=click.Choice(sorted(LEVELS)), default="standard", show_default=True)
+@click.option(
+    "--level", default="standard", show_default=True, help="A level of MARKETSCAN_LEVELS."
+)
 @click.option("--min-price", type=float, help="Lowest item price, USD.")
 @click.option("--max-price", type=float, help="Highest item price, USD.")
 @click.option("--page-size", type=int, default=100, show_default=True, help="Items per page.")
@@ -82,29 +72,19 @@ def start(
     as_json: bool,
 ) -> None:
     """Start a scan; prints its scan_id once it is stored and its first page published."""
-    from worker.publisher import publish_page
-    from worker.scans import start_scan
-    from worker.settings import get_settings
+    from worker import client
 
-    settings = get_settings()
-    params = ScanParams(
-        game=game,
+    scan_id = client.start(
+        game,
         market=market,
         level=level,
         min_price_cents=_cents("--min-price", min_price),
         max_price_cents=_cents("--max-price", max_price),
         page_size=page_size,
         user_id=user_id,
-        fee=settings.fee,
         metadata=_pairs("--meta", meta),
         market_options=_pairs("--market-opt", market_opt),
     )
-    from worker.markets.registry import check_market_options
-
-    check_market_options(params, settings)
-    _require_broker()
-    with cli_session() as session:
-        scan_id = start_scan(session, params, settings, publish_page)
     if as_json:
         emit_json({"scan_id": str(scan_id)})
     else:
@@ -135,10 +115,9 @@ def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
 @handle_errors
 def status(scan_id: str, as_json: bool) -> None:
     """Show a scan's checkpoint."""
-    from worker.scan_queries import scan_status
+    from worker import client
 
-    with cli_session() as session:
-        checkpoint = scan_status(session, scan_id)
+    checkpoint = client.status(scan_id)
     if as_json:
         emit_json(_shown(checkpoint))
         return
@@ -177,10 +156,9 @@ def list_(status_filter: str | None, user_id: int | None, as_json: bool) -> None
 @handle_errors
 def results(scan_id: str, top: int, as_json: bool) -> None:
     """Show a scan's best opportunities."""
-    from worker.scan_queries import top_opportunities
+    from worker import client
 
-    with cli_session() as session:
-        found = top_opportunities(session, scan_id, top)
+    found = client.results(scan_id, top)
     if as_json:
         emit_json(found)
         return
@@ -207,7 +185,7 @@ def watch(scan_id: str) -> None:
         TimeRemainingColumn,
     )  # fmt: skip
 
-    from worker.scan_queries import scan_status
+    from worker import client
 
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -216,9 +194,7 @@ def watch(scan_id: str) -> None:
     )  # fmt: skip
     with Progress(*columns) as progress:
         task = progress.add_task("scanning", total=None, rate="-")
-        while True:
-            with cli_session() as session:
-                checkpoint = scan_status(session, scan_id)
+        for checkpoint in client.progress(scan_id, WATCH_POLL_SECONDS):
             speed = progress.tasks[0].speed
             progress.update(
                 task,
@@ -227,9 +203,6 @@ def watch(scan_id: str) -> None:
                 description=checkpoint.status.value,
                 rate=f"{speed:.0f}" if speed else "-",
             )
-            if checkpoint.status.value not in ("in_progress", "paused"):
-                break
-            time.sleep(WATCH_POLL_SECONDS)
     click.echo(
         f"scan {checkpoint.scan_id} {checkpoint.status.value}: "
         f"{checkpoint.processed_items} items"
@@ -238,18 +211,10 @@ def watch(scan_id: str) -> None:
 
 
 def _steer(action: str, scan_id: str) -> None:
-    from worker import scans
-    from worker.publisher import publish_page
-    from worker.settings import get_settings
+    from worker import client
 
-    with cli_session() as session:
-        if action == "pause":
-            checkpoint = scans.pause_scan(session, scan_id)
-        elif action == "cancel":
-            checkpoint = scans.cancel_scan(session, scan_id)
-        else:
-            _require_broker()
-            checkpoint = scans.resume_scan(session, scan_id, get_settings(), publish_page)
+    steer = {"pause": client.pause, "resume": client.resume, "cancel": client.cancel}[action]
+    checkpoint = steer(scan_id)
     click.echo(f"scan {checkpoint.scan_id} is {checkpoint.status.value}")
 
 

@@ -13,7 +13,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from worker.errors import MarketscanError
+from worker.errors import MarketscanError, ServiceUnavailable
 from worker.redaction import redacted
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,12 +43,14 @@ def cli_session() -> Iterator[Session]:
 
 
 def handle_errors(command: F) -> F:
-    """Turn marketscan errors (bad input, unknown scan, ...) into one line and exit 2."""
+    """Turn marketscan errors into one line: exit 1 for a service down, 2 for the rest."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except ServiceUnavailable as exc:
+            fail(str(exc), 1)
         except MarketscanError as exc:
             fail(str(exc))
 

@@ -30,6 +30,10 @@ class InvalidTransition(MarketscanError):
     """The scan is not in a state that allows this change."""
 
 
+class ServiceUnavailable(MarketscanError):
+    """The database or the broker could not be reached."""
+
+
 class CorruptCheckpoint(MarketscanError):
     """A checkpoint file could not be read back."""
 

@@ -6,6 +6,7 @@ and its price lies in the scan's price band. Pure functions, integer cents.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -22,6 +23,26 @@ class Level:
     min_price_cents: int
     max_price_cents: int
     min_profit: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InvalidInput(f"a level's name must be a non-empty string, got {self.name!r}")
+        for bound in (self.min_price_cents, self.max_price_cents):
+            if isinstance(bound, bool) or not isinstance(bound, int) or bound < 0:
+                raise InvalidInput(
+                    f"level {self.name}: prices must be non-negative integer cents, got {bound!r}"
+                )
+        if self.min_price_cents > self.max_price_cents:
+            raise InvalidInput(
+                f"level {self.name}: min price ({self.min_price_cents} cents) must not exceed "
+                f"max price ({self.max_price_cents} cents)"
+            )
+        profit = self.min_profit
+        if isinstance(profit, bool) or not isinstance(profit, int | float) or not 0 <= profit < 10:
+            raise InvalidInput(
+                f"level {self.name}: min_profit must be a fraction from 0 to below 10, "
+                f"got {profit!r}"
+            )
 
 
 # Defaults documented in the README: cheap items need a larger margin to be worth a trade.
@@ -68,12 +89,14 @@ def unstorable_reason(opportunity: Opportunity) -> str | None:
     return None
 
 
-def level_named(name: str) -> Level:
+def level_named(name: str, levels: Iterable[Level] = LEVELS.values()) -> Level:
+    """The level called `name` among `levels` (the configured ones, or the defaults)."""
+    by_name = {level.name: level for level in levels}
     try:
-        return LEVELS[name]
-    except KeyError:
+        return by_name[name]
+    except (KeyError, TypeError):
         raise InvalidInput(
-            f"level must be one of {', '.join(sorted(LEVELS))}, got {name!r}"
+            f"level must be one of {', '.join(sorted(by_name))}, got {name!r}"
         ) from None
 
 

@@ -40,5 +40,10 @@ class PageMessage:
     def as_args(self) -> tuple[str, str, int, int]:
         return (str(self.scan_id), str(self.lease_token), self.page_seq, self.page_offset)
 
+    def label(self) -> str:
+        """How the page shows in Flower's task list: its scan, its page, where in the page."""
+        offset = f" from item {self.page_offset}" if self.page_offset else ""
+        return f"scan {self.scan_id} page {self.page_seq}{offset}"
+
     def at(self, page_seq: int, page_offset: int) -> PageMessage:
         return PageMessage(self.scan_id, self.lease_token, page_seq, page_offset)

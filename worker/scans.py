@@ -10,13 +10,13 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanStatus
 from worker import checkpoint_store
 from worker.checkpoint import Checkpoint, scan_id_of
-from worker.errors import CheckpointNotFound, InvalidTransition
+from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
 from worker.markets.registry import check_market_options
 from worker.notifier import get_notifier
 from worker.page_message import PageMessage
@@ -27,22 +27,76 @@ Publish = Callable[[PageMessage], None]
 
 
 def start_scan(
-    session: Session, params: ScanParams, settings: Settings, publish: Publish
+    session: Session,
+    params: ScanParams,
+    settings: Settings,
+    publish: Publish,
+    scan_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Store a new scan and publish its first page (after the commit). Returns its scan_id."""
+    """Store a new scan and publish its first page (after the commit). Returns its scan_id.
+
+    The worker's fee and level rule are frozen into the stored params. Idempotent on
+    `scan_id`: if that scan exists, nothing is stored and its chain is made sure of.
+    """
     check_market_options(params, settings)
-    scan_id, token = uuid.uuid4(), uuid.uuid4()
-    checkpoint_store.create_checkpoint(
-        session,
-        scan_id,
-        params.user_id,
-        params.operation_type,
-        metadata=params.metadata,
-        params=params.to_json(),
-        lease_token=token,
-    )
+    params = params.configured(settings)
+    scan_id, token = scan_id or uuid.uuid4(), uuid.uuid4()
+    try:
+        # INSERT ... ON CONFLICT DO NOTHING: of two racing starts, exactly one inserts.
+        checkpoint_store.create_checkpoint(
+            session,
+            scan_id,
+            params.user_id,
+            params.operation_type,
+            metadata=params.metadata,
+            params=params.to_json(),
+            lease_token=token,
+        )
+    except DuplicateScan:
+        session.rollback()
+        return _ensure_chain(session, scan_id, params, publish)
     session.commit()
     publish(PageMessage(scan_id, token, 0, 0))
+    return scan_id
+
+
+def start_request(params: object, task_id: str | None) -> tuple[ScanParams, uuid.UUID]:
+    """The params and scan_id of a start task: its id is the scan's, unless params disagree."""
+    task_scan_id = scan_id_of(task_id)
+    if isinstance(params, dict) and "scan_id" in params:
+        params = dict(params)
+        named = scan_id_of(params.pop("scan_id"))
+        if named != task_scan_id:
+            raise InvalidInput(f"scan_id {named} must equal the start task's id {task_scan_id}")
+    return ScanParams.from_request(params), task_scan_id
+
+
+def _ensure_chain(
+    session: Session, scan_id: uuid.UUID, params: ScanParams, publish: Publish
+) -> uuid.UUID:
+    """A repeated start: refuse other params; republish an in-progress scan at its fence.
+
+    The message carries the row's own fence, so if the chain is alive it is a duplicate
+    that the page task drops, and if the chain was lost (a start killed before publishing)
+    it is the page that was due.
+    """
+    row = session.execute(
+        select(
+            ScanCheckpoint.params,
+            ScanCheckpoint.status,
+            ScanCheckpoint.lease_token,
+            ScanCheckpoint.page_seq,
+            ScanCheckpoint.page_offset,
+        ).where(ScanCheckpoint.scan_id == scan_id)
+    ).one_or_none()
+    session.rollback()
+    if row is None:  # deleted between the INSERT and this read: an old scan_id reused
+        raise CheckpointNotFound(f"scan {scan_id} was deleted while being started again")
+    stored = ScanParams.from_json(row.params) if row.params is not None else None
+    if stored is None or not stored.same_request(params):
+        raise DuplicateScan(f"scan_id {scan_id} is taken by a scan with other params")
+    if row.status == ScanStatus.IN_PROGRESS.value and row.lease_token is not None:
+        publish(PageMessage(scan_id, row.lease_token, row.page_seq, row.page_offset))
     return scan_id
 
 

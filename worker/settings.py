@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar
 
-from worker.errors import ConfigError
+from worker.errors import ConfigError, InvalidInput
+from worker.opportunities import LEVELS, Level
 
 T = TypeVar("T")
 
@@ -32,6 +33,8 @@ class Settings:
     retry_backoff_max_seconds: float = 60.0
     max_page_deliveries: int = 5
     fee: float = 0.07
+    # Named price bands and their minimum profit; a scan names one (ScanParams.level).
+    levels: tuple[Level, ...] = tuple(LEVELS.values())
     dmarket_url: str = "https://api.dmarket.com"
     dmarket_requests_per_second: float = 2.0
     # Optional DMarket API keys (hex): with both set, requests are signed. Kept out of repr
@@ -84,6 +87,8 @@ class Settings:
                 "MARKETSCAN_MAX_PAGE_DELIVERIES", int, defaults.max_page_deliveries, 1
             ),
             fee=reader.number("MARKETSCAN_FEE", float, defaults.fee, 0.0, 0.99),
+            levels=levels_of("MARKETSCAN_LEVELS", env.get("MARKETSCAN_LEVELS", ""))
+            or defaults.levels,
             dmarket_url=reader.text("MARKETSCAN_DMARKET_URL", defaults.dmarket_url).rstrip("/"),
             dmarket_requests_per_second=reader.number(
                 "MARKETSCAN_DMARKET_REQUESTS_PER_SECOND",
@@ -123,6 +128,32 @@ def _dmarket_keys(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     secret_key = env.get("MARKETSCAN_DMARKET_SECRET_KEY", "").strip() or None
     signer_from(public_key, secret_key)
     return public_key, secret_key
+
+
+LEVELS_FORMAT = "NAME=MIN_CENTS-MAX_CENTS:MIN_PROFIT[,...]"
+
+
+def levels_of(name: str, raw: str) -> tuple[Level, ...]:
+    """Levels from `raw` in LEVELS_FORMAT, e.g. `standard=100-10000:0.05`; {} when empty."""
+    levels: dict[str, Level] = {}
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        level_name, _, rule = entry.partition("=")
+        band, _, profit = rule.partition(":")
+        low, _, high = band.partition("-")
+        try:
+            level = Level(level_name.strip(), int(low), int(high), float(profit))
+        except ValueError as exc:
+            detail = str(exc) if isinstance(exc, InvalidInput) else "not a number"
+            raise ConfigError(
+                f"{name}: entry {entry!r} must be {LEVELS_FORMAT}, e.g. "
+                f"standard=100-10000:0.05 ({detail})"
+            ) from None
+        if level.name in levels:
+            raise ConfigError(f"{name}: level {level.name!r} is defined twice")
+        levels[level.name] = level
+    return tuple(levels.values())
 
 
 class _Reader:

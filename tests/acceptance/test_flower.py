@@ -1,17 +1,24 @@
 """Flower, run as docker-compose.yml runs it, shows scans' page tasks and their progress.
 
+Each page task is published with a Celery shadow name, `scan <scan_id> page <n>`, so
+Flower's task list shows its scan and how far the scan got without opening the task, and a
+search for a scan id finds all its pages. The message's real name stays
+`marketscan.scan.page` for routing; Flower's `taskname=` filter matches the shown name.
+
 What Flower makes observable about a page's `task-progress` event: Celery's event state
 turns it into the custom task state PROGRESS, but the event is sent at the page's commit,
 a moment before task-succeeded replaces that state, so PROGRESS is only a glimpse; Flower's
 API serialises a task's standard fields only, so `processed` and `total` never appear in
 it. What lasts is Flower's Prometheus counter
-`flower_events_total{type="task-progress", task="marketscan.scan.page"}`. The event's
+`flower_events_total{type="task-progress", task="scan <scan_id> page <n>"}`. The event's
 contents are checked on the same event stream Flower consumes.
 """
 
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +33,6 @@ from tests.support.scans import start_scan_cli, wait_for_status
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = ("user", "secret")
 WORKER = "w1@test"
-PAGE_TASK = "marketscan.scan.page"
 # The brief's scan: 10 pages of 100 items, 0.2 s each.
 ITEMS, PAGE_SIZE = 1000, 100
 DEADLINE_SECONDS = 60.0
@@ -68,7 +74,14 @@ def page_tasks_of(flower: Flower, scan_id: str) -> dict[int, dict[str, Any]]:
     return found
 
 
-def test_flower_lists_a_scans_page_tasks_by_name_and_counts_a_progress_event_per_page(
+def search(flower: Flower, text: str) -> list[str]:
+    """The uuids of the tasks Flower's search box finds for `text`."""
+    found = flower.get(f"/api/tasks?search={text}", auth=AUTH)
+    assert found.status_code == 200, found.text
+    return list(found.json())
+
+
+def test_flower_lists_a_scans_page_tasks_by_scan_and_page_and_counts_progress_per_page(
     celery_env: dict[str, str],
     database_url: str,
     start_worker: Callable[..., CeleryProcess],
@@ -106,13 +119,27 @@ def test_flower_lists_a_scans_page_tasks_by_name_and_counts_a_progress_event_per
             DEADLINE_SECONDS,
         )
         assert sorted(tasks) == list(range(pages))
-        assert {task["name"] for task in tasks.values()} == {PAGE_TASK}
         assert {task["worker"] for task in tasks.values()} == {WORKER}
+        # And each shows its scan and page in the name column, the list's first
+        assert [tasks[seq]["name"] for seq in range(pages)] == [
+            f"scan {scan_id} page {seq}" for seq in range(pages)
+        ]
+        # And searching Flower for the scan id finds exactly its pages
+        assert set(search(flower, scan_id)) == {task["uuid"] for task in tasks.values()}
+        assert set(search(flower, scan_id[:8])) == {task["uuid"] for task in tasks.values()}
+        # And the taskname filter takes the shown name
+        third = flower.get(f"/api/tasks?taskname=scan {scan_id} page 2", auth=AUTH).json()
+        assert list(third) == [tasks[2]["uuid"]]
 
         # And Flower counted one task-progress event per committed page
         def progress_count() -> float | None:
-            return flower.metric(
-                "flower_events_total", type="task-progress", task=PAGE_TASK, worker=WORKER
+            return sum(
+                value
+                for name, labels, value in flower.metrics()
+                if name == "flower_events_total"
+                and labels.get("type") == "task-progress"
+                and labels.get("worker") == WORKER
+                and labels.get("task", "").startswith(f"scan {scan_id} page ")
             )
 
         flower.poll(
@@ -166,3 +193,43 @@ def test_the_compose_flower_command_takes_basic_auth_from_the_environment_and_pe
     # And its state is saved to the volume when it stops
     flower.stop()
     assert list(tmp_path.glob("flower.db*")), f"no state saved:\n{flower.process.log()}"
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium, given time for Flower's page scripts to fetch and draw the table."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    return subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--virtual-time-budget=15000", "--window-size=1400,900", *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_flowers_task_list_in_a_browser_shows_each_page_of_a_searched_scan(
+    celery_env: dict[str, str],
+    database_url: str,
+    start_worker: Callable[..., CeleryProcess],
+    start_flower: Callable[..., Flower],
+    tmp_path: Path,
+) -> None:
+    # Given a worker, Flower, and a finished scan of 5 pages
+    start_worker(WORKER)
+    flower = start_flower("--basic-auth=user:secret")
+    flower.wait_until_worker_online(WORKER)
+    scan_uuid = start_scan_cli(celery_env, "--market-opt", "items=500")
+    scan_id = str(scan_uuid)
+    wait_for_status(database_url, scan_uuid)
+    flower.poll(
+        lambda: len(search(flower, scan_id)) == 5, "Flower never saw the 5 pages", DEADLINE_SECONDS
+    )
+    # When a real browser opens Flower's task list searched for the scan's short id
+    page = f"{flower.base_url.replace('://', '://user:secret@')}/tasks?name={scan_id[:8]}"
+    dom = chromium("--dump-dom", page)
+    # Then the list shows every page of the scan by its scan and page, without opening one
+    assert dom.returncode == 0, dom.stderr
+    for seq in range(5):
+        assert f"scan {scan_id} page {seq}" in dom.stdout, dom.stdout[-3000:]
+    shot = chromium(f"--screenshot={tmp_path / 'flower-tasks.png'}", page)
+    assert shot.returncode == 0 and (tmp_path / "flower-tasks.png").stat().st_size > 0

@@ -64,7 +64,7 @@ def test_scan_start_stores_the_scan_and_publishes_its_first_page(
         (["--game", "csgo", "--market-opt", "=3"], "--market-opt takes KEY=VALUE"),
         (["--game", "csgo", "--market-opt", "colour=red"], "unknown simulated market option"),
         (["--game", "csgo", "--market-opt", "items=-5"], "option items must be an integer"),
-        (["--game", "csgo", "--level", "godlike"], "'godlike' is not one of"),
+        (["--game", "csgo", "--level", "godlike"], "level must be one of boost, medium"),
     ],
 )
 def test_scan_start_refuses_bad_input_and_stores_and_enqueues_nothing(

@@ -9,6 +9,7 @@ import pytest
 
 from worker.errors import InvalidInput
 from worker.scan_params import ScanParams
+from worker.settings import Settings
 
 
 def test_params_round_trip_through_json() -> None:
@@ -29,7 +30,20 @@ def test_price_band_is_the_level_narrowed_by_the_scan() -> None:
     [
         ({"game": "minecraft"}, "game must be one of"),
         ({"market": "steam"}, "market must be one of"),
-        ({"level": "x"}, "level must be one of"),
+        ({"level": ""}, "level must be a level's name"),
+        (
+            {
+                "level": "pro",
+                "level_rule": {
+                    "name": "boost",
+                    "min_price_cents": 1,
+                    "max_price_cents": 2,
+                    "min_profit": 0.1,
+                },
+            },
+            "level_rule must be the rule of level",
+        ),
+        ({"level_rule": {"name": "standard"}}, "level_rule must be an object of name"),
         ({"page_size": 0}, "page_size must be an integer from 1 to 100"),
         ({"page_size": "10"}, "page_size"),
         ({"min_price_cents": 10, "max_price_cents": 5}, "must not exceed max price"),
@@ -75,3 +89,42 @@ def test_non_finite_and_absurd_numbers_in_json_params_are_refused_by_name(
     # Python's json module reads NaN, Infinity and 1e400 (as inf) without complaint.
     with pytest.raises(InvalidInput, match=message):
         ScanParams.from_json(json.loads(document))
+
+
+def test_configured_params_freeze_the_settings_fee_and_level() -> None:
+    # Given settings with a 10 % fee and a level of their own
+    settings = Settings.from_env(
+        {"MARKETSCAN_FEE": "0.1", "MARKETSCAN_LEVELS": "cheap=50-5000:0.02"}
+    )
+    # When params naming that level are configured
+    params = ScanParams(game="csgo", level="cheap", min_price_cents=70).configured(settings)
+    # Then the fee and the level's rule are frozen in, and survive the trip through JSON
+    assert (params.fee, params.price_band, params.min_profit) == (0.1, (70, 5000), 0.02)
+    assert ScanParams.from_json(params.to_json()) == params
+
+
+def test_a_level_the_settings_do_not_define_is_refused_naming_the_configured_ones() -> None:
+    settings = Settings.from_env({"MARKETSCAN_LEVELS": "cheap=50-5000:0.02,big=1-9:0.5"})
+    with pytest.raises(InvalidInput, match="level must be one of big, cheap, got 'standard'"):
+        ScanParams(game="csgo").configured(settings)
+
+
+def test_params_stored_before_levels_were_configuration_use_the_default_levels() -> None:
+    stored = {"version": 1, "game": "csgo", "level": "pro", "fee": 0.07}
+    assert ScanParams.from_json(stored).price_band == (10_000, 500_000)
+
+
+@pytest.mark.parametrize(("field", "variable"), [("fee", "MARKETSCAN_FEE"),
+                                                 ("level_rule", "MARKETSCAN_LEVELS")])  # fmt: skip
+def test_a_start_request_may_not_set_what_the_worker_configures(field: str, variable: str) -> None:
+    with pytest.raises(
+        InvalidInput, match=rf"{field} is the worker's configuration \({variable}\)"
+    ):
+        ScanParams.from_request({"game": "csgo", field: 0.0})
+
+
+def test_same_request_ignores_only_what_the_configuration_froze_in() -> None:
+    settings = Settings.from_env({"MARKETSCAN_FEE": "0.1"})
+    asked = ScanParams(game="csgo", user_id=3)
+    assert asked.configured(settings).same_request(asked.configured(Settings()))
+    assert not asked.configured(settings).same_request(ScanParams(game="csgo", user_id=4))

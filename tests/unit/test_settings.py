@@ -93,3 +93,35 @@ def test_bad_dmarket_keys_fail_naming_the_variable_and_never_quoting_the_secret(
     with pytest.raises(ConfigError, match=variable) as refused:
         Settings.from_env(environ)
     assert "ab" * 16 not in str(refused.value)
+
+
+def test_levels_are_configuration_in_cents_with_a_minimum_profit() -> None:
+    # Given MARKETSCAN_LEVELS with two levels
+    settings = Settings.from_env(
+        {"MARKETSCAN_LEVELS": " cheap=50-5000:0.02 , whale=100000-9000000:0.015 "}
+    )
+    # Then they replace the defaults, each with its band and minimum profit
+    assert {name: (lv.min_price_cents, lv.max_price_cents, lv.min_profit)
+            for name, lv in ((lv.name, lv) for lv in settings.levels)} == {
+        "cheap": (50, 5000, 0.02), "whale": (100_000, 9_000_000, 0.015)}  # fmt: skip
+    # And without it the documented defaults apply
+    assert sorted(lv.name for lv in Settings.from_env({}).levels) == [
+        "boost", "medium", "pro", "standard"]  # fmt: skip
+    assert hash(settings)  # settings key caches (the notifier's, for one)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("cheap=50-5000", "entry 'cheap=50-5000' must be NAME=MIN_CENTS-MAX_CENTS:MIN_PROFIT"),
+        ("cheap=5.5-50:0.1", "not a number"),
+        ("cheap=500-50:0.1", "min price \\(500 cents\\) must not exceed max price"),
+        ("cheap=5-50:-0.1", "min_profit must be a fraction from 0"),
+        ("=5-50:0.1", "a level's name must be a non-empty string"),
+        ("a=1-2:0.1,a=1-3:0.1", "level 'a' is defined twice"),
+    ],
+)
+def test_bad_levels_fail_naming_the_variable(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as error:
+        Settings.from_env({"MARKETSCAN_LEVELS": value})
+    assert str(error.value).startswith("MARKETSCAN_LEVELS")
