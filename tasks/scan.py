@@ -22,7 +22,7 @@ from worker.settings import get_settings
     bind=True,
     name="marketscan.scan.start",
     # A database outage is waited out; the retry keeps the task id, so it starts one scan.
-    autoretry_for=(DBAPIError,),
+    autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
     retry_backoff_max=60,
     max_retries=20,
