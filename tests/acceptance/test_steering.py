@@ -73,3 +73,34 @@ def test_cancel_keeps_committed_items_and_the_scan_never_resumes(
     assert final.status == "cancelled" and final.processed_items == kept >= 100
     again = cli(["scan", "resume", str(scan_id)], celery_env)
     assert again.returncode == 2 and "is cancelled" in again.stderr
+
+
+def test_a_pause_during_the_last_page_never_makes_the_scan_walk_again(
+    celery_env: dict[str, str], database_url: str, start_worker: Callable[..., CeleryProcess]
+) -> None:
+    commit_log.install(database_url)
+    start_worker(concurrency=1)
+    # Given a one-page scan whose market takes 1 s to answer (less than the first heartbeat)
+    scan_id = start_scan_cli(
+        celery_env, "--market-opt", "items=80", "--market-opt", "latency_ms=1000"
+    )
+    deadline = time.monotonic() + 60
+    while row(database_url, scan_id).lease_expires_at is None:  # its page has started
+        assert time.monotonic() < deadline, "the page never started"
+        time.sleep(0.01)
+    # When the user pauses it while that last page is being fetched (in-process: a CLI
+    # start-up could land after the page)
+    with session_scope() as session:
+        scans.pause_scan(session, scan_id)
+    _settled(database_url, scan_id)
+    # Then either the page's commit completed the scan (nothing is left to walk), or the
+    # pause stopped the page before it judged anything and one resume finishes it
+    if row(database_url, scan_id).status == "paused":
+        resumed = cli(["scan", "resume", str(scan_id)], celery_env)
+        assert resumed.returncode == 0, resumed.stderr
+    done = wait_for_status(database_url, scan_id, ("completed",), timeout=60)
+    # And in both cases the market was walked once: exact counts, each position once
+    assert (done.processed_items, done.total_items, done.cursor) == (80, 80, None)
+    commit_log.assert_each_position_committed_once(database_url, scan_id, 80)
+    again = cli(["scan", "resume", str(scan_id)], celery_env)
+    assert again.returncode == 2 and "is completed" in again.stderr
