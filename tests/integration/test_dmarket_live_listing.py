@@ -127,7 +127,7 @@ def test_a_listing_beyond_the_capped_total_is_judged_whole_and_no_view_shows_ove
     assert status.returncode == 0, status.stderr
     assert re.search(r"total_items: at least 10050\b", status.stdout), status.stdout
     listed = cli(["scan", "list"], env)
-    assert re.search(rf"{scan_id}\s+completed\s+10050\s+≥10050", listed.stdout), listed.stdout
+    assert re.search(rf"{scan_id}\s+completed\s+10050\s+≥ 10050", listed.stdout), listed.stdout
     watched = cli(["scan", "watch", str(scan_id)], env)
     assert watched.returncode == 0, watched.stderr
     assert "10050/10000" not in watched.stdout and "at least 10050" in watched.stdout
