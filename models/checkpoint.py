@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Identity,
@@ -16,10 +17,11 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    false,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -52,6 +54,11 @@ class ScanCheckpoint(Base):
     cursor: Mapped[str | None] = mapped_column(Text)
     processed_items: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     total_items: Mapped[int | None] = mapped_column(Integer)
+    # The market's total is only "at least total_items": DMarket caps the total it reports
+    # at 10,000, and a live listing can grow past what it said.
+    total_is_lower_bound: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=false()
+    )
     timestamp: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
@@ -66,6 +73,12 @@ class ScanCheckpoint(Base):
     params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     page_seq: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     page_offset: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # The listings already judged on the current page, by id, while it is partly committed
+    # (drained or paused mid-page): the re-fetched page skips exactly these, wherever they
+    # moved. Emptied when the page completes.
+    page_judged_ids: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
     page_deliveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # Items walked but not stored: a listing whose values no column can hold (logged why).
     skipped_items: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

@@ -48,6 +48,8 @@ class Checkpoint:
     skipped_items: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # total_items is only "at least total_items" (worker.scan_total).
+    total_is_lower_bound: bool = False
 
     @classmethod
     def from_row(cls, row: ScanCheckpoint) -> Checkpoint:
@@ -71,6 +73,7 @@ class Checkpoint:
             skipped_items=row.skipped_items,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            total_is_lower_bound=row.total_is_lower_bound,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -139,13 +142,31 @@ def count_of(name: str, value: object, *, optional: bool = False) -> int | None:
     return value
 
 
-def counts_of(processed_items: object, total_items: object) -> tuple[int, int | None]:
+def counts_of(
+    processed_items: object, total_items: object, total_is_lower_bound: bool = False
+) -> tuple[int, int | None]:
+    """The counts, checked; past a lower-bound total, the total becomes the count."""
     processed = count_of("processed_items", processed_items)
     total = count_of("total_items", total_items, optional=True)
     assert processed is not None
     if total is not None and processed > total:
-        raise InvalidInput(f"processed_items ({processed}) must not exceed total_items ({total})")
+        if not total_is_lower_bound:
+            raise InvalidInput(exceeds_total_message(processed, total))
+        total = processed
     return processed, total
+
+
+def exceeds_total_message(processed: int, total: int | None) -> str:
+    return (
+        f"processed_items ({processed}) must not exceed total_items ({total}) unless the "
+        "total is a lower bound (pass total_is_lower_bound=True)"
+    )
+
+
+def lower_bound_of(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"total_is_lower_bound must be a bool, got {value!r}")
+    return value
 
 
 def metadata_of(value: object) -> dict[str, Any]:

@@ -29,6 +29,8 @@ FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
 T = TypeVar("T")
 _FIELD_NAMES = frozenset(field.name for field in fields(Checkpoint))
+# Fields added after format 1 was first written: a file without them takes the default.
+_LATER_FIELDS = {"total_is_lower_bound": False}
 
 
 def read_checkpoint_file(path: Path) -> Checkpoint | None:
@@ -72,9 +74,11 @@ def decode_checkpoint(data: object) -> Checkpoint:
         raise InvalidInput(f"the top level must be a JSON object, got {type(data).__name__}")
     if (version := data.get("format_version")) != FORMAT_VERSION:
         raise InvalidInput(f"format_version is {version!r}, not {FORMAT_VERSION}")
+    data = {**_LATER_FIELDS, **data}
     if (names := set(data) - {"format_version"}) != _FIELD_NAMES:
         missing, unknown = sorted(_FIELD_NAMES - names), sorted(names - _FIELD_NAMES)
         raise InvalidInput(f"missing fields {missing}, unknown fields {unknown}")
+    lower_bound = v.lower_bound_of(data["total_is_lower_bound"])
     processed, total = v.counts_of(data["processed_items"], data["total_items"])
     return Checkpoint(
         scan_id=v.scan_id_of(data["scan_id"]),
@@ -93,6 +97,7 @@ def decode_checkpoint(data: object) -> Checkpoint:
         lease_owner=_field(data, "lease_owner", str, optional=True),
         lease_expires_at=_time(data, "lease_expires_at", optional=True),
         recoveries=_count(data, "recoveries"),
+        total_is_lower_bound=lower_bound,
         created_at=_time(data, "created_at", optional=True),
         updated_at=_time(data, "updated_at", optional=True),
     )

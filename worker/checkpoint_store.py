@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -32,8 +32,12 @@ def create_checkpoint(
     total_items: int | None = None,
     params: dict[str, Any] | None = None,
     lease_token: uuid.UUID | None = None,
+    total_is_lower_bound: bool = False,
 ) -> Checkpoint:
     """Insert a new in-progress checkpoint; a scan_id that exists already is DuplicateScan.
+
+    `total_is_lower_bound`: the market's total is capped (DMarket's stops at 10,000), so
+    later saves may count past it; the total then grows with the count.
 
     `lease_token` is for scan chains: the first page's fence. A row made with one is run by
     the page chain (its first page queued, to be published right after the commit); a row
@@ -46,6 +50,7 @@ def create_checkpoint(
         "operation_type": v.operation_type_of(operation_type),
         "meta": v.metadata_of(metadata),
         "total_items": v.count_of("total_items", total_items, optional=True),
+        "total_is_lower_bound": v.lower_bound_of(total_is_lower_bound),
         "params": params,
         "lease_token": lease_token,
         "status": ScanStatus.IN_PROGRESS.value,
@@ -71,25 +76,40 @@ def save_checkpoint(
     processed_items: int,
     total_items: int | None = None,
     metadata: dict[str, Any] | None = None,
+    total_is_lower_bound: bool = False,
 ) -> Checkpoint:
-    """Record progress of an active scan; `metadata` is merged into the stored object."""
+    """Record progress of an active scan; `metadata` is merged into the stored object.
+
+    The count may pass the total only if the total is a lower bound: marked so by this
+    call or an earlier one (the mark stays), and then the total grows with the count.
+    """
     scan = v.scan_id_of(scan_id)
-    processed, total = v.counts_of(processed_items, total_items)
+    lower_bound = v.lower_bound_of(total_is_lower_bound)
+    processed = v.count_of("processed_items", processed_items)
+    assert processed is not None
+    total = v.count_of("total_items", total_items, optional=True)
     values: dict[str, Any] = {
         "cursor": v.cursor_of(cursor),
         "processed_items": processed,
         "timestamp": func.now(),
         "updated_at": func.now(),
     }
-    if total is not None:
-        values["total_items"] = total
+    # The same rule as the page commit's (worker.scan_total.merged_total), on the row.
+    is_lower_bound = or_(ScanCheckpoint.total_is_lower_bound, literal(lower_bound))
+    reported = ScanCheckpoint.total_items if total is None else literal(total)
+    values["total_is_lower_bound"] = is_lower_bound
+    values["total_items"] = case(
+        (reported.is_(None), None),
+        (is_lower_bound, func.greatest(reported, processed)),
+        else_=reported,
+    )
     if metadata is not None:
         values["meta"] = ScanCheckpoint.meta.op("||")(v.metadata_of(metadata))
-    guard = [ScanCheckpoint.scan_id == scan, ScanCheckpoint.status.in_(_ACTIVE)]
-    if total is None:
-        guard.append(
-            ScanCheckpoint.total_items.is_(None) | (ScanCheckpoint.total_items >= processed)
-        )
+    guard = [
+        ScanCheckpoint.scan_id == scan,
+        ScanCheckpoint.status.in_(_ACTIVE),
+        or_(is_lower_bound, reported.is_(None), reported >= processed),
+    ]
     saved = session.execute(
         update(ScanCheckpoint).where(*guard).values(**values).returning(ScanCheckpoint)
     ).scalar_one_or_none()
@@ -97,7 +117,7 @@ def save_checkpoint(
         current = _require(session, scan)
         if current.status in _ACTIVE:
             raise InvalidInput(
-                f"processed_items ({processed}) must not exceed total_items ({current.total_items})"
+                v.exceeds_total_message(processed, current.total_items if total is None else total)
             )
         raise InvalidTransition(
             f"scan {scan} is {current.status}; only an in_progress or paused scan takes checkpoints"

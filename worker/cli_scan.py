@@ -13,6 +13,7 @@ from worker.errors import InvalidInput
 from worker.markets.base import GAME_IDS
 from worker.redaction import redacted
 from worker.scan_params import MARKETS
+from worker.scan_total import total_text
 
 WATCH_POLL_SECONDS = 0.5
 
@@ -106,6 +107,8 @@ def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
         "cursor", "error_message", "skipped_items", "recoveries", "lease_owner", "created_at",
         "updated_at", "timestamp", "metadata",
     )  # fmt: skip
+    # "at least N" when the market's total is only a lower bound (DMarket caps it).
+    data["total_items"] = total_text(checkpoint.total_items, checkpoint.total_is_lower_bound)
     return [(key, data[key]) for key in keys]
 
 
@@ -142,7 +145,7 @@ def list_(status_filter: str | None, user_id: int | None, as_json: bool) -> None
         return
     click.echo(f"{'scan_id':36}  {'status':11}  {'processed':>9}  {'total':>9}  created_at")
     for c in scans:
-        total = "" if c.total_items is None else c.total_items
+        total = total_text(c.total_items, c.total_is_lower_bound, symbol=True)
         created = c.created_at.isoformat(timespec="seconds") if c.created_at else ""
         click.echo(
             f"{c.scan_id!s:36}  {c.status.value:11}  {c.processed_items:>9}  {total:>9}  {created}"
@@ -178,7 +181,6 @@ def watch(scan_id: str) -> None:
     """Show a live progress bar (rate, ETA) until the scan ends."""
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
@@ -188,24 +190,33 @@ def watch(scan_id: str) -> None:
     from worker import client
 
     columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}"), BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.fields[shown_total]}"),
         TextColumn("{task.fields[rate]} items/s"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     )  # fmt: skip
     with Progress(*columns) as progress:
-        task = progress.add_task("scanning", total=None, rate="-")
+        task = progress.add_task("scanning", total=None, rate="-", shown_total="?")
         for checkpoint in client.progress(scan_id, WATCH_POLL_SECONDS):
             speed = progress.tasks[0].speed
+            lower_bound = checkpoint.total_is_lower_bound
             progress.update(
                 task,
                 completed=checkpoint.processed_items,
-                total=checkpoint.total_items,
+                # A lower-bound total is no end to measure a bar or an ETA against.
+                total=None if lower_bound else checkpoint.total_items,
+                shown_total=total_text(checkpoint.total_items, lower_bound) or "?",
                 description=checkpoint.status.value,
                 rate=f"{speed:.0f}" if speed else "-",
             )
     click.echo(
         f"scan {checkpoint.scan_id} {checkpoint.status.value}: "
         f"{checkpoint.processed_items} items"
+        + (
+            f" of {total_text(checkpoint.total_items, checkpoint.total_is_lower_bound)}"
+            if checkpoint.total_items is not None
+            else ""
+        )
         + (f"; {redacted(checkpoint.error_message)}" if checkpoint.error_message else "")
     )
 

@@ -149,7 +149,12 @@ def check_poll_seconds(poll_seconds: object) -> None:
 
 def progress_key(checkpoint: Checkpoint) -> tuple[object, ...]:
     """What makes an update worth reporting: state and counts."""
-    return (checkpoint.status, checkpoint.processed_items, checkpoint.total_items)
+    return (
+        checkpoint.status,
+        checkpoint.processed_items,
+        checkpoint.total_items,
+        checkpoint.total_is_lower_bound,
+    )
 
 
 def is_terminal(checkpoint: Checkpoint) -> bool:

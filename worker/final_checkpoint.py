@@ -31,6 +31,7 @@ class Progress:
     cursor: str | None
     processed_items: int
     total_items: int | None = None
+    total_is_lower_bound: bool = False
 
 
 SaveFinal = Callable[[uuid.UUID, Progress], object]
@@ -60,13 +61,25 @@ class FinalCheckpoint(ABC):
         cursor: str | None,
         processed_items: int,
         total_items: int | None = None,
+        *,
+        total_is_lower_bound: bool = False,
     ) -> None:
-        """Remember progress in memory only; the shutdown handler saves the latest."""
-        self._progress[scan_id_of(scan_id)] = Progress(cursor, processed_items, total_items)
+        """Remember progress in memory only; the shutdown handler saves the latest.
+
+        A total once saved or recorded as a lower bound stays one, so the final save may
+        count past it.
+        """
+        scan = scan_id_of(scan_id)
+        known = self._progress.get(scan)
+        lower_bound = total_is_lower_bound or (known is not None and known.total_is_lower_bound)
+        self._progress[scan] = Progress(cursor, processed_items, total_items, lower_bound)
 
     def _remember(self, checkpoint: Checkpoint) -> Checkpoint:
         self._progress[checkpoint.scan_id] = Progress(
-            checkpoint.cursor, checkpoint.processed_items, checkpoint.total_items
+            checkpoint.cursor,
+            checkpoint.processed_items,
+            checkpoint.total_items,
+            checkpoint.total_is_lower_bound,
         )
         return checkpoint
 

@@ -21,6 +21,7 @@ from typing import Any, TypeAlias, TypeVar
 
 from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
 from worker import checkpoint as v
+from worker import scan_total
 from worker.checkpoint import DEFAULT_CHECKPOINT_INTERVAL, Checkpoint
 from worker.checkpoint_file import (
     TEMP_SUFFIX,
@@ -66,6 +67,8 @@ class LocalCheckpointStore:
         operation_type: str,
         metadata: Metadata = None,
         total_items: int | None = None,
+        *,
+        total_is_lower_bound: bool = False,
     ) -> Checkpoint:
         """Write a new in-progress checkpoint; a scan_id that exists already is DuplicateScan."""
         scan, now = v.scan_id_of(scan_id), _now()
@@ -75,6 +78,7 @@ class LocalCheckpointStore:
             operation_type=v.operation_type_of(operation_type),
             metadata=v.metadata_of(metadata),
             total_items=v.count_of("total_items", total_items, optional=True),
+            total_is_lower_bound=v.lower_bound_of(total_is_lower_bound),
             cursor=None,
             processed_items=0,
             status=ScanStatus.IN_PROGRESS,
@@ -95,28 +99,38 @@ class LocalCheckpointStore:
         processed_items: int,
         total_items: int | None = None,
         metadata: Metadata = None,
+        *,
+        total_is_lower_bound: bool = False,
     ) -> Checkpoint:
         """Record progress of an active scan; `metadata` is merged into the stored object.
 
         A scan with no checkpoint yet is created first, in progress, for user
-        DEFAULT_LOCAL_USER_ID and operation DEFAULT_LOCAL_OPERATION_TYPE.
+        DEFAULT_LOCAL_USER_ID and operation DEFAULT_LOCAL_OPERATION_TYPE. The count may
+        pass the total only if the total is a lower bound, as in the database store.
         """
         scan = v.scan_id_of(scan_id)
-        processed, total = v.counts_of(processed_items, total_items)
+        lower_bound = v.lower_bound_of(total_is_lower_bound)
+        processed = v.count_of("processed_items", processed_items)
+        assert processed is not None
+        total = v.count_of("total_items", total_items, optional=True)
         checked_cursor = v.cursor_of(cursor)
         patch = None if metadata is None else v.metadata_of(metadata)
         with self._locked():
             if not self._path(scan).exists():
+                v.counts_of(processed, total, lower_bound)  # refused before anything is written
                 self.create_checkpoint(scan, DEFAULT_LOCAL_USER_ID, DEFAULT_LOCAL_OPERATION_TYPE)
             current = self._require_active(scan, "take checkpoints")
-            if total is None:
-                total = v.counts_of(processed, current.total_items)[1]  # against the stored one
+            lower_bound = lower_bound or current.total_is_lower_bound
+            reported = current.total_items if total is None else total
+            v.counts_of(processed, reported, lower_bound)
+            merged, lower_bound = scan_total.merged_total(reported, processed, lower_bound)
             now = _now()
             saved = replace(
                 current,
                 cursor=checked_cursor,
                 processed_items=processed,
-                total_items=total,
+                total_items=merged,
+                total_is_lower_bound=lower_bound,
                 # Merging can grow metadata past the bound even when each part is within it.
                 metadata=current.metadata
                 if patch is None
@@ -243,9 +257,18 @@ class LocalStateManager(FinalCheckpoint):
         operation_type: str,
         metadata: Metadata = None,
         total_items: int | None = None,
+        *,
+        total_is_lower_bound: bool = False,
     ) -> Checkpoint:
         return self._remember(
-            self.store.create_checkpoint(scan_id, user_id, operation_type, metadata, total_items)
+            self.store.create_checkpoint(
+                scan_id,
+                user_id,
+                operation_type,
+                metadata,
+                total_items,
+                total_is_lower_bound=total_is_lower_bound,
+            )
         )
 
     async def save_checkpoint(
@@ -255,9 +278,18 @@ class LocalStateManager(FinalCheckpoint):
         processed_items: int,
         total_items: int | None = None,
         metadata: Metadata = None,
+        *,
+        total_is_lower_bound: bool = False,
     ) -> Checkpoint:
         return self._remember(
-            self.store.save_checkpoint(scan_id, cursor, processed_items, total_items, metadata)
+            self.store.save_checkpoint(
+                scan_id,
+                cursor,
+                processed_items,
+                total_items,
+                metadata,
+                total_is_lower_bound=total_is_lower_bound,
+            )
         )
 
     async def load_checkpoint(self, scan_id: ScanId) -> Checkpoint | None:
@@ -280,7 +312,11 @@ class LocalStateManager(FinalCheckpoint):
     def _final_saver(self) -> SaveFinal:
         def save(scan: uuid.UUID, progress: Progress) -> None:
             self.store.save_checkpoint(
-                scan, progress.cursor, progress.processed_items, progress.total_items
+                scan,
+                progress.cursor,
+                progress.processed_items,
+                progress.total_items,
+                total_is_lower_bound=progress.total_is_lower_bound,
             )
 
         return save

@@ -19,13 +19,12 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from models import ScanStatus
-from worker import page_fetch, page_store
+from worker import page_fetch, page_judging, page_store, scan_total
 from worker.db import session_scope
 from worker.errors import InvalidInput, PermanentMarketError
 from worker.heartbeat import Heartbeat
-from worker.markets.base import MarketSource, Page
+from worker.markets.base import MarketSource
 from worker.markets.registry import build_market
-from worker.opportunities import Opportunity, unstorable_reason
 from worker.page_message import PageMessage
 from worker.page_store import ClaimedPage, PageResult, PageStore
 from worker.scan_params import ScanParams
@@ -33,12 +32,6 @@ from worker.settings import Settings
 from worker.shutdown import drain_requested
 
 log = logging.getLogger(__name__)
-
-# How often a running page looks at its row for a pause or cancel from the user: an
-# indexed read five times a second costs far less than the items it spares.
-STATUS_POLL_SECONDS = 0.2
-# total_items is a 32-bit column.
-TOTAL_ITEMS_MAX = 2**31 - 1
 
 
 class Outcome(StrEnum):
@@ -58,6 +51,8 @@ class ScanProgress:
     user_id: int
     processed: int
     total: int | None
+    # The total is only "at least `total`" (worker.scan_total).
+    total_is_lower_bound: bool = False
 
 
 @dataclass
@@ -161,7 +156,15 @@ def _work(
         return _HandOver("while waiting to retry the market")
     if isinstance(page, str):
         return _Failure(page)
-    result = _judge(message, ctx, market, page, params, beat)
+    result = page_judging.judge_page(
+        page,
+        claimed.judged_ids,
+        market,
+        params,
+        should_stop=lambda: ctx.drain_requested() or beat.lost,
+        stopped_by_user=lambda: _stopped_by_user(message, ctx),
+        label=f"scan {message.scan_id}",
+    )
     if result.items_done == 0 and not result.page_complete:
         return _HandOver("before judging an item")
     return result
@@ -191,12 +194,13 @@ def _commit(
         log.info("page %s went stale before its commit; its work is dropped", message)
         return Outcome.STALE
     outcome = _publish_after_commit(message, ctx, result, status)
-    progress = ScanProgress(
-        message.scan_id,
-        claimed.user_id,
-        claimed.processed_items + result.items_done,
-        result.total_items or claimed.total_items,
+    processed = claimed.processed_items + result.items_done
+    total, lower_bound = scan_total.merged_total(
+        claimed.total_items if result.total_items is None else result.total_items,
+        processed,
+        claimed.total_is_lower_bound or result.total_is_lower_bound,
     )
+    progress = ScanProgress(message.scan_id, claimed.user_id, processed, total, lower_bound)
     _report(ctx.on_progress, progress)
     if outcome is Outcome.COMPLETED:
         _report(ctx.on_completed, progress)
@@ -223,53 +227,6 @@ def _report(callback: Callable[..., None], *args: object) -> None:
         callback(*args)
     except Exception:  # a report must never stop or delay the chain it reports on
         log.exception("progress report failed; the scan goes on")
-
-
-def _judge(
-    message: PageMessage,
-    ctx: PageContext,
-    market: MarketSource,
-    page: Page,
-    params: ScanParams,
-    beat: Heartbeat,
-) -> PageResult:
-    found: list[Opportunity] = []
-    remaining = page.items[message.page_offset :]
-    done = skipped = 0
-    polled_at = time.monotonic()
-    for item in remaining:
-        if ctx.drain_requested() or beat.lost:
-            break
-        if time.monotonic() - polled_at >= STATUS_POLL_SECONDS:
-            polled_at = time.monotonic()
-            if _stopped_by_user(message, ctx):
-                break
-        opportunity = params.judge(market.inspect(item))
-        if opportunity is not None:
-            if (reason := unstorable_reason(opportunity)) is None:
-                found.append(opportunity)
-            else:
-                # One odd listing must not fail a scan of thousands: walk past it, count it.
-                log.warning("scan %s: skipping item %r: %s", message.scan_id, item.item_id, reason)
-                skipped += 1
-        done += 1
-    return PageResult(
-        items_done=done,
-        page_complete=done == len(remaining),
-        next_cursor=page.next_cursor,
-        total_items=_storable_total(message, page.total),
-        opportunities=tuple(found),
-        skipped=skipped,
-    )
-
-
-def _storable_total(message: PageMessage, total: int | None) -> int | None:
-    """The market's total if total_items can hold it; else unknown, as if not reported."""
-    if total is not None and total > TOTAL_ITEMS_MAX:
-        log.warning("scan %s: market total %d is beyond %d; ignored", message.scan_id, total,
-                    TOTAL_ITEMS_MAX)  # fmt: skip
-        return None
-    return total
 
 
 def _stopped_by_user(message: PageMessage, ctx: PageContext) -> bool:
@@ -301,7 +258,11 @@ def _fail(
         return Outcome.STALE
     log.error("scan %s failed: %s", message.scan_id, error_message)
     progress = ScanProgress(
-        message.scan_id, claimed.user_id, claimed.processed_items, claimed.total_items
+        message.scan_id,
+        claimed.user_id,
+        claimed.processed_items,
+        claimed.total_items,
+        claimed.total_is_lower_bound,
     )
     _report(ctx.on_failed, progress, error_message)
     return Outcome.FAILED

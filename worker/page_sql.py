@@ -8,6 +8,7 @@ from typing import cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     Integer,
     Table,
@@ -70,6 +71,8 @@ CLAIM = (
         _rows.c.total_items,
         _rows.c.page_deliveries,
         _rows.c.user_id,
+        _rows.c.total_is_lower_bound,
+        _rows.c.page_judged_ids,
     )
 )
 # Only the delivery holding the page renews its heartbeat; a pause, a cancel or a
@@ -88,12 +91,27 @@ RELEASE = (
         queued_at=func.now(),
     )
 )
+# The total as the market now reports it (or as stored), and the count after this commit.
+_REPORTED_TOTAL = func.coalesce(bindparam("page_total", type_=Integer), _rows.c.total_items)
+_PROCESSED_AFTER = _rows.c.processed_items + bindparam("items_done", type_=Integer)
+# A total is "at least N" once the market says it is capped, or once more items were
+# judged than it said (a live listing grew): N is then the larger of the two, so no view
+# shows more than 100 %. Kept in Python as worker.scan_total.merged_total.
+_TOTAL_IS_LOWER_BOUND = or_(
+    _rows.c.total_is_lower_bound,
+    bindparam("page_total_is_lower_bound", type_=Boolean),
+    func.coalesce(_REPORTED_TOTAL < _PROCESSED_AFTER, False),
+)
+_TOTAL_AFTER = case(
+    (_REPORTED_TOTAL.is_(None), None), else_=func.greatest(_REPORTED_TOTAL, _PROCESSED_AFTER)
+)
 # A committed page hands its row to the queue: the next message is published right after,
 # and a queued page holds no lease (waiting is not dying).
 _PROGRESS = {
-    "processed_items": _rows.c.processed_items + bindparam("items_done"),
+    "processed_items": _PROCESSED_AFTER,
     "skipped_items": _rows.c.skipped_items + bindparam("skipped"),
-    "total_items": func.coalesce(bindparam("page_total", type_=Integer), _rows.c.total_items),
+    "total_items": _TOTAL_AFTER,
+    "total_is_lower_bound": _TOTAL_IS_LOWER_BOUND,
     "page_deliveries": 0,
     "lease_task_id": None,
     "lease_expires_at": None,
@@ -102,15 +120,22 @@ _PROGRESS = {
 }
 _QUEUED_IF_RUNNING = case((_IN_PROGRESS, func.now()), else_=None)
 _COMMIT = update(_rows).where(_FENCE, _rows.c.status.in_(_COMMITTABLE))
-# Part of a page (drained, paused): same page, further offset.
+# Part of a page (drained, paused): same page, further offset, and the ids of the listings
+# judged so far added to those of earlier parts, for the resumed page to skip.
 COMMIT_PART = _COMMIT.values(
-    page_offset=bindparam("new_offset"), queued_at=_QUEUED_IF_RUNNING, **_PROGRESS
+    page_offset=bindparam("new_offset"),
+    page_judged_ids=_rows.c.page_judged_ids.concat(bindparam("judged_ids", type_=ARRAY(Text))),
+    queued_at=_QUEUED_IF_RUNNING,
+    **_PROGRESS,
 ).returning(_rows.c.status)
+# A complete page leaves nothing judged on the next one.
+_NO_JUDGED_IDS = text("'{}'::text[]")
 # A whole page with more to come: next cursor, next page.
 COMMIT_PAGE = _COMMIT.values(
     cursor=bindparam("next_cursor"),
     page_seq=_rows.c.page_seq + 1,
     page_offset=0,
+    page_judged_ids=_NO_JUDGED_IDS,
     queued_at=_QUEUED_IF_RUNNING,
     **_PROGRESS,
 ).returning(_rows.c.status)
@@ -122,6 +147,7 @@ COMMIT_LAST = _COMMIT.values(
     cursor=None,
     page_seq=_rows.c.page_seq + 1,
     page_offset=0,
+    page_judged_ids=_NO_JUDGED_IDS,
     status=case(
         (_rows.c.status == ScanStatus.CANCELLED.value, _rows.c.status),
         else_=ScanStatus.COMPLETED.value,

@@ -27,6 +27,9 @@ class ClaimedPage:
     total_items: int | None
     deliveries: int
     user_id: int
+    total_is_lower_bound: bool = False
+    # The listings of this page judged by its earlier, committed parts.
+    judged_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class PageResult:
     total_items: int | None
     opportunities: tuple[Opportunity, ...]
     skipped: int = 0
+    total_is_lower_bound: bool = False
+    # The ids of the listings judged by this part of the page, in order.
+    judged_ids: tuple[str, ...] = ()
 
     @property
     def final(self) -> bool:
@@ -119,6 +125,8 @@ def claim(
         total_items=row.total_items,
         deliveries=row.page_deliveries,
         user_id=row.user_id,
+        total_is_lower_bound=row.total_is_lower_bound,
+        judged_ids=frozenset(row.page_judged_ids),
     )
 
 
@@ -158,6 +166,8 @@ def commit_page(
             items_done=result.items_done,
             skipped=result.skipped,
             page_total=result.total_items,
+            page_total_is_lower_bound=result.total_is_lower_bound,
+            judged_ids=list(result.judged_ids),
             next_cursor=result.next_cursor,
             new_offset=message.page_offset + result.items_done,
         ),

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 import redis
 from redis.typing import EncodableT
 
+from worker import scan_total
 from worker.page_runner import ScanProgress
 from worker.telegram import TelegramClient, TelegramError, TelegramRateLimited
 
@@ -88,7 +89,10 @@ def progress_text(progress: ScanProgress) -> str:
     head = f"🔄 Scan {progress.scan_id.hex[:8]}: {progress.processed}"
     if not progress.total:
         return f"{head} items processed"
-    percent = min(100 * progress.processed // progress.total, 100)
+    lower_bound = progress.total_is_lower_bound
+    percent = scan_total.percent_done(progress.processed, progress.total, lower_bound)
+    if percent is None:  # the market's total is only a lower bound: no honest share
+        return f"{head} of {scan_total.total_text(progress.total, True, symbol=True)} items"
     return f"{head}/{progress.total} items ({percent}%)"
 
 

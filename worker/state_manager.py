@@ -96,7 +96,12 @@ class StateManager(FinalCheckpoint):
         def save(scan: uuid.UUID, progress: Progress) -> None:
             with Session(engine) as session:
                 store.save_checkpoint(
-                    session, scan, progress.cursor, progress.processed_items, progress.total_items
+                    session,
+                    scan,
+                    progress.cursor,
+                    progress.processed_items,
+                    progress.total_items,
+                    total_is_lower_bound=progress.total_is_lower_bound,
                 )
                 session.commit()
 
@@ -128,10 +133,18 @@ class SyncStateManager(StateManager):
         operation_type: str,
         metadata: dict[str, Any] | None = None,
         total_items: int | None = None,
+        *,
+        total_is_lower_bound: bool = False,
     ) -> Checkpoint:
         return self._remember(
             self._run(
-                store.create_checkpoint, scan_id, user_id, operation_type, metadata, total_items
+                store.create_checkpoint,
+                scan_id,
+                user_id,
+                operation_type,
+                metadata,
+                total_items,
+                total_is_lower_bound=total_is_lower_bound,
             )
         )
 
@@ -142,10 +155,18 @@ class SyncStateManager(StateManager):
         processed_items: int,
         total_items: int | None = None,
         metadata: dict[str, Any] | None = None,
+        *,
+        total_is_lower_bound: bool = False,
     ) -> Checkpoint:
         return self._remember(
             self._run(
-                store.save_checkpoint, scan_id, cursor, processed_items, total_items, metadata
+                store.save_checkpoint,
+                scan_id,
+                cursor,
+                processed_items,
+                total_items,
+                metadata,
+                total_is_lower_bound=total_is_lower_bound,
             )
         )
 
@@ -192,10 +213,18 @@ class AsyncStateManager(StateManager):
         operation_type: str,
         metadata: dict[str, Any] | None = None,
         total_items: int | None = None,
+        *,
+        total_is_lower_bound: bool = False,
     ) -> Checkpoint:
         return self._remember(
             await self._run(
-                store.create_checkpoint, scan_id, user_id, operation_type, metadata, total_items
+                store.create_checkpoint,
+                scan_id,
+                user_id,
+                operation_type,
+                metadata,
+                total_items,
+                total_is_lower_bound=total_is_lower_bound,
             )
         )
 
@@ -206,10 +235,18 @@ class AsyncStateManager(StateManager):
         processed_items: int,
         total_items: int | None = None,
         metadata: dict[str, Any] | None = None,
+        *,
+        total_is_lower_bound: bool = False,
     ) -> Checkpoint:
         return self._remember(
             await self._run(
-                store.save_checkpoint, scan_id, cursor, processed_items, total_items, metadata
+                store.save_checkpoint,
+                scan_id,
+                cursor,
+                processed_items,
+                total_items,
+                metadata,
+                total_is_lower_bound=total_is_lower_bound,
             )
         )
 

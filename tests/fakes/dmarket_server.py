@@ -4,6 +4,8 @@ It paginates with opaque cursors, checks the query the way the real API would, r
 every request with its arrival time and TCP connection, and can be scripted to answer
 chosen requests with rate limits, server errors or broken bodies. Like the real API it can
 enforce a request budget (429 with Retry-After past it) and verify Ed25519-signed requests.
+Like the real API it can cap the total it reports (DMarket's stops at 10,000), and its
+listing can live: listings sold and listed between requests shift the positions after them.
 """
 
 from __future__ import annotations
@@ -123,8 +125,11 @@ class FakeDMarket:
         scripted: Mapping[int, ScriptedReply] | None = None,
         requests_per_second: int | None = None,
         public_key_hex: str | None = None,
+        total_cap: int | None = None,
     ) -> None:
         """`requests_per_second`: answer 429 past that many requests in any second.
+
+        `total_cap`: report at most this many items as the total, as DMarket does.
 
         `public_key_hex`: require requests signed by this DMarket key (401 otherwise).
         `headers` given to `_answer` are keyed in lower case.
@@ -137,6 +142,7 @@ class FakeDMarket:
         self._public_key_hex = public_key_hex
         self._items = [copy.deepcopy(dict(item)) for item in items]
         self._total_format = total_format
+        self._total_cap = total_cap
         self._scripted = dict(scripted or {})
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -173,6 +179,17 @@ class FakeDMarket:
         """Answer the `request_number`-th request (0-based, every request counts) with `reply`."""
         with self._lock:
             self._scripted[request_number] = reply
+
+    def remove_items(self, item_ids: Sequence[str]) -> None:
+        """Sell these listings: later requests no longer see them, and those after move up."""
+        doomed = set(item_ids)
+        with self._lock:
+            self._items = [item for item in self._items if item["itemId"] not in doomed]
+
+    def insert_items(self, position: int, items: Sequence[Mapping[str, Any]]) -> None:
+        """List new items at `position` of the listing: those after them move down."""
+        with self._lock:
+            self._items[position:position] = [copy.deepcopy(dict(item)) for item in items]
 
     def __enter__(self) -> FakeDMarket:
         self._server = _Server(("127.0.0.1", 0), _Handler, self)
@@ -290,9 +307,11 @@ class FakeDMarket:
     def _page(self, query: Mapping[str, str]) -> dict[str, Any]:
         low = int(query.get("priceFrom", 0))
         high = int(query["priceTo"]) if "priceTo" in query else None
+        with self._lock:
+            listed = list(self._items)
         matching = [
             item
-            for item in self._items
+            for item in listed
             if low <= int(item["price"]["USD"])
             and (high is None or int(item["price"]["USD"]) <= high)
         ]
@@ -302,10 +321,11 @@ class FakeDMarket:
             "objects": copy.deepcopy(matching[offset:end]),
             "cursor": self._cursor_for(end) if end < len(matching) else "",
         }
+        total = len(matching) if self._total_cap is None else min(len(matching), self._total_cap)
         if self._total_format == "object":
-            page["total"] = {"items": len(matching), "offers": len(matching), "orders": 0}
+            page["total"] = {"items": total, "offers": total, "orders": 0}
         elif self._total_format == "int":
-            page["total"] = len(matching)
+            page["total"] = total
         return page
 
     def _cursor_for(self, offset: int) -> str:

@@ -31,11 +31,16 @@ class Item:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a listing. `next_cursor` None means this was the last page."""
+    """One page of a listing. `next_cursor` None means this was the last page.
+
+    `total_is_lower_bound`: the market says its total is capped, so the listing holds at
+    least `total` items, maybe more.
+    """
 
     items: tuple[Item, ...]
     next_cursor: str | None
     total: int | None
+    total_is_lower_bound: bool = False
 
 
 class MarketSource(Protocol):

@@ -15,6 +15,9 @@ _INTEGER_CENTS = re.compile(r"[0-9]+")
 # descriptions) are not worth their bytes there.
 EXTRA_TEXT_MAX_CHARS = 256
 _DESCRIBE_MAX_CHARS = 60
+# DMarket counts a listing's items up to here and no further: a total this high means
+# "at least this many".
+TOTAL_CAP = 10_000
 
 _MISSING: Final = object()
 
@@ -26,7 +29,13 @@ def parse_page(payload: object) -> Page:
     if not isinstance(objects, list):
         raise _malformed("objects", "a list", objects)
     items = tuple(_item(raw, f"objects[{index}]") for index, raw in enumerate(objects))
-    return Page(items=items, next_cursor=_next_cursor(body), total=_total(body))
+    total = _total(body)
+    return Page(
+        items=items,
+        next_cursor=_next_cursor(body),
+        total=total,
+        total_is_lower_bound=total is not None and total >= TOTAL_CAP,
+    )
 
 
 def _item(raw: object, path: str) -> Item:
