@@ -42,7 +42,7 @@ def judge_page(
     found: list[Opportunity] = []
     remaining = [item for item in page.items if item.item_id not in judged_before]
     judged: list[str] = []
-    skipped = 0
+    done = skipped = 0
     polled_at = time.monotonic()
     for item in remaining:
         if should_stop():
@@ -59,11 +59,13 @@ def judge_page(
                 # One odd listing must not fail a scan of thousands: walk past it, count it.
                 log.warning("%s: skipping item %r: %s", label, item.item_id, reason)
                 skipped += 1
-        judged.append(item.item_id)
+        done += 1
+        if "\x00" not in item.item_id:  # a text[] cannot hold it; such a listing is re-judged
+            judged.append(item.item_id)
     total = _storable_total(label, page.total)
     return PageResult(
-        items_done=len(judged),
-        page_complete=len(judged) == len(remaining),
+        items_done=done,
+        page_complete=done == len(remaining),
         next_cursor=page.next_cursor,
         total_items=total,
         opportunities=tuple(found),
