@@ -91,8 +91,8 @@ def test_a_backlog_deeper_than_the_lease_recovers_nothing_and_every_scan_is_exac
     # Given one pool slot, beat and an operator both recovering every second
     start_worker("w1@test", concurrency=1)
     start_beat()
-    # When five scans of 0.5 s pages share the slot, each page waiting ~2 s > the lease
-    scans = _start_slow_scans(short_lease, 5, items=300, item_ms=5)
+    # When five scans of 1 s pages share the slot, each page waiting ~4 s > the lease
+    scans = _start_slow_scans(short_lease, 5, items=300, item_ms=10)
     # Then every scan completes exactly, and not one was "recovered"
     for scan_id in scans:
         _assert_exact(database_url, scan_id, 300)
@@ -167,9 +167,10 @@ def test_a_page_longer_than_the_lease_completes_without_recovery(
     database_url: str,
     start_worker: Callable[..., CeleryProcess],
     start_beat: Callable[[], CeleryProcess],
+    operator_recovering: None,
 ) -> None:
     commit_log.install(database_url)
-    # Given beat recovering every second and a 2 s lease
+    # Given beat and an operator recovering every second, and a 2 s lease
     start_worker("w1@test", concurrency=1)
     start_beat()
     # When every page takes 3 s (100 items x 30 ms)
