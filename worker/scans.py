@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from models import ScanCheckpoint, ScanStatus
+from models import RUNNER_CHAIN, ScanCheckpoint, ScanStatus
 from worker import checkpoint_store
 from worker.checkpoint import Checkpoint, scan_id_of
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
@@ -136,6 +136,7 @@ def resume_scan(
             "error_message": None,
             "page_deliveries": 0,
         },
+        chain_only=True,
     )
     # A resumed scan's user sees progress again, even after a failure summary.
     get_notifier().scan_resumed(resumed.scan_id)
@@ -149,14 +150,20 @@ def _transition(
     allowed: Collection[ScanStatus],
     target: ScanStatus,
     values: dict[str, Any],
+    *,
+    chain_only: bool = False,
 ) -> Checkpoint:
+    """Move the scan from one of `allowed` to `target`; `chain_only`: only a page chain's scan."""
     scan = scan_id_of(scan_id)
+    guards = [
+        ScanCheckpoint.scan_id == scan,
+        ScanCheckpoint.status.in_([status.value for status in allowed]),
+    ]
+    if chain_only:
+        guards.append(ScanCheckpoint.runner == RUNNER_CHAIN)
     row = session.execute(
         update(ScanCheckpoint)
-        .where(
-            ScanCheckpoint.scan_id == scan,
-            ScanCheckpoint.status.in_([status.value for status in allowed]),
-        )
+        .where(*guards)
         .values(status=target.value, updated_at=func.now(), **values)
         .returning(ScanCheckpoint)
     ).scalar_one_or_none()
@@ -165,6 +172,12 @@ def _transition(
         session.rollback()
         if current is None:
             raise CheckpointNotFound(f"no scan with scan_id {scan}")
+        if chain_only and current.status in allowed:
+            raise InvalidTransition(
+                f"scan {scan} is run by its caller's own loop (StateManager), not by the "
+                f"page chain; only a scan started with `marketscan scan start` or the "
+                f"client can become {target.value} here"
+            )
         allowed_names = " or ".join(sorted(status.value for status in allowed))
         raise InvalidTransition(
             f"scan {scan} is {current.status.value}; only a scan that is {allowed_names} "

@@ -150,6 +150,25 @@ def test_pause_resume_cancel_transitions_and_their_errors(
     assert code == 2 and "is cancelled" in err
 
 
+def test_resume_refuses_a_paused_checkpoint_the_callers_own_loop_runs(
+    env: dict[str, str], session: Session
+) -> None:
+    from worker import checkpoint_store
+
+    # Given a seed-style checkpoint (StateManager), paused by its user
+    checkpoint_store.create_checkpoint(session, "7b0c9f2e-0000-4000-8000-000000000001", 5, "mine")
+    session.commit()
+    scan_id = "7b0c9f2e-0000-4000-8000-000000000001"
+    assert _run("scan", "pause", scan_id)[0] == 0
+    # When someone resumes it from the CLI
+    code, _, err = _run("scan", "resume", scan_id)
+    # Then it is refused, and nothing was published for a chain that does not run it
+    assert code == 2 and "run by its caller's own loop" in err
+    session.expire_all()
+    row = session.scalars(select(ScanCheckpoint)).one()
+    assert (row.status, row.lease_token, row.queued_at) == ("paused", None, None)
+
+
 def test_cleanup_dry_run_counts_without_deleting(env: dict[str, str], session: Session) -> None:
     code, out, _ = _run("cleanup", "--dry-run", "--json")
     assert code == 0 and json.loads(out) == {"days": 7, "dry_run": True, "deleted": 0, "matched": 0}
