@@ -43,7 +43,7 @@ def test_scan_watch_follows_a_running_scan_to_its_end(
                              "item_latency_ms=2")  # fmt: skip
     watched = cli(["scan", "watch", str(scan_id)], celery_env, timeout=120)
     assert watched.returncode == 0, watched.stderr
-    assert watched.stdout.strip().endswith(f"scan {scan_id} completed: 800 items")
+    assert watched.stdout.strip().endswith(f"scan {scan_id} completed: 800 items of 800")
     assert row(database_url, scan_id).status == "completed"
 
 
