@@ -14,6 +14,7 @@ from worker.notifier import get_notifier
 from worker.page_message import PageMessage
 from worker.page_runner import PageContext, ScanProgress, run_page
 from worker.publisher import publish_page
+from worker.scan_total import total_text
 from worker.scans import start_request, start_scan
 from worker.settings import get_settings
 
@@ -52,8 +53,10 @@ def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset:
     """Run one page of a scan; see worker.page_runner for the steps."""
     message = PageMessage.from_args(scan_id, lease_token, page_seq, page_offset)
     notifier = get_notifier()
+    reached: list[ScanProgress] = []
 
     def progress(update: ScanProgress) -> None:
+        reached.append(update)
         self.send_event(
             "task-progress",
             scan_id=scan_id,
@@ -73,4 +76,9 @@ def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset:
         task_id=self.request.id,
         is_retry=bool(self.request.retries),
     )
-    return run_page(message, context).value
+    outcome = run_page(message, context).value
+    if not reached:
+        return outcome
+    # The result is what Flower's task list shows: how far the scan got with this page.
+    total = total_text(reached[-1].total, reached[-1].total_is_lower_bound) or "?"
+    return f"{outcome}: {reached[-1].processed} of {total} items"

@@ -124,6 +124,12 @@ def test_flower_lists_a_scans_page_tasks_by_scan_and_page_and_counts_progress_pe
         assert [tasks[seq]["name"] for seq in range(pages)] == [
             f"scan {scan_id} page {seq}" for seq in range(pages)
         ]
+        # And each shows how far the scan got in its result, the last one the whole scan
+        per_page = ITEMS // pages
+        assert [tasks[seq]["result"] for seq in range(pages)] == [
+            repr(f"next_published: {(seq + 1) * per_page} of {ITEMS} items")
+            for seq in range(pages - 1)
+        ] + [repr(f"completed: {ITEMS} of {ITEMS} items")]
         # And searching Flower for the scan id finds exactly its pages
         assert set(search(flower, scan_id)) == {task["uuid"] for task in tasks.values()}
         assert set(search(flower, scan_id[:8])) == {task["uuid"] for task in tasks.values()}
