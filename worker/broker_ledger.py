@@ -29,8 +29,8 @@ A fence is `<lease_token>:<page_seq>:<page_offset>`.
 from __future__ import annotations
 
 import base64
+import functools
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -76,24 +76,14 @@ class Marker:
     hostname: str | None = None
 
 
-class _Client:
-    """This process's connection to the broker's Redis, made anew after a fork."""
-
-    def __init__(self) -> None:
-        self.pid = -1
-        self.url = ""
-        self.connection: redis.Redis | None = None
-
-
-_client = _Client()
-
-
 def connection() -> redis.Redis:
-    url = get_settings().broker_url
-    if _client.connection is None or _client.pid != os.getpid() or _client.url != url:
-        _client.connection = redis.Redis.from_url(url)
-        _client.pid, _client.url = os.getpid(), url
-    return _client.connection
+    """This process's client of the broker's Redis (redis-py drops its sockets after a fork)."""
+    return _client_for(get_settings().broker_url)
+
+
+@functools.cache
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
 
 
 def _key(message: PageMessage) -> str:
