@@ -106,10 +106,11 @@ def test_a_worker_killed_mid_page_under_a_backlog_has_its_scan_moving_again_prom
     start_beat: Callable[[], CeleryProcess],
 ) -> None:
     commit_log.install(database_url)
-    # Given two one-slot workers, beat, and a backlog of twelve scans of 1 s pages
+    # Given a backlog of twelve scans of 1 s pages, queued before the two one-slot workers
+    # and beat start (started while workers run, the starts would not outpace them)
+    scans = _start_slow_scans(short_lease, 12, items=200, item_ms=10)
     workers = {name: start_worker(name, concurrency=1) for name in ("a@test", "b@test")}
     start_beat()
-    scans = _start_slow_scans(short_lease, 12, items=200, item_ms=10)
     # When worker a is SIGKILLed while it runs a page
     victim_scan = _wait_for_page_running_on(database_url, scans, "a@test")
     processed = row(database_url, victim_scan).processed_items
