@@ -21,7 +21,9 @@ an old message (another fence) never touches the live page's marker.
 One window is left: between the moment a worker pops the message and the moment it
 marks it taken (a few hundred microseconds), the marker still says `sent`. For a page
 queued past the grace, recovery also looks in the broker's unacked set, which holds only
-the messages workers are running, to find such a message held by nobody alive.
+the messages workers are running, to find such a message held by nobody alive: one popped
+longer than the grace ago and still not marked. A message popped within the grace may be
+in the hands of a live worker about to mark it, and is left alone.
 
 A fence is `<lease_token>:<page_seq>:<page_offset>`.
 """
@@ -46,8 +48,10 @@ KEY_PREFIX = "marketscan:queued:"
 MARKER_TTL_SECONDS = 7 * 24 * 3600
 
 # Where kombu's Redis transport keeps the messages workers received and have not acked
-# (its `unacked_key` transport option, left at its default): {delivery tag: [message, ...]}.
+# (its `unacked_key` transport option, left at its default): {delivery tag: [message, ...]},
+# and when each was popped, by the popping host's clock (`unacked_index_key`).
 KOMBU_UNACKED_KEY = "unacked"
+KOMBU_UNACKED_INDEX_KEY = "unacked_index"
 
 # SET KEYS[1] to ARGV[1] if its value is one of ARGV[2:]; the TTL is kept.
 _ADVANCE = """
@@ -131,11 +135,16 @@ def _marker(message: PageMessage, value: bytes | str | None) -> Marker:
     return Marker(state, hostname if state is State.TAKEN else None)
 
 
-def received_fences() -> set[str]:
-    """The fences of the page messages that workers received and have not acked yet."""
+def received_fences(popped_before: float) -> set[str]:
+    """The fences of the page messages that workers received before `popped_before` (a
+    Unix time) and have not acked yet."""
+    client = connection()
+    tags = client.zrangebyscore(KOMBU_UNACKED_INDEX_KEY, "-inf", popped_before)
+    if not tags:
+        return set()
     fences = set()
-    for raw in connection().hvals(KOMBU_UNACKED_KEY):
-        fence = _fence_in_unacked(raw)
+    for raw in client.hmget(KOMBU_UNACKED_KEY, tags):
+        fence = None if raw is None else _fence_in_unacked(raw)
         if fence is not None:
             fences.add(fence)
     return fences

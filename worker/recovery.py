@@ -18,6 +18,7 @@ both win, and the old chain's messages are fenced off by the new token.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ def _reclaim_queued(
     candidates = [_CHAIN_IN_PROGRESS, _rows.queued_at.is_not(None)]
     if own_hostname is None:  # a restart looks at every queued page, for those it took
         candidates.append(settled)
-    judge = _QueuedJudge(own_hostname)
+    judge = _QueuedJudge(own_hostname, grace_seconds)
     reclaimed: list[Reclaimed] = []
     after_id = 0
     while True:
@@ -144,8 +145,9 @@ def _reclaim_queued(
 class _QueuedJudge:
     """Decides, from the broker's marker, whether a queued page is an orphan."""
 
-    def __init__(self, own_hostname: str | None) -> None:
+    def __init__(self, own_hostname: str | None, grace_seconds: float) -> None:
         self._own_hostname = own_hostname
+        self._grace_seconds = grace_seconds
         self._received: set[str] | None = None  # read once, and only if a page needs it
 
     def cause(self, row: Any, message: PageMessage, marker: broker_ledger.Marker) -> Cause | None:
@@ -172,7 +174,8 @@ class _QueuedJudge:
 
     def _popped(self, message: PageMessage) -> bool:
         if self._received is None:
-            self._received = broker_ledger.received_fences()
+            # Popped within the grace: a live worker may be about to mark it taken.
+            self._received = broker_ledger.received_fences(time.time() - self._grace_seconds)
         return broker_ledger.fence_of(message) in self._received
 
 

@@ -3,11 +3,14 @@ and nothing that is merely waiting or that the caller's own loop runs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 
 import redis
 from sqlalchemy import func, select, update
@@ -285,3 +288,50 @@ def test_a_restarted_worker_republishes_at_once_the_page_it_committed_but_never_
     assert recover(session, lambda m: None, 30) == []
     restarted = recover(session, lambda m: None, 30, own_hostname="w1@test")
     assert [(r.scan_id, r.cause) for r in restarted] == [(message.scan_id, Cause.RESTART)]
+
+
+@contextlib.contextmanager
+def _popped_by_a_worker(message: PageMessage, seconds_ago: float) -> Iterator[None]:
+    """`message` published and popped by a consumer `seconds_ago`, not marked taken.
+
+    The consumer stays connected while the block runs: closing it gives the message back.
+    """
+    from worker.app import app
+    from worker.publisher import publish_page
+
+    publish_page(message)
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        assert channel.basic_get("marketscan", no_ack=False) is not None
+        broker = redis.Redis.from_url(app.conf.broker_url)
+        ((tag, _),) = broker.zrange("unacked_index", 0, -1, withscores=True)
+        broker.zadd("unacked_index", {tag: time.time() - seconds_ago})
+        yield
+
+
+def test_a_page_a_live_worker_has_just_popped_is_not_mistaken_for_an_orphan(
+    env: dict[str, str], session: Session
+) -> None:
+    # Given a page queued past the grace that a worker popped a moment ago, and has not yet
+    # marked taken (the window between kombu's pop and the task_received signal)
+    (message,) = _queued(session, 1, queued_seconds_ago=60)
+    with _popped_by_a_worker(message, seconds_ago=0):
+        # When beat's recovery looks, before the worker marks it
+        sent = broker_ledger.Marker(broker_ledger.State.SENT)
+        assert broker_ledger.markers([message]) == [sent]
+        # Then the page is left to the worker that holds it
+        assert recover(session, lambda m: None, 30) == []
+
+
+def test_a_page_popped_long_ago_by_a_worker_that_never_marked_it_is_reclaimed(
+    env: dict[str, str], session: Session
+) -> None:
+    # Given a page popped by a worker that died before it could mark the message taken
+    (message,) = _queued(session, 1, queued_seconds_ago=60)
+    with _popped_by_a_worker(message, seconds_ago=60):
+        # When beat's recovery looks past the grace
+        reclaimed = recover(session, lambda m: None, 30)
+    # Then the page is reclaimed for its dead worker
+    assert [(r.scan_id, r.cause) for r in reclaimed] == [
+        (message.scan_id, Cause.TAKEN_BY_DEAD_WORKER)
+    ]
