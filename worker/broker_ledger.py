@@ -36,6 +36,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 import redis
 
@@ -139,7 +140,7 @@ def received_fences(popped_before: float) -> set[str]:
     """The fences of the page messages that workers received before `popped_before` (a
     Unix time) and have not acked yet."""
     client = connection()
-    tags = client.zrangebyscore(KOMBU_UNACKED_INDEX_KEY, "-inf", popped_before)
+    tags = cast(list[bytes], client.zrangebyscore(KOMBU_UNACKED_INDEX_KEY, "-inf", popped_before))
     if not tags:
         return set()
     fences = set()

@@ -304,8 +304,9 @@ def _popped_by_a_worker(message: PageMessage, seconds_ago: float) -> Iterator[No
         channel = connection.default_channel
         assert channel.basic_get("marketscan", no_ack=False) is not None
         broker = redis.Redis.from_url(app.conf.broker_url)
-        ((tag, _),) = broker.zrange("unacked_index", 0, -1, withscores=True)
-        broker.zadd("unacked_index", {tag: time.time() - seconds_ago})
+        tags: list[bytes] = broker.zrange("unacked_index", 0, -1)
+        assert len(tags) == 1
+        broker.zadd("unacked_index", {tags[0]: time.time() - seconds_ago})
         yield
 
 

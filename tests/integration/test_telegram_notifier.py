@@ -167,6 +167,7 @@ def test_a_progress_edit_in_flight_never_lands_after_the_completion_summary(
     held = telegram.hold("editMessageText")
     progressing.progress(_progress(scan_id, 200))
     assert held.arrived.wait(FLUSH_SECONDS)
+
     # When another process puts the completion summary on the message; the in-flight edit
     # lands the first time that process has to wait (at once if it never waits)
     def release_then_sleep(seconds: float) -> None:
