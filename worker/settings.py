@@ -32,6 +32,10 @@ class Settings:
     retry_backoff_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
     max_page_deliveries: int = 5
+    # A page task walks the scan's next pages for up to this long, or this many pages,
+    # before it re-enqueues: the Celery hop is paid per slice, not per page.
+    slice_ms: int = 250
+    slice_pages: int = 10
     fee: float = 0.07
     # Named price bands and their minimum profit; a scan names one (ScanParams.level).
     levels: tuple[Level, ...] = tuple(LEVELS.values())
@@ -86,6 +90,8 @@ class Settings:
             max_page_deliveries=reader.number(
                 "MARKETSCAN_MAX_PAGE_DELIVERIES", int, defaults.max_page_deliveries, 1
             ),
+            slice_ms=reader.number("MARKETSCAN_SLICE_MS", int, defaults.slice_ms, 0, 60_000),
+            slice_pages=reader.number("MARKETSCAN_SLICE_PAGES", int, defaults.slice_pages, 1, 1000),
             fee=reader.number("MARKETSCAN_FEE", float, defaults.fee, 0.0, 0.99),
             levels=levels_of("MARKETSCAN_LEVELS", env.get("MARKETSCAN_LEVELS", ""))
             or defaults.levels,
