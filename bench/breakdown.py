@@ -23,7 +23,7 @@ from worker.db import driver_url
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions
 from worker.page_message import PageMessage
 from worker.page_runner import PageContext, run_page
-from worker.page_store import ClaimedPage, PageResult
+from worker.page_store import ClaimedPage, Lease, PageResult
 from worker.settings import get_settings
 
 P = ParamSpec("P")
@@ -78,8 +78,12 @@ class TimedStore:
         session: Session,
         message: PageMessage,
         result: PageResult,
+        *,
+        keep: Lease | None = None,
     ) -> str | None:
-        return self._timed("commit_page", page_store.commit_page, session, message, result)
+        return self._timed(
+            "commit_page", page_store.commit_page, session, message, result, keep=keep
+        )
 
     def fail(self, session: Session, message: PageMessage, error_message: str) -> bool:
         return self._timed("fail", page_store.fail, session, message, error_message)

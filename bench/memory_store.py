@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models import ScanStatus
 from worker.page_message import PageMessage
-from worker.page_store import ClaimedPage, PageResult
+from worker.page_store import ClaimedPage, Lease, PageResult
 
 
 @dataclass
@@ -62,6 +62,8 @@ class MemoryPageStore:
         session: Session,
         message: PageMessage,
         result: PageResult,
+        *,
+        keep: Lease | None = None,
     ) -> str | None:
         self.commit_times[message.page_seq] = time.time()
         if result.page_complete:

@@ -22,7 +22,7 @@ import redis
 from celery.signals import worker_process_shutdown
 
 from worker.errors import ConfigError
-from worker.page_runner import ScanProgress
+from worker.page_context import ScanProgress
 from worker.progress_messages import (
     ProgressMessages,
     completed_text,

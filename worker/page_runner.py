@@ -1,83 +1,35 @@
-"""One page of a scan, the design's five steps, with no Celery in sight.
+"""One page task of a scan, the design's five steps, with no Celery in sight.
 
 claim the row (drop stale messages) -> fetch the page at the stored cursor (retrying) ->
 judge items from the stored offset, stopping early on drain/pause/cancel -> one fenced
 commit of progress and opportunities -> publish the next page, only after the commit.
+
+Within a time slice (worker.page_slice) the task walks the scan's next pages before it
+publishes: each page's commit claims the next one for the same delivery, drain, pause and
+cancel are checked between pages, and the next page is fetched while this one commits.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from enum import StrEnum
-
-from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import Session
+from dataclasses import dataclass
 
 from models import ScanStatus
-from worker import page_fetch, page_judging, page_store, scan_total
-from worker.db import session_scope
+from worker import page_commit, page_fetch, page_judging
 from worker.errors import InvalidInput, PermanentMarketError
 from worker.heartbeat import Heartbeat
-from worker.markets.base import MarketSource
+from worker.markets.base import MarketSource, Page
 from worker.markets.registry import build_market
+from worker.page_context import Outcome, PageContext, ScanProgress
 from worker.page_message import PageMessage
-from worker.page_store import ClaimedPage, PageResult, PageStore
+from worker.page_slice import PageSlice
+from worker.page_store import ClaimedPage, PageResult
 from worker.scan_params import ScanParams
-from worker.settings import Settings
-from worker.shutdown import drain_requested
+
+__all__ = ["Outcome", "PageContext", "ScanProgress", "run_page"]
 
 log = logging.getLogger(__name__)
-
-
-class Outcome(StrEnum):
-    STALE = "stale"
-    NEXT_PUBLISHED = "next_published"
-    COMPLETED = "completed"
-    HANDED_OVER = "handed_over"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class ScanProgress:
-    """Where a scan stands after one of its pages, for whoever tells its user."""
-
-    scan_id: uuid.UUID
-    user_id: int
-    processed: int
-    total: int | None
-    # The total is only "at least `total`" (worker.scan_total).
-    total_is_lower_bound: bool = False
-
-
-@dataclass
-class PageContext:
-    """What a page needs from its surroundings; the Celery task fills it in.
-
-    `task_id` names this delivery of the message (a redelivery or retry keeps it);
-    `is_retry` says the previous attempt of this delivery returned, so it is not counted
-    again toward the poison-page limit. The `on_*` callbacks run after the commit and the
-    publish they report, on the page's own thread; their errors are logged, never raised.
-    """
-
-    owner: str
-    settings: Settings
-    publish: Callable[[PageMessage], None]
-    on_progress: Callable[[ScanProgress], None] = lambda progress: None
-    on_completed: Callable[[ScanProgress], None] = lambda progress: None
-    on_failed: Callable[[ScanProgress, str], None] = lambda progress, error_message: None
-    sessions: Callable[[], AbstractContextManager[Session]] = session_scope
-    drain_requested: Callable[[], bool] = drain_requested
-    sleep: Callable[[float], None] = field(default=time.sleep)
-    # Replaceable so the bench can time the same pipeline with the database taken away.
-    store: PageStore = page_store
-    task_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    is_retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +45,7 @@ class _Failure:
 
 
 def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
+    """Run the page of `message`, and the scan's next pages while its time slice lasts."""
     with ctx.sessions() as session:
         claimed = ctx.store.claim(
             session,
@@ -107,7 +60,7 @@ def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
         log.info("dropping page message %s: stale, or a copy of a running page", message)
         return Outcome.STALE
     if claimed.deliveries > ctx.settings.max_page_deliveries:
-        return _fail(
+        return page_commit.fail(
             message,
             ctx,
             claimed,
@@ -118,21 +71,54 @@ def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
         params = ScanParams.from_json(claimed.params)
         market = build_market(params, ctx.settings)
     except InvalidInput as exc:
-        return _fail(message, ctx, claimed, f"stored scan params are invalid: {exc}")
+        return page_commit.fail(message, ctx, claimed, f"stored scan params are invalid: {exc}")
+    pages = PageSlice(message, ctx.settings)
     try:
-        with Heartbeat(lambda: _renew(message, ctx), ctx.settings.lease_seconds / 3) as beat:
-            work = _work(message, ctx, claimed, params, market, beat)
+        with Heartbeat(lambda: _renew(pages, ctx), ctx.settings.lease_seconds / 3) as beat:
+            walked = _walk(pages, ctx, claimed, params, market, beat)
     finally:
+        pages.abandon_prefetch()
         market.close()
+    if isinstance(walked, Outcome):
+        return walked
+    claimed, work = walked
+    # The slice's last page: what follows it goes through the queue.
     if isinstance(work, _HandOver):
-        return _hand_over(message, ctx, work.when)
+        return page_commit.hand_over(pages.message, ctx, work.when)
     if isinstance(work, _Failure):
-        return _fail(message, ctx, claimed, work.reason)
-    return _commit(message, ctx, claimed, work)
+        return page_commit.fail(pages.message, ctx, claimed, work.reason)
+    return page_commit.commit(pages.message, ctx, claimed, work)
+
+
+def _walk(
+    pages: PageSlice,
+    ctx: PageContext,
+    claimed: ClaimedPage,
+    params: ScanParams,
+    market: MarketSource,
+    beat: Heartbeat,
+) -> Outcome | tuple[ClaimedPage, PageResult | _HandOver | _Failure]:
+    """Walk pages while the slice has room; the last page's work is left to commit."""
+    while True:
+        work = _work(pages, ctx, claimed, params, market, beat)
+        going_on = (
+            isinstance(work, PageResult)
+            and pages.prefetching
+            and work.page_complete
+            and not (ctx.drain_requested() or beat.lost)
+        )
+        if not going_on:
+            pages.abandon_prefetch()
+            return claimed, work
+        assert isinstance(work, PageResult)
+        kept = page_commit.commit_and_keep(pages, ctx, claimed, work)
+        if isinstance(kept, Outcome):
+            return kept
+        claimed = kept
 
 
 def _work(
-    message: PageMessage,
+    pages: PageSlice,
     ctx: PageContext,
     claimed: ClaimedPage,
     params: ScanParams,
@@ -140,22 +126,30 @@ def _work(
     beat: Heartbeat,
 ) -> PageResult | _HandOver | _Failure:
     """Fetch and judge the page while the heartbeat keeps it ours."""
-    try:
-        page = page_fetch.fetch(
+    message = pages.message
+
+    def fetch(cursor: str | None, give_up: Callable[[], bool]) -> Page | str | None:
+        return page_fetch.fetch(
             market,
-            claimed.cursor,
+            cursor,
             params.page_size,
             ctx.settings,
-            should_stop=lambda: ctx.drain_requested() or beat.lost,
+            should_stop=lambda: give_up() or ctx.drain_requested() or beat.lost,
             sleep=ctx.sleep,
             label=str(message),
         )
+
+    try:
+        page = pages.prefetched() if pages.prefetching else fetch(claimed.cursor, lambda: False)
     except PermanentMarketError as exc:
         return _Failure(str(exc))
     if page is None:
         return _HandOver("while waiting to retry the market")
     if isinstance(page, str):
         return _Failure(page)
+    if page.next_cursor is not None and pages.has_room():
+        next_cursor = page.next_cursor
+        pages.prefetch(lambda give_up: fetch(next_cursor, give_up))
     result = page_judging.judge_page(
         page,
         claimed.judged_ids,
@@ -170,99 +164,14 @@ def _work(
     return result
 
 
-def _renew(message: PageMessage, ctx: PageContext) -> bool:
-    with ctx.sessions() as session:
-        renewed = ctx.store.renew(session, message, ctx.task_id, ctx.settings.lease_seconds)
+def _renew(pages: PageSlice, ctx: PageContext) -> bool:
+    with pages.lock, ctx.sessions() as session:
+        renewed = ctx.store.renew(session, pages.message, ctx.task_id, ctx.settings.lease_seconds)
         session.commit()
     return renewed
-
-
-def _commit(
-    message: PageMessage, ctx: PageContext, claimed: ClaimedPage, result: PageResult
-) -> Outcome:
-    """One fenced transaction for the page, then the publish, then the reports."""
-    try:
-        with ctx.sessions() as session:
-            status = ctx.store.commit_page(session, message, result)
-            session.commit()
-    except (DataError, IntegrityError) as exc:
-        # Values are validated before they get here; a page the database still refuses
-        # fails the scan with the database's own words, at once (a retry cannot fix it).
-        reason = f"page {message.page_seq} could not be stored: {exc.orig}"
-        return _fail(message, ctx, claimed, reason)
-    if status is None:
-        log.info("page %s went stale before its commit; its work is dropped", message)
-        return Outcome.STALE
-    outcome = _publish_after_commit(message, ctx, result, status)
-    processed = claimed.processed_items + result.items_done
-    total, lower_bound = scan_total.merged_total(
-        claimed.total_items if result.total_items is None else result.total_items,
-        processed,
-        claimed.total_is_lower_bound or result.total_is_lower_bound,
-    )
-    progress = ScanProgress(message.scan_id, claimed.user_id, processed, total, lower_bound)
-    _report(ctx.on_progress, progress)
-    if outcome is Outcome.COMPLETED:
-        _report(ctx.on_completed, progress)
-    return outcome
-
-
-def _publish_after_commit(
-    message: PageMessage, ctx: PageContext, result: PageResult, status: str
-) -> Outcome:
-    if status == ScanStatus.COMPLETED.value:
-        return Outcome.COMPLETED
-    if status != ScanStatus.IN_PROGRESS.value:
-        return Outcome.STOPPED
-    if result.page_complete:
-        ctx.publish(message.at(message.page_seq + 1, 0))
-        return Outcome.NEXT_PUBLISHED
-    ctx.publish(message.at(message.page_seq, message.page_offset + result.items_done))
-    return Outcome.HANDED_OVER
-
-
-def _report(callback: Callable[..., None], *args: object) -> None:
-    """Tell the user, never at the chain's expense: the row is the truth, reports are news."""
-    try:
-        callback(*args)
-    except Exception:  # a report must never stop or delay the chain it reports on
-        log.exception("progress report failed; the scan goes on")
 
 
 def _stopped_by_user(message: PageMessage, ctx: PageContext) -> bool:
     with ctx.sessions() as session:
         status = ctx.store.current_status(session, message)
     return status != ScanStatus.IN_PROGRESS.value
-
-
-def _hand_over(message: PageMessage, ctx: PageContext, when: str) -> Outcome:
-    """Put the page back in the queue where it stands, for another worker to take."""
-    with ctx.sessions() as session:
-        released = ctx.store.release(session, message, ctx.task_id)
-        session.commit()
-    if not released:  # paused, cancelled or reclaimed meanwhile: nothing is ours to hand
-        log.info("page %s stopped %s; it is no longer ours", message, when)
-        return Outcome.STALE
-    log.info("page %s drained %s; handing it over", message, when)
-    ctx.publish(message)
-    return Outcome.HANDED_OVER
-
-
-def _fail(
-    message: PageMessage, ctx: PageContext, claimed: ClaimedPage, error_message: str
-) -> Outcome:
-    with ctx.sessions() as session:
-        failed = ctx.store.fail(session, message, error_message)
-        session.commit()
-    if not failed:
-        return Outcome.STALE
-    log.error("scan %s failed: %s", message.scan_id, error_message)
-    progress = ScanProgress(
-        message.scan_id,
-        claimed.user_id,
-        claimed.processed_items,
-        claimed.total_items,
-        claimed.total_is_lower_bound,
-    )
-    _report(ctx.on_failed, progress, error_message)
-    return Outcome.FAILED

@@ -105,20 +105,23 @@ _TOTAL_IS_LOWER_BOUND = or_(
 _TOTAL_AFTER = case(
     (_REPORTED_TOTAL.is_(None), None), else_=func.greatest(_REPORTED_TOTAL, _PROCESSED_AFTER)
 )
-# A committed page hands its row to the queue: the next message is published right after,
-# and a queued page holds no lease (waiting is not dying).
+# A committed page either hands its row to the queue (the next message is published right
+# after, and a queued page holds no lease: waiting is not dying), or, within a time slice,
+# keeps it running for the next page under the same delivery: the commit of page N is the
+# claim of page N+1, with its lease and its delivery counted.
+_CONTINUES = and_(_IN_PROGRESS, bindparam("keep_running", type_=Boolean))
 _PROGRESS = {
     "processed_items": _PROCESSED_AFTER,
     "skipped_items": _rows.c.skipped_items + bindparam("skipped"),
     "total_items": _TOTAL_AFTER,
     "total_is_lower_bound": _TOTAL_IS_LOWER_BOUND,
-    "page_deliveries": 0,
-    "lease_task_id": None,
-    "lease_expires_at": None,
+    "page_deliveries": case((_CONTINUES, 1), else_=0),
+    "lease_task_id": case((_CONTINUES, bindparam("task_id")), else_=None),
+    "lease_expires_at": case((_CONTINUES, _LEASE_UNTIL), else_=None),
     "timestamp": func.now(),
     "updated_at": func.now(),
 }
-_QUEUED_IF_RUNNING = case((_IN_PROGRESS, func.now()), else_=None)
+_QUEUED_IF_RUNNING = case((and_(_IN_PROGRESS, ~_CONTINUES), func.now()), else_=None)
 _COMMIT = update(_rows).where(_FENCE, _rows.c.status.in_(_COMMITTABLE))
 # Part of a page (drained, paused): same page, further offset, and the ids of the listings
 # judged so far added to those of earlier parts, for the resumed page to skip.

@@ -51,6 +51,14 @@ class PageResult:
         return self.page_complete and self.next_cursor is None
 
 
+@dataclass(frozen=True)
+class Lease:
+    """The delivery that keeps a scan running past a commit, and for how long."""
+
+    task_id: str
+    seconds: float
+
+
 class PageStore(Protocol):
     """The fenced reads and writes of a page's row: this module, on PostgreSQL."""
 
@@ -72,7 +80,12 @@ class PageStore(Protocol):
     def release(self, session: Session, message: PageMessage, task_id: str) -> bool: ...
 
     def commit_page(
-        self, session: Session, message: PageMessage, result: PageResult
+        self,
+        session: Session,
+        message: PageMessage,
+        result: PageResult,
+        *,
+        keep: Lease | None = None,
     ) -> str | None: ...
 
     def fail(self, session: Session, message: PageMessage, error_message: str) -> bool: ...
@@ -150,8 +163,16 @@ def commit_page(
     session: Session,
     message: PageMessage,
     result: PageResult,
+    *,
+    keep: Lease | None = None,
 ) -> str | None:
-    """Write the page's progress and opportunities; the row's status after, or None if stale."""
+    """Write the page's progress and opportunities; the row's status after, or None if stale.
+
+    With `keep`, a whole page that is not the last leaves the scan running under `keep`'s
+    delivery, claimed for its next page; otherwise the next page is queued.
+    """
+    if keep is not None and not result.page_complete:
+        raise ValueError("only a whole page can keep the scan running")
     if result.final:
         statement = page_sql.COMMIT_LAST
     elif result.page_complete:
@@ -170,6 +191,9 @@ def commit_page(
             judged_ids=list(result.judged_ids),
             next_cursor=result.next_cursor,
             new_offset=message.page_offset + result.items_done,
+            keep_running=keep is not None and not result.final,
+            task_id=None if keep is None else keep.task_id,
+            lease_seconds=0 if keep is None else keep.seconds,
         ),
     ).scalar_one_or_none()
     if status is None:

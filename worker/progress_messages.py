@@ -20,7 +20,7 @@ import redis
 from redis.typing import EncodableT
 
 from worker import scan_total
-from worker.page_runner import ScanProgress
+from worker.page_context import ScanProgress
 from worker.telegram import TelegramClient, TelegramError, TelegramRateLimited
 
 log = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -38,6 +39,8 @@ def settings(env: dict[str, str], fake: FakeDMarket, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("MARKETSCAN_DMARKET_REQUESTS_PER_SECOND", "100")
     monkeypatch.setenv("MARKETSCAN_RETRY_BACKOFF_SECONDS", "0.01")
     monkeypatch.setenv("MARKETSCAN_MAX_RETRIES", "3")
+    # One page per task, so each test can steer and see every page on its own.
+    monkeypatch.setenv("MARKETSCAN_SLICE_PAGES", "1")
     get_settings.cache_clear()
     reset_engines()
     return get_settings()
@@ -203,3 +206,19 @@ def test_a_page_the_database_still_refuses_fails_the_scan_at_once_with_its_cause
     assert "could not be stored" in (done.error_message or "")
     assert "test_refuses_one" in (done.error_message or "")
     assert done.page_deliveries == 1
+
+
+def test_a_slice_fetches_each_next_page_ahead_and_never_one_too_many(
+    settings: Settings, fake: FakeDMarket, session: Session
+) -> None:
+    # Given slices long enough for the whole three-page listing
+    sliced = replace(settings, slice_pages=10, slice_ms=60_000)
+    scan_id, published = _start(sliced)
+    # When one page task walks it, each next page fetched while the last one commits
+    assert _drive(sliced, published) == [Outcome.COMPLETED]
+    # Then every listing was judged once, with one request per page and none beyond the end
+    done = _row(session, scan_id)
+    assert (done.status, done.processed_items) == ("completed", 250)
+    found = set(session.scalars(select(ScanOpportunity.item_id)))
+    assert found == {f"dm-{n:04d}" for n in range(0, 250, 7)}
+    assert len(fake.requests) == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import case, func, select, update
@@ -30,7 +31,8 @@ class Crash(Exception):
 
 @pytest.fixture
 def settings(env: dict[str, str]) -> Iterator[Settings]:
-    yield get_settings()
+    """One page per task: most tests here steer the chain page by page."""
+    yield replace(get_settings(), slice_pages=1)
 
 
 def _start(

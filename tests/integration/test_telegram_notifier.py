@@ -485,7 +485,10 @@ def test_a_failed_scan_tells_its_user_the_error_stored_on_its_row(
 ) -> None:
     # Given a scan of user 424242 whose first page ran and was reported
     settings = replace(
-        get_settings(), telegram_bot_token=telegram.token, telegram_api_url=telegram.api_url
+        get_settings(),
+        telegram_bot_token=telegram.token,
+        telegram_api_url=telegram.api_url,
+        slice_pages=1,  # one page per task: the failure lands on the next one
     )
     notifier = TelegramNotifier(settings)
     try:

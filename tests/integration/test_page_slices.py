@@ -1,0 +1,247 @@
+"""Time slices on real PostgreSQL: one page task walks several pages, each committed once
+under its own fence, and stops between pages for a drain, a pause or a lost lease.
+
+Publishing is handed in as a plain callable, so these tests record it instead of a broker.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from models import ScanCheckpoint, ScanOpportunity
+from tests.support import commit_log
+from worker import scans
+from worker.db import session_scope
+from worker.page_message import PageMessage
+from worker.page_runner import Outcome, PageContext, ScanProgress, run_page
+from worker.recovery import Cause, recover
+from worker.scan_params import ScanParams
+from worker.settings import Settings, get_settings
+
+
+class Crash(BaseException):
+    """Stands for the worker dying in the middle of a slice."""
+
+
+@pytest.fixture
+def settings(env: dict[str, str], database_url: str) -> Iterator[Settings]:
+    """Slices of at most three pages, never cut short by time on a loaded machine."""
+    commit_log.install(database_url)
+    yield replace(get_settings(), slice_pages=3, slice_ms=60_000)
+
+
+def _start(
+    settings: Settings, items: int = 550, **options: object
+) -> tuple[uuid.UUID, list[PageMessage], ScanParams]:
+    published: list[PageMessage] = []
+    params = ScanParams(
+        game="csgo",
+        page_size=100,
+        fee=settings.fee,
+        market_options={"items": items, "seed": 5, **options},
+    )
+    with session_scope() as session:
+        scan_id = scans.start_scan(session, params, settings, published.append)
+    return scan_id, published, params
+
+
+def _row(session: Session, scan_id: uuid.UUID) -> ScanCheckpoint:
+    session.expire_all()
+    return session.scalars(select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan_id)).one()
+
+
+def _found(session: Session, scan_id: uuid.UUID) -> list[str]:
+    query = select(ScanOpportunity.item_id).where(ScanOpportunity.scan_id == scan_id)
+    return sorted(session.scalars(query))
+
+
+def _context(
+    settings: Settings,
+    published: list[PageMessage],
+    *,
+    on_progress: Callable[[ScanProgress], None] = lambda progress: None,
+    drain_requested: Callable[[], bool] = lambda: False,
+) -> PageContext:
+    return PageContext(
+        owner="w1@test",
+        settings=settings,
+        publish=published.append,
+        on_progress=on_progress,
+        drain_requested=drain_requested,
+        sleep=lambda seconds: None,
+    )
+
+
+def _drive(settings: Settings, published: list[PageMessage]) -> list[Outcome]:
+    outcomes = []
+    while published:
+        outcomes.append(run_page(published.pop(0), _context(settings, published)))
+    return outcomes
+
+
+def _walk_alone(params: ScanParams) -> list[str]:
+    """The opportunities of the scan's catalog, found without a database."""
+    from worker.scan_reference import reference_opportunities
+
+    return sorted(found.item_id for found in reference_opportunities(params, get_settings()))
+
+
+def test_one_page_task_walks_its_slice_committing_each_page_once(
+    settings: Settings, database_url: str, session: Session
+) -> None:
+    # Given a six-page scan and slices of three pages
+    scan_id, published, params = _start(settings)
+    first = published.pop(0)
+    # When its first page task runs
+    seen: list[int] = []
+    ctx = _context(settings, published, on_progress=lambda p: seen.append(p.processed))
+    assert run_page(first, ctx) is Outcome.NEXT_PUBLISHED
+    # Then it committed pages 0, 1 and 2, reported each, and published only page 3
+    assert seen == [100, 200, 300]
+    assert [(m.page_seq, m.page_offset) for m in published] == [(3, 0)]
+    row = _row(session, scan_id)
+    assert (row.page_seq, row.processed_items, row.lease_task_id, row.page_deliveries) == (
+        3,
+        300,
+        None,
+        0,
+    )
+    assert row.queued_at is not None and row.lease_expires_at is None
+    # And the next task finishes the scan in one slice, exactly
+    assert _drive(settings, published) == [Outcome.COMPLETED]
+    assert _row(session, scan_id).processed_items == 550
+    commit_log.assert_each_position_committed_once(database_url, scan_id, 550)
+    assert _found(session, scan_id) == _walk_alone(params)
+
+
+def test_a_slow_market_gives_one_page_per_task(settings: Settings, session: Session) -> None:
+    # Given a market whose pages take 50 ms and slices of 20 ms
+    slow = replace(settings, slice_ms=20)
+    _, published, _ = _start(slow, latency_ms=50)
+    # When a page task runs, Then it walks one page and hands the next to the queue
+    assert run_page(published.pop(0), _context(slow, published)) is Outcome.NEXT_PUBLISHED
+    assert [(m.page_seq, m.page_offset) for m in published] == [(1, 0)]
+
+
+def test_a_drain_between_pages_hands_the_next_page_over_uncommitted(
+    settings: Settings, database_url: str, session: Session
+) -> None:
+    # Given a slice whose worker is told to drain right after the slice's first commit
+    scan_id, published, params = _start(settings)
+    drained = threading.Event()
+    ctx = _context(
+        settings,
+        published,
+        on_progress=lambda progress: drained.set(),
+        drain_requested=drained.is_set,
+    )
+    # When the page task runs
+    assert run_page(published.pop(0), ctx) is Outcome.HANDED_OVER
+    # Then page 0 is committed and page 1 went back to the queue as it was, uncounted
+    assert [(m.page_seq, m.page_offset) for m in published] == [(1, 0)]
+    row = _row(session, scan_id)
+    assert (row.page_seq, row.page_offset, row.processed_items, row.page_deliveries) == (
+        1,
+        0,
+        100,
+        0,
+    )
+    assert row.queued_at is not None
+    # And the scan still finishes exactly
+    _drive(settings, published)
+    commit_log.assert_each_position_committed_once(database_url, scan_id, 550)
+    assert _found(session, scan_id) == _walk_alone(params)
+
+
+def test_a_pause_inside_a_slice_stops_it_at_a_page_and_resume_finishes_exactly(
+    settings: Settings, database_url: str, session: Session
+) -> None:
+    # Given a slice whose user pauses the scan as its first page is reported
+    scan_id, published, params = _start(settings)
+
+    def pause(progress: ScanProgress) -> None:
+        with session_scope() as pausing:
+            scans.pause_scan(pausing, scan_id)
+
+    # When the page task runs
+    outcome = run_page(published.pop(0), _context(settings, published, on_progress=pause))
+    # Then it stopped without publishing, with whole pages committed and nothing held
+    assert (outcome, published) == (Outcome.STOPPED, [])
+    paused = _row(session, scan_id)
+    assert paused.status == "paused" and paused.page_offset == 0
+    assert (paused.lease_task_id, paused.queued_at) == (None, None)
+    # And a resume walks the rest exactly once
+    with session_scope() as resuming:
+        scans.resume_scan(resuming, scan_id, settings, published.append)
+    _drive(settings, published)
+    assert _row(session, scan_id).status == "completed"
+    commit_log.assert_each_position_committed_once(database_url, scan_id, 550)
+    assert _found(session, scan_id) == _walk_alone(params)
+
+
+def test_a_worker_dying_inside_a_slice_leaves_a_running_page_that_recovery_finishes(
+    settings: Settings, database_url: str, session: Session
+) -> None:
+    # Given a page task that dies once its slice has committed two pages
+    scan_id, published, params = _start(settings)
+    first = published.pop(0)
+    commits: list[int] = []
+
+    def die_after_two() -> bool:
+        if len(commits) == 2:
+            raise Crash
+        return False
+
+    ctx = _context(
+        settings,
+        published,
+        on_progress=lambda progress: commits.append(progress.processed),
+        drain_requested=die_after_two,
+    )
+    with pytest.raises(Crash):
+        run_page(first, ctx)
+    # Then page 2 is running under the dead task's lease, and nothing was published
+    row = _row(session, scan_id)
+    assert (row.page_seq, row.processed_items, row.queued_at, published) == (2, 200, None, [])
+    assert row.lease_task_id == ctx.task_id and row.lease_expires_at is not None
+    # And the redelivered first message is stale: it changes nothing
+    assert run_page(first, _context(settings, published)) is Outcome.STALE
+    # When the lease lapses and recovery runs, Then page 2 is republished and the scan
+    # finishes with every position committed once
+    session.execute(
+        update(ScanCheckpoint)
+        .where(ScanCheckpoint.scan_id == scan_id)
+        .values(lease_expires_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 0, 1))
+    )
+    session.commit()
+    republished: list[PageMessage] = []
+    with session_scope() as recovering:
+        reclaimed = recover(recovering, republished.append, settings.lease_seconds)
+    assert [(r.cause, m.page_seq) for r, m in zip(reclaimed, republished, strict=True)] == [
+        (Cause.LEASE_EXPIRED, 2)
+    ]
+    _drive(settings, republished)
+    assert _row(session, scan_id).status == "completed"
+    commit_log.assert_each_position_committed_once(database_url, scan_id, 550)
+    assert _found(session, scan_id) == _walk_alone(params)
+
+
+def test_a_slice_longer_than_the_lease_keeps_each_page_it_walks(
+    settings: Settings, session: Session
+) -> None:
+    # Given a 2 s lease and three pages of about 1 s each in one slice
+    long_slice = replace(settings, lease_seconds=2)
+    scan_id, published, _ = _start(long_slice, items=300, item_latency_ms=10)
+    # When the page task walks them all
+    outcome = run_page(published.pop(0), _context(long_slice, published))
+    # Then the heartbeat followed it from page to page: nothing was lost or stopped
+    assert outcome is Outcome.COMPLETED
+    done = _row(session, scan_id)
+    assert (done.status, done.processed_items, done.recoveries) == ("completed", 300, 0)
