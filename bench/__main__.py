@@ -29,6 +29,7 @@ FIGURES = {
     "page-cost": "bench.page_cost",
     "checkpoint-overhead": "bench.checkpoint_overhead",
     "throughput": "bench.throughput",
+    "fairness": "bench.fairness",
     "recovery": "bench.recovery",
     "drain": "bench.drain",
     "cleanup": "bench.cleanup",

@@ -13,7 +13,7 @@ from worker.db import session_scope
 from worker.notifier import get_notifier
 from worker.page_message import PageMessage
 from worker.page_runner import PageContext, ScanProgress, run_page
-from worker.publisher import publish_page
+from worker.publisher import pages_waiting, publish_page
 from worker.scan_total import total_text
 from worker.scans import start_request, start_scan
 from worker.settings import get_settings
@@ -70,6 +70,7 @@ def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset:
         owner=self.request.hostname or "unknown",
         settings=get_settings(),
         publish=publish_page,
+        others_waiting=pages_waiting,
         on_progress=progress,
         on_completed=notifier.completed,
         on_failed=notifier.failed,

@@ -60,6 +60,9 @@ class PageContext:
     owner: str
     settings: Settings
     publish: Callable[[PageMessage], None]
+    # True while other page messages wait in the queue: a slice then ends after its page,
+    # so no scan waits on another's slice (fairness), and the hop is paid per page.
+    others_waiting: Callable[[], bool] = lambda: False
     on_progress: Callable[[ScanProgress], None] = lambda progress: None
     on_completed: Callable[[ScanProgress], None] = lambda progress: None
     on_failed: Callable[[ScanProgress, str], None] = lambda progress, error_message: None

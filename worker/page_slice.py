@@ -4,7 +4,9 @@ A Celery hop costs more than a page's own commit, so a page task keeps walking i
 next pages for up to `slice_ms` or `slice_pages`, whichever comes first. Each page still
 gets its own fenced commit, and the commit of page N claims page N+1 for the same delivery
 (worker.page_sql), so a page inside a slice costs one transaction. A slow market ends the
-slice after one page: its time is spent before a second page could start.
+slice after one page: its time is spent before a second page could start. So does a queue
+with other pages waiting: a slice holds a pool slot, and no scan should wait behind
+another's slice, so under a backlog a task walks one page, as without slices.
 
 While page N is judged and committed, the slice already fetches page N+1 (a prefetch):
 the market's wait overlaps the database's. The next page is published, as ever, only after

@@ -34,6 +34,15 @@ def publish_recovered_page(message: PageMessage) -> None:
     publish_page(message, recovered=True)
 
 
+def pages_waiting() -> bool:
+    """Whether page messages wait in either queue (kombu's Redis transport keeps each
+    queue as a list under its name)."""
+    with broker_ledger.connection().pipeline(transaction=False) as pipe:
+        for queue in (PAGE_QUEUE, RECOVERED_QUEUE):
+            pipe.llen(queue)
+        return any(pipe.execute())
+
+
 class _Labelled:
     """Sends a page's task-sent event under its shadow name, as its other events are.
 

@@ -245,3 +245,28 @@ def test_a_slice_longer_than_the_lease_keeps_each_page_it_walks(
     assert outcome is Outcome.COMPLETED
     done = _row(session, scan_id)
     assert (done.status, done.processed_items, done.recoveries) == ("completed", 300, 0)
+
+
+def test_a_slice_walks_one_page_while_other_pages_wait_in_the_queue(
+    settings: Settings, session: Session
+) -> None:
+    # Given other scans' pages waiting in the queue
+    _, published, _ = _start(settings)
+    ctx = replace(_context(settings, published), others_waiting=lambda: True)
+    # When a page task runs, Then it walks one page and queues the next behind them
+    assert run_page(published.pop(0), ctx) is Outcome.NEXT_PUBLISHED
+    assert [(m.page_seq, m.page_offset) for m in published] == [(1, 0)]
+
+
+def test_the_broker_says_whether_page_messages_wait(env: dict[str, str]) -> None:
+    import redis
+
+    from worker.publisher import pages_waiting, publish_page, publish_recovered_page
+
+    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushall()
+    assert pages_waiting() is False
+    publish_recovered_page(PageMessage(uuid.uuid4(), uuid.uuid4(), 0, 0))
+    assert pages_waiting() is True
+    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushall()
+    publish_page(PageMessage(uuid.uuid4(), uuid.uuid4(), 0, 0))
+    assert pages_waiting() is True
