@@ -47,6 +47,8 @@ class MemoryPageStore:
             total_items=self.total_items,
             deliveries=1,
             user_id=0,
+            page_seq=message.page_seq,
+            page_offset=message.page_offset,
         )
 
     def renew(

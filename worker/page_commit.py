@@ -50,6 +50,8 @@ def commit_and_keep(
         deliveries=1,
         user_id=claimed.user_id,
         total_is_lower_bound=progress.total_is_lower_bound,
+        page_seq=pages.message.page_seq,
+        page_offset=0,
     )
 
 

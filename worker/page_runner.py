@@ -59,6 +59,9 @@ def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
     if claimed is None:
         log.info("dropping page message %s: stale, or a copy of a running page", message)
         return Outcome.STALE
+    if (claimed.page_seq, claimed.page_offset) != (message.page_seq, message.page_offset):
+        log.info("page message %s resumes its slice at page %d", message, claimed.page_seq)
+        message = message.at(claimed.page_seq, claimed.page_offset)
     if claimed.deliveries > ctx.settings.max_page_deliveries:
         return page_commit.fail(
             message,

@@ -54,9 +54,17 @@ _CLAIMABLE = or_(
     _rows.c.lease_expires_at < func.now(),
     _rows.c.lease_task_id == bindparam("task_id"),
 )
+# A page task that walked on within its time slice holds the row at a later page than its
+# message names; a redelivery of that very message (its worker died mid-slice) takes the
+# row where it stands, as the message itself would have been taken had it not walked on.
+_HELD_BY_THIS_DELIVERY = and_(
+    _rows.c.scan_id == bindparam("fence_scan_id"),
+    _rows.c.lease_token == bindparam("fence_lease_token"),
+    _rows.c.lease_task_id == bindparam("task_id"),
+)
 CLAIM = (
     update(_rows)
-    .where(_FENCE, _IN_PROGRESS, _CLAIMABLE)
+    .where(_IN_PROGRESS, or_(and_(_FENCE, _CLAIMABLE), _HELD_BY_THIS_DELIVERY))
     .values(
         page_deliveries=_rows.c.page_deliveries + bindparam("delivery_increment"),
         lease_owner=bindparam("owner"),
@@ -65,6 +73,8 @@ CLAIM = (
         queued_at=None,
     )
     .returning(
+        _rows.c.page_seq,
+        _rows.c.page_offset,
         _rows.c.cursor,
         _rows.c.params,
         _rows.c.processed_items,

@@ -27,6 +27,10 @@ class ClaimedPage:
     total_items: int | None
     deliveries: int
     user_id: int
+    # Where the row stands: the message's own position, or a later page of the slice that
+    # this delivery walked on to before its worker died.
+    page_seq: int
+    page_offset: int
     total_is_lower_bound: bool = False
     # The listings of this page judged by its earlier, committed parts.
     judged_ids: frozenset[str] = frozenset()
@@ -140,6 +144,8 @@ def claim(
         user_id=row.user_id,
         total_is_lower_bound=row.total_is_lower_bound,
         judged_ids=frozenset(row.page_judged_ids),
+        page_seq=row.page_seq,
+        page_offset=row.page_offset,
     )
 
 

@@ -186,12 +186,8 @@ def test_a_pause_inside_a_slice_stops_it_at_a_page_and_resume_finishes_exactly(
     assert _found(session, scan_id) == _walk_alone(params)
 
 
-def test_a_worker_dying_inside_a_slice_leaves_a_running_page_that_recovery_finishes(
-    settings: Settings, database_url: str, session: Session
-) -> None:
-    # Given a page task that dies once its slice has committed two pages
-    scan_id, published, params = _start(settings)
-    first = published.pop(0)
+def _die_mid_slice(settings: Settings, first: PageMessage) -> PageContext:
+    """Run `first` in a page task that dies once its slice has committed two pages."""
     commits: list[int] = []
 
     def die_after_two() -> bool:
@@ -201,17 +197,45 @@ def test_a_worker_dying_inside_a_slice_leaves_a_running_page_that_recovery_finis
 
     ctx = _context(
         settings,
-        published,
+        [],
         on_progress=lambda progress: commits.append(progress.processed),
         drain_requested=die_after_two,
     )
     with pytest.raises(Crash):
         run_page(first, ctx)
+    return ctx
+
+
+def test_a_redelivery_after_a_death_mid_slice_resumes_at_the_page_the_slice_held(
+    settings: Settings, database_url: str, session: Session
+) -> None:
+    # Given a page task that died in the third page of its slice
+    scan_id, published, params = _start(settings)
+    first = published.pop(0)
+    dead = _die_mid_slice(settings, first)
+    # When the broker redelivers its message (same task id: a pool child died)
+    again = replace(_context(settings, published), task_id=dead.task_id)
+    assert run_page(first, again) is Outcome.NEXT_PUBLISHED
+    # Then it took the row at page 2, counted the delivery, and walked on from there
+    assert [(m.page_seq, m.page_offset) for m in published] == [(5, 0)]
+    _drive(settings, published)
+    assert (_row(session, scan_id).status, _row(session, scan_id).recoveries) == ("completed", 0)
+    commit_log.assert_each_position_committed_once(database_url, scan_id, 550)
+    assert _found(session, scan_id) == _walk_alone(params)
+
+
+def test_a_worker_dying_inside_a_slice_leaves_a_running_page_that_recovery_finishes(
+    settings: Settings, database_url: str, session: Session
+) -> None:
+    # Given a page task that died once its slice had committed two pages
+    scan_id, published, params = _start(settings)
+    first = published.pop(0)
+    ctx = _die_mid_slice(settings, first)
     # Then page 2 is running under the dead task's lease, and nothing was published
     row = _row(session, scan_id)
     assert (row.page_seq, row.processed_items, row.queued_at, published) == (2, 200, None, [])
     assert row.lease_task_id == ctx.task_id and row.lease_expires_at is not None
-    # And the redelivered first message is stale: it changes nothing
+    # And a copy of the first message under another delivery is stale: it changes nothing
     assert run_page(first, _context(settings, published)) is Outcome.STALE
     # When the lease lapses and recovery runs, Then page 2 is republished and the scan
     # finishes with every position committed once
