@@ -21,7 +21,7 @@ from types import ModuleType
 
 from bench.harness import Bench, connect, say, scalar
 from bench.report import Row, machine, markdown, text_table
-from worker.embedded import embedded_services
+from worker.devtools.embedded import embedded_services
 from worker.settings import get_settings
 
 # Module of each figure, in the table's order; --only takes the names.

@@ -1,7 +1,7 @@
 """Where a page's time goes: the page runner driven in the bench process, with a stopwatch.
 
 A chain is run without Celery (published pages go to a list, as in the page-runner tests)
-through a store that times each call of worker.page_store; the items' own work (catalog
+through a store that times each call of worker.db.pages; the items' own work (catalog
 generation, inspection, judging) is timed on its own with no database at all.
 """
 
@@ -18,12 +18,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.scans import params
-from worker import page_store, scans
+from worker.chain import lifecycle as scans
+from worker.chain.runner import PageContext, run_page
 from worker.db import driver_url
+from worker.db import pages as page_store
+from worker.db.pages import ClaimedPage, Lease, PageResult
+from worker.domain.page_message import PageMessage
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions
-from worker.page_message import PageMessage
-from worker.page_runner import PageContext, run_page
-from worker.page_store import ClaimedPage, Lease, PageResult
 from worker.settings import get_settings
 
 P = ParamSpec("P")
@@ -32,7 +33,7 @@ T = TypeVar("T")
 
 @dataclass
 class TimedStore:
-    """worker.page_store with the seconds of each kind of call added up."""
+    """worker.db.pages with the seconds of each kind of call added up."""
 
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 

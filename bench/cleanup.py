@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from bench import dataset, scans
 from bench.harness import Bench, connect, say
 from bench.report import Row, ms
-from worker.checkpoint_store import cleanup_old_checkpoints
 from worker.db import driver_url
+from worker.db.checkpoints import cleanup_old_checkpoints
 from worker.settings import get_settings
 
 NAME = "cleanup"

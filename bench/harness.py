@@ -22,8 +22,8 @@ from psycopg2.extensions import connection as _PgConnection  # type: ignore[impo
 from sqlalchemy.engine import make_url
 
 from tests.support.processes import CeleryProcess, beat, worker
-from worker.embedded import EmbeddedServices
-from worker.migrate import upgrade
+from worker.db.migrate import upgrade
+from worker.devtools.embedded import EmbeddedServices
 
 if TYPE_CHECKING:
     from bench.breakdown import PageBreakdown

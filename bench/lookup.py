@@ -19,8 +19,8 @@ from bench import dataset
 from bench.dataset import USER_ID_BASE
 from bench.harness import Bench, connect, say
 from bench.report import Row, ms
-from worker.checkpoint_store import get_active_checkpoints
 from worker.db import driver_url
+from worker.db.checkpoints import get_active_checkpoints
 
 NAME = "lookup"
 USERS = 100_000

@@ -1,8 +1,8 @@
 """A page store that keeps a scan's position in process memory: the database taken away.
 
-It answers the page runner's reads and writes (worker.page_runner.PageStore) the way the
+It answers the page runner's reads and writes (worker.chain.runner.PageStore) the way the
 PostgreSQL store does for a single uninterrupted chain, and writes nothing anywhere, so
-the same run_page measured with it and with worker.page_store gives the checkpoint cost.
+the same run_page measured with it and with worker.db.pages gives the checkpoint cost.
 It remembers the first and last commit times for the bench to read back.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models import ScanStatus
-from worker.page_message import PageMessage
-from worker.page_store import ClaimedPage, Lease, PageResult
+from worker.db.pages import ClaimedPage, Lease, PageResult
+from worker.domain.page_message import PageMessage
 
 
 @dataclass

@@ -18,10 +18,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from bench.harness import POLL_SECONDS, Connection, scalar
-from worker import scans
+from worker.celery_glue.publisher import publish_page
+from worker.chain import lifecycle as scans
 from worker.db import driver_url
-from worker.publisher import publish_page
-from worker.scan_params import ScanParams
+from worker.domain.scan_params import ScanParams
 from worker.settings import get_settings
 
 SEED = 42

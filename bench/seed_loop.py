@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from bench.scans import PAGE_SIZE, params
 from worker.db import driver_url
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions, decode_cursor
-from worker.state_manager import SyncStateManager
+from worker.state.manager import SyncStateManager
 
 
 @dataclass(frozen=True)

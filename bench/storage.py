@@ -19,8 +19,8 @@ from bench.harness import Bench, connect, say
 from bench.report import Row
 from models import ScanCheckpoint, ScanOpportunity
 from worker.db import driver_url
+from worker.domain.opportunities import Opportunity
 from worker.markets.simulated import SimulatedOptions, catalog_item
-from worker.opportunities import Opportunity
 
 NAME = "storage"
 SCANS_PER_MONTH = 100 * 30

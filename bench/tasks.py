@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from bench.memory_store import forget, store_of
 from worker.app import app
-from worker.page_message import PageMessage
-from worker.page_runner import Outcome, PageContext, ScanProgress, run_page
+from worker.chain.runner import Outcome, PageContext, ScanProgress, run_page
+from worker.domain.page_message import PageMessage
 from worker.settings import get_settings
 
 HOP_TASK = "bench.hop"

@@ -4,10 +4,10 @@ cleanup of old checkpoints (beat, daily)."""
 from __future__ import annotations
 
 from worker.app import app
-from worker.checkpoint_store import cleanup_old_checkpoints
+from worker.celery_glue.publisher import publish_recovered_page
+from worker.chain.recovery import recover as recover_scans
 from worker.db import session_scope
-from worker.publisher import publish_recovered_page
-from worker.recovery import recover as recover_scans
+from worker.db.checkpoints import cleanup_old_checkpoints
 from worker.settings import get_settings
 
 

@@ -9,13 +9,13 @@ from celery import Task
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.app import app
+from worker.celery_glue.publisher import pages_waiting, publish_page
+from worker.chain.lifecycle import start_request, start_scan
+from worker.chain.runner import PageContext, ScanProgress, run_page
 from worker.db import session_scope
-from worker.notifier import get_notifier
-from worker.page_message import PageMessage
-from worker.page_runner import PageContext, ScanProgress, run_page
-from worker.publisher import pages_waiting, publish_page
-from worker.scan_total import total_text
-from worker.scans import start_request, start_scan
+from worker.domain.page_message import PageMessage
+from worker.domain.progress import total_text
+from worker.notify.notifier import get_notifier
 from worker.settings import get_settings
 
 
@@ -50,7 +50,7 @@ def start(self: Task, params: dict[str, Any]) -> str:
     max_retries=20,
 )
 def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset: int) -> str:
-    """Run one page of a scan; see worker.page_runner for the steps."""
+    """Run one page of a scan; see worker.chain.runner for the steps."""
     message = PageMessage.from_args(scan_id, lease_token, page_seq, page_offset)
     notifier = get_notifier()
     reached: list[ScanProgress] = []

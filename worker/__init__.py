@@ -7,7 +7,7 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     # `celery -A worker` looks for `worker.celery`; importing Celery lazily keeps
-    # `import worker.state_manager` light for programs that never run a worker.
+    # `import worker.state.manager` light for programs that never run a worker.
     if name == "celery":
         from worker.app import app
 

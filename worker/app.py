@@ -8,4 +8,4 @@ app = Celery("marketscan", include=["tasks.scan", "tasks.maintenance"])
 app.config_from_object("celeryconfig")
 
 # Signal handlers (drain flag, per-process engines, startup recovery) live with the app.
-import worker.signals  # noqa: E402, F401
+import worker.celery_glue.signals  # noqa: E402, F401

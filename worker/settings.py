@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar
 
+from worker.domain.opportunities import LEVELS, Level
 from worker.errors import ConfigError, InvalidInput
-from worker.opportunities import LEVELS, Level
 
 T = TypeVar("T")
 

@@ -23,7 +23,7 @@ from tests.support.scans import (
     wait_for_progress,
     wait_for_status,
 )
-from worker.scan_params import ScanParams
+from worker.domain.scan_params import ScanParams
 
 
 def _assert_exact(database_url: str, scan_id: uuid.UUID, total: int) -> None:

@@ -14,9 +14,9 @@ from tests.support.scans import (
     stored_opportunities,
     wait_for_progress,
 )
-from worker.embedded import EmbeddedPostgres
-from worker.migrate import upgrade
-from worker.scan_params import ScanParams
+from worker.db.migrate import upgrade
+from worker.devtools.embedded import EmbeddedPostgres
+from worker.domain.scan_params import ScanParams
 
 
 def test_a_postgres_outage_mid_scan_is_waited_out(

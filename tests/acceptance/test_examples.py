@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from tests.support.processes import CeleryProcess
 from tests.support.scans import expected_opportunities, wait_for_status
 from worker.db import driver_url
-from worker.scan_params import ScanParams
-from worker.scan_queries import top_opportunities
+from worker.db.scan_queries import top_opportunities
+from worker.domain.scan_params import ScanParams
 
 ROOT = Path(__file__).resolve().parents[2]
 

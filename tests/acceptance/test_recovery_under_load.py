@@ -30,7 +30,7 @@ from tests.support.scans import (
     wait_for_progress,
     wait_for_status,
 )
-from worker.scan_params import ScanParams
+from worker.domain.scan_params import ScanParams
 
 LEASE_SECONDS = 2
 
@@ -217,7 +217,7 @@ def test_seed_style_checkpoints_beside_a_running_beat_stay_theirs(
     from sqlalchemy.orm import Session
 
     from worker.db import driver_url, get_session
-    from worker.state_manager import StateManager
+    from worker.state.manager import StateManager
 
     # Given a worker and a beat that recovers every second
     start_worker("w1@test", concurrency=1)
@@ -278,9 +278,9 @@ def test_a_flushed_broker_with_pages_queued_loses_nothing(
 def test_a_worker_marks_each_page_message_it_receives_as_taken_by_it(
     short_lease: dict[str, str], start_worker: Callable[..., CeleryProcess]
 ) -> None:
-    from worker import broker_ledger
-    from worker.page_message import PageMessage
-    from worker.publisher import publish_page
+    from worker.celery_glue.publisher import publish_page
+    from worker.chain import ledger as broker_ledger
+    from worker.domain.page_message import PageMessage
 
     # Given a page message in the queue (of a scan the database does not know: it is dropped)
     message = PageMessage(uuid.uuid4(), uuid.uuid4(), 3, 0)

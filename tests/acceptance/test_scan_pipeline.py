@@ -12,7 +12,7 @@ from tests.support.scans import (
     stored_opportunities,
     wait_for_status,
 )
-from worker.scan_params import ScanParams
+from worker.domain.scan_params import ScanParams
 
 
 def test_cli_scan_of_5000_items_completes_with_exactly_the_expected_opportunities(
@@ -85,8 +85,8 @@ def test_the_cleanup_task_deletes_old_terminal_scans_on_a_worker(
     from sqlalchemy.orm import Session
 
     from models import ScanCheckpoint
-    from worker import checkpoint_store as store
     from worker.app import app
+    from worker.db import checkpoints as store
     from worker.db import driver_url
 
     engine = create_engine(driver_url(database_url))

@@ -17,7 +17,7 @@ from tests.support.scans import (
     stored_opportunities,
     wait_for_status,
 )
-from worker.scan_params import ScanParams
+from worker.domain.scan_params import ScanParams
 
 
 def _wait_for_next_commit(database_url: str, scan_id: object, after: int) -> None:

@@ -29,9 +29,9 @@ from tests.support.scans import (
 )
 from tests.support.services import plain_url
 from worker.db import driver_url
-from worker.embedded import EmbeddedPostgres
-from worker.migrate import upgrade
-from worker.scan_params import ScanParams
+from worker.db.migrate import upgrade
+from worker.devtools.embedded import EmbeddedPostgres
+from worker.domain.scan_params import ScanParams
 
 START_TASK = "marketscan.scan.start"
 ITEMS = 600

@@ -16,9 +16,9 @@ from tests.support.scans import (
     wait_for_progress,
     wait_for_status,
 )
-from worker import scans
+from worker.chain import lifecycle as scans
 from worker.db import session_scope
-from worker.scan_params import ScanParams
+from worker.domain.scan_params import ScanParams
 
 SLOW_SCAN = ("--market-opt", "items=600", "--market-opt", "item_latency_ms=10")
 # Three-second pages, so a pause sent half a second in lands well inside one.

@@ -153,7 +153,7 @@ def test_pause_resume_cancel_transitions_and_their_errors(
 def test_resume_refuses_a_paused_checkpoint_the_callers_own_loop_runs(
     env: dict[str, str], session: Session
 ) -> None:
-    from worker import checkpoint_store
+    from worker.db import checkpoints as checkpoint_store
 
     # Given a seed-style checkpoint (StateManager), paused by its user
     checkpoint_store.create_checkpoint(session, "7b0c9f2e-0000-4000-8000-000000000001", 5, "mine")

@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint
-from worker import async_client, client
+from worker.client import async_client
+from worker.client import sync as client
+from worker.domain.page_message import PageMessage
+from worker.domain.scan_params import ScanParams
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput
-from worker.page_message import PageMessage
-from worker.scan_params import ScanParams
 from worker.settings import get_settings
 
 

@@ -13,17 +13,17 @@ import pytest
 import redis
 
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item, requests_over_rate
-from worker import scans
+from worker.celery_glue.drain import clear_drain, request_drain
+from worker.chain import lifecycle as scans
+from worker.chain.runner import Outcome, PageContext, run_page
 from worker.db import reset_engines, session_scope
+from worker.domain.page_message import PageMessage
+from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidInput, PermanentMarketError, RateBudgetWait, RetryableMarketError
 from worker.markets import process_pool
 from worker.markets.dmarket import DMarketMarket
 from worker.markets.rate_limit import RequestBudget
-from worker.page_message import PageMessage
-from worker.page_runner import Outcome, PageContext, run_page
-from worker.scan_params import ScanParams
 from worker.settings import Settings, get_settings
-from worker.shutdown import clear_drain, request_drain
 
 ITEMS = [dmarket_item(f"dm-{n:03d}", f"AWP | Asiimov #{n}", 500 + n, 600 + n) for n in range(30)]
 PARAMS = ScanParams(game="csgo", market="dmarket", page_size=5)

@@ -20,12 +20,12 @@ from models import ScanCheckpoint, ScanOpportunity
 from tests.fakes.dmarket_server import FakeDMarket, dmarket_item
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.scans import cli
-from worker import scans
+from worker.chain import lifecycle as scans
+from worker.chain.runner import Outcome, PageContext, run_page
 from worker.db import reset_engines, session_scope
-from worker.notifier import TelegramNotifier
-from worker.page_message import PageMessage
-from worker.page_runner import Outcome, PageContext, run_page
-from worker.scan_params import ScanParams
+from worker.domain.page_message import PageMessage
+from worker.domain.scan_params import ScanParams
+from worker.notify.notifier import TelegramNotifier
 from worker.settings import Settings, get_settings
 
 DMARKET_TOTAL_CAP = 10_000

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
-from worker import scans
+from worker.chain import lifecycle as scans
+from worker.chain.runner import Outcome, PageContext, run_page
 from worker.db import reset_engines, session_scope
-from worker.page_message import PageMessage
-from worker.page_runner import Outcome, PageContext, run_page
-from worker.scan_params import ScanParams
+from worker.domain.page_message import PageMessage
+from worker.domain.scan_params import ScanParams
 from worker.settings import Settings, get_settings
 
 ITEMS = [
@@ -123,7 +123,7 @@ def test_a_page_waiting_on_retry_after_keeps_its_lease_alive(
     import threading
     import time
 
-    from worker.recovery import recover
+    from worker.chain.recovery import recover
 
     # Given a 2 s lease and a market that asks us to wait 3 s
     monkeypatch.setenv("MARKETSCAN_LEASE_SECONDS", "2")

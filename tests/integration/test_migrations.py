@@ -13,7 +13,7 @@ from models import Base
 from tests.support.scans import cli
 from tests.support.services import TestServices
 from worker.db import driver_url
-from worker.migrate import downgrade, upgrade
+from worker.db.migrate import downgrade, upgrade
 
 
 def _schema_diff(database_url: str) -> list[object]:

@@ -15,13 +15,13 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
-from worker import scans
+from worker.chain import lifecycle as scans
+from worker.chain.recovery import Cause, recover
+from worker.chain.runner import Outcome, PageContext, ScanProgress, run_page
 from worker.db import session_scope
+from worker.domain.page_message import PageMessage
+from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidTransition
-from worker.page_message import PageMessage
-from worker.page_runner import Outcome, PageContext, ScanProgress, run_page
-from worker.recovery import Cause, recover
-from worker.scan_params import ScanParams
 from worker.settings import Settings, get_settings
 
 
@@ -203,7 +203,7 @@ def test_a_poison_page_fails_the_scan_after_the_delivery_limit(
     message = published[0]
     # Each delivery that dies mid-page leaves its claim counted; simulate the deaths by
     # claiming without finishing.
-    from worker import page_store
+    from worker.db import pages as page_store
 
     for death in range(settings.max_page_deliveries):
         with session_scope() as claiming:

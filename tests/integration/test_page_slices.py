@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from tests.support import commit_log
-from worker import scans
+from worker.chain import lifecycle as scans
+from worker.chain.recovery import Cause, recover
+from worker.chain.runner import Outcome, PageContext, ScanProgress, run_page
 from worker.db import session_scope
-from worker.page_message import PageMessage
-from worker.page_runner import Outcome, PageContext, ScanProgress, run_page
-from worker.recovery import Cause, recover
-from worker.scan_params import ScanParams
+from worker.domain.page_message import PageMessage
+from worker.domain.scan_params import ScanParams
 from worker.settings import Settings, get_settings
 
 
@@ -88,7 +88,7 @@ def _drive(settings: Settings, published: list[PageMessage]) -> list[Outcome]:
 
 def _walk_alone(params: ScanParams) -> list[str]:
     """The opportunities of the scan's catalog, found without a database."""
-    from worker.scan_reference import reference_opportunities
+    from worker.devtools.reference import reference_opportunities
 
     return sorted(found.item_id for found in reference_opportunities(params, get_settings()))
 
@@ -285,7 +285,7 @@ def test_a_slice_walks_one_page_while_other_pages_wait_in_the_queue(
 def test_the_broker_says_whether_page_messages_wait(env: dict[str, str]) -> None:
     import redis
 
-    from worker.publisher import pages_waiting, publish_page, publish_recovered_page
+    from worker.celery_glue.publisher import pages_waiting, publish_page, publish_recovered_page
 
     redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushall()
     assert pages_waiting() is False

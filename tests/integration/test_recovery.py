@@ -17,10 +17,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint
-from worker import broker_ledger
-from worker import checkpoint_store as store
-from worker.page_message import PageMessage
-from worker.recovery import Cause, recover
+from worker.chain import ledger as broker_ledger
+from worker.chain.recovery import Cause, recover
+from worker.db import checkpoints as store
+from worker.domain.page_message import PageMessage
 
 
 def _scans(
@@ -123,7 +123,7 @@ def test_a_recoverer_skips_scans_another_recoverer_holds_and_publishes_nothing_f
 
 
 def _mark_published(message: PageMessage) -> None:
-    """The broker-ledger steps of worker.publisher around a publish."""
+    """The broker-ledger steps of worker.celery_glue.publisher around a publish."""
     broker_ledger.publishing(message)
     broker_ledger.sent(message)
 
@@ -297,7 +297,7 @@ def _popped_by_a_worker(message: PageMessage, seconds_ago: float) -> Iterator[No
     The consumer stays connected while the block runs: closing it gives the message back.
     """
     from worker.app import app
-    from worker.publisher import publish_page
+    from worker.celery_glue.publisher import publish_page
 
     publish_page(message)
     with app.connection_for_read() as connection:

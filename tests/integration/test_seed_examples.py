@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanStatus
 from tests.seed.guide import compiled, guide_imports
-from worker.local_state import DEFAULT_LOCAL_OPERATION_TYPE, DEFAULT_LOCAL_USER_ID
+from worker.state.local import DEFAULT_LOCAL_OPERATION_TYPE, DEFAULT_LOCAL_USER_ID
 
 CATALOG = [f"item-{n}" for n in range(350)]
 BASIC, RESUME, CLEANUP = (

@@ -10,9 +10,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity, ScanStatus
-from worker.checkpoint import METADATA_MAX_BYTES
+from worker.domain.checkpoint import METADATA_MAX_BYTES
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
-from worker.state_manager import StateManager, SyncStateManager
+from worker.state.manager import StateManager, SyncStateManager
 
 
 @pytest.fixture
@@ -261,7 +261,7 @@ def test_cleanup_deletes_only_old_terminal_rows_with_their_opportunities(
 
 
 def test_cleanup_works_in_bounded_batches(session: Session) -> None:
-    from worker import checkpoint_store as store
+    from worker.db import checkpoints as store
 
     scan_ids = [uuid.uuid4() for _ in range(7)]
     for scan_id in scan_ids:

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from worker.db import get_session
 from worker.errors import InvalidInput
-from worker.local_state import LocalCheckpointStore, LocalStateManager
-from worker.state_manager import StateManager
+from worker.state.local import LocalCheckpointStore, LocalStateManager
+from worker.state.manager import StateManager
 
 DMARKET_TOTAL_CAP = 10_000
 LISTED = 10_600
@@ -128,7 +128,7 @@ CHILD = textwrap.dedent(
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
     from worker.db import driver_url
-    from worker.state_manager import StateManager
+    from worker.state.manager import StateManager
 
     url, scan_id = sys.argv[1], uuid.UUID(sys.argv[2])
     manager = StateManager(Session(create_engine(driver_url(url))))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from worker.db import driver_url
-from worker.state_manager import StateManager
+from worker.state.manager import StateManager
 
 CHILD = textwrap.dedent(
     """
@@ -31,7 +31,7 @@ CHILD = textwrap.dedent(
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
     from worker.db import driver_url
-    from worker.state_manager import StateManager
+    from worker.state.manager import StateManager
 
     url, scan_id, marker = sys.argv[1], uuid.UUID(sys.argv[2]), Path(sys.argv[3])
     session = Session(create_engine(driver_url(url)))
@@ -80,7 +80,7 @@ MANY = textwrap.dedent(
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
     from worker.db import driver_url
-    from worker.state_manager import StateManager
+    from worker.state.manager import StateManager
 
     url, marker = sys.argv[1], Path(sys.argv[2])
     scans = [uuid.UUID(text) for text in sys.argv[3:]]
@@ -183,7 +183,7 @@ LOCKED = textwrap.dedent(
     from sqlalchemy.orm import Session
     from models import ScanCheckpoint
     from worker.db import driver_url
-    from worker.state_manager import StateManager
+    from worker.state.manager import StateManager
 
     url, scan_id, marker = sys.argv[1], uuid.UUID(sys.argv[2]), Path(sys.argv[3])
     session = Session(create_engine(driver_url(url)))

@@ -20,15 +20,15 @@ import redis
 
 from tests.fakes.telegram_server import FakeTelegram, RecordedCall, ScriptedReply
 from tests.support.scans import row
-from worker import scans
+from worker.chain import lifecycle as scans
+from worker.chain.runner import Outcome, PageContext, ScanProgress, run_page
 from worker.db import session_scope
-from worker.notifier import SENDER_THREAD_NAME, Notifier, TelegramNotifier, notifier_for
-from worker.page_message import PageMessage
-from worker.page_runner import Outcome, PageContext, ScanProgress, run_page
-from worker.progress_messages import ProgressMessages, completed_text
-from worker.scan_params import ScanParams
+from worker.domain.page_message import PageMessage
+from worker.domain.scan_params import ScanParams
+from worker.notify.messages import ProgressMessages, completed_text
+from worker.notify.notifier import SENDER_THREAD_NAME, Notifier, TelegramNotifier, notifier_for
+from worker.notify.telegram import TelegramClient
 from worker.settings import Settings, get_settings
-from worker.telegram import TelegramClient
 
 CHAT_ID = 424242
 FLUSH_SECONDS = 15.0
@@ -285,7 +285,7 @@ def test_a_slow_failing_telegram_never_slows_or_fails_the_caller(
     # Given a Telegram that takes 2 s to answer every call with a 500
     telegram.answer_everything_with(ScriptedReply.server_error(500, delay_seconds=2.0))
     notifier, scan_id = make_notifier(), uuid.uuid4()
-    caplog.set_level(logging.WARNING, logger="worker.notifier")
+    caplog.set_level(logging.WARNING, logger="worker.notify.notifier")
     # When a scan reports progress and a failure
     started = time.monotonic()
     notifier.progress(_progress(scan_id, 100))
@@ -310,7 +310,7 @@ def test_an_unreachable_telegram_never_fails_the_caller(
     with FakeTelegram() as gone:
         closed_url = gone.api_url
     notifier, scan_id = make_notifier(api_url=closed_url), uuid.uuid4()
-    caplog.set_level(logging.WARNING, logger="worker.notifier")
+    caplog.set_level(logging.WARNING, logger="worker.notify.notifier")
     # When a scan reports progress and completion
     started = time.monotonic()
     notifier.progress(_progress(scan_id, 100))

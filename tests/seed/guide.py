@@ -40,7 +40,9 @@ def compiled(title: str) -> types.CodeType:
 @contextmanager
 def guide_imports() -> Iterator[None]:
     """`src.utils.state_manager` and `src.utils.database` resolve to marketscan's modules."""
-    from worker import db, local_state, state_manager
+    from worker.db import engine as db
+    from worker.state import local as local_state
+    from worker.state import manager as state_manager
 
     facade = types.ModuleType("src.utils.state_manager")
     facade.__dict__.update(

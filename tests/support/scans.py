@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from worker.db import driver_url
-from worker.scan_params import ScanParams
-from worker.scan_reference import reference_opportunities
+from worker.devtools.reference import reference_opportunities
+from worker.domain.scan_params import ScanParams
 from worker.settings import Settings
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg2
 from sqlalchemy.engine import make_url
 
-from worker.embedded import EmbeddedPostgres, EmbeddedRedis
-from worker.migrate import upgrade
+from worker.db.migrate import upgrade
+from worker.devtools.embedded import EmbeddedPostgres, EmbeddedRedis
 
 
 def plain_url(url: str) -> str:

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from models.status import ScanStatus
-from worker.checkpoint import METADATA_MAX_BYTES, Checkpoint
-from worker.checkpoint_file import FORMAT_VERSION
+from worker.domain.checkpoint import METADATA_MAX_BYTES, Checkpoint
 from worker.errors import (
     CheckpointNotFound,
     CorruptCheckpoint,
@@ -25,7 +24,8 @@ from worker.errors import (
     InvalidInput,
     InvalidTransition,
 )
-from worker.local_state import (
+from worker.state.file_format import FORMAT_VERSION
+from worker.state.local import (
     DEFAULT_LOCAL_OPERATION_TYPE,
     DEFAULT_LOCAL_USER_ID,
     LocalCheckpointStore,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from models.status import ScanStatus
-from worker.checkpoint_file import TEMP_SUFFIX
-from worker.local_state import LocalCheckpointStore
+from worker.state.file_format import TEMP_SUFFIX
+from worker.state.local import LocalCheckpointStore
 
 REPO = Path(__file__).resolve().parents[2]
 BLOB = "x" * 60_000  # near the 64 KiB metadata bound, to widen each write's window
@@ -25,7 +25,7 @@ BLOB = "x" * 60_000  # near the 64 KiB metadata bound, to widen each write's win
 WRITER = textwrap.dedent(
     f"""
     import sys
-    from worker.local_state import LocalCheckpointStore
+    from worker.state.local import LocalCheckpointStore
 
     store = LocalCheckpointStore(sys.argv[1])
     scan_id = sys.argv[2]
@@ -116,7 +116,7 @@ SHUTDOWN = textwrap.dedent(
     """
     import asyncio, sys, time
     from pathlib import Path
-    from worker.local_state import LocalStateManager
+    from worker.state.local import LocalStateManager
 
     state_dir, scan_id, marker = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     manager = LocalStateManager(state_dir)
@@ -162,7 +162,7 @@ COMPLETER = textwrap.dedent(
     """
     import sys, time
     from worker.errors import InvalidTransition
-    from worker.local_state import LocalCheckpointStore
+    from worker.state.local import LocalCheckpointStore
 
     store = LocalCheckpointStore(sys.argv[1])
     print("ready", flush=True)
@@ -195,7 +195,7 @@ BUSY_SHUTDOWN = textwrap.dedent(
     f"""
     import sys
     from pathlib import Path
-    from worker.local_state import LocalStateManager
+    from worker.state.local import LocalStateManager
 
     state_dir, scan_id, marker = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     manager = LocalStateManager(state_dir)

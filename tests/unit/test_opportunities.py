@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from worker.domain.opportunities import LEVELS, evaluate, level_named
 from worker.errors import InvalidInput
 from worker.markets.base import Item
-from worker.opportunities import LEVELS, evaluate, level_named
 
 
 def _item(price: int, reference: int | None) -> Item:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from worker.page_message import PageMessage
+from worker.domain.page_message import PageMessage
 
 SCAN = uuid.UUID("1a2b3c4d-0000-4000-8000-000000000000")
 

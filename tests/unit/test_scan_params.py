@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidInput
-from worker.scan_params import ScanParams
 from worker.settings import Settings
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from worker import shutdown
+from worker.celery_glue import drain as shutdown
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
 from worker.markets import dmarket_auth, process_pool
 from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE, Item, Page
@@ -20,7 +20,7 @@ from worker.markets.dmarket_page import parse_page
 from worker.markets.rate_limit import RequestBudget
 
 if TYPE_CHECKING:
-    from worker.scan_params import ScanParams
+    from worker.domain.scan_params import ScanParams
     from worker.settings import Settings
 
 ITEMS_PATH = "/exchange/v1/market/items"

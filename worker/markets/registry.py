@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from worker.domain.scan_params import ScanParams
 from worker.markets.base import MarketSource
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions
-from worker.scan_params import ScanParams
 from worker.settings import Settings
 
 

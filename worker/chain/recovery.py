@@ -1,0 +1,227 @@
+"""Recovery: give orphaned chain scans a new lease token and publish the page they are due.
+
+Two clocks decide what is orphaned (DESIGN invariant 8), as in Temporal's heartbeat and
+schedule-to-start timeouts:
+
+- a page that runs holds a short heartbeat lease; once it lapses, its worker is dead
+  (`lease expired while running`), and at a worker's start its own previous life is
+  (`restart`);
+- a page that waits in the queue holds no lease and is alive however long it waits; it is
+  orphaned only if the broker lost its message (`broker lost the message`) or the worker
+  that took the message died before starting the page, which the broker ledger tells.
+
+Only rows the page chain runs are considered (DESIGN invariant 7). Reclaiming is a
+compare-and-set of the lease token on the row's whole fence, so concurrent recoverers never
+both win, and the old chain's messages are fenced off by the new token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from models import RUNNER_CHAIN, ScanCheckpoint, ScanStatus
+from worker.chain import ledger as broker_ledger
+from worker.db import rowcount
+from worker.domain.page_message import PageMessage
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[PageMessage], None]
+
+_rows = ScanCheckpoint
+_CHAIN_IN_PROGRESS = and_(
+    _rows.runner == RUNNER_CHAIN, _rows.status == ScanStatus.IN_PROGRESS.value
+)
+_RUNNING = _rows.queued_at.is_(None)
+_LEASE_LAPSED = or_(_rows.lease_expires_at.is_(None), _rows.lease_expires_at < func.now())
+
+
+class Cause(StrEnum):
+    LEASE_EXPIRED = "lease expired while running"
+    RESTART = "its worker restarted"
+    BROKER_LOST = "the broker lost the message"
+    TAKEN_BY_DEAD_WORKER = "its worker died before starting the page"
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    scan_id: uuid.UUID
+    old_owner: str | None
+    message: PageMessage
+    cause: Cause
+
+
+def recover(
+    session: Session,
+    publish: Publish,
+    queued_grace_seconds: float,
+    *,
+    own_hostname: str | None = None,
+    limit: int = 1000,
+) -> list[Reclaimed]:
+    """Reclaim orphaned chain scans, commit, then publish their due pages.
+
+    With `own_hostname`, also reclaims the pages that worker was running or had taken,
+    whatever their lease says. Otherwise a queued page younger than `queued_grace_seconds`
+    is left alone: its publish may still be on its way to the broker, or the worker that
+    took it may be about to start it.
+    """
+    # Queued pages first: a running page reclaimed below turns queued in this transaction.
+    reclaimed = _reclaim_queued(session, queued_grace_seconds, own_hostname, limit)
+    reclaimed += _reclaim_running(session, own_hostname, limit)
+    session.commit()
+    for item in reclaimed:
+        publish(item.message)
+        log.warning(
+            "recovered scan %s (%s) from owner %s at page %d offset %d",
+            item.scan_id,
+            item.cause.value,
+            item.old_owner,
+            item.message.page_seq,
+            item.message.page_offset,
+        )
+    return reclaimed
+
+
+def _reclaim_running(session: Session, own_hostname: str | None, limit: int) -> list[Reclaimed]:
+    orphaned = _LEASE_LAPSED
+    if own_hostname is not None:
+        orphaned = or_(orphaned, _rows.lease_owner == own_hostname)
+    rows = session.execute(
+        _FENCE_COLUMNS.where(_CHAIN_IN_PROGRESS, _RUNNING, orphaned)
+        .order_by(_rows.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    reclaimed = []
+    for row in rows:
+        restarted = own_hostname is not None and row.lease_owner == own_hostname
+        cause = Cause.RESTART if restarted else Cause.LEASE_EXPIRED
+        reclaimed.extend(_reclaim(session, row, cause, _RUNNING))
+    return reclaimed
+
+
+def _reclaim_queued(
+    session: Session, grace_seconds: float, own_hostname: str | None, limit: int
+) -> list[Reclaimed]:
+    """Queued pages the broker no longer holds, or that a dead worker took; in batches."""
+    grace = func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
+    settled = (_rows.queued_at < func.now() - grace).label("settled")
+    candidates = [_CHAIN_IN_PROGRESS, _rows.queued_at.is_not(None)]
+    if own_hostname is None:  # a restart looks at every queued page, for those it took
+        candidates.append(settled)
+    judge = _QueuedJudge(own_hostname, grace_seconds)
+    reclaimed: list[Reclaimed] = []
+    after_id = 0
+    while True:
+        rows = session.execute(
+            _FENCE_COLUMNS.add_columns(settled)
+            .where(*candidates, _rows.id > after_id)
+            .order_by(_rows.id)
+            .limit(limit)
+        ).all()
+        if not rows:
+            return reclaimed
+        after_id = rows[-1].id
+        messages = [_message_of(row) for row in rows]
+        for row, message, marker in zip(
+            rows, messages, broker_ledger.markers(messages), strict=True
+        ):
+            cause = judge.cause(row, message, marker)
+            if cause is not None:
+                still_queued = _rows.queued_at == row.queued_at
+                reclaimed.extend(_reclaim(session, row, cause, still_queued))
+
+
+class _QueuedJudge:
+    """Decides, from the broker's marker, whether a queued page is an orphan."""
+
+    def __init__(self, own_hostname: str | None, grace_seconds: float) -> None:
+        self._own_hostname = own_hostname
+        self._grace_seconds = grace_seconds
+        self._received: set[str] | None = None  # read once, and only if a page needs it
+
+    def cause(self, row: Any, message: PageMessage, marker: broker_ledger.Marker) -> Cause | None:
+        """Why the page is an orphan, or None while it is alive.
+
+        A restarting worker also reclaims, at once, what its previous life took, and what it
+        committed but did not get to publish (the row names it as the publisher).
+        """
+        mine = self._own_hostname is not None and row.lease_owner == self._own_hostname
+        state, taker = marker.state, marker.hostname
+        if state is broker_ledger.State.SENT and (row.settled or mine) and self._popped(message):
+            state = broker_ledger.State.TAKEN  # popped by a worker that never marked it
+            taker = row.lease_owner if mine else None
+        if state is broker_ledger.State.TAKEN:
+            if self._own_hostname is not None and taker == self._own_hostname:
+                return Cause.RESTART
+            return Cause.TAKEN_BY_DEAD_WORKER if row.settled else None
+        if state in (broker_ledger.State.LOST, broker_ledger.State.PENDING):
+            if mine:
+                return Cause.RESTART
+            # Never published (its publisher died) or published and lost: the same remedy.
+            return Cause.BROKER_LOST if row.settled else None
+        return None
+
+    def _popped(self, message: PageMessage) -> bool:
+        if self._received is None:
+            # Popped within the grace: a live worker may be about to mark it taken.
+            self._received = broker_ledger.received_fences(time.time() - self._grace_seconds)
+        return broker_ledger.fence_of(message) in self._received
+
+
+_FENCE_COLUMNS = select(
+    _rows.id,
+    _rows.scan_id,
+    _rows.lease_token,
+    _rows.lease_owner,
+    _rows.lease_expires_at,
+    _rows.queued_at,
+    _rows.page_seq,
+    _rows.page_offset,
+)
+
+
+def _message_of(row: Any) -> PageMessage:
+    return PageMessage(row.scan_id, row.lease_token, row.page_seq, row.page_offset)
+
+
+def _reclaim(session: Session, row: Any, cause: Cause, still: Any) -> list[Reclaimed]:
+    """Compare-and-set a new token on the row as it was read; [] if someone changed it."""
+    token = uuid.uuid4()
+    won = rowcount(
+        session.execute(
+            update(_rows)
+            .where(
+                _rows.id == row.id,
+                _rows.lease_token == row.lease_token,
+                _rows.page_seq == row.page_seq,
+                _rows.page_offset == row.page_offset,
+                _CHAIN_IN_PROGRESS,
+                still,
+            )
+            .values(
+                lease_token=token,
+                lease_owner=None,
+                lease_task_id=None,
+                lease_expires_at=None,
+                # Queued again: the page is published right after the commit.
+                queued_at=func.now(),
+                recoveries=_rows.recoveries + 1,
+                updated_at=func.now(),
+            )
+        )
+    )
+    if not won:
+        return []
+    message = PageMessage(row.scan_id, token, row.page_seq, row.page_offset)
+    return [Reclaimed(row.scan_id, row.lease_owner, message, cause)]

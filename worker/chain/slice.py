@@ -1,0 +1,110 @@
+"""A page task's time slice: the pages one delivery walks before it re-enqueues.
+
+A Celery hop costs more than a page's own commit, so a page task keeps walking its scan's
+next pages for up to `slice_ms` or `slice_pages`, whichever comes first. Each page still
+gets its own fenced commit, and the commit of page N claims page N+1 for the same delivery
+(worker.db.page_sql), so a page inside a slice costs one transaction. A slow market ends the
+slice after one page: its time is spent before a second page could start. So does a queue
+with other pages waiting: a slice holds a pool slot, and no scan should wait behind
+another's slice, so under a backlog a task walks one page, as without slices.
+
+While page N is judged and committed, the slice already fetches page N+1 (a prefetch):
+the market's wait overlaps the database's. The next page is published, as ever, only after
+the commit; a prefetch whose page is not walked (a drain, a pause, a part page) is
+abandoned, at the cost of one market request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from worker.domain.page_message import PageMessage
+from worker.markets.base import Page
+from worker.settings import Settings
+
+# A fetch told when to give up: the page, the failure text, or None if it gave up.
+Fetch = Callable[[Callable[[], bool]], Page | str | None]
+
+
+class PageSlice:
+    """The page a delivery holds now, and whether there is room for one more."""
+
+    def __init__(
+        self,
+        message: PageMessage,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._message = message
+        self._deadline = clock() + settings.slice_ms / 1000
+        self._pages_left = settings.slice_pages - 1
+        self._clock = clock
+        self._prefetch: _Prefetch | None = None
+        # Held while the fence moves (a commit that keeps the page), and by each heartbeat
+        # renewal, so a renewal never looks for a fence that is half-way to the next page.
+        self.lock = threading.Lock()
+
+    @property
+    def message(self) -> PageMessage:
+        """The page this delivery holds."""
+        return self._message
+
+    def has_room(self) -> bool:
+        """Whether the slice may walk one page after the current one."""
+        return self._pages_left > 0 and self._clock() < self._deadline
+
+    def advance(self) -> None:
+        """The current page committed and kept the scan running: hold the next one."""
+        self._message = self._message.at(self._message.page_seq + 1, 0)
+        self._pages_left -= 1
+
+    def prefetch(self, fetch: Fetch) -> None:
+        """Start fetching the next page in the background."""
+        self.abandon_prefetch()
+        self._prefetch = _Prefetch(fetch)
+
+    @property
+    def prefetching(self) -> bool:
+        return self._prefetch is not None
+
+    def prefetched(self) -> Page | str | None:
+        """The next page's fetch started by `prefetch`; raises what it raised."""
+        assert self._prefetch is not None, "no prefetch was started"
+        prefetch, self._prefetch = self._prefetch, None
+        return prefetch.result()
+
+    def abandon_prefetch(self) -> None:
+        """Let a started prefetch go: it stops at its next chance, its page unused."""
+        if self._prefetch is not None:
+            self._prefetch.abandon()
+            self._prefetch = None
+
+
+class _Prefetch:
+    """A fetch on a daemon thread: a market call never keeps a worker from exiting."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        self._abandoned = threading.Event()
+        self._done = threading.Event()
+        self._page: Page | str | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(fetch,), name="page-prefetch", daemon=True).start()
+
+    def _run(self, fetch: Fetch) -> None:
+        try:
+            self._page = fetch(self._abandoned.is_set)
+        except BaseException as exc:  # handed to the page's own thread by result()
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> Page | str | None:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._page
+
+    def abandon(self) -> None:
+        self._abandoned.set()

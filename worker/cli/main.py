@@ -1,0 +1,142 @@
+"""The `marketscan` command line: migrations, scans, recovery and cleanup."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from sqlalchemy.exc import DBAPIError
+
+from worker.cli.scan import scan
+from worker.cli.support import cli_session, emit_json, fail, handle_errors
+from worker.redaction import redacted
+
+
+@click.group()
+def main() -> None:
+    """marketscan: long marketplace scans on Celery workers, checkpointed in PostgreSQL."""
+
+
+@main.command()
+@handle_errors
+def migrate() -> None:
+    """Bring the database schema up to date (alembic upgrade head)."""
+    from worker.db.migrate import upgrade
+    from worker.settings import get_settings
+
+    try:
+        upgrade(get_settings().database_url)
+    except DBAPIError as exc:
+        fail(f"cannot migrate the database: {str(exc.orig).strip().splitlines()[0]}", 1)
+    click.echo("database schema is up to date")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def recover(as_json: bool) -> None:
+    """Republish every orphaned in-progress scan now (what beat does every few seconds)."""
+    from worker.celery_glue.publisher import publish_recovered_page
+    from worker.chain.recovery import recover as recover_scans
+    from worker.settings import get_settings
+
+    with cli_session() as session:
+        reclaimed = recover_scans(session, publish_recovered_page, get_settings().lease_seconds)
+    if as_json:
+        emit_json({"recovered": [str(item.scan_id) for item in reclaimed]})
+        return
+    for item in reclaimed:
+        click.echo(
+            f"recovered {item.scan_id} ({item.cause.value}; was "
+            f"{item.old_owner or 'unowned'}) at page {item.message.page_seq}"
+        )
+    click.echo(f"{len(reclaimed)} scans recovered")
+
+
+@main.command()
+@click.option("--days", type=click.IntRange(min=0), default=None, help="Retention in days.")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def cleanup(days: int | None, dry_run: bool, as_json: bool) -> None:
+    """Delete completed, failed and cancelled scans older than the retention."""
+    from worker.db.checkpoints import cleanup_old_checkpoints, count_old_checkpoints
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    retention = settings.retention_days if days is None else days
+    with cli_session() as session:
+        if dry_run:
+            count = count_old_checkpoints(session, retention)
+        else:
+            count = cleanup_old_checkpoints(session, retention, settings.cleanup_batch_size)
+    if as_json:
+        emit_json(
+            {
+                "days": retention,
+                "dry_run": dry_run,
+                "deleted": 0 if dry_run else count,
+                "matched": count,
+            }
+        )
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        click.echo(f"{verb} {count} terminal scans older than {retention} days")
+
+
+@main.command()
+@click.option("--dir", "directory", default=".marketscan", show_default=True,
+              help="Where the embedded servers keep their data.")  # fmt: skip
+@handle_errors
+def dev(directory: str) -> None:
+    """Run everything locally: embedded PostgreSQL and Redis, a worker, beat and Flower."""
+    from pathlib import Path
+
+    from worker.devtools.devstack import dev_stack, flower_credentials, stop_on_signals
+
+    stop_on_signals()
+    with dev_stack(Path(directory).resolve()) as stack:
+        port, basic_auth = flower_credentials()
+        click.echo(f"DATABASE_URL={redacted(stack.services.database_url)}")
+        click.echo(f"CELERY_BROKER_URL={redacted(stack.services.broker_url)}")
+        stack.worker()
+        stack.beat()
+        stack.flower(port, basic_auth)
+        user, password = basic_auth.split(":", 1)
+        click.echo(f"Flower: http://127.0.0.1:{port}  (user {user}, password {password})")
+        click.echo("Press Ctrl-C to stop everything.")
+        try:
+            while all(c.process and c.process.poll() is None for c in stack.children):
+                time.sleep(0.5)
+            fail("a child process exited; stopping the stack", 1)
+        except KeyboardInterrupt:
+            click.echo("stopping...")
+
+
+@main.command()
+@handle_errors
+def demo() -> None:
+    """Scan a simulated market, SIGKILL the worker midway, and watch the scan resume."""
+    from rich.console import Console
+
+    from worker.devtools.demo import run_demo
+
+    if not run_demo(Console()):
+        fail("the demo scan's results differ from an uninterrupted run", 1)
+
+
+main.add_command(scan)
+
+
+def run() -> None:
+    """The console script: click's usage errors become one line, like every other error."""
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("aborted", 130)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,189 @@
+"""The client for apps (a bot, a web backend): start, read, steer and follow scans.
+
+The one way in: the `marketscan` CLI calls these functions too, so both validate alike.
+Configuration (database, broker, fee, levels) comes from the environment, as for the
+worker. For asyncio code, worker.client.async_client has the same functions as coroutines.
+
+    scan_id = client.start("csgo", level="standard", user_id=42)
+    for checkpoint in client.progress(scan_id):
+        print(checkpoint.processed_items, checkpoint.total_items)
+    print(client.results(scan_id, top=5))
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from models import TERMINAL_STATUSES
+from worker.domain.checkpoint import Checkpoint, scan_id_of
+from worker.domain.scan_params import DEFAULT_USER_ID, ScanParams
+from worker.errors import InvalidInput, ServiceUnavailable
+from worker.markets.base import MAX_PAGE_SIZE
+from worker.redaction import redacted
+from worker.settings import get_settings
+
+PROGRESS_POLL_SECONDS = 0.5
+BROKER_TIMEOUT_SECONDS = 3.0
+
+
+def start(
+    game: str,
+    *,
+    market: str = "simulated",
+    level: str = "standard",
+    min_price_cents: int | None = None,
+    max_price_cents: int | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+    user_id: int = DEFAULT_USER_ID,
+    metadata: dict[str, Any] | None = None,
+    market_options: dict[str, Any] | None = None,
+    scan_id: uuid.UUID | str | None = None,
+) -> uuid.UUID:
+    """Store a scan and publish its first page; returns its scan_id once both are done.
+
+    With `scan_id`, starting again is harmless: the existing scan is returned (and its
+    chain made sure of), so a retry after a timeout never makes a second scan.
+    """
+    from worker.celery_glue.publisher import publish_page
+    from worker.chain.lifecycle import start_scan
+    from worker.markets.registry import check_market_options
+
+    settings = get_settings()
+    params = ScanParams(
+        game=game,
+        market=market,
+        level=level,
+        min_price_cents=min_price_cents,
+        max_price_cents=max_price_cents,
+        page_size=page_size,
+        user_id=user_id,
+        metadata=dict(metadata or {}),
+        market_options=dict(market_options or {}),
+    )
+    # Everything about the request is checked before anything is stored or published.
+    check_market_options(params, settings)
+    params.configured(settings)
+    wanted = None if scan_id is None else scan_id_of(scan_id)
+    require_broker()
+    with session() as opened:
+        return start_scan(opened, params, settings, publish_page, wanted)
+
+
+def status(scan_id: uuid.UUID | str) -> Checkpoint:
+    """The scan's checkpoint; CheckpointNotFound if there is no such scan."""
+    from worker.db.scan_queries import scan_status
+
+    with session() as opened:
+        return scan_status(opened, scan_id)
+
+
+def results(scan_id: uuid.UUID | str, top: int = 20) -> list[dict[str, Any]]:
+    """The scan's best `top` opportunities by profit percent, prices in integer cents."""
+    from worker.db.scan_queries import top_opportunities
+
+    with session() as opened:
+        return top_opportunities(opened, scan_id, top)
+
+
+def pause(scan_id: uuid.UUID | str) -> Checkpoint:
+    """Pause a running scan at its next item; every committed item is kept."""
+    from worker.chain.lifecycle import pause_scan
+
+    with session() as opened:
+        return pause_scan(opened, scan_id)
+
+
+def resume(scan_id: uuid.UUID | str) -> Checkpoint:
+    """Resume a paused or failed scan from its checkpoint."""
+    from worker.celery_glue.publisher import publish_page
+    from worker.chain.lifecycle import resume_scan
+
+    require_broker()
+    with session() as opened:
+        return resume_scan(opened, scan_id, get_settings(), publish_page)
+
+
+def cancel(scan_id: uuid.UUID | str) -> Checkpoint:
+    """Cancel a scan for good."""
+    from worker.chain.lifecycle import cancel_scan
+
+    with session() as opened:
+        return cancel_scan(opened, scan_id)
+
+
+def progress(
+    scan_id: uuid.UUID | str, poll_seconds: float = PROGRESS_POLL_SECONDS
+) -> Iterator[Checkpoint]:
+    """The scan's checkpoint now and at every change, ending with its terminal state.
+
+    A paused scan is not terminal: the iterator waits for it to be resumed or cancelled.
+    """
+    check_poll_seconds(poll_seconds)
+    last: tuple[object, ...] | None = None
+    while True:
+        checkpoint = status(scan_id)
+        seen = progress_key(checkpoint)
+        if seen != last:
+            last = seen
+            yield checkpoint
+        if is_terminal(checkpoint):
+            return
+        time.sleep(poll_seconds)
+
+
+def check_poll_seconds(poll_seconds: object) -> None:
+    if (
+        isinstance(poll_seconds, bool)
+        or not isinstance(poll_seconds, int | float)
+        or not poll_seconds > 0
+    ):
+        raise InvalidInput(f"poll_seconds must be a positive number, got {poll_seconds!r}")
+
+
+def progress_key(checkpoint: Checkpoint) -> tuple[object, ...]:
+    """What makes an update worth reporting: state and counts."""
+    return (
+        checkpoint.status,
+        checkpoint.processed_items,
+        checkpoint.total_items,
+        checkpoint.total_is_lower_bound,
+    )
+
+
+def is_terminal(checkpoint: Checkpoint) -> bool:
+    return checkpoint.status in TERMINAL_STATUSES
+
+
+def require_broker() -> None:
+    """ServiceUnavailable unless the broker answers: a scan is never stored unpublishable."""
+    from worker.app import app
+
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
+    except Exception as exc:  # kombu raises several kinds; all mean "not reachable"
+        raise ServiceUnavailable(
+            redacted(f"the broker at {app.conf.broker_url} is unreachable: {exc}")
+        ) from None
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    """A session whose database failures become one ServiceUnavailable naming the problem."""
+    from worker.db import session_scope
+
+    try:
+        with session_scope() as opened:
+            yield opened
+    except DBAPIError as exc:
+        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ServiceUnavailable(
+            redacted(f"the database is unreachable or refused the request: {first_line}")
+        ) from None

@@ -1,0 +1,240 @@
+"""Checkpoint operations on a sync SQLAlchemy session: the one implementation behind StateManager.
+
+Every function validates first, then changes rows with a guarded statement; a guard that
+matches no row is diagnosed and raised, never ignored. Callers own the transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import case, delete, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from models import ACTIVE_STATUSES, RUNNER_CHAIN, TERMINAL_STATUSES, ScanCheckpoint, ScanStatus
+from worker.db import rowcount
+from worker.domain import checkpoint as v
+from worker.domain.checkpoint import Checkpoint
+from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
+
+_ACTIVE = [status.value for status in ACTIVE_STATUSES]
+_TERMINAL = [status.value for status in TERMINAL_STATUSES]
+
+
+def create_checkpoint(
+    session: Session,
+    scan_id: uuid.UUID | str,
+    user_id: int,
+    operation_type: str,
+    metadata: dict[str, Any] | None = None,
+    total_items: int | None = None,
+    params: dict[str, Any] | None = None,
+    lease_token: uuid.UUID | None = None,
+    total_is_lower_bound: bool = False,
+) -> Checkpoint:
+    """Insert a new in-progress checkpoint; a scan_id that exists already is DuplicateScan.
+
+    `total_is_lower_bound`: the market's total is capped (DMarket's stops at 10,000), so
+    later saves may count past it; the total then grows with the count.
+
+    `lease_token` is for scan chains: the first page's fence. A row made with one is run by
+    the page chain (its first page queued, to be published right after the commit); a row
+    made without one belongs to the caller's own loop, and chain recovery never touches it.
+    """
+    scan = v.scan_id_of(scan_id)
+    values = {
+        "scan_id": scan,
+        "user_id": v.user_id_of(user_id),
+        "operation_type": v.operation_type_of(operation_type),
+        "meta": v.metadata_of(metadata),
+        "total_items": v.count_of("total_items", total_items, optional=True),
+        "total_is_lower_bound": v.lower_bound_of(total_is_lower_bound),
+        "params": params,
+        "lease_token": lease_token,
+        "status": ScanStatus.IN_PROGRESS.value,
+    }
+    if lease_token is not None:
+        values["runner"] = RUNNER_CHAIN
+        values["queued_at"] = func.now()
+    inserted = session.execute(
+        insert(ScanCheckpoint)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["scan_id"])
+        .returning(ScanCheckpoint)
+    ).scalar_one_or_none()
+    if inserted is None:
+        raise DuplicateScan(f"a checkpoint with scan_id {scan} already exists")
+    return Checkpoint.from_row(inserted)
+
+
+def save_checkpoint(
+    session: Session,
+    scan_id: uuid.UUID | str,
+    cursor: str | None,
+    processed_items: int,
+    total_items: int | None = None,
+    metadata: dict[str, Any] | None = None,
+    total_is_lower_bound: bool = False,
+) -> Checkpoint:
+    """Record progress of an active scan; `metadata` is merged into the stored object.
+
+    The count may pass the total only if the total is a lower bound: marked so by this
+    call or an earlier one (the mark stays), and then the total grows with the count.
+    """
+    scan = v.scan_id_of(scan_id)
+    lower_bound = v.lower_bound_of(total_is_lower_bound)
+    processed = v.count_of("processed_items", processed_items)
+    assert processed is not None
+    total = v.count_of("total_items", total_items, optional=True)
+    values: dict[str, Any] = {
+        "cursor": v.cursor_of(cursor),
+        "processed_items": processed,
+        "timestamp": func.now(),
+        "updated_at": func.now(),
+    }
+    # The same rule as the page commit's (worker.domain.progress.merged_total), on the row.
+    is_lower_bound = or_(ScanCheckpoint.total_is_lower_bound, literal(lower_bound))
+    reported = ScanCheckpoint.total_items if total is None else literal(total)
+    values["total_is_lower_bound"] = is_lower_bound
+    values["total_items"] = case(
+        (reported.is_(None), None),
+        (is_lower_bound, func.greatest(reported, processed)),
+        else_=reported,
+    )
+    if metadata is not None:
+        values["meta"] = ScanCheckpoint.meta.op("||")(v.metadata_of(metadata))
+    guard = [
+        ScanCheckpoint.scan_id == scan,
+        ScanCheckpoint.status.in_(_ACTIVE),
+        or_(is_lower_bound, reported.is_(None), reported >= processed),
+    ]
+    saved = session.execute(
+        update(ScanCheckpoint).where(*guard).values(**values).returning(ScanCheckpoint)
+    ).scalar_one_or_none()
+    if saved is None:
+        current = _require(session, scan)
+        if current.status in _ACTIVE:
+            raise InvalidInput(
+                v.exceeds_total_message(processed, current.total_items if total is None else total)
+            )
+        raise InvalidTransition(
+            f"scan {scan} is {current.status}; only an in_progress or paused scan takes checkpoints"
+        )
+    _check_metadata_size(saved)
+    return Checkpoint.from_row(saved)
+
+
+def load_checkpoint(session: Session, scan_id: uuid.UUID | str) -> Checkpoint | None:
+    """The checkpoint of `scan_id`, or None if there is none."""
+    row = session.scalars(
+        select(ScanCheckpoint).where(ScanCheckpoint.scan_id == v.scan_id_of(scan_id))
+    ).one_or_none()
+    return None if row is None else Checkpoint.from_row(row)
+
+
+def get_active_checkpoints(
+    session: Session, user_id: int | None = None, operation_type: str | None = None
+) -> list[Checkpoint]:
+    """In-progress and paused checkpoints, newest first, optionally of one user or operation."""
+    query = select(ScanCheckpoint).where(ScanCheckpoint.status.in_(_ACTIVE))
+    if user_id is not None:
+        query = query.where(ScanCheckpoint.user_id == v.user_id_of(user_id))
+    if operation_type is not None:
+        query = query.where(ScanCheckpoint.operation_type == v.operation_type_of(operation_type))
+    query = query.order_by(ScanCheckpoint.timestamp.desc(), ScanCheckpoint.id.desc())
+    return [Checkpoint.from_row(row) for row in session.scalars(query)]
+
+
+def mark_checkpoint_completed(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
+    return _finish(session, v.scan_id_of(scan_id), ScanStatus.COMPLETED, None)
+
+
+def mark_checkpoint_failed(
+    session: Session, scan_id: uuid.UUID | str, error_message: str
+) -> Checkpoint:
+    if not isinstance(error_message, str) or not error_message.strip():
+        raise InvalidInput(f"error_message must be a non-empty string, got {error_message!r}")
+    return _finish(session, v.scan_id_of(scan_id), ScanStatus.FAILED, error_message)
+
+
+def _finish(
+    session: Session, scan: uuid.UUID, status: ScanStatus, error_message: str | None
+) -> Checkpoint:
+    # Clearing the lease token fences off every page message still in flight.
+    finished = session.execute(
+        update(ScanCheckpoint)
+        .where(ScanCheckpoint.scan_id == scan, ScanCheckpoint.status.in_(_ACTIVE))
+        .values(
+            status=status.value,
+            error_message=error_message,
+            lease_token=None,
+            lease_owner=None,
+            lease_task_id=None,
+            lease_expires_at=None,
+            queued_at=None,
+            updated_at=func.now(),
+        )
+        .returning(ScanCheckpoint)
+    ).scalar_one_or_none()
+    if finished is None:
+        current = _require(session, scan)
+        raise InvalidTransition(
+            f"scan {scan} is {current.status}; only an in_progress or paused scan can become "
+            f"{status.value}"
+        )
+    return Checkpoint.from_row(finished)
+
+
+def cleanup_old_checkpoints(session: Session, days: int = 7, batch_size: int = 1000) -> int:
+    """Delete terminal checkpoints untouched for `days` days, committing every `batch_size` rows.
+
+    Opportunities go with their scan (ON DELETE CASCADE). Batches keep each lock short;
+    SKIP LOCKED lets a scan being resumed right now keep its row.
+    """
+    cutoff = func.now() - func.make_interval(0, 0, 0, v.days_of(days))
+    doomed = (
+        select(ScanCheckpoint.id)
+        .where(ScanCheckpoint.status.in_(_TERMINAL), ScanCheckpoint.updated_at < cutoff)
+        .order_by(ScanCheckpoint.id)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    deleted_total = 0
+    while True:
+        deleted = rowcount(
+            session.execute(delete(ScanCheckpoint).where(ScanCheckpoint.id.in_(doomed)))
+        )
+        session.commit()
+        deleted_total += deleted
+        if deleted < batch_size:
+            return deleted_total
+
+
+def count_old_checkpoints(session: Session, days: int = 7) -> int:
+    """How many rows `cleanup_old_checkpoints(days)` would delete now."""
+    cutoff = func.now() - func.make_interval(0, 0, 0, v.days_of(days))
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(ScanCheckpoint)
+            .where(ScanCheckpoint.status.in_(_TERMINAL), ScanCheckpoint.updated_at < cutoff)
+        )
+        or 0
+    )
+
+
+def _require(session: Session, scan: uuid.UUID) -> ScanCheckpoint:
+    row = session.scalars(
+        select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan)
+    ).one_or_none()
+    if row is None:
+        raise CheckpointNotFound(f"no checkpoint with scan_id {scan}")
+    return row
+
+
+def _check_metadata_size(row: ScanCheckpoint) -> None:
+    # Merging can grow metadata past the bound even when each part is within it.
+    v.metadata_of(row.meta)

@@ -1,0 +1,227 @@
+"""Fenced reads and writes of a scan's row by its page tasks.
+
+Every statement matches on (scan_id, lease_token, page_seq, page_offset): a message that
+no longer matches the row is stale and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from worker.db import page_sql, rowcount
+from worker.domain.opportunities import Opportunity
+from worker.domain.page_message import PageMessage
+
+
+@dataclass(frozen=True)
+class ClaimedPage:
+    """What a page task needs from the row it just claimed."""
+
+    cursor: str | None
+    params: dict[str, Any]
+    processed_items: int
+    total_items: int | None
+    deliveries: int
+    user_id: int
+    # Where the row stands: the message's own position, or a later page of the slice that
+    # this delivery walked on to before its worker died.
+    page_seq: int
+    page_offset: int
+    total_is_lower_bound: bool = False
+    # The listings of this page judged by its earlier, committed parts.
+    judged_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """What a page task commits: how far it got and what it found."""
+
+    items_done: int
+    page_complete: bool
+    next_cursor: str | None
+    total_items: int | None
+    opportunities: tuple[Opportunity, ...]
+    skipped: int = 0
+    total_is_lower_bound: bool = False
+    # The ids of the listings judged by this part of the page, in order.
+    judged_ids: tuple[str, ...] = ()
+
+    @property
+    def final(self) -> bool:
+        return self.page_complete and self.next_cursor is None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The delivery that keeps a scan running past a commit, and for how long."""
+
+    task_id: str
+    seconds: float
+
+
+class PageStore(Protocol):
+    """The fenced reads and writes of a page's row: this module, on PostgreSQL."""
+
+    def claim(
+        self,
+        session: Session,
+        message: PageMessage,
+        owner: str,
+        task_id: str,
+        lease_seconds: float,
+        *,
+        count_delivery: bool = True,
+    ) -> ClaimedPage | None: ...
+
+    def renew(
+        self, session: Session, message: PageMessage, task_id: str, lease_seconds: float
+    ) -> bool: ...
+
+    def release(self, session: Session, message: PageMessage, task_id: str) -> bool: ...
+
+    def commit_page(
+        self,
+        session: Session,
+        message: PageMessage,
+        result: PageResult,
+        *,
+        keep: Lease | None = None,
+    ) -> str | None: ...
+
+    def fail(self, session: Session, message: PageMessage, error_message: str) -> bool: ...
+
+    def current_status(self, session: Session, message: PageMessage) -> str | None: ...
+
+
+def _fenced(message: PageMessage, **values: Any) -> dict[str, Any]:
+    return {
+        "fence_scan_id": message.scan_id,
+        "fence_lease_token": message.lease_token,
+        "fence_page_seq": message.page_seq,
+        "fence_page_offset": message.page_offset,
+        **values,
+    }
+
+
+def claim(
+    session: Session,
+    message: PageMessage,
+    owner: str,
+    task_id: str,
+    lease_seconds: float,
+    *,
+    count_delivery: bool = True,
+) -> ClaimedPage | None:
+    """Take the page's heartbeat lease; None if the message is stale or a copy of a live one.
+
+    `count_delivery` is False for a retry of a delivery that returned (a database outage):
+    only deliveries that started the page and never came back count toward the poison limit.
+    """
+    connection = session.connection()
+    connection.execute(page_sql.RELAXED_COMMIT)
+    row = connection.execute(
+        page_sql.CLAIM,
+        _fenced(
+            message,
+            owner=owner,
+            task_id=task_id,
+            lease_seconds=lease_seconds,
+            delivery_increment=1 if count_delivery else 0,
+        ),
+    ).one_or_none()
+    if row is None:
+        return None
+    return ClaimedPage(
+        cursor=row.cursor,
+        params=row.params or {},
+        processed_items=row.processed_items,
+        total_items=row.total_items,
+        deliveries=row.page_deliveries,
+        user_id=row.user_id,
+        total_is_lower_bound=row.total_is_lower_bound,
+        judged_ids=frozenset(row.page_judged_ids),
+        page_seq=row.page_seq,
+        page_offset=row.page_offset,
+    )
+
+
+def renew(session: Session, message: PageMessage, task_id: str, lease_seconds: float) -> bool:
+    """Extend the running page's lease; False if the page is no longer this delivery's."""
+    connection = session.connection()
+    connection.execute(page_sql.RELAXED_COMMIT)
+    result = connection.execute(
+        page_sql.RENEW, _fenced(message, task_id=task_id, lease_seconds=lease_seconds)
+    )
+    return bool(rowcount(result))
+
+
+def release(session: Session, message: PageMessage, task_id: str) -> bool:
+    """Return the page to the queue uncommitted (the caller republishes it); False if stale."""
+    result = session.connection().execute(page_sql.RELEASE, _fenced(message, task_id=task_id))
+    return bool(rowcount(result))
+
+
+def commit_page(
+    session: Session,
+    message: PageMessage,
+    result: PageResult,
+    *,
+    keep: Lease | None = None,
+) -> str | None:
+    """Write the page's progress and opportunities; the row's status after, or None if stale.
+
+    With `keep`, a whole page that is not the last leaves the scan running under `keep`'s
+    delivery, claimed for its next page; otherwise the next page is queued.
+    """
+    if keep is not None and not result.page_complete:
+        raise ValueError("only a whole page can keep the scan running")
+    if result.final:
+        statement = page_sql.COMMIT_LAST
+    elif result.page_complete:
+        statement = page_sql.COMMIT_PAGE
+    else:
+        statement = page_sql.COMMIT_PART
+    connection = session.connection()
+    status = connection.execute(
+        statement,
+        _fenced(
+            message,
+            items_done=result.items_done,
+            skipped=result.skipped,
+            page_total=result.total_items,
+            page_total_is_lower_bound=result.total_is_lower_bound,
+            judged_ids=list(result.judged_ids),
+            next_cursor=result.next_cursor,
+            new_offset=message.page_offset + result.items_done,
+            keep_running=keep is not None and not result.final,
+            task_id=None if keep is None else keep.task_id,
+            lease_seconds=0 if keep is None else keep.seconds,
+        ),
+    ).scalar_one_or_none()
+    if status is None:
+        return None
+    if result.opportunities:
+        columns = {
+            name: [getattr(found, name) for found in result.opportunities]
+            for name, _ in page_sql.OPPORTUNITY_ARRAYS
+        }
+        connection.execute(
+            page_sql.INSERT_FOUND,
+            {"scan_id": message.scan_id, "page_seq": message.page_seq, **columns},
+        )
+    return str(status)
+
+
+def fail(session: Session, message: PageMessage, error_message: str) -> bool:
+    """Mark the scan failed if this message still holds it; the checkpoint stays resumable."""
+    result = session.connection().execute(page_sql.FAIL, _fenced(message, reason=error_message))
+    return bool(rowcount(result))
+
+
+def current_status(session: Session, message: PageMessage) -> str | None:
+    """The row's status if this message still holds the scan, else None."""
+    status = session.connection().execute(page_sql.STATUS, _fenced(message)).scalar_one_or_none()
+    return None if status is None else str(status)

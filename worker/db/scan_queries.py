@@ -1,0 +1,78 @@
+"""Read-only questions users ask about scans: one, many, and what they found."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import ScanCheckpoint, ScanOpportunity, ScanStatus
+from worker.domain.checkpoint import Checkpoint, scan_id_of, user_id_of
+from worker.errors import CheckpointNotFound, InvalidInput
+
+LIST_LIMIT = 200
+
+
+def scan_status(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
+    scan = scan_id_of(scan_id)
+    row = session.scalars(select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan)).first()
+    if row is None:
+        raise CheckpointNotFound(f"no scan with scan_id {scan}")
+    return Checkpoint.from_row(row)
+
+
+def list_scans(
+    session: Session, status: str | None = None, user_id: int | None = None
+) -> list[Checkpoint]:
+    """The newest scans first, at most LIST_LIMIT of them."""
+    query = select(ScanCheckpoint)
+    if status is not None:
+        allowed = [s.value for s in ScanStatus]
+        if status not in allowed:
+            raise InvalidInput(f"status must be one of {', '.join(allowed)}, got {status!r}")
+        query = query.where(ScanCheckpoint.status == status)
+    if user_id is not None:
+        query = query.where(ScanCheckpoint.user_id == user_id_of(user_id))
+    query = query.order_by(ScanCheckpoint.created_at.desc(), ScanCheckpoint.id.desc())
+    return [Checkpoint.from_row(row) for row in session.scalars(query.limit(LIST_LIMIT))]
+
+
+def top_opportunities(
+    session: Session, scan_id: uuid.UUID | str, top: int = 20
+) -> list[dict[str, Any]]:
+    """The scan's best opportunities by profit percent; CheckpointNotFound for an unknown scan."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise InvalidInput(f"top must be a positive integer, got {top!r}")
+    scan = scan_status(session, scan_id).scan_id
+    rows = session.scalars(
+        select(ScanOpportunity)
+        .where(ScanOpportunity.scan_id == scan)
+        .order_by(ScanOpportunity.profit_percent.desc(), ScanOpportunity.item_id)
+        .limit(top)
+    )
+    return [
+        {
+            "item_id": row.item_id,
+            "title": row.title,
+            "price_cents": row.price_cents,
+            "reference_price_cents": row.reference_price_cents,
+            "fee_cents": row.fee_cents,
+            "profit_cents": row.profit_cents,
+            "profit_percent": row.profit_percent,
+            "page_seq": row.page_seq,
+        }
+        for row in rows
+    ]
+
+
+def opportunity_count(session: Session, scan_id: uuid.UUID) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(ScanOpportunity)
+            .where(ScanOpportunity.scan_id == scan_id)
+        )
+        or 0
+    )

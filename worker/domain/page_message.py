@@ -1,0 +1,49 @@
+"""The arguments of a page task: which scan, which chain, which position."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from worker.domain.checkpoint import scan_id_of
+from worker.errors import InvalidInput
+
+PAGE_TASK = "marketscan.scan.page"
+
+
+@dataclass(frozen=True)
+class PageMessage:
+    """A hint that page `page_seq` (from item `page_offset`) of a scan is due.
+
+    The four fields are the fence: a commit only lands if the row still holds all of them.
+    """
+
+    scan_id: uuid.UUID
+    lease_token: uuid.UUID
+    page_seq: int
+    page_offset: int
+
+    @classmethod
+    def from_args(
+        cls, scan_id: object, lease_token: object, page_seq: object, page_offset: object
+    ) -> PageMessage:
+        try:
+            token = uuid.UUID(str(lease_token))
+        except ValueError:
+            raise InvalidInput(f"lease_token must be a UUID, got {lease_token!r}") from None
+        for name, value in (("page_seq", page_seq), ("page_offset", page_offset)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInput(f"{name} must be a non-negative integer, got {value!r}")
+        assert isinstance(page_seq, int) and isinstance(page_offset, int)
+        return cls(scan_id_of(scan_id), token, page_seq, page_offset)
+
+    def as_args(self) -> tuple[str, str, int, int]:
+        return (str(self.scan_id), str(self.lease_token), self.page_seq, self.page_offset)
+
+    def label(self) -> str:
+        """How the page shows in Flower's task list: its scan, its page, where in the page."""
+        offset = f" from item {self.page_offset}" if self.page_offset else ""
+        return f"scan {self.scan_id} page {self.page_seq}{offset}"
+
+    def at(self, page_seq: int, page_offset: int) -> PageMessage:
+        return PageMessage(self.scan_id, self.lease_token, page_seq, page_offset)

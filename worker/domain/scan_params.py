@@ -1,0 +1,164 @@
+"""The parameters of a scan: validated once at start, stored in the row, read by every page."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from worker.domain.checkpoint import (
+    finite_number_of,
+    metadata_of,
+    operation_type_of,
+    price_cents_of,
+    user_id_of,
+)
+from worker.domain.opportunities import Level, Opportunity, evaluate, level_named
+from worker.errors import InvalidInput
+from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE, Item
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
+MARKETS = ("simulated", "dmarket")
+DEFAULT_USER_ID = 0
+PARAMS_VERSION = 1
+# Frozen from the worker's configuration when a scan starts; a request may not set them.
+CONFIGURED_FIELDS = {"fee": "MARKETSCAN_FEE", "level_rule": "MARKETSCAN_LEVELS"}
+
+
+@dataclass(frozen=True)
+class ScanParams:
+    """Everything a page task needs to continue a scan exactly as it began."""
+
+    game: str
+    market: str = "simulated"
+    level: str = "standard"
+    min_price_cents: int | None = None
+    max_price_cents: int | None = None
+    page_size: int = MAX_PAGE_SIZE
+    user_id: int = DEFAULT_USER_ID
+    operation_type: str = "market_scan"
+    fee: float = 0.07
+    metadata: dict[str, Any] = field(default_factory=dict)
+    market_options: dict[str, Any] = field(default_factory=dict)
+    # The level's band and minimum profit as configured when the scan started; None only in
+    # rows stored before levels were configuration (they use the default levels).
+    level_rule: Level | None = None
+
+    def __post_init__(self) -> None:
+        if self.game not in GAME_IDS:
+            raise InvalidInput(f"game must be one of {', '.join(GAME_IDS)}, got {self.game!r}")
+        if self.market not in MARKETS:
+            raise InvalidInput(f"market must be one of {', '.join(MARKETS)}, got {self.market!r}")
+        self._check_level()
+        for name in ("min_price_cents", "max_price_cents"):
+            price_cents_of(name, getattr(self, name))
+        if (
+            self.min_price_cents is not None
+            and self.max_price_cents is not None
+            and self.min_price_cents > self.max_price_cents
+        ):
+            raise InvalidInput(
+                f"min price ({self.min_price_cents} cents) must not exceed max price "
+                f"({self.max_price_cents} cents)"
+            )
+        if (
+            isinstance(self.page_size, bool)
+            or not isinstance(self.page_size, int)
+            or not 1 <= self.page_size <= MAX_PAGE_SIZE
+        ):
+            raise InvalidInput(
+                f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {self.page_size!r}"
+            )
+        user_id_of(self.user_id)
+        operation_type_of(self.operation_type)
+        finite_number_of("fee", self.fee, minimum=0, below=1)
+        object.__setattr__(self, "metadata", metadata_of(self.metadata))
+        if not isinstance(self.market_options, dict):
+            raise InvalidInput("market_options must be an object of KEY: VALUE")
+        # Market-specific options are checked by the market itself (worker.markets.registry).
+
+    def _check_level(self) -> None:
+        if not isinstance(self.level, str) or not self.level:
+            raise InvalidInput(f"level must be a level's name, got {self.level!r}")
+        rule = self.level_rule
+        if isinstance(rule, dict):
+            try:
+                rule = Level(**rule)
+            except TypeError:
+                raise InvalidInput(
+                    "level_rule must be an object of name, min_price_cents, max_price_cents "
+                    f"and min_profit, got {rule!r}"
+                ) from None
+            object.__setattr__(self, "level_rule", rule)
+        if rule is not None and (not isinstance(rule, Level) or rule.name != self.level):
+            raise InvalidInput(f"level_rule must be the rule of level {self.level!r}, got {rule!r}")
+
+    def configured(self, settings: Settings) -> ScanParams:
+        """These params with the worker's fee and level rule frozen in, as every start does."""
+        return replace(self, fee=settings.fee, level_rule=level_named(self.level, settings.levels))
+
+    def same_request(self, other: ScanParams) -> bool:
+        """Whether `other` asks for the same scan, whatever the configuration froze in."""
+        return replace(self, fee=other.fee, level_rule=other.level_rule) == other
+
+    @property
+    def rule(self) -> Level:
+        return self.level_rule if self.level_rule is not None else level_named(self.level)
+
+    @property
+    def price_band(self) -> tuple[int, int]:
+        """The level's band narrowed by the scan's own min and max price."""
+        level = self.rule
+        low = max(level.min_price_cents, self.min_price_cents or 0)
+        high = min(level.max_price_cents, self.max_price_cents or level.max_price_cents)
+        return low, high
+
+    @property
+    def min_profit(self) -> float:
+        return self.rule.min_profit
+
+    def judge(self, item: Item) -> Opportunity | None:
+        """The opportunity `item` offers under this scan's level, band and fee, if any."""
+        low, high = self.price_band
+        return evaluate(
+            item,
+            fee=self.fee,
+            min_profit=self.min_profit,
+            min_price_cents=low,
+            max_price_cents=high,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": PARAMS_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: object) -> ScanParams:
+        """Params from a task argument or a stored row; unknown fields are refused by name."""
+        if not isinstance(data, dict):
+            raise InvalidInput(f"scan params must be a JSON object, got {type(data).__name__}")
+        fields = dict(data)
+        version = fields.pop("version", PARAMS_VERSION)
+        if version != PARAMS_VERSION:
+            raise InvalidInput(f"scan params version must be {PARAMS_VERSION}, got {version!r}")
+        allowed = set(cls.__dataclass_fields__)
+        unknown = sorted(set(fields) - allowed)
+        if unknown:
+            raise InvalidInput(
+                f"unknown scan parameter {unknown[0]!r}: allowed are {', '.join(sorted(allowed))}"
+            )
+        if "game" not in fields:
+            raise InvalidInput("scan params must include game")
+        return cls(**fields)
+
+    @classmethod
+    def from_request(cls, data: object) -> ScanParams:
+        """Params a caller asks for (the start task's argument): configured fields refused."""
+        if isinstance(data, dict):
+            for name, variable in CONFIGURED_FIELDS.items():
+                if name in data:
+                    raise InvalidInput(
+                        f"{name} is the worker's configuration ({variable}), not a scan "
+                        f"parameter: leave it out"
+                    )
+        return cls.from_json(data)

@@ -1,0 +1,1 @@
+"""Telling a scan's user how it goes: the notifier, its Telegram client and messages."""

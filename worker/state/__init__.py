@@ -1,0 +1,2 @@
+"""The seed API: StateManager on PostgreSQL, LocalStateManager on JSON files, and the
+final save on SIGTERM/SIGINT."""

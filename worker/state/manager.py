@@ -1,0 +1,272 @@
+"""StateManager: the seed guide's checkpoint API on PostgreSQL, for sync and asyncio callers.
+
+`StateManager(session)` returns a `SyncStateManager` for a `Session` and an
+`AsyncStateManager` (awaitable methods) for an `AsyncSession`. Both run the same functions
+of `worker.db.checkpoints`; the async flavour through `AsyncSession.run_sync`. Every
+method commits its own transaction, so a checkpoint is durable when the call returns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from worker.db import checkpoints as store
+from worker.db import driver_url
+from worker.domain.checkpoint import (
+    DEFAULT_CHECKPOINT_INTERVAL,
+    Checkpoint,
+    checkpoint_interval_of,
+)
+from worker.settings import get_settings
+from worker.state.final_save import FinalCheckpoint, Progress, SaveFinal
+
+T = TypeVar("T")
+
+# The final save runs in a signal handler, on the main thread, possibly while that very thread
+# holds an uncommitted UPDATE of the same row: it would wait for a lock that can never be
+# released. A bounded lock wait turns that into a logged "not saved" (the last committed
+# checkpoint stands) while still riding out a lock that another process holds for a moment,
+# which SKIP LOCKED would give up on at once. The other timeouts bound a dead server.
+FINAL_SAVE_LOCK_TIMEOUT_MS = 3000
+FINAL_SAVE_STATEMENT_TIMEOUT_MS = 10_000
+FINAL_SAVE_CONNECT_TIMEOUT_SECONDS = 5
+
+# One engine per database for every final save of the process, however many managers
+# register: NullPool, so it holds no connection between saves and needs no disposing.
+_final_engines: dict[str, Engine] = {}
+
+
+def _final_engine(bind_url: str) -> Engine:
+    url = driver_url(bind_url)
+    engine = _final_engines.get(url)
+    if engine is None:
+        options = (
+            f"-c lock_timeout={FINAL_SAVE_LOCK_TIMEOUT_MS} "
+            f"-c statement_timeout={FINAL_SAVE_STATEMENT_TIMEOUT_MS}"
+        )
+        engine = create_engine(
+            url,
+            poolclass=NullPool,
+            connect_args={
+                "connect_timeout": FINAL_SAVE_CONNECT_TIMEOUT_SECONDS,
+                "options": options,
+            },
+        )
+        _final_engines[url] = engine
+    return engine
+
+
+class StateManager(FinalCheckpoint):
+    """Checkpoints of long operations; pick the flavour by the session you pass."""
+
+    @overload
+    def __new__(
+        cls, session: AsyncSession, checkpoint_interval: int = ...
+    ) -> AsyncStateManager: ...
+    @overload
+    def __new__(cls, session: Session, checkpoint_interval: int = ...) -> SyncStateManager: ...
+    def __new__(
+        cls, session: Session | AsyncSession, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+    ) -> StateManager:
+        if cls is StateManager:
+            flavour: type[StateManager] = (
+                AsyncStateManager if isinstance(session, AsyncSession) else SyncStateManager
+            )
+            return object.__new__(flavour)
+        return object.__new__(cls)
+
+    def __init__(
+        self, session: Any, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+    ) -> None:
+        super().__init__()
+        self.checkpoint_interval = checkpoint_interval_of(checkpoint_interval)
+        self._bind_url: str = session.get_bind().url.render_as_string(hide_password=False)
+
+    def _final_saver(self) -> SaveFinal:
+        # Its own connection: an interrupted transaction of the program cannot swallow it.
+        engine = _final_engine(self._bind_url)
+
+        def save(scan: uuid.UUID, progress: Progress) -> None:
+            with Session(engine) as session:
+                store.save_checkpoint(
+                    session,
+                    scan,
+                    progress.cursor,
+                    progress.processed_items,
+                    progress.total_items,
+                    total_is_lower_bound=progress.total_is_lower_bound,
+                )
+                session.commit()
+
+        return save
+
+
+class SyncStateManager(StateManager):
+    """StateManager for sync code: methods return their results directly."""
+
+    def __init__(
+        self, session: Session, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+    ) -> None:
+        super().__init__(session, checkpoint_interval)
+        self.session = session
+
+    def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        try:
+            result = fn(self.session, *args, **kwargs)
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+        return result
+
+    def create_checkpoint(
+        self,
+        scan_id: uuid.UUID | str,
+        user_id: int,
+        operation_type: str,
+        metadata: dict[str, Any] | None = None,
+        total_items: int | None = None,
+        *,
+        total_is_lower_bound: bool = False,
+    ) -> Checkpoint:
+        return self._remember(
+            self._run(
+                store.create_checkpoint,
+                scan_id,
+                user_id,
+                operation_type,
+                metadata,
+                total_items,
+                total_is_lower_bound=total_is_lower_bound,
+            )
+        )
+
+    def save_checkpoint(
+        self,
+        scan_id: uuid.UUID | str,
+        cursor: str | None,
+        processed_items: int,
+        total_items: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        total_is_lower_bound: bool = False,
+    ) -> Checkpoint:
+        return self._remember(
+            self._run(
+                store.save_checkpoint,
+                scan_id,
+                cursor,
+                processed_items,
+                total_items,
+                metadata,
+                total_is_lower_bound=total_is_lower_bound,
+            )
+        )
+
+    def load_checkpoint(self, scan_id: uuid.UUID | str) -> Checkpoint | None:
+        return self._run(store.load_checkpoint, scan_id)
+
+    def get_active_checkpoints(
+        self, user_id: int | None = None, operation_type: str | None = None
+    ) -> list[Checkpoint]:
+        return self._run(store.get_active_checkpoints, user_id, operation_type)
+
+    def mark_checkpoint_completed(self, scan_id: uuid.UUID | str) -> Checkpoint:
+        return self._finished(self._run(store.mark_checkpoint_completed, scan_id))
+
+    def mark_checkpoint_failed(self, scan_id: uuid.UUID | str, error_message: str) -> Checkpoint:
+        return self._finished(self._run(store.mark_checkpoint_failed, scan_id, error_message))
+
+    def cleanup_old_checkpoints(self, days: int = 7) -> int:
+        return self._run(store.cleanup_old_checkpoints, days, get_settings().cleanup_batch_size)
+
+
+class AsyncStateManager(StateManager):
+    """StateManager for asyncio code: every method is awaited, as in the seed guide."""
+
+    def __init__(
+        self, session: AsyncSession, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+    ) -> None:
+        super().__init__(session, checkpoint_interval)
+        self.session = session
+
+    async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        try:
+            result = await self.session.run_sync(fn, *args, **kwargs)
+            await self.session.commit()
+        except BaseException:
+            await self.session.rollback()
+            raise
+        return result
+
+    async def create_checkpoint(
+        self,
+        scan_id: uuid.UUID | str,
+        user_id: int,
+        operation_type: str,
+        metadata: dict[str, Any] | None = None,
+        total_items: int | None = None,
+        *,
+        total_is_lower_bound: bool = False,
+    ) -> Checkpoint:
+        return self._remember(
+            await self._run(
+                store.create_checkpoint,
+                scan_id,
+                user_id,
+                operation_type,
+                metadata,
+                total_items,
+                total_is_lower_bound=total_is_lower_bound,
+            )
+        )
+
+    async def save_checkpoint(
+        self,
+        scan_id: uuid.UUID | str,
+        cursor: str | None,
+        processed_items: int,
+        total_items: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        total_is_lower_bound: bool = False,
+    ) -> Checkpoint:
+        return self._remember(
+            await self._run(
+                store.save_checkpoint,
+                scan_id,
+                cursor,
+                processed_items,
+                total_items,
+                metadata,
+                total_is_lower_bound=total_is_lower_bound,
+            )
+        )
+
+    async def load_checkpoint(self, scan_id: uuid.UUID | str) -> Checkpoint | None:
+        return await self._run(store.load_checkpoint, scan_id)
+
+    async def get_active_checkpoints(
+        self, user_id: int | None = None, operation_type: str | None = None
+    ) -> list[Checkpoint]:
+        return await self._run(store.get_active_checkpoints, user_id, operation_type)
+
+    async def mark_checkpoint_completed(self, scan_id: uuid.UUID | str) -> Checkpoint:
+        return self._finished(await self._run(store.mark_checkpoint_completed, scan_id))
+
+    async def mark_checkpoint_failed(
+        self, scan_id: uuid.UUID | str, error_message: str
+    ) -> Checkpoint:
+        return self._finished(await self._run(store.mark_checkpoint_failed, scan_id, error_message))
+
+    async def cleanup_old_checkpoints(self, days: int = 7) -> int:
+        return await self._run(
+            store.cleanup_old_checkpoints, days, get_settings().cleanup_batch_size
+        )
