@@ -1,19 +1,6 @@
-"""The lifecycle states of a scan."""
+"""The lifecycle states of a scan, as the tables store them (defined in worker.domain.status,
+with the table of moves between them)."""
 
-from __future__ import annotations
+from worker.domain.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
 
-from enum import StrEnum
-
-
-class ScanStatus(StrEnum):
-    IN_PROGRESS = "in_progress"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-# Terminal rows are the only ones cleanup may delete.
-TERMINAL_STATUSES = frozenset({ScanStatus.COMPLETED, ScanStatus.FAILED, ScanStatus.CANCELLED})
-# Active rows are the ones a user may still resume.
-ACTIVE_STATUSES = frozenset({ScanStatus.IN_PROGRESS, ScanStatus.PAUSED})
+__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "ScanStatus"]

@@ -9,6 +9,7 @@ from celery import Task
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.app import app
+from worker.celery_glue.drain import drain_requested
 from worker.celery_glue.publisher import pages_waiting, publish_page
 from worker.chain.lifecycle import start_request, start_scan
 from worker.chain.runner import PageContext, ScanProgress, run_page
@@ -71,6 +72,7 @@ def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset:
         settings=get_settings(),
         publish=publish_page,
         others_waiting=pages_waiting,
+        drain_requested=drain_requested,
         on_progress=progress,
         on_completed=notifier.completed,
         on_failed=notifier.failed,

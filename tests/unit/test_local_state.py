@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from models.status import ScanStatus
 from worker.domain.checkpoint import METADATA_MAX_BYTES, Checkpoint
+from worker.domain.status import ScanStatus
 from worker.errors import (
     CheckpointNotFound,
     CorruptCheckpoint,

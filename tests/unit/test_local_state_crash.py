@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from models.status import ScanStatus
+from worker.domain.status import ScanStatus
 from worker.state.file_format import TEMP_SUFFIX
 from worker.state.local import LocalCheckpointStore
 

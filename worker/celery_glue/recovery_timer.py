@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable
 
 import redis
-from sqlalchemy.exc import SQLAlchemyError
+
+from worker.db import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class RecoveryTimer:
         while not self._stopped.wait(self._interval_seconds):
             try:
                 reclaimed = self._run_once()
-            except (SQLAlchemyError, redis.RedisError) as exc:
+            except (DatabaseError, redis.RedisError) as exc:
                 # An outage of either store is waited out: the next tick tries again.
                 log.warning("recovery could not run: %s", exc)
                 continue

@@ -25,6 +25,7 @@ from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PAGE_TASK, PageMessage
 from worker.errors import InvalidInput
 from worker.markets import process_pool
+from worker.notify import notifier
 from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ def _fresh_engines(**_: Any) -> None:
 
 @worker_process_shutdown.connect
 def _close_market_connections(**_: Any) -> None:
-    # Pool children leave through os._exit, which skips atexit: close keep-alive
-    # connections here so the market sees a clean goodbye, not a reset.
+    # Pool children leave through os._exit, which skips atexit: send what the notifier
+    # still holds, and close keep-alive connections so the market sees a clean goodbye.
+    notifier.flush_all()
     process_pool.close_all()
 
 

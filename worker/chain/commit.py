@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import DataError, IntegrityError
-
-from models import ScanStatus
-from worker.chain.context import Outcome, PageContext, ScanProgress, report
+from worker.chain.context import Outcome, PageContext, report
 from worker.chain.slice import PageSlice
+from worker.db import DataError, IntegrityError
 from worker.db.pages import ClaimedPage, Lease, PageResult
 from worker.domain import progress as scan_total
 from worker.domain.page_message import PageMessage
+from worker.domain.progress import ScanProgress
+from worker.domain.status import ScanStatus
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy.orm import Session
-
-from worker.celery_glue.drain import drain_requested
+from worker.db import Session, session_scope
 from worker.db import pages as page_store
-from worker.db import session_scope
 from worker.db.pages import PageStore
 from worker.domain.page_message import PageMessage
+from worker.domain.progress import ScanProgress
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,18 +31,6 @@ class Outcome(StrEnum):
     HANDED_OVER = "handed_over"
     STOPPED = "stopped"
     FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class ScanProgress:
-    """Where a scan stands after one of its pages, for whoever tells its user."""
-
-    scan_id: uuid.UUID
-    user_id: int
-    processed: int
-    total: int | None
-    # The total is only "at least `total`" (worker.domain.progress).
-    total_is_lower_bound: bool = False
 
 
 @dataclass
@@ -67,7 +53,8 @@ class PageContext:
     on_completed: Callable[[ScanProgress], None] = lambda progress: None
     on_failed: Callable[[ScanProgress, str], None] = lambda progress, error_message: None
     sessions: Callable[[], AbstractContextManager[Session]] = session_scope
-    drain_requested: Callable[[], bool] = drain_requested
+    # The worker's drain flag (worker.celery_glue.drain), which the Celery task hands in.
+    drain_requested: Callable[[], bool] = lambda: False
     sleep: Callable[[float], None] = field(default=time.sleep)
     # Replaceable so the bench can time the same pipeline with the database taken away.
     store: PageStore = page_store

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from sqlalchemy.exc import SQLAlchemyError
+from worker.db import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Heartbeat:
         while not self._stopped.wait(self._interval_seconds):
             try:
                 renewed = self._renew()
-            except SQLAlchemyError as exc:
+            except DatabaseError as exc:
                 # The database is away: keep trying; if it stays away the lease lapses
                 # and recovery takes over, which is what a lapsed lease is for.
                 log.warning("lease renewal failed: %s", exc)

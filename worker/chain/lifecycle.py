@@ -1,24 +1,24 @@
 """A scan's lifecycle as users drive it: start, pause, resume, cancel.
 
-Every change is a guarded UPDATE from the states that allow it; a guard that matches
-nothing is an InvalidTransition naming the scan's actual state.
+Every change is a guarded UPDATE from the states the transition table allows
+(worker.db.scans); a guard that matches nothing is an InvalidTransition naming the scan's
+actual state. These use cases own their transactions.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
-
-from models import RUNNER_CHAIN, ScanCheckpoint, ScanStatus
+from worker.db import Session
 from worker.db import checkpoints as checkpoint_store
+from worker.db import scans as scans_db
 from worker.domain.checkpoint import Checkpoint, scan_id_of
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
-from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
+from worker.domain.status import ScanStatus
+from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput
 from worker.markets.registry import check_market_options
 from worker.notify.notifier import get_notifier
 from worker.settings import Settings
@@ -80,39 +80,27 @@ def _ensure_chain(
     that the page task drops, and if the chain was lost (a start killed before publishing)
     it is the page that was due.
     """
-    row = session.execute(
-        select(
-            ScanCheckpoint.params,
-            ScanCheckpoint.status,
-            ScanCheckpoint.lease_token,
-            ScanCheckpoint.page_seq,
-            ScanCheckpoint.page_offset,
-        ).where(ScanCheckpoint.scan_id == scan_id)
-    ).one_or_none()
+    row = scans_db.stored_start(session, scan_id)
     session.rollback()
     if row is None:  # deleted between the INSERT and this read: an old scan_id reused
         raise CheckpointNotFound(f"scan {scan_id} was deleted while being started again")
     stored = ScanParams.from_json(row.params) if row.params is not None else None
     if stored is None or not stored.same_request(params):
         raise DuplicateScan(f"scan_id {scan_id} is taken by a scan with other params")
-    if row.status == ScanStatus.IN_PROGRESS.value and row.lease_token is not None:
+    if row.status is ScanStatus.IN_PROGRESS and row.lease_token is not None:
         publish(PageMessage(scan_id, row.lease_token, row.page_seq, row.page_offset))
     return scan_id
 
 
 def pause_scan(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
     """Stop at the next item boundary, keeping every committed item."""
-    return _transition(session, scan_id, {ScanStatus.IN_PROGRESS}, ScanStatus.PAUSED, {})
+    return _transition(session, scan_id, ScanStatus.PAUSED, {})
 
 
 def cancel_scan(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
     """Give the scan up for good; the page in flight still commits what it did."""
     return _transition(
-        session,
-        scan_id,
-        {ScanStatus.IN_PROGRESS, ScanStatus.PAUSED, ScanStatus.FAILED},
-        ScanStatus.CANCELLED,
-        {"lease_expires_at": None, "queued_at": None},
+        session, scan_id, ScanStatus.CANCELLED, {"lease_expires_at": None, "queued_at": None}
     )
 
 
@@ -124,7 +112,6 @@ def resume_scan(
     resumed = _transition(
         session,
         scan_id,
-        {ScanStatus.PAUSED, ScanStatus.FAILED},
         ScanStatus.IN_PROGRESS,
         {
             "lease_token": token,
@@ -132,7 +119,7 @@ def resume_scan(
             "lease_task_id": None,
             "lease_expires_at": None,
             # Queued: the page is published right after the commit.
-            "queued_at": func.now(),
+            "queued_at": scans_db.NOW,
             "error_message": None,
             "page_deliveries": 0,
         },
@@ -147,42 +134,18 @@ def resume_scan(
 def _transition(
     session: Session,
     scan_id: uuid.UUID | str,
-    allowed: Collection[ScanStatus],
     target: ScanStatus,
     values: dict[str, Any],
     *,
     chain_only: bool = False,
 ) -> Checkpoint:
-    """Move the scan from one of `allowed` to `target`; `chain_only`: only a page chain's scan."""
-    scan = scan_id_of(scan_id)
-    guards = [
-        ScanCheckpoint.scan_id == scan,
-        ScanCheckpoint.status.in_([status.value for status in allowed]),
-    ]
-    if chain_only:
-        guards.append(ScanCheckpoint.runner == RUNNER_CHAIN)
-    row = session.execute(
-        update(ScanCheckpoint)
-        .where(*guards)
-        .values(status=target.value, updated_at=func.now(), **values)
-        .returning(ScanCheckpoint)
-    ).scalar_one_or_none()
-    if row is None:
-        current = checkpoint_store.load_checkpoint(session, scan)
-        session.rollback()
-        if current is None:
-            raise CheckpointNotFound(f"no scan with scan_id {scan}")
-        if chain_only and current.status in allowed:
-            raise InvalidTransition(
-                f"scan {scan} is run by its caller's own loop (StateManager), not by the "
-                f"page chain; only a scan started with `marketscan scan start` or the "
-                f"client can become {target.value} here"
-            )
-        allowed_names = " or ".join(sorted(status.value for status in allowed))
-        raise InvalidTransition(
-            f"scan {scan} is {current.status.value}; only a scan that is {allowed_names} "
-            f"can become {target.value}"
+    """Move the scan to `target` as the transition table allows, and commit."""
+    try:
+        checkpoint = scans_db.transition(
+            session, scan_id_of(scan_id), target, values, chain_only=chain_only
         )
-    checkpoint = Checkpoint.from_row(row)
+    except Exception:
+        session.rollback()
+        raise
     session.commit()
     return checkpoint

@@ -23,26 +23,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
-
-from models import RUNNER_CHAIN, ScanCheckpoint, ScanStatus
 from worker.chain import ledger as broker_ledger
-from worker.db import rowcount
+from worker.db import Session
+from worker.db import reclaim as reclaim_db
+from worker.db.reclaim import Candidate
 from worker.domain.page_message import PageMessage
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[PageMessage], None]
-
-_rows = ScanCheckpoint
-_CHAIN_IN_PROGRESS = and_(
-    _rows.runner == RUNNER_CHAIN, _rows.status == ScanStatus.IN_PROGRESS.value
-)
-_RUNNING = _rows.queued_at.is_(None)
-_LEASE_LAPSED = or_(_rows.lease_expires_at.is_(None), _rows.lease_expires_at < func.now())
 
 
 class Cause(StrEnum):
@@ -93,20 +83,11 @@ def recover(
 
 
 def _reclaim_running(session: Session, own_hostname: str | None, limit: int) -> list[Reclaimed]:
-    orphaned = _LEASE_LAPSED
-    if own_hostname is not None:
-        orphaned = or_(orphaned, _rows.lease_owner == own_hostname)
-    rows = session.execute(
-        _FENCE_COLUMNS.where(_CHAIN_IN_PROGRESS, _RUNNING, orphaned)
-        .order_by(_rows.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
     reclaimed = []
-    for row in rows:
+    for row in reclaim_db.running_orphans(session, own_hostname, limit):
         restarted = own_hostname is not None and row.lease_owner == own_hostname
         cause = Cause.RESTART if restarted else Cause.LEASE_EXPIRED
-        reclaimed.extend(_reclaim(session, row, cause, _RUNNING))
+        reclaimed.extend(_reclaim(session, row, cause))
     return reclaimed
 
 
@@ -114,23 +95,12 @@ def _reclaim_queued(
     session: Session, grace_seconds: float, own_hostname: str | None, limit: int
 ) -> list[Reclaimed]:
     """Queued pages the broker no longer holds, or that a dead worker took; in batches."""
-    grace = func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
-    settled = (_rows.queued_at < func.now() - grace).label("settled")
-    candidates = [_CHAIN_IN_PROGRESS, _rows.queued_at.is_not(None)]
-    if own_hostname is None:  # a restart looks at every queued page, for those it took
-        candidates.append(settled)
     judge = _QueuedJudge(own_hostname, grace_seconds)
     reclaimed: list[Reclaimed] = []
     after_id = 0
-    while True:
-        rows = session.execute(
-            _FENCE_COLUMNS.add_columns(settled)
-            .where(*candidates, _rows.id > after_id)
-            .order_by(_rows.id)
-            .limit(limit)
-        ).all()
-        if not rows:
-            return reclaimed
+    # A restart looks at every queued page, for those it took; beat only at settled ones.
+    every = own_hostname is not None
+    while rows := reclaim_db.queued_pages(session, grace_seconds, every, after_id, limit):
         after_id = rows[-1].id
         messages = [_message_of(row) for row in rows]
         for row, message, marker in zip(
@@ -138,8 +108,8 @@ def _reclaim_queued(
         ):
             cause = judge.cause(row, message, marker)
             if cause is not None:
-                still_queued = _rows.queued_at == row.queued_at
-                reclaimed.extend(_reclaim(session, row, cause, still_queued))
+                reclaimed.extend(_reclaim(session, row, cause))
+    return reclaimed
 
 
 class _QueuedJudge:
@@ -150,7 +120,9 @@ class _QueuedJudge:
         self._grace_seconds = grace_seconds
         self._received: set[str] | None = None  # read once, and only if a page needs it
 
-    def cause(self, row: Any, message: PageMessage, marker: broker_ledger.Marker) -> Cause | None:
+    def cause(
+        self, row: Candidate, message: PageMessage, marker: broker_ledger.Marker
+    ) -> Cause | None:
         """Why the page is an orphan, or None while it is alive.
 
         A restarting worker also reclaims, at once, what its previous life took, and what it
@@ -179,49 +151,14 @@ class _QueuedJudge:
         return broker_ledger.fence_of(message) in self._received
 
 
-_FENCE_COLUMNS = select(
-    _rows.id,
-    _rows.scan_id,
-    _rows.lease_token,
-    _rows.lease_owner,
-    _rows.lease_expires_at,
-    _rows.queued_at,
-    _rows.page_seq,
-    _rows.page_offset,
-)
-
-
-def _message_of(row: Any) -> PageMessage:
+def _message_of(row: Candidate) -> PageMessage:
     return PageMessage(row.scan_id, row.lease_token, row.page_seq, row.page_offset)
 
 
-def _reclaim(session: Session, row: Any, cause: Cause, still: Any) -> list[Reclaimed]:
-    """Compare-and-set a new token on the row as it was read; [] if someone changed it."""
-    token = uuid.uuid4()
-    won = rowcount(
-        session.execute(
-            update(_rows)
-            .where(
-                _rows.id == row.id,
-                _rows.lease_token == row.lease_token,
-                _rows.page_seq == row.page_seq,
-                _rows.page_offset == row.page_offset,
-                _CHAIN_IN_PROGRESS,
-                still,
-            )
-            .values(
-                lease_token=token,
-                lease_owner=None,
-                lease_task_id=None,
-                lease_expires_at=None,
-                # Queued again: the page is published right after the commit.
-                queued_at=func.now(),
-                recoveries=_rows.recoveries + 1,
-                updated_at=func.now(),
-            )
-        )
-    )
-    if not won:
+def _reclaim(session: Session, row: Candidate, cause: Cause) -> list[Reclaimed]:
+    """A new token on the row as it was read; [] if someone changed it meanwhile."""
+    token = reclaim_db.reclaim(session, row)
+    if token is None:
         return []
     message = PageMessage(row.scan_id, token, row.page_seq, row.page_offset)
     return [Reclaimed(row.scan_id, row.lease_owner, message, cause)]

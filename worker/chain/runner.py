@@ -19,11 +19,12 @@ from models import ScanStatus
 from worker.chain import commit as page_commit
 from worker.chain import fetch as page_fetch
 from worker.chain import judging as page_judging
-from worker.chain.context import Outcome, PageContext, ScanProgress
+from worker.chain.context import Outcome, PageContext
 from worker.chain.heartbeat import Heartbeat
 from worker.chain.slice import PageSlice
 from worker.db.pages import ClaimedPage, PageResult
 from worker.domain.page_message import PageMessage
+from worker.domain.progress import ScanProgress
 from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidInput, PermanentMarketError
 from worker.markets.base import MarketSource, Page
@@ -74,7 +75,7 @@ def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
         )
     try:
         params = ScanParams.from_json(claimed.params)
-        market = build_market(params, ctx.settings)
+        market = build_market(params, ctx.settings, ctx.drain_requested)
     except InvalidInput as exc:
         return page_commit.fail(message, ctx, claimed, f"stored scan params are invalid: {exc}")
     pages = PageSlice(message, ctx.settings)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import click
-from sqlalchemy.exc import DBAPIError
 
 from worker.cli.scan import scan
 from worker.cli.support import cli_session, emit_json, fail, handle_errors
+from worker.db import DBAPIError
 from worker.redaction import redacted
 
 

@@ -10,9 +10,8 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import click
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
+from worker.db import DBAPIError, Session
 from worker.errors import MarketscanError, ServiceUnavailable
 from worker.redaction import redacted
 

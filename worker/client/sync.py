@@ -18,12 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
-
-from models import TERMINAL_STATUSES
+from worker.db import DBAPIError, Session
 from worker.domain.checkpoint import Checkpoint, scan_id_of
 from worker.domain.scan_params import DEFAULT_USER_ID, ScanParams
+from worker.domain.status import TERMINAL_STATUSES
 from worker.errors import InvalidInput, ServiceUnavailable
 from worker.markets.base import MAX_PAGE_SIZE
 from worker.redaction import redacted

@@ -4,7 +4,19 @@ Functions here never commit: the use case that calls them owns the transaction (
 documented exception is batched cleanup, which commits per batch to keep locks short).
 """
 
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import SQLAlchemyError as DatabaseError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
 from worker.db.engine import (
+    close_engines,
     driver_url,
     get_session,
     reset_engines,
@@ -13,7 +25,17 @@ from worker.db.engine import (
     sync_engine,
 )
 
+# The session types and errors other rooms may name: they never build SQL themselves.
 __all__ = [
+    "AsyncSession",
+    "DBAPIError",
+    "DataError",
+    "DatabaseError",
+    "IntegrityError",
+    "InterfaceError",
+    "OperationalError",
+    "Session",
+    "close_engines",
     "driver_url",
     "get_session",
     "reset_engines",

@@ -85,6 +85,16 @@ def reset_engines() -> None:
     engines.async_ = None
 
 
+def close_engines() -> None:
+    """Close this process's engines and their pooled connections (before their server
+    goes away, as the demo's embedded PostgreSQL does)."""
+    engines = _current()
+    if engines.sync is not None:
+        engines.sync.dispose()
+    engines.sync = None
+    engines.async_ = None
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A sync session that rolls back on error and always closes."""

@@ -24,12 +24,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.orm import Session
 
 from worker.celery_glue.publisher import publish_page
 from worker.chain.lifecycle import start_scan
-from worker.db import driver_url
+from worker.db import close_engines, reset_engines, session_scope
 from worker.db.scan_queries import opportunity_count, scan_status, top_opportunities
 from worker.devtools.devstack import Child, DevStack, dev_stack
 from worker.devtools.reference import reference_opportunities
@@ -68,14 +66,14 @@ def _run(stack: DevStack, console: Console) -> bool:
     )
     get_settings.cache_clear()
     settings = get_settings()
-    engine = create_engine(driver_url(settings.database_url))
+    reset_engines()
     try:
-        return _scan_and_report(stack, console, settings, engine)
+        return _scan_and_report(stack, console, settings)
     finally:
-        engine.dispose()  # its pooled connections would outlive the demo's PostgreSQL
+        close_engines()  # pooled connections would outlive the demo's PostgreSQL
 
 
-def _scan_and_report(stack: DevStack, console: Console, settings: Settings, engine: Engine) -> bool:
+def _scan_and_report(stack: DevStack, console: Console, settings: Settings) -> bool:
     worker = _start_worker(stack)
     stack.beat(echo=False)
     params = ScanParams(
@@ -85,13 +83,13 @@ def _scan_and_report(stack: DevStack, console: Console, settings: Settings, engi
         market_options=dict(DEMO_OPTIONS),
         metadata={"started_by": "demo"},
     )
-    with Session(engine) as session:
+    with session_scope() as session:
         scan_id = start_scan(session, params, settings, publish_page)
     console.print(f"Scan [cyan]{scan_id}[/cyan]: {DEMO_ITEMS} simulated CS2 items, 100 per page")
     timeline = Timeline(started_at=time.monotonic())
     with _progress(console) as progress:
         bar = progress.add_task("scanning", total=DEMO_ITEMS)
-        checkpoint = _follow(engine, scan_id, progress, bar, until=DEMO_ITEMS * KILL_AT_FRACTION)
+        checkpoint = _follow(scan_id, progress, bar, until=DEMO_ITEMS * KILL_AT_FRACTION)
         worker.kill()
         timeline.killed_at_items = checkpoint.processed_items
         progress.console.print(
@@ -103,14 +101,14 @@ def _scan_and_report(stack: DevStack, console: Console, settings: Settings, engi
         timeline.restart_ready_seconds = time.monotonic() - restart
         resumed_from = checkpoint.processed_items
         ready = time.monotonic()
-        checkpoint = _follow(engine, scan_id, progress, bar, until=resumed_from + 1)
+        checkpoint = _follow(scan_id, progress, bar, until=resumed_from + 1)
         timeline.resume_seconds = time.monotonic() - ready
         progress.console.print(
             f"[green]resumed[/green] from checkpoint at {resumed_from} items, "
             f"{timeline.resume_seconds:.2f}s after the new worker was ready"
         )
-        checkpoint = _follow(engine, scan_id, progress, bar, until=None)
-    return _summary(console, engine, checkpoint, params, settings, timeline)
+        checkpoint = _follow(scan_id, progress, bar, until=None)
+    return _summary(console, checkpoint, params, settings, timeline)
 
 
 def _start_worker(stack: DevStack) -> Child:
@@ -135,12 +133,10 @@ def _progress(console: Console) -> Progress:
                     TimeElapsedColumn(), console=console)  # fmt: skip
 
 
-def _follow(
-    engine: Engine, scan_id: uuid.UUID, progress: Progress, bar: TaskID, until: float | None
-) -> Checkpoint:
+def _follow(scan_id: uuid.UUID, progress: Progress, bar: TaskID, until: float | None) -> Checkpoint:
     """Poll the row into the bar until `until` items (None: a terminal state)."""
     while True:
-        with Session(engine) as session:
+        with session_scope() as session:
             checkpoint = scan_status(session, scan_id)
         progress.update(bar, completed=checkpoint.processed_items)
         if checkpoint.status.value not in ("in_progress", "paused"):
@@ -152,13 +148,12 @@ def _follow(
 
 def _summary(
     console: Console,
-    engine: Engine,
     checkpoint: Checkpoint,
     params: ScanParams,
     settings: Settings,
     timeline: Timeline,
 ) -> bool:
-    with Session(engine) as session:
+    with session_scope() as session:
         stored = opportunity_count(session, checkpoint.scan_id)
         top = top_opportunities(session, checkpoint.scan_id, 10)
     expected = len(reference_opportunities(_without_delays(params), settings))

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
+from worker.domain.listing import Item
 from worker.errors import InvalidInput
-from worker.markets.base import Item
 
 
 @dataclass(frozen=True)

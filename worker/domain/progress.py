@@ -1,4 +1,5 @@
-"""A scan's total as the market reports it: exact, or only "at least N".
+"""Where a scan stands (ScanProgress), and its total as the market reports it: exact, or
+only "at least N".
 
 DMarket caps the total it reports at 10,000, and a live listing can grow past the total it
 gave: then the total is a lower bound, N is the larger of the reported total and the items
@@ -6,6 +7,9 @@ processed, and a view shows "at least N" instead of a share that would pass 100 
 """
 
 from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
 
 
 def merged_total(
@@ -35,3 +39,15 @@ def percent_done(processed: int, total: int | None, lower_bound: bool) -> int | 
     if not total or lower_bound:
         return None
     return min(100 * processed // total, 100)
+
+
+@dataclass(frozen=True)
+class ScanProgress:
+    """Where a scan stands after one of its pages, for whoever tells its user."""
+
+    scan_id: uuid.UUID
+    user_id: int
+    processed: int
+    total: int | None
+    # The total is only "at least `total`" (worker.domain.progress).
+    total_is_lower_bound: bool = False

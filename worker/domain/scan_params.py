@@ -12,9 +12,9 @@ from worker.domain.checkpoint import (
     price_cents_of,
     user_id_of,
 )
+from worker.domain.listing import GAME_IDS, MAX_PAGE_SIZE, Item
 from worker.domain.opportunities import Level, Opportunity, evaluate, level_named
 from worker.errors import InvalidInput
-from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE, Item
 
 if TYPE_CHECKING:
     from worker.settings import Settings

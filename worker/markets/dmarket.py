@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from worker.celery_glue import drain as shutdown
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
 from worker.markets import dmarket_auth, process_pool
 from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE, Item, Page
@@ -49,7 +48,7 @@ class DMarketMarket:
         budget: RequestBudget | None = None,
         client: httpx.Client | None = None,
         signer: RequestSigner | None = None,
-        drain_requested: Callable[[], bool] = shutdown.drain_requested,
+        drain_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         """Validate the filters once, so a bad scan fails before its first request.
 
@@ -70,8 +69,14 @@ class DMarketMarket:
         self._client = client or process_pool.new_http_client(base_url, timeout_seconds)
 
     @classmethod
-    def from_params(cls, params: ScanParams, settings: Settings) -> DMarketMarket:
-        """The market a scan's params describe, at the configured URL, rate and timeout.
+    def from_params(
+        cls,
+        params: ScanParams,
+        settings: Settings,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> DMarketMarket:
+        """The market a scan's params describe, at the configured URL, rate and timeout;
+        a wait for the request budget ends when `should_stop` says so (a drain).
 
         The scan's price band goes to DMarket as priceFrom/priceTo: items outside it are
         dropped by the scan anyway, so asking for them would only spend requests.
@@ -88,6 +93,7 @@ class DMarketMarket:
                 raise InvalidInput(f"{name}: must be a string, got {options[name]!r}")
         low_cents, high_cents = params.price_band
         return cls(
+            drain_requested=should_stop,
             base_url=settings.dmarket_url,
             game=params.game,
             price_from_cents=low_cents,

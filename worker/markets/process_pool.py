@@ -9,6 +9,7 @@ in the process that uses them: a prefork pool child never inherits its parent's 
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import threading
 
@@ -32,6 +33,7 @@ def http_client(base_url: str, timeout_seconds: float) -> httpx.Client:
         if client is None or client.is_closed:
             client = new_http_client(base_url, timeout_seconds)
             _http_clients[key] = client
+            _close_at_exit()
         return client
 
 
@@ -75,4 +77,8 @@ def _forget_inherited() -> None:
         _owner_pid = os.getpid()
 
 
-atexit.register(close_all)
+@functools.cache
+def _close_at_exit() -> None:
+    """Once per process, with its first client (worker.celery_glue.signals closes them in
+    pool children, which leave through os._exit and skip atexit)."""
+    atexit.register(close_all)

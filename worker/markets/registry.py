@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from worker.domain.scan_params import ScanParams
+from collections.abc import Callable
+
+from worker.domain.scan_params import MARKETS, ScanParams
+from worker.errors import InvalidInput
 from worker.markets.base import MarketSource
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions
 from worker.settings import Settings
 
 
-def build_market(params: ScanParams, settings: Settings) -> MarketSource:
-    """The market of `params`; raises InvalidInput naming a bad market option."""
+def build_market(
+    params: ScanParams, settings: Settings, should_stop: Callable[[], bool] = lambda: False
+) -> MarketSource:
+    """The market of `params`; raises InvalidInput naming a bad market option.
+
+    A market that waits (for a shared request budget) stops waiting once `should_stop`
+    says so: the page task hands in its worker's drain flag.
+    """
+    if params.market not in MARKETS:
+        raise InvalidInput(f"market must be one of {', '.join(MARKETS)}, got {params.market!r}")
     if params.market == "simulated":
         return SimulatedMarket(SimulatedOptions.from_json(params.market_options))
     from worker.markets.dmarket import DMarketMarket
 
-    return DMarketMarket.from_params(params, settings)
+    return DMarketMarket.from_params(params, settings, should_stop)
 
 
 def check_market_options(params: ScanParams, settings: Settings) -> None:

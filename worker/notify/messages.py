@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 import redis
 from redis.typing import EncodableT
 
-from worker.chain.context import ScanProgress
 from worker.domain import progress as scan_total
+from worker.domain.progress import ScanProgress
 from worker.notify.telegram import TelegramClient, TelegramError, TelegramRateLimited
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ work through ProgressMessages. With no bot token the notifier does nothing at al
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import queue
@@ -16,12 +17,10 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass
-from typing import Any
 
 import redis
-from celery.signals import worker_process_shutdown
 
-from worker.chain.context import ScanProgress
+from worker.domain.progress import ScanProgress
 from worker.errors import ConfigError
 from worker.notify.messages import (
     ProgressMessages,
@@ -89,6 +88,7 @@ class TelegramNotifier(Notifier):
         self._events: queue.Queue[_Event | None] | None = None
         self._thread: threading.Thread | None = None
         _notifiers.add(self)
+        _install_process_hooks()
 
     @property
     def sender_running(self) -> bool:
@@ -286,18 +286,16 @@ def flush_all(timeout_seconds: float = EXIT_FLUSH_SECONDS) -> None:
         notifier.flush(max(deadline - time.monotonic(), 0.0))
 
 
-def _flush_at_process_shutdown(**_: Any) -> None:
-    flush_all()
-
-
 def _renew_locks_in_child() -> None:
     notifier_for._lock = threading.Lock()
     for notifier in list(_notifiers):
         notifier._after_fork_in_child()
 
 
-# A prefork pool child leaves through os._exit after `worker_process_shutdown`, so atexit
-# never runs there; the solo and threads pools end in the main process, which runs atexit.
-worker_process_shutdown.connect(_flush_at_process_shutdown, weak=False)
-atexit.register(flush_all)
-os.register_at_fork(after_in_child=_renew_locks_in_child)
+@functools.cache
+def _install_process_hooks() -> None:
+    """Once per process, with its first notifier: send what is queued at exit, and renew
+    the locks a fork copies. A prefork pool child leaves through os._exit, which skips
+    atexit: worker.celery_glue.signals flushes there at `worker_process_shutdown`."""
+    atexit.register(flush_all)
+    os.register_at_fork(after_in_child=_renew_locks_in_child)

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from models.status import ScanStatus
 from worker.domain import checkpoint as v
 from worker.domain.checkpoint import Checkpoint
+from worker.domain.status import ScanStatus
 from worker.errors import CorruptCheckpoint, InvalidInput
 
 FORMAT_VERSION = 1
