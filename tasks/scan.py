@@ -61,7 +61,7 @@ def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset:
         self.send_event(
             "task-progress",
             scan_id=scan_id,
-            page_seq=page_seq,
+            page_seq=update.page_seq,
             processed=update.processed,
             total=update.total,
         )
@@ -82,6 +82,8 @@ def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset:
     outcome = run_page(message, context).value
     if not reached:
         return outcome
-    # The result is what Flower's task list shows: how far the scan got with this page.
+    # The result is what Flower's task list shows: how far the scan got with this task,
+    # and over how many pages when its time slice walked more than one.
     total = total_text(reached[-1].total, reached[-1].total_is_lower_bound) or "?"
-    return f"{outcome}: {reached[-1].processed} of {total} items"
+    pages = f" over pages {reached[0].page_seq}-{reached[-1].page_seq}" if len(reached) > 1 else ""
+    return f"{outcome}: {reached[-1].processed} of {total} items{pages}"

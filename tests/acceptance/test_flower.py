@@ -81,6 +81,13 @@ def search(flower: Flower, text: str) -> list[str]:
     return list(found.json())
 
 
+@pytest.fixture(autouse=True)
+def one_page_per_task(celery_env: dict[str, str]) -> None:
+    """Each page its own task, so Flower has one row per page to show (with time slices a
+    task walks several pages; test_a_sliced_task_says_which_pages_it_walked covers those)."""
+    celery_env["MARKETSCAN_SLICE_PAGES"] = "1"
+
+
 def test_flower_lists_a_scans_page_tasks_by_scan_and_page_and_counts_progress_per_page(
     celery_env: dict[str, str],
     database_url: str,
@@ -239,3 +246,30 @@ def test_flowers_task_list_in_a_browser_shows_each_page_of_a_searched_scan(
         assert f"scan {scan_id} page {seq}" in dom.stdout, dom.stdout[-3000:]
     shot = chromium(f"--screenshot={tmp_path / 'flower-tasks.png'}", page)
     assert shot.returncode == 0 and (tmp_path / "flower-tasks.png").stat().st_size > 0
+
+
+def test_a_sliced_task_says_which_pages_it_walked(
+    celery_env: dict[str, str],
+    database_url: str,
+    start_worker: Callable[..., CeleryProcess],
+    start_flower: Callable[..., Flower],
+) -> None:
+    # Given a worker whose page tasks may walk ten pages each, with time to spare
+    celery_env.update(MARKETSCAN_SLICE_PAGES="10", MARKETSCAN_SLICE_MS="60000")
+    start_worker(WORKER)
+    flower = start_flower("--basic-auth=user:secret")
+    flower.wait_until_worker_online(WORKER)
+    # When a scan of five pages runs alone
+    scan_uuid = start_scan_cli(celery_env, "--market-opt", "items=500")
+    scan_id = str(scan_uuid)
+    assert wait_for_status(database_url, scan_uuid).page_seq == 5
+
+    # Then Flower lists one task for it, named for its first page, whose result names the
+    # pages it walked
+    def one_task_done() -> dict[int, dict[str, Any]] | None:
+        found = page_tasks_of(flower, scan_id)
+        return found if [t["state"] for t in found.values()] == ["SUCCESS"] else None
+
+    tasks = flower.poll(one_task_done, lambda: str(page_tasks_of(flower, scan_id)), 60)
+    assert tasks[0]["name"] == f"scan {scan_id} page 0"
+    assert tasks[0]["result"] == "'completed: 500 of 500 items over pages 0-4'"

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity, ScanStatus
-from worker.domain.checkpoint import METADATA_MAX_BYTES
+from worker.domain.validation import METADATA_MAX_BYTES
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
 from worker.state.manager import StateManager, SyncStateManager
 

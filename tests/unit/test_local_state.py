@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from worker.domain.checkpoint import METADATA_MAX_BYTES, Checkpoint
+from worker.domain.checkpoint import Checkpoint
 from worker.domain.status import ScanStatus
+from worker.domain.validation import METADATA_MAX_BYTES
 from worker.errors import (
     CheckpointNotFound,
     CorruptCheckpoint,

@@ -89,7 +89,9 @@ def _progress(message: PageMessage, claimed: ClaimedPage, result: PageResult) ->
         processed,
         claimed.total_is_lower_bound or result.total_is_lower_bound,
     )
-    return ScanProgress(message.scan_id, claimed.user_id, processed, total, lower_bound)
+    return ScanProgress(
+        message.scan_id, claimed.user_id, processed, total, lower_bound, message.page_seq
+    )
 
 
 def _publish_after_commit(

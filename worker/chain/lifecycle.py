@@ -14,10 +14,11 @@ from typing import Any
 from worker.db import Session
 from worker.db import checkpoints as checkpoint_store
 from worker.db import scans as scans_db
-from worker.domain.checkpoint import Checkpoint, scan_id_of
+from worker.domain.checkpoint import Checkpoint
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.domain.status import ScanStatus
+from worker.domain.validation import scan_id_of
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput
 from worker.markets.registry import check_market_options
 from worker.notify.notifier import get_notifier

@@ -8,9 +8,10 @@ from typing import Any
 import click
 
 from worker.cli.support import cli_session, emit_json, handle_errors
-from worker.domain.checkpoint import Checkpoint, dollars_to_cents
+from worker.domain.checkpoint import Checkpoint
 from worker.domain.progress import total_text
 from worker.domain.scan_params import MARKETS
+from worker.domain.validation import dollars_to_cents
 from worker.errors import InvalidInput
 from worker.markets.base import GAME_IDS
 from worker.redaction import redacted

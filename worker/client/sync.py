@@ -19,9 +19,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from worker.db import DBAPIError, Session
-from worker.domain.checkpoint import Checkpoint, scan_id_of
+from worker.domain.checkpoint import Checkpoint
 from worker.domain.scan_params import DEFAULT_USER_ID, ScanParams
 from worker.domain.status import TERMINAL_STATUSES
+from worker.domain.validation import scan_id_of
 from worker.errors import InvalidInput, ServiceUnavailable
 from worker.markets.base import MAX_PAGE_SIZE
 from worker.redaction import redacted

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from models import ACTIVE_STATUSES, RUNNER_CHAIN, TERMINAL_STATUSES, ScanCheckpoint, ScanStatus
 from worker.db import rowcount
-from worker.domain import checkpoint as v
+from worker.domain import validation as v
 from worker.domain.checkpoint import Checkpoint
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
 

@@ -25,7 +25,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from models import ScanCheckpoint, ScanOpportunity, ScanStatus
+from models import ScanCheckpoint, ScanOpportunity
+from worker.db import clock
+from worker.domain.status import ScanStatus
 
 # A scan the user paused or cancelled still takes the commit of the page in flight.
 _COMMITTABLE = (ScanStatus.IN_PROGRESS.value, ScanStatus.PAUSED.value, ScanStatus.CANCELLED.value)
@@ -40,7 +42,7 @@ _FENCE = and_(
     _rows.c.page_offset == bindparam("fence_page_offset"),
 )
 _IN_PROGRESS = _rows.c.status == ScanStatus.IN_PROGRESS.value
-_LEASE_UNTIL = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("lease_seconds"))
+_LEASE_UNTIL = clock.lease_until(bindparam("lease_seconds"))
 # A lost lease renewal is harmless after a database crash: the lease simply expires.
 # Not waiting for its WAL flush keeps the hot path to one durable commit per page.
 RELAXED_COMMIT = text("SET LOCAL synchronous_commit = off")
@@ -50,8 +52,7 @@ RELAXED_COMMIT = text("SET LOCAL synchronous_commit = off")
 # the message finds a live heartbeat and is dropped before it touches the market.
 _CLAIMABLE = or_(
     _rows.c.queued_at.is_not(None),
-    _rows.c.lease_expires_at.is_(None),
-    _rows.c.lease_expires_at < func.now(),
+    clock.lease_lapsed(_rows.c.lease_expires_at),
     _rows.c.lease_task_id == bindparam("task_id"),
 )
 # A page task that walked on within its time slice holds the row at a later page than its

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import RUNNER_CHAIN, ScanCheckpoint
+from worker.db import clock
 from worker.db.engine import rowcount
 from worker.domain.status import ScanStatus
 
@@ -21,7 +22,7 @@ _CHAIN_IN_PROGRESS = and_(
     _rows.runner == RUNNER_CHAIN, _rows.status == ScanStatus.IN_PROGRESS.value
 )
 _RUNNING = _rows.queued_at.is_(None)
-_LEASE_LAPSED = or_(_rows.lease_expires_at.is_(None), _rows.lease_expires_at < func.now())
+_LEASE_LAPSED = clock.lease_lapsed(_rows.lease_expires_at)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,7 @@ def queued_pages(
 ) -> list[Candidate]:
     """Queued pages after `after_id`, in id order: those queued longer than the grace, or
     `every` one (a restarting worker looks for those it took)."""
-    grace = func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
-    settled = (_rows.queued_at < func.now() - grace).label("settled")
+    settled = clock.older_than(_rows.queued_at, grace_seconds).label("settled")
     candidates = [_CHAIN_IN_PROGRESS, _rows.queued_at.is_not(None), _rows.id > after_id]
     if not every:
         candidates.append(settled)

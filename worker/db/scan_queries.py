@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity, ScanStatus
-from worker.domain.checkpoint import Checkpoint, scan_id_of, user_id_of
+from worker.domain.checkpoint import Checkpoint
+from worker.domain.validation import scan_id_of, user_id_of
 from worker.errors import CheckpointNotFound, InvalidInput
 
 LIST_LIMIT = 200

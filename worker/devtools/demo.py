@@ -33,6 +33,7 @@ from worker.devtools.devstack import Child, DevStack, dev_stack
 from worker.devtools.reference import reference_opportunities
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.scan_params import ScanParams
+from worker.domain.status import ACTIVE_STATUSES, ScanStatus
 from worker.settings import Settings, get_settings
 
 DEMO_ITEMS = 3000
@@ -139,7 +140,7 @@ def _follow(scan_id: uuid.UUID, progress: Progress, bar: TaskID, until: float | 
         with session_scope() as session:
             checkpoint = scan_status(session, scan_id)
         progress.update(bar, completed=checkpoint.processed_items)
-        if checkpoint.status.value not in ("in_progress", "paused"):
+        if checkpoint.status not in ACTIVE_STATUSES:
             return checkpoint
         if until is not None and checkpoint.processed_items >= until:
             return checkpoint
@@ -186,7 +187,7 @@ def _summary(
         )
     console.print(best)
     exact = (
-        checkpoint.status.value == "completed"
+        checkpoint.status is ScanStatus.COMPLETED
         and checkpoint.processed_items == checkpoint.total_items
         and stored == expected
     )

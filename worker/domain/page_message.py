@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from worker.domain.checkpoint import scan_id_of
+from worker.domain.validation import scan_id_of
 from worker.errors import InvalidInput
 
 PAGE_TASK = "marketscan.scan.page"

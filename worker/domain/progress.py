@@ -49,5 +49,7 @@ class ScanProgress:
     user_id: int
     processed: int
     total: int | None
-    # The total is only "at least `total`" (worker.domain.progress).
+    # The total is only "at least `total`" (merged_total above).
     total_is_lower_bound: bool = False
+    # The page whose commit this reports (None: the scan's failure, not a page).
+    page_seq: int | None = None

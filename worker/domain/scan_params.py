@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from worker.domain.checkpoint import (
+from worker.domain.listing import GAME_IDS, MAX_PAGE_SIZE, Item
+from worker.domain.opportunities import Level, Opportunity, evaluate, level_named
+from worker.domain.validation import (
     finite_number_of,
     metadata_of,
     operation_type_of,
     price_cents_of,
     user_id_of,
 )
-from worker.domain.listing import GAME_IDS, MAX_PAGE_SIZE, Item
-from worker.domain.opportunities import Level, Opportunity, evaluate, level_named
 from worker.errors import InvalidInput
 
 if TYPE_CHECKING:

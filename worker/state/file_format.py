@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from worker.domain import checkpoint as v
+from worker.domain import validation as v
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.status import ScanStatus
 from worker.errors import CorruptCheckpoint, InvalidInput

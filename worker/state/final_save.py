@@ -19,7 +19,8 @@ from types import FrameType
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.domain.checkpoint import Checkpoint, scan_id_of
+from worker.domain.checkpoint import Checkpoint
+from worker.domain.validation import scan_id_of
 from worker.errors import MarketscanError
 from worker.redaction import redacted
 

@@ -19,10 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
-from worker.domain import checkpoint as v
 from worker.domain import progress as scan_total
-from worker.domain.checkpoint import DEFAULT_CHECKPOINT_INTERVAL, Checkpoint
+from worker.domain import validation as v
+from worker.domain.checkpoint import Checkpoint
 from worker.domain.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
+from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL
 from worker.errors import (
     CheckpointNotFound,
     DuplicateScan,

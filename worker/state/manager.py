@@ -19,11 +19,8 @@ from sqlalchemy.pool import NullPool
 
 from worker.db import checkpoints as store
 from worker.db import driver_url
-from worker.domain.checkpoint import (
-    DEFAULT_CHECKPOINT_INTERVAL,
-    Checkpoint,
-    checkpoint_interval_of,
-)
+from worker.domain.checkpoint import Checkpoint
+from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL, checkpoint_interval_of
 from worker.settings import get_settings
 from worker.state.final_save import FinalCheckpoint, Progress, SaveFinal
 
