@@ -1,7 +1,7 @@
 """6. Cleanup under load: 1,000,000 terminal checkpoints last updated 30 days ago are
 bulk-inserted (generate_series, then VACUUM ANALYZE and a CHECKPOINT, as 30 days of
 autovacuum and checkpoints would have left them), a zero-latency scan runs on one worker
-(prefork, concurrency 1), and after 3 s of it the production cleanup
+(prefork, concurrency 1), and after 10 s of it the production cleanup
 (checkpoint_store.cleanup_old_checkpoints, 7 days, MARKETSCAN_CLEANUP_BATCH_SIZE rows per
 batch, paced by MARKETSCAN_CLEANUP_PAUSE_RATIO) deletes them from the bench process.
 Measured: the cleanup's rows/s and WAL bytes, and the running scan's worst page interval
@@ -19,14 +19,15 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from bench import dataset, scans
-from bench.harness import Bench, connect, say, scalar
+from bench.harness import Bench, Connection, connect, say, scalar
 from bench.report import Row, ms
 from worker.checkpoint_store import cleanup_old_checkpoints
 from worker.db import driver_url
 from worker.settings import get_settings
 
 NAME = "cleanup"
-BASELINE_S = 3.0
+# Long enough for the baseline's own worst page to show the machine's noise floor.
+BASELINE_S = 10.0
 GOAL_RATIO = 3.0
 
 
@@ -47,18 +48,9 @@ def run(bench: Bench) -> list[Row]:
         scans.wait_for_page(connection, scan_id, 10)
         baseline_from = scans.server_clock(connection)
         time.sleep(BASELINE_S)
-        engine = create_engine(driver_url(url))
-        wal_from = scalar(connection, "SELECT pg_current_wal_lsn()")
         cleanup_from = scans.server_clock(connection)
-        started = time.monotonic()
-        with Session(engine) as session:
-            deleted = cleanup_old_checkpoints(session, 7, batch_size, pause_ratio)
-        elapsed = time.monotonic() - started
+        deleted, elapsed, wal_bytes = _cleanup(connection, url, batch_size, pause_ratio)
         cleanup_to = scans.server_clock(connection)
-        wal_bytes = float(
-            scalar(connection, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (wal_from,))
-        )
-        engine.dispose()
         time.sleep(0.5)
         scans.cancel(url, scan_id)
         gaps = scans.page_gaps(scans.page_commit_times(connection, scan_id))
@@ -72,7 +64,6 @@ def run(bench: Bench) -> list[Row]:
         f"{NAME}: {deleted:,} rows in {elapsed:.1f}s; worst page {ms(worst)} vs "
         f"{ms(median_before)} before"
     )
-    p99 = statistics.quantiles(during, n=100)[98] if len(during) >= 100 else worst
     return [
         Row(
             figure=f"6 cleanup of {rows:,} old terminal rows during a scan",
@@ -82,19 +73,49 @@ def run(bench: Bench) -> list[Row]:
             goal=f"<= {GOAL_RATIO:g}x",
             met=ratio <= GOAL_RATIO,
             note="" if ratio <= GOAL_RATIO else _MISSED,
-            detail=f"{len(during)} page intervals during the cleanup: median "
-            f"{ms(statistics.median(during))}, p99 {ms(p99)}; {len(before)} before, worst "
-            f"{ms(max(before))}. Each batch commits on its own, so the scan's row is never "
-            f"blocked; the pages feel the deletes' WAL (a full-page image of every heap page "
-            f"they touch, about {wal_bytes / max(deleted, 1):,.0f} B a row), the checkpoint "
-            f"it brings on, and a core taken while a batch runs. The pause after each batch "
-            f"gives those back.",
+            detail=_detail(before, during, wal_bytes / max(deleted, 1)),
         )
     ]
+
+
+def _cleanup(
+    connection: Connection, url: str, batch_size: int, pause_ratio: float
+) -> tuple[int, float, float]:
+    """The production cleanup of 7 days: rows deleted, seconds taken, WAL bytes written."""
+    engine = create_engine(driver_url(url))
+    wal_from = scalar(connection, "SELECT pg_current_wal_lsn()")
+    started = time.monotonic()
+    try:
+        with Session(engine) as session:
+            deleted = cleanup_old_checkpoints(session, 7, batch_size, pause_ratio)
+    finally:
+        engine.dispose()
+    elapsed = time.monotonic() - started
+    wal_sql = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)"
+    return deleted, elapsed, float(scalar(connection, wal_sql, (wal_from,)))
+
+
+def _detail(before: list[float], during: list[float], wal_bytes_per_row: float) -> str:
+    median_before = statistics.median(before)
+    return (
+        f"{len(during)} page intervals during the cleanup: median "
+        f"{ms(statistics.median(during))}, p99 {ms(_p99(during))}; {len(before)} before: p99 "
+        f"{ms(_p99(before))}, worst {ms(max(before))} ({max(before) / median_before:.1f}x, "
+        f"the machine's own noise, no cleanup running). Each batch commits on its own, so "
+        f"the scan's row is never blocked; the pages feel the deletes' WAL (a full-page "
+        f"image of every heap page they touch, {wal_bytes_per_row:,.0f} B a row), the "
+        f"checkpoint it brings on, and a core taken while a batch runs. The pause after "
+        f"each batch gives those back."
+    )
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values)
 
 
 _MISSED = (
     "The worst pages wait on a WAL flush behind the checkpoint's data-file fsync, or for a "
     "core; a larger MARKETSCAN_CLEANUP_PAUSE_RATIO spreads them, and retention by dropping "
-    "whole time partitions would write almost no WAL."
+    "whole time partitions would write almost no WAL. Compare with the worst page before: "
+    "on a shared 2-core machine the scan alone misses 3x too."
 )
