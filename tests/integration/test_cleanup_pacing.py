@@ -7,16 +7,22 @@ transaction and no lock, with the batch already committed.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from worker import checkpoint_store as store
+from worker import db
 from worker.db import driver_url
+from worker.settings import get_settings
+from worker.state_manager import StateManager
 
 
 def _opportunity(scan_id: uuid.UUID) -> ScanOpportunity:
@@ -117,3 +123,27 @@ def test_cleanup_without_a_pause_ratio_never_sleeps(session: Session) -> None:
     assert deleted == 7
     assert sleeps == []
     assert set(session.scalars(select(ScanCheckpoint.scan_id))) == {old_live, recent_done}
+
+
+def test_the_async_manager_deletes_batch_by_batch_exactly_the_old_finished_scans(
+    env: dict[str, str], session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given batches of 3 and a pause of 1x, read from the environment as a worker would
+    monkeypatch.setenv("MARKETSCAN_CLEANUP_BATCH_SIZE", "3")
+    monkeypatch.setenv("MARKETSCAN_CLEANUP_PAUSE_RATIO", "1")
+    get_settings.cache_clear()
+    _old, old_live, recent_done = _scans(session)
+
+    async def cleanup() -> int:
+        async with AsyncSession(db.async_engine()) as async_session:
+            manager = StateManager(async_session)
+            return await manager.cleanup_old_checkpoints(days=7)
+
+    # When the asyncio flavour cleans up: three batches, two paused on the event loop
+    deleted = asyncio.run(cleanup())
+
+    # Then exactly the old finished scans went, with their opportunities
+    assert deleted == 7
+    session.expire_all()
+    assert set(session.scalars(select(ScanCheckpoint.scan_id))) == {old_live, recent_done}
+    assert list(session.scalars(select(ScanOpportunity.scan_id))) == [recent_done]
