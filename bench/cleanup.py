@@ -1,10 +1,13 @@
 """6. Cleanup under load: 1,000,000 terminal checkpoints last updated 30 days ago are
-bulk-inserted (generate_series, then VACUUM ANALYZE as autovacuum would), a zero-latency
-scan runs on one worker (prefork, concurrency 1), and after 3 s of it the production
-cleanup (checkpoint_store.cleanup_old_checkpoints, 7 days, batches of
-MARKETSCAN_CLEANUP_BATCH_SIZE) deletes them from the bench process. Measured: rows/s, and
-the running scan's worst page interval during the cleanup against its median before
-(page commit times from the database, cleanup start and end from its clock).
+bulk-inserted (generate_series, then VACUUM ANALYZE and a CHECKPOINT, as 30 days of
+autovacuum and checkpoints would have left them), a zero-latency scan runs on one worker
+(prefork, concurrency 1), and after 10 s of it the production cleanup
+(checkpoint_store.cleanup_old_checkpoints, 7 days, MARKETSCAN_CLEANUP_BATCH_SIZE rows per
+batch, paced by MARKETSCAN_CLEANUP_PAUSE_RATIO) deletes them from the bench process.
+Measured: the cleanup's rows/s and WAL bytes, and the running scan's worst page interval
+during the cleanup against its median before (page commit times from the database,
+cleanup start and end from its clock); the worst interval before is the machine's own
+noise floor.
 """
 
 from __future__ import annotations
@@ -16,37 +19,42 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from bench import dataset, scans
-from bench.harness import Bench, connect, say
+from bench.harness import Bench, Connection, connect, say, scalar
 from bench.report import Row, ms
 from worker.db import driver_url
 from worker.db.checkpoints import cleanup_old_checkpoints
 from worker.settings import get_settings
 
 NAME = "cleanup"
-BASELINE_S = 3.0
+# Long enough for the baseline's own worst page to show the machine's noise floor.
+BASELINE_S = 10.0
+GOAL_RATIO = 3.0
+# Checkpoints started by WAL volume (the cleanup's) rather than by checkpoint_timeout.
+CHECKPOINTS_SQL = "SELECT checkpoints_req FROM pg_stat_bgwriter"
 
 
 def run(bench: Bench) -> list[Row]:
     rows = bench.size(1_000_000, 100_000)
-    batch_size = get_settings().cleanup_batch_size
+    settings = get_settings()
+    batch_size, pause_ratio = settings.cleanup_batch_size, settings.cleanup_pause_ratio
     with bench.database(NAME) as url:
         connection = connect(url)
         inserted_at = time.monotonic()
         dataset.insert_checkpoints(connection, rows, users=100_000, age_days_sql="30")
+        # Without it the checkpoint that flushes the insert itself lands in the cleanup.
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
         say(f"{NAME}: {rows:,} old rows inserted in {time.monotonic() - inserted_at:.0f}s")
         bench.start_worker(bench.worker_env(url), "clean@bench")
         scan_id = scans.start(url, scans.params(10_000_000))
         scans.wait_for_page(connection, scan_id, 10)
         baseline_from = scans.server_clock(connection)
         time.sleep(BASELINE_S)
-        engine = create_engine(driver_url(url))
         cleanup_from = scans.server_clock(connection)
-        started = time.monotonic()
-        with Session(engine) as session:
-            deleted = cleanup_old_checkpoints(session, days=7, batch_size=batch_size)
-        elapsed = time.monotonic() - started
+        checkpoints_from = scalar(connection, CHECKPOINTS_SQL)
+        deleted, elapsed, wal_bytes = _cleanup(connection, url, batch_size, pause_ratio)
+        checkpoints = scalar(connection, CHECKPOINTS_SQL) - checkpoints_from
         cleanup_to = scans.server_clock(connection)
-        engine.dispose()
         time.sleep(0.5)
         scans.cancel(url, scan_id)
         gaps = scans.page_gaps(scans.page_commit_times(connection, scan_id))
@@ -55,23 +63,65 @@ def run(bench: Bench) -> list[Row]:
     during = [gap for at, gap in gaps if cleanup_from < at <= cleanup_to]
     assert deleted == rows, f"cleanup deleted {deleted} of {rows} rows"
     median_before, worst = statistics.median(before), max(during)
+    ratio = worst / median_before
     say(
         f"{NAME}: {deleted:,} rows in {elapsed:.1f}s; worst page {ms(worst)} vs "
         f"{ms(median_before)} before"
     )
-    p99 = statistics.quantiles(during, n=100)[98] if len(during) >= 100 else worst
     return [
         Row(
             figure=f"6 cleanup of {rows:,} old terminal rows during a scan",
-            measured=f"{deleted / elapsed:,.0f} rows/s ({elapsed:.1f} s, batches of {batch_size})",
-            floor=f"worst page {ms(worst)} vs median {ms(median_before)} before -> "
-            f"{worst / median_before:.1f}x",
-            goal="none set (report)",
-            met=None,
-            detail=f"{len(during)} page intervals during the cleanup: median "
-            f"{ms(statistics.median(during))}, p99 {ms(p99)}; {len(before)} before. "
-            f"Each batch is its own transaction with SKIP LOCKED, so the scan's row is "
-            f"never blocked; the pages slow down only by sharing two cores, the WAL and the "
-            f"disk with the deletes.",
+            measured=f"{deleted / elapsed:,.0f} rows/s ({elapsed:.1f} s, batches of "
+            f"{batch_size}, pause ratio {pause_ratio:g}, WAL {wal_bytes / 1e6:,.0f} MB)",
+            floor=f"worst page {ms(worst)} vs median {ms(median_before)} before -> {ratio:.1f}x",
+            goal=f"<= {GOAL_RATIO:g}x",
+            met=ratio <= GOAL_RATIO,
+            note="" if ratio <= GOAL_RATIO else _MISSED,
+            detail=_detail(before, during, wal_bytes / max(deleted, 1), checkpoints),
         )
     ]
+
+
+def _cleanup(
+    connection: Connection, url: str, batch_size: int, pause_ratio: float
+) -> tuple[int, float, float]:
+    """The production cleanup of 7 days: rows deleted, seconds taken, WAL bytes written."""
+    engine = create_engine(driver_url(url))
+    wal_from = scalar(connection, "SELECT pg_current_wal_lsn()")
+    started = time.monotonic()
+    try:
+        with Session(engine) as session:
+            deleted = cleanup_old_checkpoints(session, 7, batch_size, pause_ratio)
+    finally:
+        engine.dispose()
+    elapsed = time.monotonic() - started
+    wal_sql = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)"
+    return deleted, elapsed, float(scalar(connection, wal_sql, (wal_from,)))
+
+
+def _detail(
+    before: list[float], during: list[float], wal_bytes_per_row: float, checkpoints: int
+) -> str:
+    median_before = statistics.median(before)
+    return (
+        f"{len(during)} page intervals during the cleanup: median "
+        f"{ms(statistics.median(during))}, p99 {ms(_p99(during))}; {len(before)} before: p99 "
+        f"{ms(_p99(before))}, worst {ms(max(before))} ({max(before) / median_before:.1f}x, "
+        f"the machine's own noise, no cleanup running). Each batch commits on its own, so "
+        f"the scan's row is never blocked; the pages feel the deletes' WAL (a full-page "
+        f"image of every heap page they touch, {wal_bytes_per_row:,.0f} B a row), the "
+        f"checkpoint it brings on ({checkpoints} requested during the cleanup), and a core "
+        f"taken while a batch runs. The pause after each batch gives those back."
+    )
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values)
+
+
+_MISSED = (
+    "The worst pages wait on a WAL flush behind the checkpoint's data-file fsync, or for a "
+    "core; a larger MARKETSCAN_CLEANUP_PAUSE_RATIO spreads them, and retention by dropping "
+    "whole time partitions would write almost no WAL. Compare with the worst page before: "
+    "on a shared 2-core machine the scan alone misses 3x too."
+)

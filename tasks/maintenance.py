@@ -30,4 +30,5 @@ def cleanup(days: int | None = None) -> int:
             session,
             settings.retention_days if days is None else days,
             settings.cleanup_batch_size,
+            settings.cleanup_pause_ratio,
         )

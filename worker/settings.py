@@ -27,6 +27,9 @@ class Settings:
     lease_seconds: int = 30
     recovery_interval_seconds: float = 10.0
     cleanup_batch_size: int = 1000
+    # After each cleanup batch, pause this many times the batch's duration (0: no pause),
+    # so a running scan's commits are not queued behind the deletes' WAL and I/O.
+    cleanup_pause_ratio: float = 1.0
     cleanup_hour_utc: int = 3
     max_retries: int = 5
     retry_backoff_seconds: float = 1.0
@@ -73,6 +76,9 @@ class Settings:
             ),
             cleanup_batch_size=reader.number(
                 "MARKETSCAN_CLEANUP_BATCH_SIZE", int, defaults.cleanup_batch_size, 1
+            ),
+            cleanup_pause_ratio=reader.number(
+                "MARKETSCAN_CLEANUP_PAUSE_RATIO", float, defaults.cleanup_pause_ratio, 0.0, 100.0
             ),
             cleanup_hour_utc=reader.number(
                 "MARKETSCAN_CLEANUP_HOUR_UTC", int, defaults.cleanup_hour_utc, 0, 23

@@ -22,6 +22,7 @@ def test_values_are_read_and_typed() -> None:
             "MARKETSCAN_RETENTION_DAYS": "14",
             "MARKETSCAN_LEASE_SECONDS": "12",
             "MARKETSCAN_FEE": "0.05",
+            "MARKETSCAN_CLEANUP_PAUSE_RATIO": "0",
             "MARKETSCAN_DMARKET_URL": "http://127.0.0.1:9999/",
         }
     )
@@ -29,6 +30,7 @@ def test_values_are_read_and_typed() -> None:
     assert settings.broker_url == "redis://r:6379/1"
     assert (settings.retention_days, settings.lease_seconds, settings.fee) == (14, 12, 0.05)
     assert settings.dmarket_url == "http://127.0.0.1:9999"
+    assert settings.cleanup_pause_ratio == 0.0
 
 
 @pytest.mark.parametrize(
@@ -39,6 +41,8 @@ def test_values_are_read_and_typed() -> None:
         ("MARKETSCAN_LEASE_SECONDS", "1.5", "is not a valid int"),
         ("MARKETSCAN_FEE", "1.5", "must be between 0.0 and 0.99"),
         ("MARKETSCAN_CLEANUP_HOUR_UTC", "24", "must be between 0 and 23"),
+        ("MARKETSCAN_CLEANUP_PAUSE_RATIO", "-0.5", "must be between 0.0 and 100.0"),
+        ("MARKETSCAN_CLEANUP_PAUSE_RATIO", "half", "is not a valid float"),
         ("MARKETSCAN_RECOVERY_INTERVAL_SECONDS", "fast", "is not a valid float"),
     ],
 )

@@ -69,7 +69,9 @@ def cleanup(days: int | None, dry_run: bool, as_json: bool) -> None:
         if dry_run:
             count = count_old_checkpoints(session, retention)
         else:
-            count = cleanup_old_checkpoints(session, retention, settings.cleanup_batch_size)
+            count = cleanup_old_checkpoints(
+                session, retention, settings.cleanup_batch_size, settings.cleanup_pause_ratio
+            )
     if as_json:
         emit_json(
             {

@@ -1,15 +1,18 @@
 """Checkpoint operations on a sync SQLAlchemy session: the one implementation behind StateManager.
 
 Every function validates first, then changes rows with a guarded statement; a guard that
-matches no row is diagnosed and raised, never ignored. Callers own the transaction.
+matches no row is diagnosed and raised, never ignored. Callers own the transaction, except
+in `cleanup_old_checkpoints`, which commits per batch (its docstring says why).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import case, delete, func, literal, or_, select, update
+from sqlalchemy import case, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -187,11 +190,47 @@ def _finish(
     return Checkpoint.from_row(finished)
 
 
-def cleanup_old_checkpoints(session: Session, days: int = 7, batch_size: int = 1000) -> int:
-    """Delete terminal checkpoints untouched for `days` days, committing every `batch_size` rows.
+def cleanup_old_checkpoints(
+    session: Session,
+    days: int = 7,
+    batch_size: int = 1000,
+    pause_ratio: float = 1.0,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Delete terminal checkpoints untouched for `days` days, paced, in committed batches.
 
-    Opportunities go with their scan (ON DELETE CASCADE). Batches keep each lock short;
-    SKIP LOCKED lets a scan being resumed right now keep its row.
+    The one function of this module that commits, on purpose: each batch of `batch_size`
+    rows is its own transaction, so no lock and no snapshot outlives a batch, and after
+    each full batch it sleeps `pause_ratio` times as long as the batch took, holding
+    nothing. What a running scan feels is the deletes' write-ahead log (a full-page image
+    of every heap page they touch) and the checkpoint it brings on; the pause leaves the
+    disk and the cores to the scans' commits. Pending work of the caller is committed
+    first, durably.
+    """
+    session.commit()
+    deleted_total = 0
+    while True:
+        started = clock()
+        deleted = delete_old_checkpoints(session, days, batch_size)
+        session.commit()
+        deleted_total += deleted
+        if deleted < batch_size:
+            return deleted_total
+        if pause_ratio > 0:
+            sleep((clock() - started) * pause_ratio)
+
+
+def delete_old_checkpoints(session: Session, days: int = 7, batch_size: int = 1000) -> int:
+    """Delete up to `batch_size` terminal checkpoints older than `days`, in the caller's
+    transaction; their opportunities go with them (ON DELETE CASCADE).
+
+    Makes the caller's transaction commit asynchronously (SET LOCAL, so only this one):
+    a batch lost to a crash is deleted again by the next cleanup, and its commit then
+    waits for no WAL flush. Run it in a transaction of its own. Primary-key order keeps
+    concurrent cleanups from waiting on each other; SKIP LOCKED lets a scan being resumed
+    right now keep its row.
     """
     cutoff = func.now() - func.make_interval(0, 0, 0, v.days_of(days))
     doomed = (
@@ -202,15 +241,8 @@ def cleanup_old_checkpoints(session: Session, days: int = 7, batch_size: int = 1
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    deleted_total = 0
-    while True:
-        deleted = rowcount(
-            session.execute(delete(ScanCheckpoint).where(ScanCheckpoint.id.in_(doomed)))
-        )
-        session.commit()
-        deleted_total += deleted
-        if deleted < batch_size:
-            return deleted_total
+    session.execute(text("SET LOCAL synchronous_commit = off"))
+    return rowcount(session.execute(delete(ScanCheckpoint).where(ScanCheckpoint.id.in_(doomed))))
 
 
 def count_old_checkpoints(session: Session, days: int = 7) -> int:

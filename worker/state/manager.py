@@ -8,6 +8,8 @@ method commits its own transaction, so a checkpoint is durable when the call ret
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
@@ -182,7 +184,13 @@ class SyncStateManager(StateManager):
         return self._finished(self._run(store.mark_checkpoint_failed, scan_id, error_message))
 
     def cleanup_old_checkpoints(self, days: int = 7) -> int:
-        return self._run(store.cleanup_old_checkpoints, days, get_settings().cleanup_batch_size)
+        settings = get_settings()
+        return self._run(
+            store.cleanup_old_checkpoints,
+            days,
+            settings.cleanup_batch_size,
+            settings.cleanup_pause_ratio,
+        )
 
 
 class AsyncStateManager(StateManager):
@@ -264,6 +272,16 @@ class AsyncStateManager(StateManager):
         return self._finished(await self._run(store.mark_checkpoint_failed, scan_id, error_message))
 
     async def cleanup_old_checkpoints(self, days: int = 7) -> int:
-        return await self._run(
-            store.cleanup_old_checkpoints, days, get_settings().cleanup_batch_size
-        )
+        """Paced as store.cleanup_old_checkpoints is, pausing on the event loop instead of
+        blocking it: one committed batch per `_run`."""
+        settings = get_settings()
+        deleted_total = 0
+        while True:
+            started = time.monotonic()
+            deleted = await self._run(
+                store.delete_old_checkpoints, days, settings.cleanup_batch_size
+            )
+            deleted_total += deleted
+            if deleted < settings.cleanup_batch_size:
+                return deleted_total
+            await asyncio.sleep((time.monotonic() - started) * settings.cleanup_pause_ratio)
