@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from worker.db.engine import (
+    async_engine,
     close_engines,
     driver_url,
     get_session,
@@ -35,6 +36,7 @@ __all__ = [
     "InterfaceError",
     "OperationalError",
     "Session",
+    "async_engine",
     "close_engines",
     "driver_url",
     "get_session",
