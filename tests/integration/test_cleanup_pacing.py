@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
-from worker.state.manager import StateManager
 
 from models import ScanCheckpoint, ScanOpportunity
 from worker import db
 from worker.db import checkpoints as store
 from worker.db import driver_url
 from worker.settings import get_settings
+from worker.state.manager import StateManager
 
 
 def _opportunity(scan_id: uuid.UUID) -> ScanOpportunity:
