@@ -1,6 +1,6 @@
 """Marketscan's runtime, in rooms that each depend only on the rooms below them:
 
-    cli/ celery_glue/ devtools/ client/   the ways in: CLI, Celery, dev tools, apps
+    cli/ celery_glue/ devtools/           the ways in: CLI and app client, Celery, dev tools
     chain/                                page runner and slices, lifecycle, recovery
     state/ notify/                        the seed API (StateManager...), Telegram
     db/ markets/                          the only SQL, market sources
@@ -24,8 +24,8 @@ _PUBLIC = {
     "ScanStatus": ("worker.domain.status", "ScanStatus"),
     "ScanParams": ("worker.domain.scan_params", "ScanParams"),
     "MarketscanError": ("worker.errors", "MarketscanError"),
-    "client": ("worker.client", None),
-    "async_client": ("worker.client.async_client", None),
+    "client": ("worker.cli.client", None),
+    "async_client": ("worker.cli.async_client", None),
     # `celery -A worker` looks for `worker.celery`.
     "celery": ("worker.app", "app"),
 }

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint
-from worker.cli import main
+from worker.cli.main import main
 
 
 def _run(*args: str) -> tuple[int, str, str]:

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from worker.cli import main as marketscan_cli
+from worker.cli.main import main as marketscan_cli
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

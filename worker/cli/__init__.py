@@ -1,5 +1,3 @@
-"""The `marketscan` command line (`worker.cli:run`, `python -m worker.cli`)."""
-
-from worker.cli.main import main, run
-
-__all__ = ["main", "run"]
+"""The ways in for people and apps: the `marketscan` command line (`worker.cli.main`,
+`python -m worker.cli`) and the client it is built on (`worker.cli.client`, and
+`worker.cli.async_client` for asyncio), which apps use too: one way in, one validation."""

@@ -74,7 +74,7 @@ def start(
     as_json: bool,
 ) -> None:
     """Start a scan; prints its scan_id once it is stored and its first page published."""
-    from worker import client
+    from worker.cli import client
 
     scan_id = client.start(
         game,
@@ -119,7 +119,7 @@ def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
 @handle_errors
 def status(scan_id: str, as_json: bool) -> None:
     """Show a scan's checkpoint."""
-    from worker import client
+    from worker.cli import client
 
     checkpoint = client.status(scan_id)
     if as_json:
@@ -160,7 +160,7 @@ def list_(status_filter: str | None, user_id: int | None, as_json: bool) -> None
 @handle_errors
 def results(scan_id: str, top: int, as_json: bool) -> None:
     """Show a scan's best opportunities."""
-    from worker import client
+    from worker.cli import client
 
     found = client.results(scan_id, top)
     if as_json:
@@ -188,7 +188,7 @@ def watch(scan_id: str) -> None:
         TimeRemainingColumn,
     )  # fmt: skip
 
-    from worker import client
+    from worker.cli import client
 
     columns = (
         TextColumn("{task.description}"), BarColumn(),
@@ -223,7 +223,7 @@ def watch(scan_id: str) -> None:
 
 
 def _steer(action: str, scan_id: str) -> None:
-    from worker import client
+    from worker.cli import client
 
     steer = {"pause": client.pause, "resume": client.resume, "cancel": client.cancel}[action]
     checkpoint = steer(scan_id)

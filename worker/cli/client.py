@@ -2,7 +2,7 @@
 
 The one way in: the `marketscan` CLI calls these functions too, so both validate alike.
 Configuration (database, broker, fee, levels) comes from the environment, as for the
-worker. For asyncio code, worker.client.async_client has the same functions as coroutines.
+worker. For asyncio code, worker.cli.async_client has the same functions as coroutines.
 
     scan_id = client.start("csgo", level="standard", user_id=42)
     for checkpoint in client.progress(scan_id):

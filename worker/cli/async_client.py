@@ -1,4 +1,4 @@
-"""The client for asyncio apps (an aiogram bot, a FastAPI backend): worker.client.sync, awaitable.
+"""The client for asyncio apps (an aiogram bot, a FastAPI backend): worker.cli.client, awaitable.
 
 Each call runs the sync client in a worker thread, so the event loop never blocks on the
 database or the broker, and both clients validate and behave exactly alike.
@@ -15,12 +15,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from worker.client import sync as client
+from worker.cli import client
 from worker.domain.checkpoint import Checkpoint
 
 
 async def start(game: str, **options: Any) -> uuid.UUID:
-    """worker.client.sync.start: the same keyword options, including `scan_id`."""
+    """worker.cli.client.start: the same keyword options, including `scan_id`."""
     return await asyncio.to_thread(client.start, game, **options)
 
 
@@ -47,7 +47,7 @@ async def cancel(scan_id: uuid.UUID | str) -> Checkpoint:
 async def progress(
     scan_id: uuid.UUID | str, poll_seconds: float = client.PROGRESS_POLL_SECONDS
 ) -> AsyncIterator[Checkpoint]:
-    """worker.client.sync.progress as an async iterator: sleeps with asyncio between reads."""
+    """worker.cli.client.progress as an async iterator: sleeps with asyncio between reads."""
     client.check_poll_seconds(poll_seconds)
     last: tuple[object, ...] | None = None
     while True:
