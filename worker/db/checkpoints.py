@@ -65,7 +65,7 @@ def create_checkpoint(
         .returning(ScanCheckpoint)
     ).scalar_one_or_none()
     if inserted is None:
-        raise DuplicateScan(f"a checkpoint with scan_id {scan} already exists")
+        raise DuplicateScan.of_scan(scan)
     return Checkpoint.from_row(inserted)
 
 
@@ -119,9 +119,7 @@ def save_checkpoint(
             raise InvalidInput(
                 v.exceeds_total_message(processed, current.total_items if total is None else total)
             )
-        raise InvalidTransition(
-            f"scan {scan} is {current.status}; only an in_progress or paused scan takes checkpoints"
-        )
+        raise InvalidTransition.not_active(scan, current.status, "take checkpoints")
     _check_metadata_size(saved)
     return Checkpoint.from_row(saved)
 
@@ -180,10 +178,7 @@ def _finish(
     ).scalar_one_or_none()
     if finished is None:
         current = _require(session, scan)
-        raise InvalidTransition(
-            f"scan {scan} is {current.status}; only an in_progress or paused scan can become "
-            f"{status.value}"
-        )
+        raise InvalidTransition.not_active(scan, current.status, f"become {status.value}")
     return Checkpoint.from_row(finished)
 
 
@@ -231,7 +226,7 @@ def _require(session: Session, scan: uuid.UUID) -> ScanCheckpoint:
         select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan)
     ).one_or_none()
     if row is None:
-        raise CheckpointNotFound(f"no checkpoint with scan_id {scan}")
+        raise CheckpointNotFound.of_scan(scan)
     return row
 
 
