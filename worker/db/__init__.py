@@ -4,6 +4,10 @@ Functions here never commit: the use case that calls them owns the transaction (
 documented exception is batched cleanup, which commits per batch to keep locks short).
 """
 
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
 from worker.db.engine import (
     driver_url,
     get_session,
@@ -13,7 +17,11 @@ from worker.db.engine import (
     sync_engine,
 )
 
+# SQLAlchemy names the rooms above may use (they never import sqlalchemy themselves).
 __all__ = [
+    "AsyncSession",
+    "SQLAlchemyError",
+    "Session",
     "driver_url",
     "get_session",
     "reset_engines",

@@ -1,7 +1,8 @@
 """Checkpoint operations on a sync SQLAlchemy session: the one implementation behind StateManager.
 
 Every function validates first, then changes rows with a guarded statement; a guard that
-matches no row is diagnosed and raised, never ignored. Callers own the transaction.
+matches no row is diagnosed and raised, never ignored. Callers own the transaction (the
+one exception, batched cleanup, commits per batch and says so).
 """
 
 from __future__ import annotations
@@ -9,18 +10,62 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import case, delete, func, literal, or_, select, update
+from sqlalchemy import Engine, case, create_engine, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from models import ACTIVE_STATUSES, RUNNER_CHAIN, TERMINAL_STATUSES, ScanCheckpoint, ScanStatus
-from worker.db import rowcount
+from worker.db.engine import driver_url, rowcount
 from worker.domain import checkpoint as v
 from worker.domain.checkpoint import Checkpoint
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
 
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
 _TERMINAL = [status.value for status in TERMINAL_STATUSES]
+
+# The final save runs in a signal handler, on the main thread, possibly while that very thread
+# holds an uncommitted UPDATE of the same row: it would wait for a lock that can never be
+# released. A bounded lock wait turns that into a logged "not saved" (the last committed
+# checkpoint stands) while still riding out a lock that another process holds for a moment,
+# which SKIP LOCKED would give up on at once. The other timeouts bound a dead server.
+FINAL_SAVE_LOCK_TIMEOUT_MS = 3000
+FINAL_SAVE_STATEMENT_TIMEOUT_MS = 10_000
+FINAL_SAVE_CONNECT_TIMEOUT_SECONDS = 5
+
+# One engine per database for every final save of the process, however many managers
+# register: NullPool, so it holds no connection between saves and needs no disposing.
+_final_engines: dict[str, Engine] = {}
+
+
+def bind_url_of(session: Session | AsyncSession) -> str:
+    """The URL `session` is bound to, password included: what `final_save_session` takes."""
+    return session.get_bind().engine.url.render_as_string(hide_password=False)
+
+
+def final_save_session(bind_url: str) -> Session:
+    """A session of its own for a final save: an interrupted transaction cannot swallow it.
+
+    Its waits are bounded (FINAL_SAVE_*); the caller commits and closes it.
+    """
+    url = driver_url(bind_url)
+    engine = _final_engines.get(url)
+    if engine is None:
+        options = (
+            f"-c lock_timeout={FINAL_SAVE_LOCK_TIMEOUT_MS} "
+            f"-c statement_timeout={FINAL_SAVE_STATEMENT_TIMEOUT_MS}"
+        )
+        engine = create_engine(
+            url,
+            poolclass=NullPool,
+            connect_args={
+                "connect_timeout": FINAL_SAVE_CONNECT_TIMEOUT_SECONDS,
+                "options": options,
+            },
+        )
+        _final_engines[url] = engine
+    return Session(engine)
 
 
 def create_checkpoint(
