@@ -2,7 +2,7 @@
 bulk-inserted (generate_series, then VACUUM ANALYZE and a CHECKPOINT, as 30 days of
 autovacuum and checkpoints would have left them), a zero-latency scan runs on one worker
 (prefork, concurrency 1), and after 10 s of it the production cleanup
-(worker.db.checkpoints.cleanup_old_checkpoints, 7 days, MARKETSCAN_CLEANUP_BATCH_SIZE rows per
+(worker.db.retention.cleanup_old_checkpoints, 7 days, MARKETSCAN_CLEANUP_BATCH_SIZE rows per
 batch, paced by MARKETSCAN_CLEANUP_PAUSE_RATIO) deletes them from the bench process.
 Measured: the cleanup's rows/s and WAL bytes, and the running scan's worst page interval
 during the cleanup against its median before (page commit times from the database,
@@ -22,7 +22,7 @@ from bench import dataset, scans
 from bench.harness import Bench, Connection, connect, say, scalar
 from bench.report import Row, ms
 from worker.db import driver_url
-from worker.db.checkpoints import cleanup_old_checkpoints
+from worker.db.retention import cleanup_old_checkpoints
 from worker.settings import get_settings
 
 NAME = "cleanup"

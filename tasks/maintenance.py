@@ -7,7 +7,7 @@ from worker.app import app
 from worker.celery_glue.publisher import publish_recovered_page
 from worker.chain.recovery import recover as recover_scans
 from worker.db import session_scope
-from worker.db.checkpoints import cleanup_old_checkpoints
+from worker.db.retention import cleanup_old_checkpoints
 from worker.settings import get_settings
 
 

@@ -19,15 +19,29 @@ class InvalidInput(MarketscanError, ValueError):
 
 
 class CheckpointNotFound(MarketscanError, LookupError):
-    """No checkpoint with this scan_id."""
+    """No scan with this scan_id."""
+
+    @classmethod
+    def of_scan(cls, scan_id: object) -> CheckpointNotFound:
+        # One wording for every store and command: users meet it in the CLI and the seed API.
+        return cls(f"no scan with scan_id {scan_id}")
 
 
 class DuplicateScan(MarketscanError):
     """A checkpoint with this scan_id already exists."""
 
+    @classmethod
+    def of_scan(cls, scan_id: object) -> DuplicateScan:
+        return cls(f"a checkpoint with scan_id {scan_id} already exists")
+
 
 class InvalidTransition(MarketscanError):
     """The scan is not in a state that allows this change."""
+
+    @classmethod
+    def not_active(cls, scan_id: object, status: str, change: str) -> InvalidTransition:
+        """`change` completes "only an in_progress or paused scan can ...", e.g. "become failed"."""
+        return cls(f"scan {scan_id} is {status}; only an in_progress or paused scan can {change}")
 
 
 class ServiceUnavailable(MarketscanError):

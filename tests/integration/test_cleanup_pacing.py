@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from models import ScanCheckpoint, ScanOpportunity
 from worker import db
 from worker.db import checkpoints as store
-from worker.db import driver_url
+from worker.db import driver_url, retention
 from worker.settings import get_settings
 from worker.state.manager import StateManager
 
@@ -90,7 +90,7 @@ def test_cleanup_sleeps_between_batches_in_proportion_to_each_batch_holding_noth
 
     # When the cleanup runs with a pause ratio of 2
     try:
-        deleted = store.cleanup_old_checkpoints(
+        deleted = retention.cleanup_old_checkpoints(
             session, days=7, batch_size=3, pause_ratio=2.0, sleep=sleep,
             clock=lambda: next(readings),
         )  # fmt: skip
@@ -116,7 +116,7 @@ def test_cleanup_without_a_pause_ratio_never_sleeps(session: Session) -> None:
     _old, old_live, recent_done = _scans(session)
     sleeps: list[float] = []
 
-    deleted = store.cleanup_old_checkpoints(
+    deleted = retention.cleanup_old_checkpoints(
         session, days=7, batch_size=3, pause_ratio=0.0, sleep=sleeps.append
     )
 

@@ -261,7 +261,7 @@ def test_cleanup_deletes_only_old_terminal_rows_with_their_opportunities(
 
 
 def test_cleanup_works_in_bounded_batches(session: Session) -> None:
-    from worker.db import checkpoints as store
+    from worker.db import retention as store
 
     scan_ids = [uuid.uuid4() for _ in range(7)]
     for scan_id in scan_ids:

@@ -60,7 +60,7 @@ def recover(as_json: bool) -> None:
 @handle_errors
 def cleanup(days: int | None, dry_run: bool, as_json: bool) -> None:
     """Delete completed, failed and cancelled scans older than the retention."""
-    from worker.db.checkpoints import cleanup_old_checkpoints, count_old_checkpoints
+    from worker.db.retention import cleanup_old_checkpoints, count_old_checkpoints
     from worker.settings import get_settings
 
     settings = get_settings()

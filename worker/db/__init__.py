@@ -10,6 +10,7 @@ from sqlalchemy.exc import (
     IntegrityError,
     InterfaceError,
     OperationalError,
+    SQLAlchemyError,
 )
 from sqlalchemy.exc import SQLAlchemyError as DatabaseError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +36,7 @@ __all__ = [
     "IntegrityError",
     "InterfaceError",
     "OperationalError",
+    "SQLAlchemyError",
     "Session",
     "async_engine",
     "close_engines",

@@ -1,29 +1,77 @@
 """Checkpoint operations on a sync SQLAlchemy session: the one implementation behind StateManager.
 
 Every function validates first, then changes rows with a guarded statement; a guard that
-matches no row is diagnosed and raised, never ignored. Callers own the transaction, except
-in `cleanup_old_checkpoints`, which commits per batch (its docstring says why).
+matches no row is diagnosed and raised, never ignored. Callers own the transaction.
+Retention cleanup is worker.db.retention.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import case, delete, func, literal, or_, select, text, update
+from sqlalchemy import Engine, case, create_engine, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
-from models import ACTIVE_STATUSES, RUNNER_CHAIN, TERMINAL_STATUSES, ScanCheckpoint, ScanStatus
-from worker.db import rowcount
+from models import ACTIVE_STATUSES, RUNNER_CHAIN, ScanCheckpoint, ScanStatus
+from worker.db.engine import driver_url
 from worker.domain import validation as v
 from worker.domain.checkpoint import Checkpoint
+from worker.domain.status import sources_of
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
 
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
-_TERMINAL = [status.value for status in TERMINAL_STATUSES]
+
+
+def _sources(target: ScanStatus) -> list[str]:
+    """The statuses the transition table lets a scan leave for `target`."""
+    return [status.value for status in sources_of(target)]
+
+
+# The final save runs in a signal handler, on the main thread, possibly while that very thread
+# holds an uncommitted UPDATE of the same row: it would wait for a lock that can never be
+# released. A bounded lock wait turns that into a logged "not saved" (the last committed
+# checkpoint stands) while still riding out a lock that another process holds for a moment,
+# which SKIP LOCKED would give up on at once. The other timeouts bound a dead server.
+FINAL_SAVE_LOCK_TIMEOUT_MS = 3000
+FINAL_SAVE_STATEMENT_TIMEOUT_MS = 10_000
+FINAL_SAVE_CONNECT_TIMEOUT_SECONDS = 5
+
+# One engine per database for every final save of the process, however many managers
+# register: NullPool, so it holds no connection between saves and needs no disposing.
+_final_engines: dict[str, Engine] = {}
+
+
+def bind_url_of(session: Session | AsyncSession) -> str:
+    """The URL `session` is bound to, password included: what `final_save_session` takes."""
+    return session.get_bind().engine.url.render_as_string(hide_password=False)
+
+
+def final_save_session(bind_url: str) -> Session:
+    """A session of its own for a final save: an interrupted transaction cannot swallow it.
+
+    Its waits are bounded (FINAL_SAVE_*); the caller commits and closes it.
+    """
+    url = driver_url(bind_url)
+    engine = _final_engines.get(url)
+    if engine is None:
+        options = (
+            f"-c lock_timeout={FINAL_SAVE_LOCK_TIMEOUT_MS} "
+            f"-c statement_timeout={FINAL_SAVE_STATEMENT_TIMEOUT_MS}"
+        )
+        engine = create_engine(
+            url,
+            poolclass=NullPool,
+            connect_args={
+                "connect_timeout": FINAL_SAVE_CONNECT_TIMEOUT_SECONDS,
+                "options": options,
+            },
+        )
+        _final_engines[url] = engine
+    return Session(engine)
 
 
 def create_checkpoint(
@@ -68,7 +116,7 @@ def create_checkpoint(
         .returning(ScanCheckpoint)
     ).scalar_one_or_none()
     if inserted is None:
-        raise DuplicateScan(f"a checkpoint with scan_id {scan} already exists")
+        raise DuplicateScan.of_scan(scan)
     return Checkpoint.from_row(inserted)
 
 
@@ -122,9 +170,7 @@ def save_checkpoint(
             raise InvalidInput(
                 v.exceeds_total_message(processed, current.total_items if total is None else total)
             )
-        raise InvalidTransition(
-            f"scan {scan} is {current.status}; only an in_progress or paused scan takes checkpoints"
-        )
+        raise InvalidTransition.not_active(scan, current.status, "take checkpoints")
     _check_metadata_size(saved)
     return Checkpoint.from_row(saved)
 
@@ -168,7 +214,7 @@ def _finish(
     # Clearing the lease token fences off every page message still in flight.
     finished = session.execute(
         update(ScanCheckpoint)
-        .where(ScanCheckpoint.scan_id == scan, ScanCheckpoint.status.in_(_ACTIVE))
+        .where(ScanCheckpoint.scan_id == scan, ScanCheckpoint.status.in_(_sources(status)))
         .values(
             status=status.value,
             error_message=error_message,
@@ -183,79 +229,8 @@ def _finish(
     ).scalar_one_or_none()
     if finished is None:
         current = _require(session, scan)
-        raise InvalidTransition(
-            f"scan {scan} is {current.status}; only an in_progress or paused scan can become "
-            f"{status.value}"
-        )
+        raise InvalidTransition.not_active(scan, current.status, f"become {status.value}")
     return Checkpoint.from_row(finished)
-
-
-def cleanup_old_checkpoints(
-    session: Session,
-    days: int = 7,
-    batch_size: int = 1000,
-    pause_ratio: float = 1.0,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> int:
-    """Delete terminal checkpoints untouched for `days` days, paced, in committed batches.
-
-    The one function of this module that commits, on purpose: each batch of `batch_size`
-    rows is its own transaction, so no lock and no snapshot outlives a batch, and after
-    each full batch it sleeps `pause_ratio` times as long as the batch took, holding
-    nothing. What a running scan feels is the deletes' write-ahead log (a full-page image
-    of every heap page they touch) and the checkpoint it brings on; the pause leaves the
-    disk and the cores to the scans' commits. Pending work of the caller is committed
-    first, durably.
-    """
-    session.commit()
-    deleted_total = 0
-    while True:
-        started = clock()
-        deleted = delete_old_checkpoints(session, days, batch_size)
-        session.commit()
-        deleted_total += deleted
-        if deleted < batch_size:
-            return deleted_total
-        if pause_ratio > 0:
-            sleep((clock() - started) * pause_ratio)
-
-
-def delete_old_checkpoints(session: Session, days: int = 7, batch_size: int = 1000) -> int:
-    """Delete up to `batch_size` terminal checkpoints older than `days`, in the caller's
-    transaction; their opportunities go with them (ON DELETE CASCADE).
-
-    Makes the caller's transaction commit asynchronously (SET LOCAL, so only this one):
-    a batch lost to a crash is deleted again by the next cleanup, and its commit then
-    waits for no WAL flush. Run it in a transaction of its own. Primary-key order keeps
-    concurrent cleanups from waiting on each other; SKIP LOCKED lets a scan being resumed
-    right now keep its row.
-    """
-    cutoff = func.now() - func.make_interval(0, 0, 0, v.days_of(days))
-    doomed = (
-        select(ScanCheckpoint.id)
-        .where(ScanCheckpoint.status.in_(_TERMINAL), ScanCheckpoint.updated_at < cutoff)
-        .order_by(ScanCheckpoint.id)
-        .limit(batch_size)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    session.execute(text("SET LOCAL synchronous_commit = off"))
-    return rowcount(session.execute(delete(ScanCheckpoint).where(ScanCheckpoint.id.in_(doomed))))
-
-
-def count_old_checkpoints(session: Session, days: int = 7) -> int:
-    """How many rows `cleanup_old_checkpoints(days)` would delete now."""
-    cutoff = func.now() - func.make_interval(0, 0, 0, v.days_of(days))
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(ScanCheckpoint)
-            .where(ScanCheckpoint.status.in_(_TERMINAL), ScanCheckpoint.updated_at < cutoff)
-        )
-        or 0
-    )
 
 
 def _require(session: Session, scan: uuid.UUID) -> ScanCheckpoint:
@@ -263,7 +238,7 @@ def _require(session: Session, scan: uuid.UUID) -> ScanCheckpoint:
         select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan)
     ).one_or_none()
     if row is None:
-        raise CheckpointNotFound(f"no checkpoint with scan_id {scan}")
+        raise CheckpointNotFound.of_scan(scan)
     return row
 
 

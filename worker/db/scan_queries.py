@@ -20,7 +20,7 @@ def scan_status(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
     scan = scan_id_of(scan_id)
     row = session.scalars(select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan)).first()
     if row is None:
-        raise CheckpointNotFound(f"no scan with scan_id {scan}")
+        raise CheckpointNotFound.of_scan(scan)
     return Checkpoint.from_row(row)
 
 

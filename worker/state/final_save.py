@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from worker.db import SQLAlchemyError
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.validation import scan_id_of
 from worker.errors import MarketscanError

@@ -14,52 +14,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
-
+from worker.db import AsyncSession, Session, retention
 from worker.db import checkpoints as store
-from worker.db import driver_url
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL, checkpoint_interval_of
 from worker.settings import get_settings
 from worker.state.final_save import FinalCheckpoint, Progress, SaveFinal
 
 T = TypeVar("T")
-
-# The final save runs in a signal handler, on the main thread, possibly while that very thread
-# holds an uncommitted UPDATE of the same row: it would wait for a lock that can never be
-# released. A bounded lock wait turns that into a logged "not saved" (the last committed
-# checkpoint stands) while still riding out a lock that another process holds for a moment,
-# which SKIP LOCKED would give up on at once. The other timeouts bound a dead server.
-FINAL_SAVE_LOCK_TIMEOUT_MS = 3000
-FINAL_SAVE_STATEMENT_TIMEOUT_MS = 10_000
-FINAL_SAVE_CONNECT_TIMEOUT_SECONDS = 5
-
-# One engine per database for every final save of the process, however many managers
-# register: NullPool, so it holds no connection between saves and needs no disposing.
-_final_engines: dict[str, Engine] = {}
-
-
-def _final_engine(bind_url: str) -> Engine:
-    url = driver_url(bind_url)
-    engine = _final_engines.get(url)
-    if engine is None:
-        options = (
-            f"-c lock_timeout={FINAL_SAVE_LOCK_TIMEOUT_MS} "
-            f"-c statement_timeout={FINAL_SAVE_STATEMENT_TIMEOUT_MS}"
-        )
-        engine = create_engine(
-            url,
-            poolclass=NullPool,
-            connect_args={
-                "connect_timeout": FINAL_SAVE_CONNECT_TIMEOUT_SECONDS,
-                "options": options,
-            },
-        )
-        _final_engines[url] = engine
-    return engine
 
 
 class StateManager(FinalCheckpoint):
@@ -86,14 +48,13 @@ class StateManager(FinalCheckpoint):
     ) -> None:
         super().__init__()
         self.checkpoint_interval = checkpoint_interval_of(checkpoint_interval)
-        self._bind_url: str = session.get_bind().url.render_as_string(hide_password=False)
+        self._bind_url = store.bind_url_of(session)
 
     def _final_saver(self) -> SaveFinal:
-        # Its own connection: an interrupted transaction of the program cannot swallow it.
-        engine = _final_engine(self._bind_url)
+        bind_url = self._bind_url
 
         def save(scan: uuid.UUID, progress: Progress) -> None:
-            with Session(engine) as session:
+            with store.final_save_session(bind_url) as session:
                 store.save_checkpoint(
                     session,
                     scan,
@@ -186,7 +147,7 @@ class SyncStateManager(StateManager):
     def cleanup_old_checkpoints(self, days: int = 7) -> int:
         settings = get_settings()
         return self._run(
-            store.cleanup_old_checkpoints,
+            retention.cleanup_old_checkpoints,
             days,
             settings.cleanup_batch_size,
             settings.cleanup_pause_ratio,
@@ -272,14 +233,14 @@ class AsyncStateManager(StateManager):
         return self._finished(await self._run(store.mark_checkpoint_failed, scan_id, error_message))
 
     async def cleanup_old_checkpoints(self, days: int = 7) -> int:
-        """Paced as store.cleanup_old_checkpoints is, pausing on the event loop instead of
+        """Paced as retention.cleanup_old_checkpoints is, pausing on the event loop instead of
         blocking it: one committed batch per `_run`."""
         settings = get_settings()
         deleted_total = 0
         while True:
             started = time.monotonic()
             deleted = await self._run(
-                store.delete_old_checkpoints, days, settings.cleanup_batch_size
+                retention.delete_old_checkpoints, days, settings.cleanup_batch_size
             )
             deleted_total += deleted
             if deleted < settings.cleanup_batch_size:

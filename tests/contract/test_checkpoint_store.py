@@ -1,0 +1,315 @@
+"""One behaviour suite over every checkpoint store: PostgreSQL, JSON files and memory.
+
+What one implementation accepts, refuses or reports, every other does too, with the same
+error and the same text; tests/contract/conftest.py lists the implementations.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from models.status import ScanStatus
+from tests.contract.conftest import StoreUnderTest
+from worker.domain.validation import METADATA_MAX_BYTES
+from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
+
+ACTIVE_ONLY = "only an in_progress or paused scan can"
+
+
+def test_create_then_load_returns_the_stored_checkpoint(under_test: StoreUnderTest) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    created = store.create_checkpoint(
+        str(scan_id), 5_000_000_000, "market_scan", metadata={"game": "csgo"}, total_items=10
+    )
+    loaded = store.load_checkpoint(scan_id)
+    assert loaded == created
+    assert loaded is not None and loaded.scan_id == scan_id
+    assert loaded.user_id == 5_000_000_000  # beyond 32 bits: Telegram ids
+    assert (loaded.status, loaded.operation_type, loaded.metadata) == (
+        ScanStatus.IN_PROGRESS, "market_scan", {"game": "csgo"},
+    )  # fmt: skip
+    assert (loaded.cursor, loaded.processed_items, loaded.total_items) == (None, 0, 10)
+    assert loaded.error_message is None and loaded.total_is_lower_bound is False
+
+
+def test_a_second_create_of_a_scan_id_is_refused_and_keeps_the_first(
+    under_test: StoreUnderTest,
+) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    first = store.create_checkpoint(scan_id, 1, "market_scan", metadata={"first": True})
+    with pytest.raises(DuplicateScan) as refused:
+        store.create_checkpoint(scan_id, 2, "other_scan")
+    assert str(refused.value) == f"a checkpoint with scan_id {scan_id} already exists"
+    assert store.load_checkpoint(scan_id) == first
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"scan_id": "not-a-uuid"}, "scan_id"),
+        ({"user_id": "123"}, "user_id"),
+        ({"user_id": True}, "user_id"),
+        ({"user_id": 2**64}, "user_id"),
+        ({"operation_type": ""}, "operation_type"),
+        ({"operation_type": "x" * 51}, "operation_type"),
+        ({"metadata": ["not", "a", "dict"]}, "metadata"),
+        ({"metadata": {"when": object()}}, "metadata"),
+        ({"metadata": {"blob": "x" * METADATA_MAX_BYTES}}, "metadata"),
+        ({"total_items": -1}, "total_items"),
+        ({"total_items": 2**31}, "total_items"),
+        ({"total_is_lower_bound": "yes"}, "total_is_lower_bound"),
+    ],
+)
+def test_create_refuses_bad_input_naming_the_field_and_stores_nothing(
+    under_test: StoreUnderTest, kwargs: dict[str, object], field: str
+) -> None:
+    arguments: dict[str, object] = {
+        "scan_id": uuid.uuid4(),
+        "user_id": 1,
+        "operation_type": "market_scan",
+        **kwargs,
+    }
+    with pytest.raises(InvalidInput) as refused:
+        under_test.store.create_checkpoint(**arguments)  # type: ignore[arg-type]
+    assert str(refused.value).startswith(field)
+    assert under_test.store.get_active_checkpoints() == []
+
+
+def test_save_records_progress_and_merges_metadata(under_test: StoreUnderTest) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    created = store.create_checkpoint(scan_id, 1, "market_scan", metadata={"game": "csgo"})
+    saved = store.save_checkpoint(scan_id, "cursor-2", 200, total_items=1000, metadata={"p": 2})
+    assert (saved.cursor, saved.processed_items, saved.total_items) == ("cursor-2", 200, 1000)
+    assert saved.metadata == {"game": "csgo", "p": 2}
+    assert saved.timestamp >= created.timestamp
+    assert store.load_checkpoint(scan_id) == saved
+    # A save without a total or metadata keeps the stored ones; a None cursor is the first page.
+    again = store.save_checkpoint(scan_id, None, 300)
+    assert (again.cursor, again.processed_items, again.total_items) == (None, 300, 1000)
+    assert again.metadata == {"game": "csgo", "p": 2}
+
+
+@pytest.mark.parametrize(
+    ("processed", "total", "cursor", "field"),
+    [
+        (-1, None, "c", "processed_items"),
+        ("5", None, "c", "processed_items"),
+        (2**31, None, "c", "processed_items"),
+        (5, -1, "c", "total_items"),
+        (11, 10, "c", "processed_items"),
+        (5, None, 42, "cursor"),
+    ],
+)
+def test_save_refuses_bad_input_naming_the_field_and_changes_nothing(
+    under_test: StoreUnderTest, processed: object, total: object, cursor: object, field: str
+) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    before = store.create_checkpoint(scan_id, 1, "market_scan")
+    with pytest.raises(InvalidInput) as refused:
+        store.save_checkpoint(scan_id, cursor, processed, total_items=total)  # type: ignore[arg-type]
+    assert str(refused.value).startswith(field)
+    assert store.load_checkpoint(scan_id) == before
+
+
+def test_save_refuses_a_count_beyond_the_stored_total(under_test: StoreUnderTest) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    before = store.create_checkpoint(scan_id, 1, "market_scan", total_items=10)
+    with pytest.raises(InvalidInput) as refused:
+        store.save_checkpoint(scan_id, "c", 11)
+    assert str(refused.value) == (
+        "processed_items (11) must not exceed total_items (10) unless the total is a lower "
+        "bound (pass total_is_lower_bound=True)"
+    )
+    assert store.load_checkpoint(scan_id) == before
+
+
+def test_a_lower_bound_total_grows_with_the_count_and_stays_one(
+    under_test: StoreUnderTest,
+) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    store.create_checkpoint(scan_id, 1, "market_scan", total_items=10, total_is_lower_bound=True)
+    saved = store.save_checkpoint(scan_id, "c", 15)
+    assert (saved.processed_items, saved.total_items, saved.total_is_lower_bound) == (15, 15, True)
+    later = store.save_checkpoint(scan_id, "d", 20, total_items=12)
+    assert (later.total_items, later.total_is_lower_bound) == (20, True)
+
+
+def test_save_refuses_metadata_that_grows_too_big_by_merging(under_test: StoreUnderTest) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    half = "x" * (METADATA_MAX_BYTES // 2)
+    before = store.create_checkpoint(scan_id, 1, "market_scan", metadata={"a": half})
+    with pytest.raises(InvalidInput) as refused:
+        store.save_checkpoint(scan_id, "c", 1, metadata={"b": half})
+    assert str(refused.value).startswith("metadata")
+    assert store.load_checkpoint(scan_id) == before
+
+
+@pytest.mark.parametrize("finish", ["completed", "failed"])
+def test_a_finished_scan_takes_no_checkpoint(under_test: StoreUnderTest, finish: str) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    store.create_checkpoint(scan_id, 1, "market_scan")
+    if finish == "completed":
+        finished = store.mark_checkpoint_completed(scan_id)
+    else:
+        finished = store.mark_checkpoint_failed(scan_id, "boom")
+    with pytest.raises(InvalidTransition) as refused:
+        store.save_checkpoint(scan_id, "c", 1)
+    assert str(refused.value) == f"scan {scan_id} is {finish}; {ACTIVE_ONLY} take checkpoints"
+    assert store.load_checkpoint(scan_id) == finished
+
+
+def test_a_save_of_an_unknown_scan_is_not_found_or_creates_it(under_test: StoreUnderTest) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    if under_test.creates_on_save:
+        saved = store.save_checkpoint(scan_id, "next", 250)
+        assert store.load_checkpoint(scan_id) == saved
+        assert (saved.status, saved.processed_items) == (ScanStatus.IN_PROGRESS, 250)
+        return
+    with pytest.raises(CheckpointNotFound) as refused:
+        store.save_checkpoint(scan_id, "next", 250)
+    assert str(refused.value) == f"no scan with scan_id {scan_id}"
+    assert store.load_checkpoint(scan_id) is None
+
+
+def test_load_of_an_unknown_scan_is_none_and_of_a_bad_id_is_refused(
+    under_test: StoreUnderTest,
+) -> None:
+    assert under_test.store.load_checkpoint(uuid.uuid4()) is None
+    with pytest.raises(InvalidInput) as refused:
+        under_test.store.load_checkpoint("not-a-uuid")
+    assert str(refused.value) == "scan_id must be a UUID, got 'not-a-uuid'"
+
+
+def test_active_checkpoints_are_filtered_and_newest_first(under_test: StoreUnderTest) -> None:
+    store = under_test.store
+    older, newer, other_user, other_op, done, failed = (uuid.uuid4() for _ in range(6))
+    store.create_checkpoint(older, 7, "market_scan")
+    store.create_checkpoint(newer, 7, "market_scan")
+    store.create_checkpoint(other_user, 8, "market_scan")
+    store.create_checkpoint(other_op, 7, "arbitrage_scan")
+    for finished in (done, failed):
+        store.create_checkpoint(finished, 7, "market_scan")
+    store.mark_checkpoint_completed(done)
+    store.mark_checkpoint_failed(failed, "boom")
+    store.save_checkpoint(newer, "c", 3)  # the latest checkpoint of all
+
+    mine = store.get_active_checkpoints(user_id=7, operation_type="market_scan")
+
+    assert [checkpoint.scan_id for checkpoint in mine] == [newer, older]
+    everyone = store.get_active_checkpoints()
+    assert {checkpoint.scan_id for checkpoint in everyone} == {older, newer, other_user, other_op}
+    assert everyone[0].scan_id == newer
+    assert [c.scan_id for c in store.get_active_checkpoints(user_id=8)] == [other_user]
+    assert [c.scan_id for c in store.get_active_checkpoints(operation_type="arbitrage_scan")] == [
+        other_op
+    ]
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"user_id": "7"}, "user_id"),
+        ({"user_id": False}, "user_id"),
+        ({"operation_type": ""}, "operation_type"),
+    ],
+)
+def test_active_checkpoints_refuse_bad_filters(
+    under_test: StoreUnderTest, filters: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        under_test.store.get_active_checkpoints(**filters)  # type: ignore[arg-type]
+    assert str(refused.value).startswith(field)
+
+
+def test_completing_and_failing_finish_a_scan_and_keep_its_progress(
+    under_test: StoreUnderTest,
+) -> None:
+    store, ok, bad = under_test.store, uuid.uuid4(), uuid.uuid4()
+    for scan_id in (ok, bad):
+        store.create_checkpoint(scan_id, 1, "market_scan")
+        store.save_checkpoint(scan_id, "page-3", 30)
+    completed = store.mark_checkpoint_completed(ok)
+    failed = store.mark_checkpoint_failed(bad, "market returned 403")
+    assert (completed.status, completed.error_message) == (ScanStatus.COMPLETED, None)
+    assert (failed.status, failed.error_message) == (ScanStatus.FAILED, "market returned 403")
+    for finished in (completed, failed):
+        assert (finished.cursor, finished.processed_items) == ("page-3", 30)
+        assert store.load_checkpoint(finished.scan_id) == finished
+
+
+@pytest.mark.parametrize("first", ["completed", "failed"])
+@pytest.mark.parametrize("then", ["completed", "failed"])
+def test_a_finished_scan_cannot_finish_again(
+    under_test: StoreUnderTest, first: str, then: str
+) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    store.create_checkpoint(scan_id, 1, "market_scan")
+    if first == "completed":
+        finished = store.mark_checkpoint_completed(scan_id)
+    else:
+        finished = store.mark_checkpoint_failed(scan_id, "first")
+    with pytest.raises(InvalidTransition) as refused:
+        if then == "completed":
+            store.mark_checkpoint_completed(scan_id)
+        else:
+            store.mark_checkpoint_failed(scan_id, "again")
+    assert str(refused.value) == f"scan {scan_id} is {first}; {ACTIVE_ONLY} become {then}"
+    assert store.load_checkpoint(scan_id) == finished
+
+
+@pytest.mark.parametrize("finish", ["completed", "failed"])
+def test_finishing_an_unknown_scan_is_not_found(under_test: StoreUnderTest, finish: str) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    with pytest.raises(CheckpointNotFound) as refused:
+        if finish == "completed":
+            store.mark_checkpoint_completed(scan_id)
+        else:
+            store.mark_checkpoint_failed(scan_id, "boom")
+    assert str(refused.value) == f"no scan with scan_id {scan_id}"
+    assert store.load_checkpoint(scan_id) is None
+
+
+@pytest.mark.parametrize("error_message", ["", "   ", None, 42])
+def test_failing_needs_an_error_message(under_test: StoreUnderTest, error_message: object) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    before = store.create_checkpoint(scan_id, 1, "market_scan")
+    with pytest.raises(InvalidInput) as refused:
+        store.mark_checkpoint_failed(scan_id, error_message)  # type: ignore[arg-type]
+    assert str(refused.value).startswith("error_message")
+    assert store.load_checkpoint(scan_id) == before
+
+
+def test_cleanup_deletes_only_old_finished_checkpoints(under_test: StoreUnderTest) -> None:
+    store = under_test.store
+    old_done, old_failed, old_live, recent_done = (uuid.uuid4() for _ in range(4))
+    for scan_id in (old_done, old_failed, old_live, recent_done):
+        store.create_checkpoint(scan_id, 1, "market_scan")
+    store.mark_checkpoint_completed(old_done)
+    store.mark_checkpoint_failed(old_failed, "boom")
+    store.mark_checkpoint_completed(recent_done)
+    for scan_id in (old_done, old_failed, old_live):
+        under_test.age(scan_id, 8)
+
+    assert store.cleanup_old_checkpoints(days=7) == 2
+
+    assert store.load_checkpoint(old_done) is None and store.load_checkpoint(old_failed) is None
+    assert store.load_checkpoint(old_live) is not None
+    assert store.load_checkpoint(recent_done) is not None
+    assert store.cleanup_old_checkpoints(days=7) == 0
+    assert store.cleanup_old_checkpoints(days=0) == 1  # recent_done, finished a moment ago
+
+
+@pytest.mark.parametrize("days", [-1, 1.5, "7", True])
+def test_cleanup_refuses_bad_days_and_deletes_nothing(
+    under_test: StoreUnderTest, days: object
+) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    store.create_checkpoint(scan_id, 1, "market_scan")
+    store.mark_checkpoint_completed(scan_id)
+    under_test.age(scan_id, 30)
+    with pytest.raises(InvalidInput) as refused:
+        store.cleanup_old_checkpoints(days=days)  # type: ignore[arg-type]
+    assert str(refused.value).startswith("days")
+    assert store.load_checkpoint(scan_id) is not None
