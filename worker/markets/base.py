@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from worker.errors import InvalidInput
+
 # DMarket's listing returns at most 100 objects per request; the simulated market follows it.
 MAX_PAGE_SIZE = 100
 
@@ -16,6 +18,12 @@ GAME_IDS = {
     "tf2": "tf2",
     "rust": "rust",
 }
+
+
+def check_page_limit(limit: int) -> None:
+    """Refuse a page size no market serves: a page of 0 items would never reach the end."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE_SIZE}, got {limit!r}")
 
 
 @dataclass(frozen=True)
