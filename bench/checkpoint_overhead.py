@@ -1,8 +1,8 @@
 """2. Checkpoint overhead: a chain of 250 pages with 20 ms of market latency per page
 (`latency_ms=20`), run by `marketscan.scan.page` (claim, commit, opportunities in PostgreSQL)
 and by `bench.nodb_page`: the same run_page and the same publish-the-next-page chain with
-the row's reads and writes replaced by memory (bench.memory_store, through PageContext's
-`store`). Per page: first to last commit over the pages between. Runs alternate (with,
+the row's reads and writes replaced by memory (worker.devtools.memory_pages, through
+PageContext's `store`). Per page: first to last commit over the pages between. Runs alternate (with,
 without) x 3 in one worker (prefork, concurrency 1); the overhead is the median of the
 paired differences over the page time without the database.
 """

@@ -2,7 +2,7 @@
 
 `bench.hop` re-enqueues itself: the bare cost of one chain link (receive, run, publish,
 ack, events), with nothing else. `bench.nodb_page` runs the real page runner with the
-database taken away (bench.memory_store) and the same publish-the-next-page chain.
+database taken away (worker.devtools.memory_pages) and the same publish-the-next-page chain.
 Timings go to Redis under `bench:` keys, written outside the timed stretch.
 """
 
@@ -18,9 +18,10 @@ import redis
 from celery import Task
 from sqlalchemy.orm import Session
 
-from bench.memory_store import forget, store_of
 from worker.app import app
 from worker.chain.runner import Outcome, PageContext, ScanProgress, run_page
+from worker.db.pages import Lease, PageResult
+from worker.devtools.memory_pages import MemoryPageStore
 from worker.domain.page_message import PageMessage
 from worker.settings import get_settings
 
@@ -54,6 +55,37 @@ def hop(run_id: str, hops_left: int, hops_total: int) -> None:
     app.send_task(HOP_TASK, args=(run_id, hops_left - 1, hops_total))
 
 
+class TimedMemoryPageStore(MemoryPageStore):
+    """The package's memory page store, remembering when each page committed (time.time())."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commit_times: dict[uuid.UUID, dict[int, float]] = {}
+
+    def commit_page(
+        self,
+        session: object,
+        message: PageMessage,
+        result: PageResult,
+        *,
+        keep: Lease | None = None,
+    ) -> str | None:
+        status = super().commit_page(session, message, result, keep=keep)
+        if status is not None:
+            self.commit_times.setdefault(message.scan_id, {})[message.page_seq] = time.time()
+        return status
+
+    def scan_of(self, message: PageMessage, params: dict[str, Any]) -> TimedMemoryPageStore:
+        """The store, holding the scan of `message` (stored on its first page, as a start)."""
+        if message.scan_id not in self.scans:
+            self.start_scan(params, scan_id=message.scan_id, lease_token=message.lease_token)
+        return self
+
+
+# One store per worker process: a solo or one-child pool runs the whole chain.
+_store = TimedMemoryPageStore()
+
+
 def _unbound_session() -> Session:
     # No bind: commit() with nothing executed touches no database.
     return Session()
@@ -70,7 +102,7 @@ def nodb_page(
 ) -> str:
     """marketscan.scan.page with every read and write of the row replaced by memory."""
     message = PageMessage.from_args(scan_id, lease_token, page_seq, page_offset)
-    store = store_of(message.scan_id, params)
+    store = _store.scan_of(message, params)
 
     def publish(next_message: PageMessage) -> None:
         app.send_task(NODB_PAGE_TASK, args=(*next_message.as_args(), params))
@@ -94,6 +126,6 @@ def nodb_page(
     )
     outcome = run_page(message, context)
     if outcome is Outcome.COMPLETED:
-        _redis().set(nodb_key(scan_id), json.dumps(store.commit_times))
-        forget(message.scan_id)
+        _redis().set(nodb_key(scan_id), json.dumps(store.commit_times.pop(message.scan_id)))
+        store.forget(message.scan_id)
     return outcome.value

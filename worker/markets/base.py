@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Protocol
 
-# The values a market lists live in the domain; every market speaks them.
 from worker.domain.listing import GAME_IDS, MAX_PAGE_SIZE, Item, Page
+from worker.errors import InvalidInput
 
-__all__ = ["GAME_IDS", "MAX_PAGE_SIZE", "Item", "MarketSource", "Page"]
+__all__ = ["GAME_IDS", "MAX_PAGE_SIZE", "Item", "MarketSource", "Page", "check_page_limit"]
+
+
+def check_page_limit(limit: int) -> None:
+    """Refuse a page size no market serves: a page of 0 items would never reach the end."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE_SIZE}, got {limit!r}")
 
 
 class MarketSource(Protocol):

@@ -13,7 +13,7 @@ import httpx
 
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
 from worker.markets import dmarket_auth, process_pool
-from worker.markets.base import GAME_IDS, MAX_PAGE_SIZE, Item, Page
+from worker.markets.base import GAME_IDS, Item, Page, check_page_limit
 from worker.markets.dmarket_auth import RequestSigner
 from worker.markets.dmarket_page import parse_page
 from worker.markets.rate_limit import RequestBudget
@@ -114,8 +114,7 @@ class DMarketMarket:
 
     def fetch_page(self, cursor: str | None, limit: int) -> Page:
         """The page at `cursor` (None: the first), with at most `limit` items."""
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        check_page_limit(limit)
         params = {**self._filters, "limit": str(limit)}
         if cursor:
             params["cursor"] = cursor

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
-from worker.markets.base import Item, Page
+from worker.markets.base import Item, Page, check_page_limit
 
 WEAPONS = (
     "AK-47", "M4A4", "M4A1-S", "AWP", "Desert Eagle", "USP-S", "Glock-18", "P250",
@@ -77,6 +77,7 @@ class SimulatedMarket:
         self._faults = random.Random()
 
     def fetch_page(self, cursor: str | None, limit: int) -> Page:
+        check_page_limit(limit)
         if self.options.latency_ms:
             time.sleep(self.options.latency_ms / 1000)
         if self.options.fail_rate and self._faults.random() < self.options.fail_rate:
