@@ -177,10 +177,15 @@ def save_checkpoint(
 
 def load_checkpoint(session: Session, scan_id: uuid.UUID | str) -> Checkpoint | None:
     """The checkpoint of `scan_id`, or None if there is none."""
-    row = session.scalars(
-        select(ScanCheckpoint).where(ScanCheckpoint.scan_id == v.scan_id_of(scan_id))
-    ).one_or_none()
+    row = row_of(session, v.scan_id_of(scan_id))
     return None if row is None else Checkpoint.from_row(row)
+
+
+def row_of(session: Session, scan: uuid.UUID) -> ScanCheckpoint | None:
+    """The one way a scan's row is loaded by its id."""
+    return session.scalars(
+        select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan)
+    ).one_or_none()
 
 
 def get_active_checkpoints(
@@ -234,9 +239,7 @@ def _finish(
 
 
 def _require(session: Session, scan: uuid.UUID) -> ScanCheckpoint:
-    row = session.scalars(
-        select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan)
-    ).one_or_none()
+    row = row_of(session, scan)
     if row is None:
         raise CheckpointNotFound.of_scan(scan)
     return row

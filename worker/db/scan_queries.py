@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity, ScanStatus
+from worker.db.checkpoints import row_of
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.validation import scan_id_of, user_id_of
 from worker.errors import CheckpointNotFound, InvalidInput
@@ -18,7 +19,7 @@ LIST_LIMIT = 200
 
 def scan_status(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
     scan = scan_id_of(scan_id)
-    row = session.scalars(select(ScanCheckpoint).where(ScanCheckpoint.scan_id == scan)).first()
+    row = row_of(session, scan)
     if row is None:
         raise CheckpointNotFound.of_scan(scan)
     return Checkpoint.from_row(row)

@@ -243,10 +243,7 @@ _notifiers: weakref.WeakSet[TelegramNotifier] = weakref.WeakSet()
 
 class _ProcessNotifier:
     """The one notifier of the process; replacing it (new settings) stops the old sender.
-
-    Not an lru_cache: an evicted notifier would keep its sender thread, Redis connection and
-    HTTP client for the life of the process.
-    """
+    (Not an lru_cache: an evicted notifier would keep its thread and clients for life.)"""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
