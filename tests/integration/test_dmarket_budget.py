@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item, requests_over_rate
-from worker.celery_glue.drain import clear_drain, request_drain
+from worker.celery_glue.drain import clear_drain, drain_requested, request_drain
 from worker.chain import lifecycle as scans
 from worker.chain.runner import Outcome, PageContext, run_page
 from worker.db import reset_engines, session_scope
@@ -157,7 +157,8 @@ def test_a_429_pauses_the_api_for_every_market_and_a_long_pause_is_handed_back(
 def test_a_drain_interrupts_a_wait_for_the_budget(fake: FakeDMarket, redis_url: str) -> None:
     # Given a budget of 1 request/s already spent
     settings = settings_for(fake, redis_url, dmarket_requests_per_second=1.0)
-    with DMarketMarket.from_params(PARAMS, settings) as market:
+    # (a page task hands its market the worker's drain flag)
+    with DMarketMarket.from_params(PARAMS, settings, drain_requested) as market:
         market.fetch_page(None, 5)
         # When the worker is draining and the market must wait for the next slot
         request_drain()

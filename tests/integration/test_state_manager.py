@@ -261,7 +261,8 @@ def test_cleanup_deletes_only_old_terminal_rows_with_their_opportunities(
 
 
 def test_cleanup_works_in_bounded_batches(session: Session) -> None:
-    from worker.db import retention as store
+    from worker.db import checkpoints as store
+    from worker.db import retention
 
     scan_ids = [uuid.uuid4() for _ in range(7)]
     for scan_id in scan_ids:
@@ -281,7 +282,7 @@ def test_cleanup_works_in_bounded_batches(session: Session) -> None:
     engine = session.get_bind()
     event.listen(engine, "before_cursor_execute", record)
     try:
-        assert store.cleanup_old_checkpoints(session, days=7, batch_size=3) == 7
+        assert retention.cleanup_old_checkpoints(session, days=7, batch_size=3) == 7
     finally:
         event.remove(engine, "before_cursor_execute", record)
     # 3 + 3 + 1: three bounded DELETEs, each committed on its own.
