@@ -21,9 +21,9 @@ import redis
 from psycopg2.extensions import connection as _PgConnection  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
-from tests.support.processes import CeleryProcess, beat, worker
 from worker.embedded import EmbeddedServices
 from worker.migrate import upgrade
+from worker.testing.processes import CeleryProcess, beat, worker
 
 if TYPE_CHECKING:
     from bench.breakdown import PageBreakdown

@@ -1,0 +1,132 @@
+"""Real `celery worker` and `celery beat` subprocesses, killed by pid, never by name.
+
+Used by the acceptance tests and by bench/; each process runs in its own process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+READY_TIMEOUT_SECONDS = 60.0
+
+
+class CeleryProcess:
+    """One Celery process with its log in a file, started in its own process group."""
+
+    def __init__(
+        self, args: list[str], env: Mapping[str, str], log_path: Path, app: str = "worker"
+    ) -> None:
+        self.args = args
+        self.app = app
+        self.env = dict(env)
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> CeleryProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", self.app, *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(
+        self, text: str, timeout: float = READY_TIMEOUT_SECONDS, after: int = 0
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log()[after:]:
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"celery exited with {self.process.returncode}:\n{self.log()}")
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in the celery log after {timeout}s:\n{self.log()}")
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signum)
+
+    def kill_group(self) -> None:
+        """SIGKILL the process and every child of its group (the prefork pool)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """Warm shutdown, then force: used at test teardown."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill_group()
+        else:
+            # The pool children die with the main process; make sure of it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def worker(
+    env: Mapping[str, str],
+    log_path: Path,
+    hostname: str = "w1@test",
+    pool: str = "prefork",
+    concurrency: int = 2,
+    extra: tuple[str, ...] = (),
+    app: str = "worker",
+) -> CeleryProcess:
+    """A `celery worker` of `app` (the -A argument: a module, or `module:attribute`)."""
+    return CeleryProcess(
+        [
+            "worker",
+            "--loglevel=INFO",
+            f"--hostname={hostname}",
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
+            "--without-mingle",
+            "--without-gossip",
+            *extra,
+        ],
+        env,
+        log_path,
+        app,
+    )
+
+
+def beat(env: Mapping[str, str], log_path: Path, schedule_dir: Path) -> CeleryProcess:
+    return CeleryProcess(
+        [
+            "beat",
+            "--loglevel=INFO",
+            f"--schedule={schedule_dir / 'celerybeat-schedule'}",
+        ],
+        env,
+        log_path,
+    )
