@@ -1,15 +1,14 @@
 """Benchmark-only Celery tasks, loaded into a worker with `--include bench.tasks`.
 
-`bench.hop` re-enqueues itself: the bare cost of one chain link (receive, run, publish,
-ack, events), with nothing else. `bench.nodb_page` runs the real page runner with the
-database taken away (bench.memory_store) and the same publish-the-next-page chain.
-Timings go to Redis under `bench:` keys, written outside the timed stretch.
-"""
+`bench.hop` (bench.hop) re-enqueues itself: the bare cost of one chain link (receive, run,
+publish, ack, events) in marketscan's own worker, with nothing else. `bench.nodb_page` runs
+the real page runner with the database taken away (bench.memory_store) and the same
+publish-the-next-page chain. Timings go to Redis under `bench:` keys, written outside the
+timed stretch."""
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from functools import lru_cache
 from typing import Any
@@ -18,25 +17,19 @@ import redis
 from celery import Task
 from sqlalchemy.orm import Session
 
+from bench.hop import HOP_TASK, hop_step
 from bench.memory_store import forget, store_of
 from worker.app import app
 from worker.page_message import PageMessage
 from worker.page_runner import Outcome, PageContext, ScanProgress, run_page
 from worker.settings import get_settings
 
-HOP_TASK = "bench.hop"
 NODB_PAGE_TASK = "bench.nodb_page"
-# Hops before the clock starts: the first ones open connections and warm caches.
-WARMUP_HOPS = 10
 
 
 @lru_cache(maxsize=1)
 def _redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().broker_url)
-
-
-def hop_key(run_id: str) -> str:
-    return f"bench:hop:{run_id}"
 
 
 def nodb_key(scan_id: uuid.UUID | str) -> str:
@@ -46,12 +39,7 @@ def nodb_key(scan_id: uuid.UUID | str) -> str:
 @app.task(name=HOP_TASK)  # type: ignore[untyped-decorator]
 def hop(run_id: str, hops_left: int, hops_total: int) -> None:
     """One link of a chain that does nothing but publish the next link."""
-    if hops_left == hops_total - WARMUP_HOPS:
-        _redis().hset(hop_key(run_id), "start", repr(time.time()))
-    if hops_left == 0:
-        _redis().hset(hop_key(run_id), "end", repr(time.time()))
-        return
-    app.send_task(HOP_TASK, args=(run_id, hops_left - 1, hops_total))
+    hop_step(app, run_id, hops_left, hops_total)
 
 
 def _unbound_session() -> Session:

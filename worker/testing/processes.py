@@ -28,6 +28,7 @@ class CeleryProcess:
         self.env = dict(env)
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self._terminated = False
 
     @property
     def pid(self) -> int:
@@ -78,11 +79,17 @@ class CeleryProcess:
         assert self.process is not None
         return self.process.wait(timeout=timeout)
 
+    def terminate(self) -> None:
+        """SIGTERM once (Celery's warm shutdown), so several processes can shut down at once."""
+        if self.process is not None and self.process.poll() is None and not self._terminated:
+            self.process.terminate()
+            self._terminated = True
+
     def stop(self) -> None:
         """Warm shutdown, then force: used at test teardown."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.terminate()
+        self.terminate()
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
