@@ -19,99 +19,41 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import nacl.exceptions
 import nacl.signing
 
+from worker.testing.dmarket_http import Handler, Server
+from worker.testing.dmarket_replies import (
+    Answer,
+    RecordedRequest,
+    ScriptedReply,
+    dmarket_item,
+    drop_field,
+    error_body,
+    query_problem,
+)
+
+# The fake's whole surface, one import for tests and the bench.
+__all__ = [
+    "FakeDMarket",
+    "RecordedRequest",
+    "ScriptedReply",
+    "TotalFormat",
+    "dmarket_item",
+    "requests_over_rate",
+]
+
 ITEMS_PATH = "/exchange/v1/market/items"
-MAX_LIMIT = 100
 SHUTDOWN_POLL_SECONDS = 0.01
 # The budget window of the real API: at most `requests_per_second` requests in any second.
 BUDGET_WINDOW_SECONDS = 1.0
 SIGNATURE_PREFIX = "dmar ed25519 "
 
 TotalFormat = Literal["object", "int", "missing"]
-
-
-def dmarket_item(
-    item_id: str,
-    title: str,
-    price_cents: int,
-    suggested_cents: int | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One listing object shaped as DMarket sends it: prices are strings of cents."""
-    item: dict[str, Any] = {"itemId": item_id, "title": title, "price": {"USD": str(price_cents)}}
-    if suggested_cents is not None:
-        item["suggestedPrice"] = {"USD": str(suggested_cents)}
-    if extra is not None:
-        item["extra"] = dict(extra)
-    return item
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the server saw it; `received_at` is time.monotonic() on arrival.
-
-    `connection` is the client's (host, port): one value per TCP connection. `signed` is
-    whether the request carried a signature that verified (None: it carried none).
-    """
-
-    path: str
-    query: dict[str, str]
-    received_at: float
-    connection: tuple[str, int] = ("", 0)
-    status: int = 200
-    signed: bool | None = None
-
-
-@dataclass(frozen=True)
-class ScriptedReply:
-    """An answer given to one chosen request instead of the plain listing page."""
-
-    status: int = 200
-    # None: serve the real page for the request (minus `drop_field`).
-    body: bytes | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    # Dotted path removed from the page's first object, e.g. "price.USD".
-    drop_field: str | None = None
-    delay_seconds: float = 0.0
-
-    @classmethod
-    def rate_limited(
-        cls, retry_after: str | None = None, rate_limit_reset: str | None = None
-    ) -> ScriptedReply:
-        headers = {}
-        if retry_after is not None:
-            headers["Retry-After"] = retry_after
-        if rate_limit_reset is not None:
-            headers["RateLimit-Reset"] = rate_limit_reset
-        return cls(status=429, body=_error_body("too many requests"), headers=headers)
-
-    @classmethod
-    def error(cls, status: int, message: str = "scripted failure") -> ScriptedReply:
-        return cls(status=status, body=_error_body(message))
-
-    @classmethod
-    def malformed_json(cls) -> ScriptedReply:
-        return cls(body=b'{"objects": [{"itemId": "cut-off')
-
-    @classmethod
-    def json_body(cls, payload: object, status: int = 200) -> ScriptedReply:
-        return cls(status=status, body=json.dumps(payload).encode())
-
-    @classmethod
-    def missing_field(cls, dotted_path: str) -> ScriptedReply:
-        return cls(drop_field=dotted_path)
-
-    @classmethod
-    def slow(cls, delay_seconds: float) -> ScriptedReply:
-        return cls(delay_seconds=delay_seconds)
 
 
 class FakeDMarket:
@@ -150,7 +92,7 @@ class FakeDMarket:
         # Cursors are hashes under a per-server salt: opaque to the client, stable per offset.
         self._cursor_salt = secrets.token_hex(8)
         self._offsets_by_cursor: dict[str, int] = {}
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -192,7 +134,7 @@ class FakeDMarket:
             self._items[position:position] = [copy.deepcopy(dict(item)) for item in items]
 
     def __enter__(self) -> FakeDMarket:
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        self._server = Server(("127.0.0.1", 0), Handler, self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             # shutdown() waits up to one poll for the loop to notice; keep tests quick.
@@ -220,7 +162,7 @@ class FakeDMarket:
         raw_path: str,
         headers: Mapping[str, str],
         connection: tuple[str, int],
-    ) -> _Answer:
+    ) -> Answer:
         url = urlsplit(raw_path)
         path = url.path
         query_pairs = parse_qsl(url.query, keep_blank_values=True)
@@ -241,18 +183,18 @@ class FakeDMarket:
         if reply.delay_seconds:
             self._closing.wait(reply.delay_seconds)
         if reply.body is not None:
-            return _Answer(reply.status, reply.body, dict(reply.headers))
+            return Answer(reply.status, reply.body, dict(reply.headers))
         return self._listing(path, query, query_pairs, reply)
 
     def _gatekeeper(
         self, reply: ScriptedReply, signed: bool | None, over_budget_wait: float | None
-    ) -> _Answer | None:
+    ) -> Answer | None:
         """The refusal the real API would give before serving anything, or None."""
         if self._verify_key is not None and not signed:
-            return _Answer(401, _error_body("missing or invalid request signature"))
+            return Answer(401, error_body("missing or invalid request signature"))
         if over_budget_wait is not None and reply.status != 429:
             retry_after = str(max(1, math.ceil(over_budget_wait)))
-            return _Answer(429, _error_body("too many requests"), {"Retry-After": retry_after})
+            return Answer(429, error_body("too many requests"), {"Retry-After": retry_after})
         return None
 
     def _spend_budget(self, received_at: float) -> float | None:
@@ -289,20 +231,20 @@ class FakeDMarket:
         query: dict[str, str],
         query_pairs: list[tuple[str, str]],
         reply: ScriptedReply,
-    ) -> _Answer:
+    ) -> Answer:
         if path != ITEMS_PATH:
-            return _Answer(404, _error_body(f"no route {path}"))
+            return Answer(404, error_body(f"no route {path}"))
         if len(query) != len(query_pairs):
-            return _Answer(400, _error_body("a query parameter was repeated"))
-        problem = _query_problem(query)
+            return Answer(400, error_body("a query parameter was repeated"))
+        problem = query_problem(query)
         if problem is None and query.get("cursor", "") not in ("", *self._offsets_by_cursor):
             problem = f"unknown cursor {query['cursor']!r}"
         if problem is not None:
-            return _Answer(400, _error_body(problem))
+            return Answer(400, error_body(problem))
         page = self._page(query)
         if reply.drop_field and page["objects"]:
-            _drop(page["objects"][0], reply.drop_field)
-        return _Answer(reply.status, json.dumps(page).encode(), dict(reply.headers))
+            drop_field(page["objects"][0], reply.drop_field)
+        return Answer(reply.status, json.dumps(page).encode(), dict(reply.headers))
 
     def _page(self, query: Mapping[str, str]) -> dict[str, Any]:
         low = int(query.get("priceFrom", 0))
@@ -333,78 +275,6 @@ class FakeDMarket:
         with self._lock:
             self._offsets_by_cursor[cursor] = offset
         return cursor
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _query_problem(query: Mapping[str, str]) -> str | None:
-    """What the real API would reject in this query, or None."""
-    if not query.get("gameId"):
-        return "gameId is required"
-    if query.get("currency") != "USD":
-        return f"unsupported currency {query.get('currency')!r}"
-    limit = query.get("limit", "")
-    if not limit.isdecimal() or not 1 <= int(limit) <= MAX_LIMIT:
-        return f"limit must be 1..{MAX_LIMIT}, got {limit!r}"
-    for name in ("priceFrom", "priceTo"):
-        if name in query and not query[name].isdecimal():
-            return f"{name} must be integer cents, got {query[name]!r}"
-    return None
-
-
-def _drop(obj: dict[str, Any], dotted_path: str) -> None:
-    *parents, leaf = dotted_path.split(".")
-    for name in parents:
-        obj = obj[name]
-    del obj[leaf]
-
-
-def _error_body(message: str) -> bytes:
-    return json.dumps({"code": "error", "message": message}).encode()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        fake: FakeDMarket,
-    ) -> None:
-        super().__init__(address, handler)
-        self.fake = fake
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # Keep-alive, as the real API: a client that pools connections reuses one.
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        host, port = self.client_address[:2]
-        answer = cast(_Server, self.server).fake._answer(
-            self.path,
-            {name.lower(): value for name, value in self.headers.items()},
-            (str(host), int(port)),
-        )
-        try:
-            self.send_response(answer.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer.body)))
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(answer.body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up first (a timeout test); nobody is left to answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep pytest output to the test's own story
 
 
 def requests_over_rate(arrivals: Sequence[float], requests_per_second: int) -> int:
