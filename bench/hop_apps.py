@@ -71,6 +71,11 @@ VARIANTS = (
         "Flower: received, started, succeeded and progress (`-E`)",
     ),
     Variant(
+        "late_ack_events",
+        {"task_acks_late": True, "worker_prefetch_multiplier": 1, "worker_send_task_events": True},
+        "the late-ack pair with task events: what the settings cost together, not one by one",
+    ),
+    Variant(
         "sent_event",
         {"task_send_sent_event": True},
         "Flower shows a page as SENT while it waits in the queue",

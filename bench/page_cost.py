@@ -3,7 +3,7 @@
 MARKETSCAN_SLICE_PAGES=1) and with time slices (the default MARKETSCAN_SLICE_MS and
 MARKETSCAN_SLICE_PAGES). Measured: first to last page commit (the commit transactions' own
 `now()`) over the pages between. Two floors, in the same run: our settings (one bare Celery
-hop, `bench.hop` re-enqueueing itself 1,000 times in marketscan's own worker) and Celery's
+hop, `bench.hop` re-enqueueing itself 500 times in marketscan's own worker) and Celery's
 defaults (the same hop in a bare Celery app with its defaults, bench.hop_apps:defaults, its
 own worker and queue), each plus one bare single-row `UPDATE ...; COMMIT` (psycopg2, 1,000
 in a loop). Rounds interleave (hops, update, chain) for each mode x 2; medians. The
@@ -63,7 +63,7 @@ def chain_seconds(database_url: str, pages: int, **market_options: int) -> float
 
 def run(bench: Bench) -> list[Row]:
     pages, runs = bench.size(1000, 200), 2
-    hops, commits = bench.size(1000, 300), bench.size(1000, 500)
+    hops, commits = bench.size(500, 300), bench.size(1000, 500)
     measured = Measured()
     with bench.database(NAME) as url:
         # Celery's defaults: a bare app's worker on a queue of its own, up for the whole figure.
