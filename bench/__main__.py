@@ -20,13 +20,14 @@ from pathlib import Path
 from types import ModuleType
 
 from bench.harness import Bench, connect, say, scalar
-from bench.report import Row, machine, markdown, text_table
+from bench.report import Row, machine, markdown, plain_table, text_table
 from worker.devtools.embedded import embedded_services
 from worker.settings import get_settings
 
 # Module of each figure, in the table's order; --only takes the names.
 FIGURES = {
     "page-cost": "bench.page_cost",
+    "hop-settings": "bench.hop_settings",
     "checkpoint-overhead": "bench.checkpoint_overhead",
     "throughput": "bench.throughput",
     "fairness": "bench.fairness",
@@ -116,6 +117,8 @@ def main(argv: list[str]) -> int:
     duration = time.monotonic() - started
     environment.update(load_start=environment.pop("load"), load_end=machine()["load"])
     print(text_table(rows))
+    for table in bench.tables:
+        print(f"\n{plain_table(table)}")
     for row in rows:
         if row.detail:
             print(f"\n{row.figure}: {row.detail}")
@@ -132,9 +135,11 @@ def main(argv: list[str]) -> int:
                 started=started_at,
                 duration_s=duration,
                 method=method,
+                tables=bench.tables,
             )
         )
         print(f"\nwrote {output}")
+    print(f"\nthe bench took {duration / 60:.1f} min ({', '.join(names)})")
     failed = any(row.measured.startswith("failed:") for row in rows)
     if failed:
         print(f"\na figure failed; logs kept in {root}", file=sys.stderr)

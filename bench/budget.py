@@ -3,7 +3,7 @@ workers of concurrency 2 (four pool processes), against a loopback DMarket that 
 2 requests/s by answering 429, with MARKETSCAN_DMARKET_REQUESTS_PER_SECOND=2 (the
 default). Requests served per second over the middle 80% of all arrivals (ramp-up and the
 last stragglers do not count), divided by the budget; also the one-second windows over
-budget and the 429s. Two runs; medians.
+budget and the 429s. One run: two runs here read 95.2 % both, the ceiling of the margin.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import uuid
 from bench import scans
 from bench.harness import Bench, connect, say
 from bench.report import Row, median, spread
-from tests.fakes.dmarket_server import FakeDMarket, dmarket_item, requests_over_rate
+from worker.devtools.dmarket_server import FakeDMarket, dmarket_item, requests_over_rate
 from worker.domain.scan_params import ScanParams
 
 NAME = "budget"
@@ -56,7 +56,7 @@ def utilisation(
 
 
 def run(bench: Bench) -> list[Row]:
-    scan_count, pages, runs = bench.size(6, 4), bench.size(15, 5), bench.size(2, 1)
+    scan_count, pages, runs = bench.size(6, 4), bench.size(15, 5), 1
     ratios: list[float] = []
     over = refused = 0
     for attempt in range(runs):

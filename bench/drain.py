@@ -13,7 +13,7 @@ import time
 from bench import scans
 from bench.harness import Bench, Connection, connect, say, scalar
 from bench.report import Row, median, spread
-from tests.support.processes import CeleryProcess
+from worker.devtools.processes import CeleryProcess
 
 NAME = "drain"
 ITEM_MS = 20

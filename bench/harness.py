@@ -21,12 +21,13 @@ import redis
 from psycopg2.extensions import connection as _PgConnection  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
-from tests.support.processes import CeleryProcess, beat, worker
 from worker.db.migrate import upgrade
 from worker.devtools.embedded import EmbeddedServices
+from worker.devtools.processes import CeleryProcess, beat, worker
 
 if TYPE_CHECKING:
     from bench.breakdown import PageBreakdown
+    from bench.report import Table
 
 TEMPLATE_DATABASE = "bench_template"
 READY_LINE = " ready."
@@ -54,6 +55,8 @@ class Bench:
     chain_s_per_page: float | None = None
     update_commit_s: float | None = None
     page_breakdown: PageBreakdown | None = None
+    # Tables a figure adds beside the main one (title, then rows), e.g. the hop's settings.
+    tables: list[Table] = field(default_factory=list)
     _started: list[CeleryProcess] = field(default_factory=list)
     _processes_started: int = 0
 
@@ -110,8 +113,10 @@ class Bench:
         concurrency: int = 1,
         pool: str = "prefork",
         wait: bool = True,
+        app: str = "worker",
     ) -> CeleryProcess:
-        """A worker that also runs bench.tasks; stopped when its figure's database goes."""
+        """A worker of `app`, stopped when its figure's database goes; the project's worker
+        (the default app) also runs bench.tasks."""
         log_path = self._log_path(hostname)
         process = worker(
             env,
@@ -119,7 +124,8 @@ class Bench:
             hostname=hostname,
             pool=pool,
             concurrency=concurrency,
-            extra=("--include", "bench.tasks"),
+            extra=("--include", "bench.tasks") if app == "worker" else (),
+            app=app,
         )
         self._started.append(process.start())
         if wait:
@@ -140,7 +146,15 @@ class Bench:
         self._processes_started += 1
         return self.root / "logs" / f"{self._processes_started:03d}-{name.replace('@', '_')}.log"
 
+    def stop(self, process: CeleryProcess) -> None:
+        """Stop one worker before its figure ends (warm, then by force)."""
+        process.stop()
+        self._started.remove(process)
+
     def stop_all(self) -> None:
+        # All warm shutdowns at once: each is about 2 s of Celery's own teardown.
+        for process in self._started:
+            process.terminate()
         while self._started:
             self._started.pop().stop()
 

@@ -20,7 +20,7 @@ import uuid
 from bench import scans
 from bench.harness import POLL_SECONDS, READY_LINE, Bench, Connection, connect, say
 from bench.report import Row, median, spread
-from tests.support.processes import CeleryProcess
+from worker.devtools.processes import CeleryProcess
 
 NAME = "recovery"
 RESTART_GOAL_S = 2.0

@@ -27,6 +27,16 @@ class Row:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Table:
+    """A table a figure adds beside the main one: a title, a header and rows of cells."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: str = ""
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
@@ -78,6 +88,27 @@ def text_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def plain_table(table: Table) -> str:
+    """A figure's own table as aligned text, for the terminal."""
+    cells = [table.header, *table.rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(table.header))]
+    lines = [table.title] + [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        for line in cells
+    ]
+    return "\n".join(lines)
+
+
+def figure_table_markdown(table: Table) -> str:
+    lines = [f"## {table.title}", "", "| " + " | ".join(table.header) + " |"]
+    lines.append("|" + "---|" * len(table.header))
+    for row in table.rows:
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    if table.notes:
+        lines += ["", table.notes]
+    return "\n".join(lines)
+
+
 def markdown_table(rows: Sequence[Row]) -> str:
     lines = ["| figure | measured | floor / ratio | goal | met? |", "|---|---|---|---|---|"]
     for row in rows:
@@ -94,6 +125,7 @@ def markdown(
     started: str,
     duration_s: float,
     method: str,
+    tables: Sequence[Table] = (),
 ) -> str:
     missed = [row for row in rows if row.met is False]
     parts = [
@@ -113,6 +145,10 @@ def markdown(
         "",
         markdown_table(rows),
         "",
+    ]
+    for table in tables:
+        parts += [figure_table_markdown(table), ""]
+    parts += [
         "## Missed goals",
         "",
     ]

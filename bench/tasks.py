@@ -1,10 +1,10 @@
 """Benchmark-only Celery tasks, loaded into a worker with `--include bench.tasks`.
 
-`bench.hop` re-enqueues itself: the bare cost of one chain link (receive, run, publish,
-ack, events), with nothing else. `bench.nodb_page` runs the real page runner with the
-database taken away (worker.devtools.memory_pages) and the same publish-the-next-page chain.
-Timings go to Redis under `bench:` keys, written outside the timed stretch.
-"""
+`bench.hop` (bench.hop) re-enqueues itself: the bare cost of one chain link (receive, run,
+publish, ack, events) in marketscan's own worker, with nothing else. `bench.nodb_page` runs
+the real page runner with the database taken away (worker.devtools.memory_pages) and the
+same publish-the-next-page chain. Timings go to Redis under `bench:` keys, written outside
+the timed stretch."""
 
 from __future__ import annotations
 
@@ -18,26 +18,21 @@ import redis
 from celery import Task
 from sqlalchemy.orm import Session
 
+from bench.hop import HOP_TASK, hop_step
 from worker.app import app
+from worker.celery_glue.publisher import pages_waiting
 from worker.chain.runner import Outcome, PageContext, ScanProgress, run_page
 from worker.db.pages import Lease, PageResult
 from worker.devtools.memory_pages import MemoryPageStore
 from worker.domain.page_message import PageMessage
 from worker.settings import get_settings
 
-HOP_TASK = "bench.hop"
 NODB_PAGE_TASK = "bench.nodb_page"
-# Hops before the clock starts: the first ones open connections and warm caches.
-WARMUP_HOPS = 10
 
 
 @lru_cache(maxsize=1)
 def _redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().broker_url)
-
-
-def hop_key(run_id: str) -> str:
-    return f"bench:hop:{run_id}"
 
 
 def nodb_key(scan_id: uuid.UUID | str) -> str:
@@ -47,12 +42,7 @@ def nodb_key(scan_id: uuid.UUID | str) -> str:
 @app.task(name=HOP_TASK)  # type: ignore[untyped-decorator]
 def hop(run_id: str, hops_left: int, hops_total: int) -> None:
     """One link of a chain that does nothing but publish the next link."""
-    if hops_left == hops_total - WARMUP_HOPS:
-        _redis().hset(hop_key(run_id), "start", repr(time.time()))
-    if hops_left == 0:
-        _redis().hset(hop_key(run_id), "end", repr(time.time()))
-        return
-    app.send_task(HOP_TASK, args=(run_id, hops_left - 1, hops_total))
+    hop_step(app, run_id, hops_left, hops_total)
 
 
 class TimedMemoryPageStore(MemoryPageStore):
@@ -111,7 +101,7 @@ def nodb_page(
         self.send_event(
             "task-progress",
             scan_id=scan_id,
-            page_seq=page_seq,
+            page_seq=update.page_seq,
             processed=update.processed,
             total=update.total,
         )
@@ -120,6 +110,7 @@ def nodb_page(
         owner=self.request.hostname or "unknown",
         settings=get_settings(),
         publish=publish,
+        others_waiting=pages_waiting,
         on_progress=progress,
         sessions=_unbound_session,
         store=store,

@@ -2,7 +2,8 @@
 pool processes (prefork, concurrency 2), zero market latency. Pages/s over the middle 80%
 of all page commits (so the ramp-up and the last stragglers do not count), against one
 chain alone on the same worker (pages/s = 1 / seconds per page). Runs alternate
-(one chain of 150 pages, 16 chains) x 2; medians.
+(one chain of 300 pages, 16 chains) x 3; the ratio is the median of the paired ratios.
+Default slice settings.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from bench.report import Row, median, spread
 
 NAME = "throughput"
 SCANS = 16
+# Two pool processes on two cores: 2x is the ceiling, which PostgreSQL and Redis share.
+GOAL_RATIO = 1.8
 
 
 def aggregate_pages_per_second(database_url: str, scan_count: int, pages: int) -> float:
@@ -34,7 +37,7 @@ def aggregate_pages_per_second(database_url: str, scan_count: int, pages: int) -
 
 
 def run(bench: Bench) -> list[Row]:
-    pages, single_pages, runs = bench.size(100, 20), bench.size(150, 60), bench.size(2, 1)
+    pages, single_pages, runs = bench.size(100, 20), bench.size(300, 60), bench.size(3, 1)
     single: list[float] = []
     many: list[float] = []
     with bench.database(NAME) as url:
@@ -46,18 +49,24 @@ def run(bench: Bench) -> list[Row]:
                 f"{NAME} run {attempt + 1}/{runs}: one chain {single[-1]:.0f} pages/s, "
                 f"{SCANS} chains {many[-1]:.0f} pages/s"
             )
-    ratio = median(many) / median(single)
+    # Paired: a run's 16 chains against the chain just before them, so load that drifts
+    # over the figure moves both sides of a ratio.
+    ratios = [both / one for both, one in zip(many, single, strict=True)]
+    ratio = median(ratios)
     return [
         Row(
             figure=f"3 aggregate throughput ({SCANS} scans x {pages} pages, prefork c=2)",
             measured=f"{median(many):.0f} pages/s ({median(many) * 100:,.0f} items/s)",
-            floor=f"one chain {median(single):.0f} pages/s -> {ratio:.2f}x",
-            goal="none set (2 cores, shared with PostgreSQL and Redis)",
-            met=None,
+            floor=f"one chain {median(single):.0f} pages/s -> {ratio:.2f}x (paired median)",
+            goal=f">= {GOAL_RATIO}x one chain",
+            met=ratio >= GOAL_RATIO,
+            note=_note(ratio, bench),
             detail=f"{SCANS} chains {spread(many, 1, ' pages/s')}; one chain "
-            f"{spread(single, 1, ' pages/s')}. The two pool processes share two cores with "
-            f"the worker's main process (consuming, acking, sending events), PostgreSQL, "
-            f"Redis and whatever else runs on the machine (see the load average).{_cpu(bench)}",
+            f"{spread(single, 1, ' pages/s')}; paired ratios "
+            f"{', '.join(f'{value:.2f}x' for value in ratios)}. The two pool processes share "
+            f"two cores with the worker's main process (consuming, acking, sending events), "
+            f"PostgreSQL, Redis and whatever else runs on the machine (see the load "
+            f"average).{_cpu(bench)}",
         )
     ]
 
@@ -70,4 +79,22 @@ def _cpu(bench: Bench) -> str:
         f" In figure 1's in-process page {parts.waiting_s / parts.total_s:.0%} is waiting "
         f"on PostgreSQL and the rest is Python; PostgreSQL runs on the same two cores, so a "
         f"chain's waiting frees little CPU for another chain."
+    )
+
+
+def _note(ratio: float, bench: Bench) -> str:
+    parts = bench.page_breakdown
+    cpu = (
+        f" figure 1's in-process page is {1 - parts.waiting_s / parts.total_s:.0%} Python "
+        f"and the rest waiting on PostgreSQL, which runs on the same cores;"
+        if parts is not None
+        else ""
+    )
+    return (
+        f"Two slots give {ratio:.2f}x one chain, not 2x: the two pool processes share two "
+        f"cores with the worker's main process (receiving, acking, sending events),{cpu} "
+        f"Redis and the rest of the machine. What would close it: less CPU per page outside "
+        f"the pool (fewer events and round trips per hop, the hop paid per slice rather than "
+        f"per page) and less Python per page, so the two slots stop competing with the "
+        f"worker's own main process and PostgreSQL for the cores."
     )

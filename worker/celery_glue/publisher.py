@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
 from worker.chain import ledger as broker_ledger
 from worker.domain.page_message import PAGE_TASK, PageMessage
 
@@ -25,7 +22,6 @@ def publish_page(message: PageMessage, *, recovered: bool = False) -> None:
         args=message.as_args(),
         queue=RECOVERED_QUEUE if recovered else PAGE_QUEUE,
         shadow=label,
-        event_dispatcher=_Labelled(label),
     )
     broker_ledger.sent(message)
 
@@ -41,25 +37,3 @@ def pages_waiting() -> bool:
         for queue in (PAGE_QUEUE, RECOVERED_QUEUE):
             pipe.llen(queue)
         return any(pipe.execute())
-
-
-class _Labelled:
-    """Sends a page's task-sent event under its shadow name, as its other events are.
-
-    Celery names task-sent by the real task; when it reaches Flower after task-received
-    (their order is not guaranteed), Flower's state would take that name over the shadow.
-    """
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-
-    def publish(self, type: str, fields: dict[str, Any], producer: Any, **options: Any) -> Any:
-        return _dispatcher().publish(type, {**fields, "name": self.label}, producer, **options)
-
-
-@cache
-def _dispatcher() -> Any:
-    from worker.app import app
-
-    # As Celery's own: Dispatcher.publish is given the producer, so it need not be enabled.
-    return app.events.Dispatcher(enabled=False)

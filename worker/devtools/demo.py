@@ -29,7 +29,8 @@ from worker.celery_glue.publisher import publish_page
 from worker.chain.lifecycle import start_scan
 from worker.db import close_engines, reset_engines, session_scope
 from worker.db.scan_queries import opportunity_count, scan_status, top_opportunities
-from worker.devtools.devstack import Child, DevStack, dev_stack
+from worker.devtools.devstack import DevStack, dev_stack
+from worker.devtools.processes import CeleryProcess
 from worker.devtools.reference import reference_opportunities
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.scan_params import ScanParams
@@ -91,7 +92,7 @@ def _scan_and_report(stack: DevStack, console: Console, settings: Settings) -> b
     with _progress(console) as progress:
         bar = progress.add_task("scanning", total=DEMO_ITEMS)
         checkpoint = _follow(scan_id, progress, bar, until=DEMO_ITEMS * KILL_AT_FRACTION)
-        worker.kill()
+        worker.kill_group()
         timeline.killed_at_items = checkpoint.processed_items
         progress.console.print(
             f"[red]SIGKILL[/red] worker pid {worker.pid} at {checkpoint.processed_items} items "
@@ -112,7 +113,7 @@ def _scan_and_report(stack: DevStack, console: Console, settings: Settings) -> b
     return _summary(console, checkpoint, params, settings, timeline)
 
 
-def _start_worker(stack: DevStack) -> Child:
+def _start_worker(stack: DevStack) -> CeleryProcess:
     worker = stack.worker(WORKER_HOSTNAME, echo=False)
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while not _worker_ready(stack):

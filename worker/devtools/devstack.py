@@ -1,7 +1,8 @@
 """A whole marketscan on one machine: embedded PostgreSQL and Redis, worker, beat, Flower.
 
-Children run in their own process groups, so Ctrl-C reaches only this process, which then
-stops them in order (warm first, then by force) and stops the servers last.
+Children are worker.devtools.processes' Celery processes, in their own process groups, so
+Ctrl-C reaches only this process, which then stops them in order (warm first, then by
+force) and stops the servers last.
 """
 
 from __future__ import annotations
@@ -10,81 +11,15 @@ import contextlib
 import os
 import secrets
 import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from worker.db.migrate import upgrade
 from worker.devtools.embedded import EmbeddedServices, embedded_services, free_port
-from worker.redaction import redacted
+from worker.devtools.processes import CeleryProcess
 
 STOP_TIMEOUT_SECONDS = 20.0
-
-
-@dataclass
-class Child:
-    """One child process whose output is copied to ours, each line prefixed with its name."""
-
-    name: str
-    args: list[str]
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-    _pump: threading.Thread | None = field(default=None, repr=False)
-
-    def start(self, echo: bool = True) -> Child:
-        self.process = subprocess.Popen(
-            self.args,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self._pump = threading.Thread(
-            target=_copy_lines, args=(self.name, self.process.stdout, echo), daemon=True
-        )
-        self._pump.start()
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def kill(self) -> None:
-        """SIGKILL the child and its whole process group (a prefork pool included)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        """SIGTERM (Celery's warm shutdown), then SIGKILL the group if it lingers."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        # Pool children that outlived their parent go with the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        if self._pump is not None:
-            self._pump.join(timeout=2)
-
-
-def _copy_lines(name: str, stream: IO[bytes] | None, echo: bool) -> None:
-    if stream is None:
-        return
-    for raw in stream:
-        if echo:
-            sys.stdout.write(f"[{name}] {redacted(raw.decode(errors='replace'))}")
-            sys.stdout.flush()
 
 
 @dataclass
@@ -93,7 +28,7 @@ class DevStack:
 
     services: EmbeddedServices
     directory: Path
-    children: list[Child] = field(default_factory=list)
+    children: list[CeleryProcess] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
@@ -106,27 +41,30 @@ class DevStack:
 
     def celery(
         self, name: str, args: Sequence[str], echo: bool = True, env: dict[str, str] | None = None
-    ) -> Child:
-        child = Child(
-            name,
-            [sys.executable, "-m", "celery", "-A", "worker", *args],
+    ) -> CeleryProcess:
+        """A Celery process of this stack; its output in `<directory>/logs/<name>.log`, and
+        on our stdout too with `echo`."""
+        child = CeleryProcess(
+            list(args),
             {**self.env, **(env or {})},
+            self.directory / "logs" / f"{name}.log",
+            echo_as=name if echo else None,
         )
-        self.children.append(child.start(echo))
+        self.children.append(child.start())
         return child
 
-    def worker(self, hostname: str = "dev-worker@marketscan", echo: bool = True) -> Child:
+    def worker(self, hostname: str = "dev-worker@marketscan", echo: bool = True) -> CeleryProcess:
         return self.celery(
             "worker",
             ["worker", "--loglevel=INFO", f"--hostname={hostname}", "--concurrency=2"],
             echo,
         )
 
-    def beat(self, echo: bool = True) -> Child:
+    def beat(self, echo: bool = True) -> CeleryProcess:
         schedule = self.directory / "celerybeat-schedule"
         return self.celery("beat", ["beat", "--loglevel=INFO", f"--schedule={schedule}"], echo)
 
-    def flower(self, port: int, basic_auth: str, echo: bool = True) -> Child:
+    def flower(self, port: int, basic_auth: str, echo: bool = True) -> CeleryProcess:
         return self.celery(
             "flower",
             [

@@ -1,0 +1,56 @@
+"""The loopback DMarket's HTTP plumbing: a threading server that hands each GET to the fake."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol, cast
+
+from worker.devtools.dmarket_replies import Answer
+
+
+class Answering(Protocol):
+    """The fake behind the server: one answer per request."""
+
+    def _answer(
+        self, raw_path: str, headers: Mapping[str, str], connection: tuple[str, int]
+    ) -> Answer: ...
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        fake: Answering,
+    ) -> None:
+        super().__init__(address, handler)
+        self.fake = fake
+
+
+class Handler(BaseHTTPRequestHandler):
+    # Keep-alive, as the real API: a client that pools connections reuses one.
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        host, port = self.client_address[:2]
+        answer = cast(Server, self.server).fake._answer(
+            self.path,
+            {name.lower(): value for name, value in self.headers.items()},
+            (str(host), int(port)),
+        )
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(answer.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up first (a timeout test); nobody is left to answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep pytest output to the test's own story

@@ -1,0 +1,290 @@
+"""A fake DMarket: a real HTTP server on loopback serving the item listing from a list.
+
+It paginates with opaque cursors, checks the query the way the real API would, records
+every request with its arrival time and TCP connection, and can be scripted to answer
+chosen requests with rate limits, server errors or broken bodies. Like the real API it can
+enforce a request budget (429 with Retry-After past it) and verify Ed25519-signed requests.
+Like the real API it can cap the total it reports (DMarket's stops at 10,000), and its
+listing can live: listings sold and listed between requests shift the positions after them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+import nacl.exceptions
+import nacl.signing
+
+from worker.devtools.dmarket_http import Handler, Server
+from worker.devtools.dmarket_replies import (
+    Answer,
+    RecordedRequest,
+    ScriptedReply,
+    dmarket_item,
+    drop_field,
+    error_body,
+    query_problem,
+)
+
+# The fake's whole surface, one import for tests and the bench.
+__all__ = [
+    "FakeDMarket",
+    "RecordedRequest",
+    "ScriptedReply",
+    "TotalFormat",
+    "dmarket_item",
+    "requests_over_rate",
+]
+
+ITEMS_PATH = "/exchange/v1/market/items"
+SHUTDOWN_POLL_SECONDS = 0.01
+# The budget window of the real API: at most `requests_per_second` requests in any second.
+BUDGET_WINDOW_SECONDS = 1.0
+SIGNATURE_PREFIX = "dmar ed25519 "
+
+TotalFormat = Literal["object", "int", "missing"]
+
+
+class FakeDMarket:
+    """The fake server; use as a context manager and point the client at `.url`."""
+
+    def __init__(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        total_format: TotalFormat = "object",
+        scripted: Mapping[int, ScriptedReply] | None = None,
+        requests_per_second: int | None = None,
+        public_key_hex: str | None = None,
+        total_cap: int | None = None,
+    ) -> None:
+        """`requests_per_second`: answer 429 past that many requests in any second.
+
+        `total_cap`: report at most this many items as the total, as DMarket does.
+
+        `public_key_hex`: require requests signed by this DMarket key (401 otherwise).
+        `headers` given to `_answer` are keyed in lower case.
+        """
+        self._requests_per_second = requests_per_second
+        self._budget_window: deque[float] = deque()
+        self._verify_key = (
+            nacl.signing.VerifyKey(bytes.fromhex(public_key_hex)) if public_key_hex else None
+        )
+        self._public_key_hex = public_key_hex
+        self._items = [copy.deepcopy(dict(item)) for item in items]
+        self._total_format = total_format
+        self._total_cap = total_cap
+        self._scripted = dict(scripted or {})
+        self._requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        # Cursors are hashes under a per-server salt: opaque to the client, stable per offset.
+        self._cursor_salt = secrets.token_hex(8)
+        self._offsets_by_cursor: dict[str, int] = {}
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeDMarket is not running; use it as a context manager")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def connections(self) -> set[tuple[str, int]]:
+        """Every TCP connection (client host, port) that carried a request."""
+        return {request.connection for request in self.requests}
+
+    @property
+    def rate_limited(self) -> list[RecordedRequest]:
+        """The requests answered 429 because they were over the budget or scripted so."""
+        return [request for request in self.requests if request.status == 429]
+
+    def script(self, request_number: int, reply: ScriptedReply) -> None:
+        """Answer the `request_number`-th request (0-based, every request counts) with `reply`."""
+        with self._lock:
+            self._scripted[request_number] = reply
+
+    def remove_items(self, item_ids: Sequence[str]) -> None:
+        """Sell these listings: later requests no longer see them, and those after move up."""
+        doomed = set(item_ids)
+        with self._lock:
+            self._items = [item for item in self._items if item["itemId"] not in doomed]
+
+    def insert_items(self, position: int, items: Sequence[Mapping[str, Any]]) -> None:
+        """List new items at `position` of the listing: those after them move down."""
+        with self._lock:
+            self._items[position:position] = [copy.deepcopy(dict(item)) for item in items]
+
+    def __enter__(self) -> FakeDMarket:
+        self._server = Server(("127.0.0.1", 0), Handler, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            # shutdown() waits up to one poll for the loop to notice; keep tests quick.
+            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._closing.set()  # wakes handlers sleeping in a `slow` reply
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _answer(
+        self,
+        raw_path: str,
+        headers: Mapping[str, str],
+        connection: tuple[str, int],
+    ) -> Answer:
+        url = urlsplit(raw_path)
+        path = url.path
+        query_pairs = parse_qsl(url.query, keep_blank_values=True)
+        query = dict(query_pairs)
+        received_at = time.monotonic()
+        signed = self._signature_ok(raw_path, headers)
+        with self._lock:
+            request_number = len(self._requests)
+            reply = self._scripted.get(request_number, ScriptedReply())
+            over_budget_wait = self._spend_budget(received_at)
+            answer = self._gatekeeper(reply, signed, over_budget_wait)
+            status = answer.status if answer is not None else reply.status
+            self._requests.append(
+                RecordedRequest(path, query, received_at, connection, status, signed)
+            )
+        if answer is not None:
+            return answer
+        if reply.delay_seconds:
+            self._closing.wait(reply.delay_seconds)
+        if reply.body is not None:
+            return Answer(reply.status, reply.body, dict(reply.headers))
+        return self._listing(path, query, query_pairs, reply)
+
+    def _gatekeeper(
+        self, reply: ScriptedReply, signed: bool | None, over_budget_wait: float | None
+    ) -> Answer | None:
+        """The refusal the real API would give before serving anything, or None."""
+        if self._verify_key is not None and not signed:
+            return Answer(401, error_body("missing or invalid request signature"))
+        if over_budget_wait is not None and reply.status != 429:
+            retry_after = str(max(1, math.ceil(over_budget_wait)))
+            return Answer(429, error_body("too many requests"), {"Retry-After": retry_after})
+        return None
+
+    def _spend_budget(self, received_at: float) -> float | None:
+        """Count a request against the budget; the wait until a slot frees if it is over."""
+        if self._requests_per_second is None:
+            return None
+        window = self._budget_window
+        while window and received_at - window[0] >= BUDGET_WINDOW_SECONDS:
+            window.popleft()
+        if len(window) >= self._requests_per_second:
+            return BUDGET_WINDOW_SECONDS - (received_at - window[0])
+        window.append(received_at)
+        return None
+
+    def _signature_ok(self, raw_path: str, headers: Mapping[str, str]) -> bool | None:
+        """DMarket's check: Ed25519 over method + path?query + body + X-Sign-Date."""
+        sign = headers.get("x-request-sign")
+        if sign is None:
+            return None
+        if self._verify_key is None or headers.get("x-api-key") != self._public_key_hex:
+            return False
+        if not sign.startswith(SIGNATURE_PREFIX):
+            return False
+        message = f"GET{raw_path}{headers.get('x-sign-date', '')}".encode()
+        try:
+            self._verify_key.verify(message, bytes.fromhex(sign.removeprefix(SIGNATURE_PREFIX)))
+        except (ValueError, nacl.exceptions.BadSignatureError):
+            return False
+        return True
+
+    def _listing(
+        self,
+        path: str,
+        query: dict[str, str],
+        query_pairs: list[tuple[str, str]],
+        reply: ScriptedReply,
+    ) -> Answer:
+        if path != ITEMS_PATH:
+            return Answer(404, error_body(f"no route {path}"))
+        if len(query) != len(query_pairs):
+            return Answer(400, error_body("a query parameter was repeated"))
+        problem = query_problem(query)
+        if problem is None and query.get("cursor", "") not in ("", *self._offsets_by_cursor):
+            problem = f"unknown cursor {query['cursor']!r}"
+        if problem is not None:
+            return Answer(400, error_body(problem))
+        page = self._page(query)
+        if reply.drop_field and page["objects"]:
+            drop_field(page["objects"][0], reply.drop_field)
+        return Answer(reply.status, json.dumps(page).encode(), dict(reply.headers))
+
+    def _page(self, query: Mapping[str, str]) -> dict[str, Any]:
+        low = int(query.get("priceFrom", 0))
+        high = int(query["priceTo"]) if "priceTo" in query else None
+        with self._lock:
+            listed = list(self._items)
+        matching = [
+            item
+            for item in listed
+            if low <= int(item["price"]["USD"])
+            and (high is None or int(item["price"]["USD"]) <= high)
+        ]
+        offset = self._offsets_by_cursor[query["cursor"]] if query.get("cursor") else 0
+        end = offset + int(query["limit"])
+        page: dict[str, Any] = {
+            "objects": copy.deepcopy(matching[offset:end]),
+            "cursor": self._cursor_for(end) if end < len(matching) else "",
+        }
+        total = len(matching) if self._total_cap is None else min(len(matching), self._total_cap)
+        if self._total_format == "object":
+            page["total"] = {"items": total, "offers": total, "orders": 0}
+        elif self._total_format == "int":
+            page["total"] = total
+        return page
+
+    def _cursor_for(self, offset: int) -> str:
+        cursor = hashlib.sha256(f"{self._cursor_salt}:{offset}".encode()).hexdigest()[:24]
+        with self._lock:
+            self._offsets_by_cursor[cursor] = offset
+        return cursor
+
+
+def requests_over_rate(arrivals: Sequence[float], requests_per_second: int) -> int:
+    """How many requests arrived when `requests_per_second` others had in the second before.
+
+    0 means no one-second window (sliding, by arrival) held more than the budget.
+    """
+    ordered = sorted(arrivals)
+    return sum(
+        1
+        for index in range(requests_per_second, len(ordered))
+        if ordered[index] - ordered[index - requests_per_second] < BUDGET_WINDOW_SECONDS
+    )
