@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from worker.domain import validation as v
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL
+from worker.state.facades import AsyncRecordsManager
 from worker.state.file_format import (
     TEMP_SUFFIX,
     fsync_directory,
@@ -27,13 +27,10 @@ from worker.state.file_format import (
     read_checkpoint_file,
     write_checkpoint_file,
 )
-from worker.state.final_save import FinalCheckpoint, Progress, SaveFinal
 from worker.state.records import (
     DEFAULT_OPERATION_TYPE,
     DEFAULT_USER_ID,
     CheckpointRecords,
-    Metadata,
-    ScanId,
 )
 
 LOCK_FILE_NAME = ".lock"
@@ -104,7 +101,7 @@ class LocalCheckpointStore(CheckpointRecords):
                 self._lock_depth -= 1
 
 
-class LocalStateManager(FinalCheckpoint):
+class LocalStateManager(AsyncRecordsManager):
     """The seed guide's awaitable StateManager API over a `LocalCheckpointStore`."""
 
     def __init__(
@@ -112,78 +109,4 @@ class LocalStateManager(FinalCheckpoint):
         state_dir: str | os.PathLike[str],
         checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
-        super().__init__()
-        self.checkpoint_interval = v.checkpoint_interval_of(checkpoint_interval)
-        self.store = LocalCheckpointStore(state_dir)
-
-    # A local write takes milliseconds, so the coroutines run it inline rather than in a thread.
-    async def create_checkpoint(
-        self,
-        scan_id: ScanId,
-        user_id: int,
-        operation_type: str,
-        metadata: Metadata = None,
-        total_items: int | None = None,
-        *,
-        total_is_lower_bound: bool = False,
-    ) -> Checkpoint:
-        return self._remember(
-            self.store.create_checkpoint(
-                scan_id,
-                user_id,
-                operation_type,
-                metadata,
-                total_items,
-                total_is_lower_bound=total_is_lower_bound,
-            )
-        )
-
-    async def save_checkpoint(
-        self,
-        scan_id: ScanId,
-        cursor: str | None,
-        processed_items: int,
-        total_items: int | None = None,
-        metadata: Metadata = None,
-        *,
-        total_is_lower_bound: bool = False,
-    ) -> Checkpoint:
-        return self._remember(
-            self.store.save_checkpoint(
-                scan_id,
-                cursor,
-                processed_items,
-                total_items,
-                metadata,
-                total_is_lower_bound=total_is_lower_bound,
-            )
-        )
-
-    async def load_checkpoint(self, scan_id: ScanId) -> Checkpoint | None:
-        return self.store.load_checkpoint(scan_id)
-
-    async def get_active_checkpoints(
-        self, user_id: int | None = None, operation_type: str | None = None
-    ) -> list[Checkpoint]:
-        return self.store.get_active_checkpoints(user_id, operation_type)
-
-    async def mark_checkpoint_completed(self, scan_id: ScanId) -> Checkpoint:
-        return self._finished(self.store.mark_checkpoint_completed(scan_id))
-
-    async def mark_checkpoint_failed(self, scan_id: ScanId, error_message: str) -> Checkpoint:
-        return self._finished(self.store.mark_checkpoint_failed(scan_id, error_message))
-
-    async def cleanup_old_checkpoints(self, days: int = 7) -> int:
-        return self.store.cleanup_old_checkpoints(days)
-
-    def _final_saver(self) -> SaveFinal:
-        def save(scan: uuid.UUID, progress: Progress) -> None:
-            self.store.save_checkpoint(
-                scan,
-                progress.cursor,
-                progress.processed_items,
-                progress.total_items,
-                total_is_lower_bound=progress.total_is_lower_bound,
-            )
-
-        return save
+        super().__init__(LocalCheckpointStore(state_dir), checkpoint_interval)

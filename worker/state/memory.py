@@ -14,11 +14,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
-from worker.domain import validation as v
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL
-from worker.state.final_save import FinalCheckpoint, Progress, SaveFinal
-from worker.state.records import CheckpointRecords, Metadata, ScanId
+from worker.state.facades import AsyncRecordsManager, SyncRecordsManager
+from worker.state.records import CheckpointRecords
 
 
 class MemoryCheckpointStore(CheckpointRecords):
@@ -58,152 +57,23 @@ class _Held(AbstractContextManager[None]):
         self._lock.release()
 
 
-class _MemoryManager(FinalCheckpoint):
-    """What both flavours share: the store, the interval and the final save."""
+class MemoryStateManager(SyncRecordsManager):
+    """The seed guide's StateManager for sync code, in memory."""
 
     def __init__(
         self,
         store: MemoryCheckpointStore | None = None,
         checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
-        super().__init__()
-        self.checkpoint_interval = v.checkpoint_interval_of(checkpoint_interval)
-        self.store = MemoryCheckpointStore() if store is None else store
-
-    def _final_saver(self) -> SaveFinal:
-        def save(scan: uuid.UUID, progress: Progress) -> None:
-            self.store.save_checkpoint(
-                scan,
-                progress.cursor,
-                progress.processed_items,
-                progress.total_items,
-                total_is_lower_bound=progress.total_is_lower_bound,
-            )
-
-        return save
+        super().__init__(MemoryCheckpointStore() if store is None else store, checkpoint_interval)
 
 
-class MemoryStateManager(_MemoryManager):
-    """The seed guide's StateManager for sync code, in memory."""
-
-    def create_checkpoint(
-        self,
-        scan_id: ScanId,
-        user_id: int,
-        operation_type: str,
-        metadata: Metadata = None,
-        total_items: int | None = None,
-        *,
-        total_is_lower_bound: bool = False,
-    ) -> Checkpoint:
-        return self._remember(
-            self.store.create_checkpoint(
-                scan_id,
-                user_id,
-                operation_type,
-                metadata,
-                total_items,
-                total_is_lower_bound=total_is_lower_bound,
-            )
-        )
-
-    def save_checkpoint(
-        self,
-        scan_id: ScanId,
-        cursor: str | None,
-        processed_items: int,
-        total_items: int | None = None,
-        metadata: Metadata = None,
-        *,
-        total_is_lower_bound: bool = False,
-    ) -> Checkpoint:
-        return self._remember(
-            self.store.save_checkpoint(
-                scan_id,
-                cursor,
-                processed_items,
-                total_items,
-                metadata,
-                total_is_lower_bound=total_is_lower_bound,
-            )
-        )
-
-    def load_checkpoint(self, scan_id: ScanId) -> Checkpoint | None:
-        return self.store.load_checkpoint(scan_id)
-
-    def get_active_checkpoints(
-        self, user_id: int | None = None, operation_type: str | None = None
-    ) -> list[Checkpoint]:
-        return self.store.get_active_checkpoints(user_id, operation_type)
-
-    def mark_checkpoint_completed(self, scan_id: ScanId) -> Checkpoint:
-        return self._finished(self.store.mark_checkpoint_completed(scan_id))
-
-    def mark_checkpoint_failed(self, scan_id: ScanId, error_message: str) -> Checkpoint:
-        return self._finished(self.store.mark_checkpoint_failed(scan_id, error_message))
-
-    def cleanup_old_checkpoints(self, days: int = 7) -> int:
-        return self.store.cleanup_old_checkpoints(days)
-
-
-class AsyncMemoryStateManager(_MemoryManager):
+class AsyncMemoryStateManager(AsyncRecordsManager):
     """The seed guide's StateManager for asyncio code, in memory: every method is awaited."""
 
-    async def create_checkpoint(
+    def __init__(
         self,
-        scan_id: ScanId,
-        user_id: int,
-        operation_type: str,
-        metadata: Metadata = None,
-        total_items: int | None = None,
-        *,
-        total_is_lower_bound: bool = False,
-    ) -> Checkpoint:
-        return self._remember(
-            self.store.create_checkpoint(
-                scan_id,
-                user_id,
-                operation_type,
-                metadata,
-                total_items,
-                total_is_lower_bound=total_is_lower_bound,
-            )
-        )
-
-    async def save_checkpoint(
-        self,
-        scan_id: ScanId,
-        cursor: str | None,
-        processed_items: int,
-        total_items: int | None = None,
-        metadata: Metadata = None,
-        *,
-        total_is_lower_bound: bool = False,
-    ) -> Checkpoint:
-        return self._remember(
-            self.store.save_checkpoint(
-                scan_id,
-                cursor,
-                processed_items,
-                total_items,
-                metadata,
-                total_is_lower_bound=total_is_lower_bound,
-            )
-        )
-
-    async def load_checkpoint(self, scan_id: ScanId) -> Checkpoint | None:
-        return self.store.load_checkpoint(scan_id)
-
-    async def get_active_checkpoints(
-        self, user_id: int | None = None, operation_type: str | None = None
-    ) -> list[Checkpoint]:
-        return self.store.get_active_checkpoints(user_id, operation_type)
-
-    async def mark_checkpoint_completed(self, scan_id: ScanId) -> Checkpoint:
-        return self._finished(self.store.mark_checkpoint_completed(scan_id))
-
-    async def mark_checkpoint_failed(self, scan_id: ScanId, error_message: str) -> Checkpoint:
-        return self._finished(self.store.mark_checkpoint_failed(scan_id, error_message))
-
-    async def cleanup_old_checkpoints(self, days: int = 7) -> int:
-        return self.store.cleanup_old_checkpoints(days)
+        store: MemoryCheckpointStore | None = None,
+        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+    ) -> None:
+        super().__init__(MemoryCheckpointStore() if store is None else store, checkpoint_interval)
