@@ -35,9 +35,9 @@ class Settings:
     retry_backoff_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
     max_page_deliveries: int = 5
-    # A page task walks the scan's next pages for up to this long, or this many pages,
-    # before it re-enqueues: the Celery hop is paid per slice, not per page.
-    slice_ms: int = 250
+    # While no other page waits in the queue, a page task walks the scan's next pages, up
+    # to this many or this long, before it re-enqueues: the hop is paid per slice.
+    slice_ms: int = 10_000
     slice_pages: int = 10
     fee: float = 0.07
     # Named price bands and their minimum profit; a scan names one (ScanParams.level).

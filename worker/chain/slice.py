@@ -1,12 +1,16 @@
 """A page task's time slice: the pages one delivery walks before it re-enqueues.
 
 A Celery hop costs more than a page's own commit, so a page task keeps walking its scan's
-next pages for up to `slice_ms` or `slice_pages`, whichever comes first. Each page still
-gets its own fenced commit, and the commit of page N claims page N+1 for the same delivery
-(worker.db.page_sql), so a page inside a slice costs one transaction. A slow market ends the
-slice after one page: its time is spent before a second page could start. So does a queue
-with other pages waiting: a slice holds a pool slot, and no scan should wait behind
-another's slice, so under a backlog a task walks one page, as without slices.
+next pages for up to `slice_pages` pages or `slice_ms`, whichever comes first. Each page
+still gets its own fenced commit, and the commit of page N claims page N+1 for the same
+delivery (worker.db.page_sql), so a page inside a slice costs one transaction.
+
+A slice only goes on while no other page waits in the queue: a slice holds a pool slot,
+and no scan should wait behind another's slice, so under a backlog a task walks one page,
+as without slices, and fairness is that of one page per task. With nobody waiting, the
+slice is what pays the hop once per `slice_pages` pages, at the simulated market's 20 ms a
+page as at DMarket's 500 ms; `slice_ms` (10 s by default) bounds how long one task holds
+its slot if the market is slower still.
 
 While page N is judged and committed, the slice already fetches page N+1 (a prefetch):
 the market's wait overlaps the database's. The next page is published, as ever, only after
