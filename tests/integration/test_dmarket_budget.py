@@ -178,6 +178,7 @@ def test_a_page_waiting_for_the_budget_spends_none_of_its_retries(
     # Given no retries allowed at all, and the API paused 2 s by a 429 another page saw
     monkeypatch.setenv("MARKETSCAN_DMARKET_URL", fake.url)
     monkeypatch.setenv("MARKETSCAN_MAX_RETRIES", "0")
+    monkeypatch.setenv("MARKETSCAN_SLICE_PAGES", "1")  # this page alone, then the queue
     get_settings.cache_clear()
     reset_engines()
     settings = get_settings()
