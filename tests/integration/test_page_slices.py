@@ -294,3 +294,16 @@ def test_the_broker_says_whether_page_messages_wait(env: dict[str, str]) -> None
     redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushall()
     publish_page(PageMessage(uuid.uuid4(), uuid.uuid4(), 0, 0))
     assert pages_waiting() is True
+
+
+def test_a_broker_that_does_not_answer_ends_the_slice_rather_than_the_page(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.celery_glue.publisher import pages_waiting
+    from worker.devtools.embedded import free_port
+
+    # Given a broker URL nobody listens on
+    monkeypatch.setenv("CELERY_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")
+    get_settings.cache_clear()
+    # Then the slice is told others may wait, and nothing is raised into the page
+    assert pages_waiting() is True
