@@ -10,7 +10,6 @@ from sqlalchemy.exc import (
     IntegrityError,
     InterfaceError,
     OperationalError,
-    SQLAlchemyError,
 )
 from sqlalchemy.exc import SQLAlchemyError as DatabaseError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +35,6 @@ __all__ = [
     "IntegrityError",
     "InterfaceError",
     "OperationalError",
-    "SQLAlchemyError",
     "Session",
     "async_engine",
     "close_engines",

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from worker.db import SQLAlchemyError
+from worker.db import DatabaseError
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.validation import scan_id_of
 from worker.errors import MarketscanError
@@ -132,7 +132,7 @@ def _save_final(scan: uuid.UUID, registration: _Registration) -> None:
         return
     try:
         registration.save(scan, progress)
-    except (MarketscanError, SQLAlchemyError) as exc:
+    except (MarketscanError, DatabaseError) as exc:
         # Raising here would surface inside whatever code the signal interrupted.
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning("final checkpoint of scan %s not saved: %s", scan, redacted(first_line))
