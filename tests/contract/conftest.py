@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from sqlalchemy import func, update
@@ -22,28 +22,65 @@ from worker.state.file_format import read_checkpoint_file, write_checkpoint_file
 from worker.state.local import LocalStateManager
 from worker.state.manager import SyncStateManager
 from worker.state.memory import AsyncMemoryStateManager, MemoryCheckpointStore, MemoryStateManager
-from worker.state.protocol import AsyncCheckpointStore, CheckpointStore
+from worker.state.protocol import (
+    AsyncStateManagerProtocol,
+    CheckpointStore,
+    EmergencyShutdown,
+)
 
 T = TypeVar("T")
+_SYNC_ON_BOTH_FACES = frozenset(
+    {
+        "max_consecutive_errors",
+        "consecutive_errors",
+        "is_paused",
+        "record_error",
+        "reset_error_counter",
+        "pause_operations",
+        "resume_operations",
+        "set_shutdown_callback",
+    }
+)
+
+
+class ManagerUnderTest(CheckpointStore, EmergencyShutdown, Protocol):
+    """What the suite drives: the store's methods and the manager's error counter."""
+
+
+# Builds another manager of the same flavour from constructor keywords
+# (checkpoint_interval, max_consecutive_errors).
+Build = Callable[..., ManagerUnderTest]
 
 
 @dataclass(frozen=True)
 class StoreUnderTest:
     """One implementation, and what the suite needs to know or do beside its public API."""
 
-    store: CheckpointStore
+    store: ManagerUnderTest
     # Make a row look untouched for `days` days: cleanup's input, which no method can set.
     age: Callable[[uuid.UUID, int], None]
+    build: Build
     # The file store creates a scan on its first save (the seed's development example).
     creates_on_save: bool = False
 
 
 class Awaited:
-    """An asyncio checkpoint store driven from sync test code, every call on one loop."""
+    """An asyncio state manager driven from sync test code, every call on one loop."""
 
-    def __init__(self, store: AsyncCheckpointStore, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, store: AsyncStateManagerProtocol, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self._store = store
         self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        # The error counter's sync methods and properties are the same on both faces.
+        if name in _SYNC_ON_BOTH_FACES:
+            return getattr(self._store, name)
+        raise AttributeError(name)
+
+    def trigger_emergency_shutdown(self, reason: str) -> None:
+        self._wait(self._store.trigger_emergency_shutdown(reason))
 
     def _wait(self, call: Coroutine[Any, Any, T]) -> T:
         return self._loop.run_until_complete(call)
@@ -88,7 +125,9 @@ def _postgres(request: pytest.FixtureRequest) -> StoreUnderTest:
         )
         session.commit()
 
-    return StoreUnderTest(SyncStateManager(session), age)
+    return StoreUnderTest(
+        SyncStateManager(session), age, lambda **kwargs: SyncStateManager(session, **kwargs)
+    )
 
 
 def _files(request: pytest.FixtureRequest) -> StoreUnderTest:
@@ -103,7 +142,12 @@ def _files(request: pytest.FixtureRequest) -> StoreUnderTest:
             path, replace(checkpoint, updated_at=checkpoint.updated_at - timedelta(days=days))
         )
 
-    return StoreUnderTest(Awaited(LocalStateManager(state_dir), loop), age, creates_on_save=True)
+    return StoreUnderTest(
+        Awaited(LocalStateManager(state_dir), loop),
+        age,
+        lambda **kwargs: Awaited(LocalStateManager(state_dir, **kwargs), loop),
+        creates_on_save=True,
+    )
 
 
 def _memory_age(rows: MemoryCheckpointStore) -> Callable[[uuid.UUID, int], None]:
@@ -119,13 +163,19 @@ def _memory_age(rows: MemoryCheckpointStore) -> Callable[[uuid.UUID, int], None]
 
 def _memory(request: pytest.FixtureRequest) -> StoreUnderTest:
     manager = MemoryStateManager()
-    return StoreUnderTest(manager, _memory_age(manager.store))
+    return StoreUnderTest(
+        manager, _memory_age(manager.store), lambda **kwargs: MemoryStateManager(**kwargs)
+    )
 
 
 def _memory_async(request: pytest.FixtureRequest) -> StoreUnderTest:
     manager = AsyncMemoryStateManager()
     loop = request.getfixturevalue("event_loop_for_store")
-    return StoreUnderTest(Awaited(manager, loop), _memory_age(manager.store))
+    return StoreUnderTest(
+        Awaited(manager, loop),
+        _memory_age(manager.store),
+        lambda **kwargs: Awaited(AsyncMemoryStateManager(**kwargs), loop),
+    )
 
 
 _IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest], StoreUnderTest]] = {

@@ -6,6 +6,7 @@ error and the same text; tests/contract/conftest.py lists the implementations.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -313,3 +314,206 @@ def test_cleanup_refuses_bad_days_and_deletes_nothing(
         store.cleanup_old_checkpoints(days=days)  # type: ignore[arg-type]
     assert str(refused.value).startswith("days")
     assert store.load_checkpoint(scan_id) is not None
+
+
+# The upstream module's error counter, pause and emergency shutdown (worker.state.error_guard).
+
+
+def test_a_new_manager_has_upstreams_defaults(under_test: StoreUnderTest) -> None:
+    manager = under_test.build()
+    assert (manager.max_consecutive_errors, manager.consecutive_errors) == (5, 0)
+    assert manager.is_paused is False
+    built = under_test.build(checkpoint_interval=50, max_consecutive_errors=3)
+    assert built.max_consecutive_errors == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"max_consecutive_errors": -1}, "max_consecutive_errors"),
+        ({"max_consecutive_errors": "5"}, "max_consecutive_errors"),
+        ({"max_consecutive_errors": True}, "max_consecutive_errors"),
+        ({"checkpoint_interval": -1}, "checkpoint_interval"),
+    ],
+)
+def test_construction_refuses_bad_limits_by_name(
+    under_test: StoreUnderTest, kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        under_test.build(**kwargs)
+    assert str(refused.value).startswith(field)
+
+
+def test_record_error_says_shut_down_once_the_count_reaches_the_maximum(
+    under_test: StoreUnderTest,
+) -> None:
+    manager = under_test.build(max_consecutive_errors=3)
+    assert [manager.record_error() for _ in range(4)] == [False, False, True, True]
+    assert manager.consecutive_errors == 4
+    manager.reset_error_counter()
+    assert manager.consecutive_errors == 0
+    assert manager.record_error() is False
+
+
+def test_a_maximum_of_zero_says_shut_down_at_the_first_error(under_test: StoreUnderTest) -> None:
+    manager = under_test.build(max_consecutive_errors=0)
+    assert manager.record_error() is True
+    assert manager.consecutive_errors == 1
+
+
+def test_pausing_twice_is_harmless_and_resuming_resets_the_counter(
+    under_test: StoreUnderTest,
+) -> None:
+    manager = under_test.store
+    manager.record_error()
+    manager.record_error()
+    manager.pause_operations()
+    manager.pause_operations()
+    assert manager.is_paused is True and manager.consecutive_errors == 2
+    manager.resume_operations()
+    assert manager.is_paused is False and manager.consecutive_errors == 0
+
+
+def test_an_emergency_shutdown_pauses_then_calls_the_callback_once(
+    under_test: StoreUnderTest,
+) -> None:
+    manager, calls = under_test.store, []
+    manager.set_shutdown_callback(lambda reason: calls.append((reason, manager.is_paused)))
+    manager.trigger_emergency_shutdown("5 errors in a row")
+    assert calls == [("5 errors in a row", True)]
+    assert manager.is_paused is True
+
+
+def test_an_async_callback_is_awaited_to_its_end(under_test: StoreUnderTest) -> None:
+    manager, calls = under_test.store, []
+
+    async def notify(reason: str) -> None:
+        await asyncio.sleep(0)  # a callback that really waits, as a bot's send_message does
+        calls.append(reason)
+
+    manager.set_shutdown_callback(notify)
+    manager.trigger_emergency_shutdown("market down")
+    assert calls == ["market down"]
+    assert manager.is_paused is True
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_failing_callback_is_swallowed_and_the_pause_stands(
+    under_test: StoreUnderTest, flavour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager = under_test.store
+
+    def fail(reason: str) -> None:
+        raise RuntimeError(f"telegram unreachable ({reason})")
+
+    async def fail_later(reason: str) -> None:
+        await asyncio.sleep(0)
+        fail(reason)
+
+    manager.set_shutdown_callback(fail if flavour == "sync" else fail_later)
+    manager.trigger_emergency_shutdown("boom")
+    assert manager.is_paused is True
+    assert "shutdown callback failed" in caplog.text
+    assert "telegram unreachable (boom)" in caplog.text
+
+
+def test_without_a_callback_a_shutdown_only_pauses(under_test: StoreUnderTest) -> None:
+    manager, calls = under_test.store, []
+    manager.set_shutdown_callback(calls.append)
+    manager.set_shutdown_callback(None)  # None clears it
+    manager.trigger_emergency_shutdown("no one to tell")
+    assert manager.is_paused is True and calls == []
+
+
+@pytest.mark.parametrize("callback", ["not callable", 42])
+def test_a_callback_that_cannot_be_called_is_refused(
+    under_test: StoreUnderTest, callback: object
+) -> None:
+    manager, calls = under_test.store, []
+    manager.set_shutdown_callback(calls.append)
+    with pytest.raises(InvalidInput) as refused:
+        manager.set_shutdown_callback(callback)  # type: ignore[arg-type]
+    assert str(refused.value).startswith("callback")
+    manager.trigger_emergency_shutdown("kept")
+    assert calls == ["kept"]  # the callback set before stands
+
+
+# The upstream module's keywords: extra_data (our metadata) and save_checkpoint's status.
+
+
+def test_extra_data_is_metadata_under_upstreams_name(under_test: StoreUnderTest) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    created = store.create_checkpoint(scan_id, 1, "market_scan", extra_data={"game": "csgo"})
+    assert created.metadata == created.extra_data == {"game": "csgo"}
+    saved = store.save_checkpoint(scan_id, "c", 5, extra_data={"page": 2})
+    assert saved.extra_data == {"game": "csgo", "page": 2}
+    assert store.load_checkpoint(scan_id) == saved
+
+
+@pytest.mark.parametrize("call", ["create", "save"])
+def test_extra_data_and_metadata_together_are_refused_by_name(
+    under_test: StoreUnderTest, call: str
+) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    both = {"metadata": {"a": 1}, "extra_data": {"b": 2}}
+    if call == "create":
+        with pytest.raises(InvalidInput) as refused:
+            store.create_checkpoint(scan_id, 1, "market_scan", **both)  # type: ignore[arg-type]
+        assert store.load_checkpoint(scan_id) is None
+    else:
+        before = store.create_checkpoint(scan_id, 1, "market_scan")
+        with pytest.raises(InvalidInput) as refused:
+            store.save_checkpoint(scan_id, "c", 1, **both)  # type: ignore[arg-type]
+        assert store.load_checkpoint(scan_id) == before
+    assert str(refused.value).startswith("extra_data is the upstream module's name for metadata")
+
+
+def test_extra_data_keeps_the_64_kib_rule(under_test: StoreUnderTest) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    half = "x" * (METADATA_MAX_BYTES // 2)
+    with pytest.raises(InvalidInput) as refused:
+        store.create_checkpoint(scan_id, 1, "market_scan", extra_data={"blob": half * 2})
+    assert str(refused.value).startswith("extra_data must be at most 65536 bytes")
+    before = store.create_checkpoint(scan_id, 1, "market_scan", extra_data={"a": half})
+    with pytest.raises(InvalidInput) as merged:
+        store.save_checkpoint(scan_id, "c", 1, extra_data={"b": half})
+    assert str(merged.value).startswith("metadata must be at most")  # the merged whole
+    assert store.load_checkpoint(scan_id) == before
+
+
+def test_save_with_a_status_moves_the_scan_where_the_table_allows(
+    under_test: StoreUnderTest,
+) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    store.create_checkpoint(scan_id, 1, "market_scan", total_items=100)
+    same = store.save_checkpoint(scan_id, "p1", 10, status="in_progress")  # upstream's default
+    assert same.status == ScanStatus.IN_PROGRESS
+    paused = store.save_checkpoint(scan_id, "p2", 20, status="paused")
+    assert (paused.status, paused.cursor, paused.processed_items) == (ScanStatus.PAUSED, "p2", 20)
+    assert [c.scan_id for c in store.get_active_checkpoints()] == [scan_id]
+    resumed = store.save_checkpoint(scan_id, "p3", 30, status=ScanStatus.IN_PROGRESS)
+    assert resumed.status == ScanStatus.IN_PROGRESS
+    done = store.save_checkpoint(scan_id, None, 100, status="completed")
+    assert (done.status, done.processed_items) == (ScanStatus.COMPLETED, 100)
+    assert store.load_checkpoint(scan_id) == done
+    with pytest.raises(InvalidTransition) as refused:
+        store.save_checkpoint(scan_id, None, 100, status="in_progress")
+    assert str(refused.value) == (
+        f"scan {scan_id} is completed; {ACTIVE_ONLY} take checkpoints as in_progress"
+    )
+    assert store.load_checkpoint(scan_id) == done
+
+
+@pytest.mark.parametrize("status", ["interrupted", "", 3, "COMPLETED"])
+def test_save_refuses_a_status_that_does_not_exist(
+    under_test: StoreUnderTest, status: object
+) -> None:
+    store, scan_id = under_test.store, uuid.uuid4()
+    before = store.create_checkpoint(scan_id, 1, "market_scan")
+    with pytest.raises(InvalidInput) as refused:
+        store.save_checkpoint(scan_id, "c", 1, status=status)  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        "status must be one of 'in_progress', 'paused', 'completed', 'failed', 'cancelled', "
+        f"got {status!r}"
+    )
+    assert store.load_checkpoint(scan_id) == before

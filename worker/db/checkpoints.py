@@ -13,17 +13,26 @@ from typing import Any
 from sqlalchemy import Engine, case, create_engine, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.pool import NullPool
 
 from models import ACTIVE_STATUSES, RUNNER_CHAIN, ScanCheckpoint, ScanStatus
 from worker.db.engine import driver_url
 from worker.domain import validation as v
 from worker.domain.checkpoint import Checkpoint
-from worker.domain.status import sources_of
+from worker.domain.status import TERMINAL_STATUSES, change_of, save_sources_of, sources_of
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
 
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
+# What a row that finishes drops: clearing the lease token fences off every page message
+# still in flight.
+_LEASE_CLEARED: dict[str, Any] = {
+    "lease_token": None,
+    "lease_owner": None,
+    "lease_task_id": None,
+    "lease_expires_at": None,
+    "queued_at": None,
+}
 
 
 def _sources(target: ScanStatus) -> list[str]:
@@ -43,6 +52,12 @@ FINAL_SAVE_CONNECT_TIMEOUT_SECONDS = 5
 # One engine per database for every final save of the process, however many managers
 # register: NullPool, so it holds no connection between saves and needs no disposing.
 _final_engines: dict[str, Engine] = {}
+
+
+def is_sync_session(session: object) -> bool:
+    """Whether `session` is a sync Session (or a scoped one); anything else is taken for an
+    AsyncSession, as by the upstream module, whose StateManager was asyncio-only."""
+    return isinstance(session, Session | scoped_session)
 
 
 def bind_url_of(session: Session | AsyncSession) -> str:
@@ -84,6 +99,7 @@ def create_checkpoint(
     params: dict[str, Any] | None = None,
     lease_token: uuid.UUID | None = None,
     total_is_lower_bound: bool = False,
+    extra_data: dict[str, Any] | None = None,
 ) -> Checkpoint:
     """Insert a new in-progress checkpoint; a scan_id that exists already is DuplicateScan.
 
@@ -93,13 +109,14 @@ def create_checkpoint(
     `lease_token` is for scan chains: the first page's fence. A row made with one is run by
     the page chain (its first page queued, to be published right after the commit); a row
     made without one belongs to the caller's own loop, and chain recovery never touches it.
+    `extra_data` is the upstream module's name for `metadata`.
     """
     scan = v.scan_id_of(scan_id)
     values = {
         "scan_id": scan,
         "user_id": v.user_id_of(user_id),
         "operation_type": v.operation_type_of(operation_type),
-        "meta": v.metadata_of(metadata),
+        "meta": v.metadata_patch_of(metadata, extra_data) or {},
         "total_items": v.count_of("total_items", total_items, optional=True),
         "total_is_lower_bound": v.lower_bound_of(total_is_lower_bound),
         "params": params,
@@ -128,13 +145,20 @@ def save_checkpoint(
     total_items: int | None = None,
     metadata: dict[str, Any] | None = None,
     total_is_lower_bound: bool = False,
+    extra_data: dict[str, Any] | None = None,
+    status: ScanStatus | str | None = None,
 ) -> Checkpoint:
     """Record progress of an active scan; `metadata` is merged into the stored object.
 
     The count may pass the total only if the total is a lower bound: marked so by this
     call or an earlier one (the mark stays), and then the total grows with the count.
+    `extra_data` and `status` are the upstream module's keywords: its name for `metadata`,
+    and a status the transition table lets the scan take (a finishing one drops the lease).
     """
     scan = v.scan_id_of(scan_id)
+    target = None if status is None else v.status_of(status)
+    sources = _ACTIVE if target is None else [source.value for source in save_sources_of(target)]
+    patch = v.metadata_patch_of(metadata, extra_data)
     lower_bound = v.lower_bound_of(total_is_lower_bound)
     processed = v.count_of("processed_items", processed_items)
     assert processed is not None
@@ -154,11 +178,15 @@ def save_checkpoint(
         (is_lower_bound, func.greatest(reported, processed)),
         else_=reported,
     )
-    if metadata is not None:
-        values["meta"] = ScanCheckpoint.meta.op("||")(v.metadata_of(metadata))
+    if patch is not None:
+        values["meta"] = ScanCheckpoint.meta.op("||")(patch)
+    if target is not None:
+        values["status"] = target.value
+        if target in TERMINAL_STATUSES:
+            values.update(_LEASE_CLEARED)
     guard = [
         ScanCheckpoint.scan_id == scan,
-        ScanCheckpoint.status.in_(_ACTIVE),
+        ScanCheckpoint.status.in_(sources),
         or_(is_lower_bound, reported.is_(None), reported >= processed),
     ]
     saved = session.execute(
@@ -166,11 +194,11 @@ def save_checkpoint(
     ).scalar_one_or_none()
     if saved is None:
         current = _require(session, scan)
-        if current.status in _ACTIVE:
+        if current.status in sources:
             raise InvalidInput(
                 v.exceeds_total_message(processed, current.total_items if total is None else total)
             )
-        raise InvalidTransition.not_active(scan, current.status, "take checkpoints")
+        raise InvalidTransition.not_active(scan, current.status, change_of(target))
     _check_metadata_size(saved)
     return Checkpoint.from_row(saved)
 
@@ -216,19 +244,14 @@ def mark_checkpoint_failed(
 def _finish(
     session: Session, scan: uuid.UUID, status: ScanStatus, error_message: str | None
 ) -> Checkpoint:
-    # Clearing the lease token fences off every page message still in flight.
     finished = session.execute(
         update(ScanCheckpoint)
         .where(ScanCheckpoint.scan_id == scan, ScanCheckpoint.status.in_(_sources(status)))
         .values(
             status=status.value,
             error_message=error_message,
-            lease_token=None,
-            lease_owner=None,
-            lease_task_id=None,
-            lease_expires_at=None,
-            queued_at=None,
             updated_at=func.now(),
+            **_LEASE_CLEARED,
         )
         .returning(ScanCheckpoint)
     ).scalar_one_or_none()

@@ -39,6 +39,11 @@ class Checkpoint:
     # total_items is only "at least total_items" (worker.domain.progress).
     total_is_lower_bound: bool = False
 
+    @property
+    def extra_data(self) -> dict[str, Any]:
+        """The upstream module's name for `metadata`."""
+        return self.metadata
+
     @classmethod
     def from_row(cls, row: ScanCheckpoint) -> Checkpoint:
         return cls(

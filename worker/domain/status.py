@@ -49,3 +49,16 @@ def sources_of(target: ScanStatus) -> frozenset[ScanStatus]:
 
 def can_move(source: ScanStatus, target: ScanStatus) -> bool:
     return target in TRANSITIONS[source]
+
+
+def save_sources_of(target: ScanStatus) -> frozenset[ScanStatus]:
+    """The statuses from which `save_checkpoint(status=target)` (the upstream module's keyword)
+    may save: an active scan that is `target` already or that the table lets become it."""
+    return frozenset(
+        source for source in ACTIVE_STATUSES if source == target or can_move(source, target)
+    )
+
+
+def change_of(target: ScanStatus | None) -> str:
+    """How an InvalidTransition names a save's change: plain, or to `target`."""
+    return "take checkpoints" if target is None else f"take checkpoints as {target.value}"

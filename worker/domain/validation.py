@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from worker.domain.status import ScanStatus
 from worker.errors import InvalidInput
 
 # Metadata rides in every checkpoint row; a bound keeps a page commit cheap and a row small.
@@ -16,6 +17,8 @@ METADATA_MAX_BYTES = 64 * 1024
 OPERATION_TYPE_MAX_CHARS = 50
 CURSOR_MAX_CHARS = 8192
 DEFAULT_CHECKPOINT_INTERVAL = 100
+# The upstream module's default: errors in a row before record_error() says "shut down".
+DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
 _BIGINT_MAX = 2**63 - 1
 # Prices are stored in BIGINT cents; a typed amount is bounded well inside, where a float
 # still counts every cent exactly (2**53 cents).
@@ -104,23 +107,45 @@ def lower_bound_of(value: object) -> bool:
     return value
 
 
-def metadata_of(value: object) -> dict[str, Any]:
+def metadata_of(value: object, name: str = "metadata") -> dict[str, Any]:
     """`value` as a JSON object of at most METADATA_MAX_BYTES, or InvalidInput."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise InvalidInput(f"metadata must be a JSON object (dict), got {type(value).__name__}")
+        raise InvalidInput(f"{name} must be a JSON object (dict), got {type(value).__name__}")
     try:
         encoded = json.dumps(dict(value), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"metadata must be JSON-serialisable: {exc}") from None
+        raise InvalidInput(f"{name} must be JSON-serialisable: {exc}") from None
     size = len(encoded.encode())
     if size > METADATA_MAX_BYTES:
-        raise InvalidInput(
-            f"metadata must be at most {METADATA_MAX_BYTES} bytes as JSON, got {size}"
-        )
+        raise InvalidInput(f"{name} must be at most {METADATA_MAX_BYTES} bytes as JSON, got {size}")
     loaded: dict[str, Any] = json.loads(encoded)
     return loaded
+
+
+def metadata_patch_of(metadata: object, extra_data: object) -> dict[str, Any] | None:
+    """The caller's metadata, given as `metadata` or as `extra_data` (the upstream module's
+    name for it) but not both, checked by metadata_of; None when neither is given."""
+    if extra_data is None:
+        return None if metadata is None else metadata_of(metadata)
+    if metadata is not None:
+        raise InvalidInput(
+            "extra_data is the upstream module's name for metadata: give one of extra_data "
+            "and metadata, not both"
+        )
+    return metadata_of(extra_data, "extra_data")
+
+
+def status_of(value: object) -> ScanStatus:
+    """A scan status by its value ('in_progress', 'paused', ...), or InvalidInput."""
+    allowed = ", ".join(repr(status.value) for status in ScanStatus)
+    if isinstance(value, str):
+        try:
+            return ScanStatus(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"status must be one of {allowed}, got {value!r}")
 
 
 def finite_number_of(name: str, value: object, *, minimum: float, below: float) -> float:
@@ -159,6 +184,12 @@ def dollars_to_cents(name: str, dollars: float) -> int:
 def checkpoint_interval_of(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput(f"checkpoint_interval must be a positive integer, got {value!r}")
+    return value
+
+
+def max_consecutive_errors_of(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(f"max_consecutive_errors must be a non-negative integer, got {value!r}")
     return value
 
 

@@ -9,17 +9,26 @@ import uuid
 
 from worker.domain import validation as v
 from worker.domain.checkpoint import Checkpoint
+from worker.domain.status import ScanStatus
+from worker.state.error_guard import AsyncErrorGuard, ErrorGuard, SyncErrorGuard
 from worker.state.final_save import FinalCheckpoint, Progress, SaveFinal
 from worker.state.records import CheckpointRecords, Metadata, ScanId
 
 
-class RecordsManager(FinalCheckpoint):
+class RecordsManager(FinalCheckpoint, ErrorGuard):
     """The seed guide's manager over a CheckpointRecords store: its checkpoint interval,
-    and a final save on SIGTERM/SIGINT that writes into the same store."""
+    a final save on SIGTERM/SIGINT that writes into the same store, and the upstream
+    module's error counter, pause and emergency shutdown."""
 
-    def __init__(self, store: CheckpointRecords, checkpoint_interval: int) -> None:
+    def __init__(
+        self,
+        store: CheckpointRecords,
+        checkpoint_interval: int,
+        max_consecutive_errors: int = v.DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    ) -> None:
         super().__init__()
         self.checkpoint_interval = v.checkpoint_interval_of(checkpoint_interval)
+        self._init_error_guard(max_consecutive_errors)
         self.store = store
 
     def _final_saver(self) -> SaveFinal:
@@ -35,7 +44,7 @@ class RecordsManager(FinalCheckpoint):
         return save
 
 
-class SyncRecordsManager(RecordsManager):
+class SyncRecordsManager(RecordsManager, SyncErrorGuard):
     """The seed guide's StateManager API for sync code, over a records store."""
 
     def create_checkpoint(
@@ -47,6 +56,7 @@ class SyncRecordsManager(RecordsManager):
         total_items: int | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: Metadata = None,
     ) -> Checkpoint:
         return self._remember(
             self.store.create_checkpoint(
@@ -56,6 +66,7 @@ class SyncRecordsManager(RecordsManager):
                 metadata,
                 total_items,
                 total_is_lower_bound=total_is_lower_bound,
+                extra_data=extra_data,
             )
         )
 
@@ -68,8 +79,10 @@ class SyncRecordsManager(RecordsManager):
         metadata: Metadata = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: Metadata = None,
+        status: ScanStatus | str | None = None,
     ) -> Checkpoint:
-        return self._remember(
+        return self._saved(
             self.store.save_checkpoint(
                 scan_id,
                 cursor,
@@ -77,6 +90,8 @@ class SyncRecordsManager(RecordsManager):
                 total_items,
                 metadata,
                 total_is_lower_bound=total_is_lower_bound,
+                extra_data=extra_data,
+                status=status,
             )
         )
 
@@ -98,7 +113,7 @@ class SyncRecordsManager(RecordsManager):
         return self.store.cleanup_old_checkpoints(days)
 
 
-class AsyncRecordsManager(RecordsManager):
+class AsyncRecordsManager(RecordsManager, AsyncErrorGuard):
     """The seed guide's StateManager API for asyncio code, over a records store: every
     method is awaited. The stores work in memory or on local files, in milliseconds, so the
     coroutines run them inline rather than in a thread."""
@@ -112,6 +127,7 @@ class AsyncRecordsManager(RecordsManager):
         total_items: int | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: Metadata = None,
     ) -> Checkpoint:
         return self._remember(
             self.store.create_checkpoint(
@@ -121,6 +137,7 @@ class AsyncRecordsManager(RecordsManager):
                 metadata,
                 total_items,
                 total_is_lower_bound=total_is_lower_bound,
+                extra_data=extra_data,
             )
         )
 
@@ -133,8 +150,10 @@ class AsyncRecordsManager(RecordsManager):
         metadata: Metadata = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: Metadata = None,
+        status: ScanStatus | str | None = None,
     ) -> Checkpoint:
-        return self._remember(
+        return self._saved(
             self.store.save_checkpoint(
                 scan_id,
                 cursor,
@@ -142,6 +161,8 @@ class AsyncRecordsManager(RecordsManager):
                 total_items,
                 metadata,
                 total_is_lower_bound=total_is_lower_bound,
+                extra_data=extra_data,
+                status=status,
             )
         )
 

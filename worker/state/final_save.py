@@ -19,6 +19,7 @@ from types import FrameType
 
 from worker.db import DatabaseError
 from worker.domain.checkpoint import Checkpoint
+from worker.domain.status import TERMINAL_STATUSES
 from worker.domain.validation import scan_id_of
 from worker.errors import MarketscanError
 from worker.redaction import redacted
@@ -82,6 +83,13 @@ class FinalCheckpoint(ABC):
             checkpoint.total_is_lower_bound,
         )
         return checkpoint
+
+    def _saved(self, checkpoint: Checkpoint) -> Checkpoint:
+        """Remember a save's progress; a save that finished the scan (upstream's `status=`
+        keyword) forgets it, as completing does."""
+        if checkpoint.status in TERMINAL_STATUSES:
+            return self._finished(checkpoint)
+        return self._remember(checkpoint)
 
     def _finished(self, checkpoint: Checkpoint) -> Checkpoint:
         """Forget a scan that completed or failed: nothing is left to save or clean up."""

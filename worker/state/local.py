@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from worker.domain.checkpoint import Checkpoint
-from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL
+from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_CONSECUTIVE_ERRORS
 from worker.state.facades import AsyncRecordsManager
 from worker.state.file_format import (
     TEMP_SUFFIX,
@@ -34,6 +34,8 @@ from worker.state.records import (
 )
 
 LOCK_FILE_NAME = ".lock"
+# The upstream module's default state directory, relative to the working directory.
+DEFAULT_STATE_DIR = "data/checkpoints"
 # What a save of a scan nobody created records: the file store is for development, where the
 # seed guide saves straight away. Same as a CLI scan started for nobody.
 DEFAULT_LOCAL_USER_ID = DEFAULT_USER_ID
@@ -102,11 +104,22 @@ class LocalCheckpointStore(CheckpointRecords):
 
 
 class LocalStateManager(AsyncRecordsManager):
-    """The seed guide's awaitable StateManager API over a `LocalCheckpointStore`."""
+    """The seed guide's awaitable StateManager API over a `LocalCheckpointStore`; it also reads
+    the files the upstream module wrote in its state directory."""
+
+    store: LocalCheckpointStore
 
     def __init__(
         self,
-        state_dir: str | os.PathLike[str],
+        state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
         checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
-        super().__init__(LocalCheckpointStore(state_dir), checkpoint_interval)
+        super().__init__(
+            LocalCheckpointStore(state_dir), checkpoint_interval, max_consecutive_errors
+        )
+
+    @property
+    def state_dir(self) -> Path:
+        """The directory of the `<scan_id>.json` files, as a Path whatever was passed."""
+        return self.store.state_dir

@@ -1,7 +1,8 @@
 """StateManager: the seed guide's checkpoint API on PostgreSQL, for sync and asyncio callers.
 
 `StateManager(session)` returns a `SyncStateManager` for a `Session` and an
-`AsyncStateManager` (awaitable methods) for an `AsyncSession`. Both run the same functions
+`AsyncStateManager` (awaitable methods) for an `AsyncSession` (and for any other object, as
+the upstream module, whose StateManager was asyncio-only). Both run the same functions
 of `worker.db.checkpoints`; the async flavour through `AsyncSession.run_sync`. Every
 method commits its own transaction, so a checkpoint is durable when the call returns.
 """
@@ -17,41 +18,59 @@ from typing import Any, TypeVar, overload
 from worker.db import AsyncSession, Session, retention
 from worker.db import checkpoints as store
 from worker.domain.checkpoint import Checkpoint
-from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL, checkpoint_interval_of
+from worker.domain.status import ScanStatus
+from worker.domain.validation import (
+    DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    checkpoint_interval_of,
+)
 from worker.settings import get_settings
+from worker.state.error_guard import AsyncErrorGuard, ErrorGuard, SyncErrorGuard
 from worker.state.final_save import FinalCheckpoint, Progress, SaveFinal
 
 T = TypeVar("T")
 
 
-class StateManager(FinalCheckpoint):
+class StateManager(FinalCheckpoint, ErrorGuard):
     """Checkpoints of long operations; pick the flavour by the session you pass."""
 
     @overload
     def __new__(
-        cls, session: AsyncSession, checkpoint_interval: int = ...
+        cls,
+        session: AsyncSession,
+        checkpoint_interval: int = ...,
+        max_consecutive_errors: int = ...,
     ) -> AsyncStateManager: ...
     @overload
-    def __new__(cls, session: Session, checkpoint_interval: int = ...) -> SyncStateManager: ...
     def __new__(
-        cls, session: Session | AsyncSession, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+        cls, session: Session, checkpoint_interval: int = ..., max_consecutive_errors: int = ...
+    ) -> SyncStateManager: ...
+    def __new__(
+        cls,
+        session: Session | AsyncSession,
+        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> StateManager:
         if cls is StateManager:
             flavour: type[StateManager] = (
-                AsyncStateManager if isinstance(session, AsyncSession) else SyncStateManager
+                SyncStateManager if store.is_sync_session(session) else AsyncStateManager
             )
             return object.__new__(flavour)
         return object.__new__(cls)
 
     def __init__(
-        self, session: Any, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+        self,
+        session: Any,
+        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
         super().__init__()
         self.checkpoint_interval = checkpoint_interval_of(checkpoint_interval)
-        self._bind_url = store.bind_url_of(session)
+        self._init_error_guard(max_consecutive_errors)
+        self.session = session
 
     def _final_saver(self) -> SaveFinal:
-        bind_url = self._bind_url
+        bind_url = store.bind_url_of(self.session)
 
         def save(scan: uuid.UUID, progress: Progress) -> None:
             with store.final_save_session(bind_url) as session:
@@ -68,14 +87,10 @@ class StateManager(FinalCheckpoint):
         return save
 
 
-class SyncStateManager(StateManager):
+class SyncStateManager(StateManager, SyncErrorGuard):
     """StateManager for sync code: methods return their results directly."""
 
-    def __init__(
-        self, session: Session, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
-    ) -> None:
-        super().__init__(session, checkpoint_interval)
-        self.session = session
+    session: Session
 
     def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         try:
@@ -95,6 +110,7 @@ class SyncStateManager(StateManager):
         total_items: int | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: dict[str, Any] | None = None,
     ) -> Checkpoint:
         return self._remember(
             self._run(
@@ -105,6 +121,7 @@ class SyncStateManager(StateManager):
                 metadata,
                 total_items,
                 total_is_lower_bound=total_is_lower_bound,
+                extra_data=extra_data,
             )
         )
 
@@ -117,8 +134,10 @@ class SyncStateManager(StateManager):
         metadata: dict[str, Any] | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: dict[str, Any] | None = None,
+        status: ScanStatus | str | None = None,
     ) -> Checkpoint:
-        return self._remember(
+        return self._saved(
             self._run(
                 store.save_checkpoint,
                 scan_id,
@@ -127,6 +146,8 @@ class SyncStateManager(StateManager):
                 total_items,
                 metadata,
                 total_is_lower_bound=total_is_lower_bound,
+                extra_data=extra_data,
+                status=status,
             )
         )
 
@@ -154,14 +175,10 @@ class SyncStateManager(StateManager):
         )
 
 
-class AsyncStateManager(StateManager):
+class AsyncStateManager(StateManager, AsyncErrorGuard):
     """StateManager for asyncio code: every method is awaited, as in the seed guide."""
 
-    def __init__(
-        self, session: AsyncSession, checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
-    ) -> None:
-        super().__init__(session, checkpoint_interval)
-        self.session = session
+    session: AsyncSession
 
     async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         try:
@@ -181,6 +198,7 @@ class AsyncStateManager(StateManager):
         total_items: int | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: dict[str, Any] | None = None,
     ) -> Checkpoint:
         return self._remember(
             await self._run(
@@ -191,6 +209,7 @@ class AsyncStateManager(StateManager):
                 metadata,
                 total_items,
                 total_is_lower_bound=total_is_lower_bound,
+                extra_data=extra_data,
             )
         )
 
@@ -203,8 +222,10 @@ class AsyncStateManager(StateManager):
         metadata: dict[str, Any] | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: dict[str, Any] | None = None,
+        status: ScanStatus | str | None = None,
     ) -> Checkpoint:
-        return self._remember(
+        return self._saved(
             await self._run(
                 store.save_checkpoint,
                 scan_id,
@@ -213,6 +234,8 @@ class AsyncStateManager(StateManager):
                 total_items,
                 metadata,
                 total_is_lower_bound=total_is_lower_bound,
+                extra_data=extra_data,
+                status=status,
             )
         )
 

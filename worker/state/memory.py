@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 from worker.domain.checkpoint import Checkpoint
-from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL
+from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_CONSECUTIVE_ERRORS
 from worker.state.facades import AsyncRecordsManager, SyncRecordsManager
 from worker.state.records import CheckpointRecords
 
@@ -60,20 +60,34 @@ class _Held(AbstractContextManager[None]):
 class MemoryStateManager(SyncRecordsManager):
     """The seed guide's StateManager for sync code, in memory."""
 
+    store: MemoryCheckpointStore
+
     def __init__(
         self,
         store: MemoryCheckpointStore | None = None,
         checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
-        super().__init__(MemoryCheckpointStore() if store is None else store, checkpoint_interval)
+        super().__init__(
+            MemoryCheckpointStore() if store is None else store,
+            checkpoint_interval,
+            max_consecutive_errors,
+        )
 
 
 class AsyncMemoryStateManager(AsyncRecordsManager):
     """The seed guide's StateManager for asyncio code, in memory: every method is awaited."""
 
+    store: MemoryCheckpointStore
+
     def __init__(
         self,
         store: MemoryCheckpointStore | None = None,
         checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
-        super().__init__(MemoryCheckpointStore() if store is None else store, checkpoint_interval)
+        super().__init__(
+            MemoryCheckpointStore() if store is None else store,
+            checkpoint_interval,
+            max_consecutive_errors,
+        )

@@ -8,7 +8,9 @@ Implementations, all held to one contract suite (tests/contract/test_checkpoint_
 | asyncio | `StateManager(AsyncSession)` | `LocalStateManager` | `AsyncMemoryStateManager`  |
 
 They validate the same way, raise the same errors with the same texts (worker.errors) and
-follow the same state rules. One difference is deliberate: `save_checkpoint` of a scan
+follow the same state rules. The managers add the upstream module's error counter, pause and
+emergency shutdown (ErrorCounter, written once; only the shutdown's wait differs by face). One
+difference is deliberate: `save_checkpoint` of a scan
 nobody created is CheckpointNotFound on PostgreSQL and in memory, while the file store
 creates it first (the seed guide's development example saves straight away).
 """
@@ -19,6 +21,8 @@ import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
 from worker.domain.checkpoint import Checkpoint
+from worker.domain.status import ScanStatus
+from worker.state.error_guard import ShutdownCallback
 from worker.state.final_save import Cleanup
 
 
@@ -34,8 +38,10 @@ class CheckpointStore(Protocol):
         total_items: int | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: dict[str, Any] | None = None,
     ) -> Checkpoint:
-        """A new in-progress checkpoint; DuplicateScan if `scan_id` exists already."""
+        """A new in-progress checkpoint; DuplicateScan if `scan_id` exists already.
+        `extra_data` is the upstream module's name for `metadata` (give one, not both)."""
 
     def save_checkpoint(
         self,
@@ -46,8 +52,12 @@ class CheckpointStore(Protocol):
         metadata: dict[str, Any] | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: dict[str, Any] | None = None,
+        status: ScanStatus | str | None = None,
     ) -> Checkpoint:
-        """Progress of an in-progress or paused scan; `metadata` is merged into the stored one."""
+        """Progress of an in-progress or paused scan; `metadata` is merged into the stored one.
+        `status` (upstream's keyword) moves the scan where the transition table allows, else
+        InvalidTransition."""
 
     def load_checkpoint(self, scan_id: uuid.UUID | str) -> Checkpoint | None:
         """The checkpoint of `scan_id`, or None if there is none."""
@@ -79,6 +89,7 @@ class AsyncCheckpointStore(Protocol):
         total_items: int | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: dict[str, Any] | None = None,
     ) -> Checkpoint:
         """As CheckpointStore.create_checkpoint."""
 
@@ -91,6 +102,8 @@ class AsyncCheckpointStore(Protocol):
         metadata: dict[str, Any] | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: dict[str, Any] | None = None,
+        status: ScanStatus | str | None = None,
     ) -> Checkpoint:
         """As CheckpointStore.save_checkpoint."""
 
@@ -138,11 +151,59 @@ class FinalSave(Protocol):
         """On SIGTERM or SIGINT: save a final checkpoint, run `cleanup_callback`, exit."""
 
 
-class StateManagerProtocol(CheckpointStore, FinalSave, Protocol):
+class ErrorCounter(Protocol):
+    """The upstream module's error counter and pause, per manager and process
+    (worker.state.error_guard); the same on both faces."""
+
+    @property
+    def max_consecutive_errors(self) -> int:
+        """How many errors in a row make record_error() say "shut down"."""
+
+    @property
+    def consecutive_errors(self) -> int:
+        """Errors recorded since the last reset, resume or start."""
+
+    @property
+    def is_paused(self) -> bool:
+        """True from pause_operations (or an emergency shutdown) until resume_operations."""
+
+    def record_error(self) -> bool:
+        """Count one more error; True once the count reaches max_consecutive_errors."""
+
+    def reset_error_counter(self) -> None:
+        """Back to 0 errors."""
+
+    def pause_operations(self) -> None:
+        """Set is_paused; pausing twice is harmless."""
+
+    def resume_operations(self) -> None:
+        """Clear is_paused and reset the error counter."""
+
+    def set_shutdown_callback(self, callback: ShutdownCallback | None) -> None:
+        """A sync or async callable taking the reason; None clears it; InvalidInput if the
+        value is not callable."""
+
+
+class EmergencyShutdown(ErrorCounter, Protocol):
+    """ErrorCounter for sync code: the shutdown returns once the callback has finished."""
+
+    def trigger_emergency_shutdown(self, reason: str) -> None:
+        """Pause, then call the callback once with `reason` (an async one runs to its end);
+        an error from the callback is logged, never raised."""
+
+
+class AsyncEmergencyShutdown(ErrorCounter, Protocol):
+    """ErrorCounter for asyncio code: the shutdown is awaited."""
+
+    async def trigger_emergency_shutdown(self, reason: str) -> None:
+        """As EmergencyShutdown.trigger_emergency_shutdown, awaiting an awaitable result."""
+
+
+class StateManagerProtocol(CheckpointStore, FinalSave, EmergencyShutdown, Protocol):
     """The seed guide's StateManager for sync code: `StateManager(Session)`, MemoryStateManager."""
 
 
-class AsyncStateManagerProtocol(AsyncCheckpointStore, FinalSave, Protocol):
+class AsyncStateManagerProtocol(AsyncCheckpointStore, FinalSave, AsyncEmergencyShutdown, Protocol):
     """The seed guide's StateManager for asyncio code: `StateManager(AsyncSession)`,
     LocalStateManager, AsyncMemoryStateManager."""
 

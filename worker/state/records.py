@@ -20,6 +20,7 @@ from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
 from worker.domain import progress as scan_total
 from worker.domain import validation as v
 from worker.domain.checkpoint import Checkpoint
+from worker.domain.status import change_of, save_sources_of
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
 
 ScanId: TypeAlias = uuid.UUID | str
@@ -67,6 +68,7 @@ class CheckpointRecords(ABC):
         total_items: int | None = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: Metadata = None,
     ) -> Checkpoint:
         """Write a new in-progress checkpoint; a scan_id that exists already is DuplicateScan."""
         scan, now = v.scan_id_of(scan_id), self._now()
@@ -74,7 +76,7 @@ class CheckpointRecords(ABC):
             scan_id=scan,
             user_id=v.user_id_of(user_id),
             operation_type=v.operation_type_of(operation_type),
-            metadata=v.metadata_of(metadata),
+            metadata=v.metadata_patch_of(metadata, extra_data) or {},
             total_items=v.count_of("total_items", total_items, optional=True),
             total_is_lower_bound=v.lower_bound_of(total_is_lower_bound),
             cursor=None,
@@ -99,12 +101,15 @@ class CheckpointRecords(ABC):
         metadata: Metadata = None,
         *,
         total_is_lower_bound: bool = False,
+        extra_data: Metadata = None,
+        status: ScanStatus | str | None = None,
     ) -> Checkpoint:
         """Record progress of an active scan; `metadata` is merged into the stored object.
 
         The count may pass the total only if the total is a lower bound, as in the database
         store. A store that `creates_on_save` first creates a scan it does not know, in
-        progress, for DEFAULT_USER_ID and DEFAULT_OPERATION_TYPE.
+        progress, for DEFAULT_USER_ID and DEFAULT_OPERATION_TYPE. `extra_data` and `status`
+        are the upstream module's keywords, with the database store's rules.
         """
         scan = v.scan_id_of(scan_id)
         lower_bound = v.lower_bound_of(total_is_lower_bound)
@@ -112,12 +117,13 @@ class CheckpointRecords(ABC):
         assert processed is not None
         total = v.count_of("total_items", total_items, optional=True)
         checked_cursor = v.cursor_of(cursor)
-        patch = None if metadata is None else v.metadata_of(metadata)
+        patch = v.metadata_patch_of(metadata, extra_data)
+        target = None if status is None else v.status_of(status)
         with self._locked():
             if self.creates_on_save and not self._exists(scan):
                 v.counts_of(processed, total, lower_bound)  # refused before anything is written
                 self.create_checkpoint(scan, DEFAULT_USER_ID, DEFAULT_OPERATION_TYPE)
-            current = self._require_active(scan, "take checkpoints")
+            current = self._require_saveable(scan, target)
             lower_bound = lower_bound or current.total_is_lower_bound
             reported = current.total_items if total is None else total
             v.counts_of(processed, reported, lower_bound)
@@ -136,6 +142,10 @@ class CheckpointRecords(ABC):
                 timestamp=now,
                 updated_at=now,
             )
+            if target is not None:
+                saved = replace(saved, status=target)
+                if target in TERMINAL_STATUSES:
+                    saved = replace(saved, lease_owner=None, lease_expires_at=None)
             self._write(saved)
         return saved
 
@@ -194,6 +204,16 @@ class CheckpointRecords(ABC):
             )
             self._write(finished)
         return finished
+
+    def _require_saveable(self, scan: uuid.UUID, target: ScanStatus | None) -> Checkpoint:
+        if target is None:
+            return self._require_active(scan, change_of(None))
+        checkpoint = self._read(scan)
+        if checkpoint is None:
+            raise CheckpointNotFound.of_scan(scan)
+        if checkpoint.status not in save_sources_of(target):
+            raise InvalidTransition.not_active(scan, checkpoint.status, change_of(target))
+        return checkpoint
 
     def _require_active(self, scan: uuid.UUID, change: str) -> Checkpoint:
         checkpoint = self._read(scan)
