@@ -19,6 +19,7 @@ from worker.domain import validation as v
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.status import ScanStatus
 from worker.errors import CorruptCheckpoint, InvalidInput
+from worker.state.upstream import decode_upstream_checkpoint
 
 FORMAT_VERSION = 1
 # Temp files start with a dot and end in .tmp, so the `<scan_id>.json` listing never sees them.
@@ -34,7 +35,11 @@ _LATER_FIELDS = {"total_is_lower_bound": False}
 
 
 def read_checkpoint_file(path: Path) -> Checkpoint | None:
-    """The checkpoint in `path`; None if the file is gone; CorruptCheckpoint if unreadable."""
+    """The checkpoint in `path`; None if the file is gone; CorruptCheckpoint if unreadable.
+
+    A file without `format_version` is one the upstream module wrote
+    (worker.state.upstream); the next save rewrites it in this format.
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -44,7 +49,11 @@ def read_checkpoint_file(path: Path) -> Checkpoint | None:
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
         raise CorruptCheckpoint(f"checkpoint file {path} is not valid JSON: {exc}") from None
     try:
-        checkpoint = decode_checkpoint(data)
+        if isinstance(data, dict) and "format_version" not in data:
+            written_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            checkpoint = decode_upstream_checkpoint(data, written_at)
+        else:
+            checkpoint = decode_checkpoint(data)
     except ValueError as exc:  # InvalidInput from a validator, or a bad date string
         raise CorruptCheckpoint(f"checkpoint file {path} has a bad field: {exc}") from None
     if path.name != f"{checkpoint.scan_id}.json":
