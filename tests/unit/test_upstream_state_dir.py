@@ -146,3 +146,14 @@ def test_a_bad_upstream_file_is_corrupt_naming_the_field(
     with pytest.raises(CorruptCheckpoint, match=problem) as raised:
         asyncio.run(LocalStateManager(tmp_path).load_checkpoint(scan_id))
     assert str(path) in str(raised.value)
+
+
+def test_upstreams_file_helper_names_the_file_a_save_writes(tmp_path: Path) -> None:
+    manager, scan_id = LocalStateManager(tmp_path), uuid.uuid4()
+    path = manager._get_checkpoint_file(scan_id)
+    assert path == tmp_path / f"{scan_id}.json" and not path.exists()
+    asyncio.run(manager.save_checkpoint(scan_id=scan_id, cursor="page_2", processed_items=50))
+    data = json.loads(path.read_text())
+    assert (data["scan_id"], data["cursor"], data["processed_items"]) == (
+        str(scan_id), "page_2", 50,
+    )  # fmt: skip
