@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from worker import observe
 from worker.chain import ledger as broker_ledger
-from worker.db import Session
+from worker.db import Session, tallies
 from worker.db import reclaim as reclaim_db
 from worker.db.reclaim import Candidate
 from worker.domain.page_message import PageMessage
@@ -40,6 +41,19 @@ class Cause(StrEnum):
     RESTART = "its worker restarted"
     BROKER_LOST = "the broker lost the message"
     TAKEN_BY_DEAD_WORKER = "its worker died before starting the page"
+
+    @property
+    def metric_label(self) -> str:
+        """The cause as marketscan_recoveries_total{cause} names it: short, fixed."""
+        return _METRIC_LABELS[self]
+
+
+_METRIC_LABELS = {
+    Cause.LEASE_EXPIRED: observe.RECOVERY_LEASE_EXPIRED,
+    Cause.RESTART: observe.RECOVERY_WORKER_RESTARTED,
+    Cause.BROKER_LOST: observe.RECOVERY_BROKER_LOST,
+    Cause.TAKEN_BY_DEAD_WORKER: observe.RECOVERY_WORKER_DIED_BEFORE_START,
+}
 
 
 @dataclass(frozen=True)
@@ -160,5 +174,7 @@ def _reclaim(session: Session, row: Candidate, cause: Cause) -> list[Reclaimed]:
     token = reclaim_db.reclaim(session, row)
     if token is None:
         return []
+    # Counted in the reclaim's own transaction: a recovery is tallied if and only if it won.
+    tallies.add(session, {(tallies.RECOVERIES, cause.metric_label): 1})
     message = PageMessage(row.scan_id, token, row.page_seq, row.page_offset)
     return [Reclaimed(row.scan_id, row.lease_owner, message, cause)]
