@@ -2,11 +2,10 @@
 messages. A hook that every room may call (markets and db sit below the metrics room and
 must not import it); the metrics room drains it into the fleet's store.
 
-A note costs a dict update under a lock, in memory. The worker flushes its notes to the
-store after each task (worker.metrics.events), so a pool child SIGKILLed mid-task loses at
-most the notes of the task it was running, which had not finished: never what was flushed,
-and never anything twice. Counters of committed work are not notes: they are read from
-the rows (worker.db.tallies).
+A note costs a dict update under a lock, in memory. A thread of the worker process flushes
+the notes to the store every second (worker.metrics.events), so a pool child SIGKILLed
+loses at most its last second of notes: never what was flushed, and never anything twice.
+Counters of committed work are not notes: they are read from the rows (worker.db.tallies).
 """
 
 from __future__ import annotations

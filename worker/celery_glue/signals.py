@@ -10,7 +10,7 @@ from typing import Any
 import redis
 from celery.signals import (
     beat_init,
-    task_postrun,
+    task_prerun,
     task_received,
     worker_process_init,
     worker_process_shutdown,
@@ -50,10 +50,15 @@ def _fresh_engines(**_: Any) -> None:
     observe.enable(get_settings().metrics_enabled)
 
 
-@task_postrun.connect
-def _flush_metric_notes(**_: Any) -> None:
-    # After each task, in the process that ran it: a child killed later loses nothing
-    # noted so far (worker.observe says what a kill mid-task loses).
+@task_prerun.connect
+def _keep_flushing_metric_notes(**_: Any) -> None:
+    # In the process that runs tasks (any pool): a thread moves its notes to the store
+    # every second, off the page's path; a child killed loses at most that second's notes.
+    if get_settings().metrics_enabled:
+        metric_events.keep_flushing(process_store(get_settings().broker_url))
+
+
+def _flush_metric_notes() -> None:
     if get_settings().metrics_enabled:
         metric_events.flush(process_store(get_settings().broker_url))
 

@@ -26,7 +26,7 @@ class Kind(StrEnum):
 
 class Source(StrEnum):
     ROWS = "PostgreSQL rows and tallies, read at scrape"
-    NOTES = "workers' notes, flushed to Redis after each task"
+    NOTES = "workers' notes, flushed to Redis every second"
     BROKER = "the broker's Redis, read at scrape"
 
 

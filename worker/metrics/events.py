@@ -5,15 +5,19 @@ A plug-in family: EventStore is the protocol, RedisEventStore keeps them in the 
 Redis (one hash, HINCRBY in one MULTI per flush), MemoryEventStore is the stub for tests;
 tests/contract/test_event_store.py runs over both.
 
-A flush is written once or not at all: a failed one is logged and dropped, never retried
-(redis cannot say whether a MULTI whose reply was lost ran), so a counter may miss a
-task's notes after a broker outage but never counts them twice, and never goes backwards.
+Each process flushes its notes every second from a thread of its own (keep_flushing), and
+once more when it exits warm. A flush is written once or not at all: a failed one is
+logged and dropped, never retried (redis cannot say whether a MULTI whose reply was lost
+ran), so a counter may miss a task's notes after a broker outage but never counts them
+twice, and never goes backwards.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -114,6 +118,39 @@ def flush(store: EventStore) -> None:
         store.add(fields_of(notes))
     except redis.RedisError as exc:
         log.warning("metrics notes of this task were lost: %s", exc)
+
+
+# How often a process moves its notes to the store. Not after every task: under CPU
+# contention one more Redis round trip per page costs milliseconds (bench/metrics_cost.py).
+FLUSH_INTERVAL_SECONDS = 1.0
+
+_flusher_pid: int | None = None
+_flusher_lock = threading.Lock()
+
+
+def keep_flushing(store: EventStore, interval_seconds: float = FLUSH_INTERVAL_SECONDS) -> None:
+    """Make sure this process has a daemon thread flushing its notes every interval.
+
+    Cheap to call on every task: a pid check. The thread is started in the process that
+    runs tasks (a forked pool child has no thread of its parent's), so a child killed
+    loses at most one interval of notes, never what it flushed.
+    """
+    global _flusher_pid
+    if _flusher_pid == os.getpid():
+        return
+    with _flusher_lock:
+        if _flusher_pid == os.getpid():
+            return
+        _flusher_pid = os.getpid()
+        threading.Thread(
+            target=_flush_every, args=(store, interval_seconds), name="metrics-flush", daemon=True
+        ).start()
+
+
+def _flush_every(store: EventStore, interval_seconds: float) -> None:
+    while True:
+        threading.Event().wait(interval_seconds)
+        flush(store)
 
 
 @dataclass(frozen=True)
