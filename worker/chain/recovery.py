@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -82,6 +83,10 @@ def recover(
     # Queued pages first: a running page reclaimed below turns queued in this transaction.
     reclaimed = _reclaim_queued(session, queued_grace_seconds, own_hostname, limit)
     reclaimed += _reclaim_running(session, own_hostname, limit)
+    # Counted in the reclaims' own transaction: a recovery is tallied if and only if it won.
+    # Last, so no recoverer holds a tally row while it waits for a scan's row (no deadlock).
+    causes = Counter(item.cause.metric_label for item in reclaimed)
+    tallies.add(session, {(tallies.RECOVERIES, cause): n for cause, n in sorted(causes.items())})
     session.commit()
     for item in reclaimed:
         publish(item.message)
@@ -174,7 +179,5 @@ def _reclaim(session: Session, row: Candidate, cause: Cause) -> list[Reclaimed]:
     token = reclaim_db.reclaim(session, row)
     if token is None:
         return []
-    # Counted in the reclaim's own transaction: a recovery is tallied if and only if it won.
-    tallies.add(session, {(tallies.RECOVERIES, cause.metric_label): 1})
     message = PageMessage(row.scan_id, token, row.page_seq, row.page_offset)
     return [Reclaimed(row.scan_id, row.lease_owner, message, cause)]
