@@ -5,6 +5,7 @@ recovery once, by cause, only when it won."""
 from __future__ import annotations
 
 import threading
+import urllib.error
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -119,3 +120,28 @@ def test_a_recovery_is_counted_once_by_its_cause(exporter: str, session: Session
     assert now[("marketscan_recoveries_total", frozenset({("cause", "lease_expired")}))] == 1
     assert scraped.total(now, "marketscan_recoveries_total") == 1
     assert now[("marketscan_oldest_queued_page_age_seconds", frozenset())] >= 0
+
+
+def test_a_scrape_that_cannot_read_postgresql_fails_whole_instead_of_serving_zeros(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.db import reset_engines
+    from worker.settings import get_settings
+
+    # Given the exporter pointed at a PostgreSQL that is not there
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/none")
+    get_settings.cache_clear()
+    reset_engines()
+    served = Exporter("127.0.0.1", free_port(), env["CELERY_BROKER_URL"])
+    thread = threading.Thread(target=served.serve_forever, daemon=True)
+    thread.start()
+    try:
+        # When Prometheus scrapes, Then the scrape fails (the target shows down), no zeros
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            scraped.exposition(served.url)
+        assert failed.value.code == 500
+    finally:
+        served.shutdown()
+        thread.join(timeout=10)
+        get_settings.cache_clear()
+        reset_engines()
