@@ -27,6 +27,7 @@ from worker.settings import get_settings
 # Module of each figure, in the table's order; --only takes the names.
 FIGURES = {
     "page-cost": "bench.page_cost",
+    "metrics-cost": "bench.metrics_cost",
     "hop-settings": "bench.hop_settings",
     "checkpoint-overhead": "bench.checkpoint_overhead",
     "throughput": "bench.throughput",

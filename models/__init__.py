@@ -4,6 +4,7 @@ from models.base import Base
 from models.checkpoint import RUNNER_CALLER, RUNNER_CHAIN, ScanCheckpoint
 from models.opportunity import ScanOpportunity
 from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
+from models.tally import MetricTally
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -11,6 +12,7 @@ __all__ = [
     "RUNNER_CHAIN",
     "TERMINAL_STATUSES",
     "Base",
+    "MetricTally",
     "ScanCheckpoint",
     "ScanOpportunity",
     "ScanStatus",

@@ -53,6 +53,9 @@ class Settings:
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
     telegram_min_interval_seconds: float = 3.0
+    # Metrics (README "Monitoring"): off, workers note nothing and flush nothing; the
+    # counters read from the rows are exported all the same.
+    metrics_enabled: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +132,7 @@ class Settings:
                 defaults.telegram_min_interval_seconds,
                 0.0,
             ),
+            metrics_enabled=reader.flag("MARKETSCAN_METRICS_ENABLED", defaults.metrics_enabled),
         )
 
 
@@ -177,6 +181,16 @@ class _Reader:
     def text(self, name: str, default: str) -> str:
         value = self._env.get(name, "").strip()
         return value or default
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self._env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} must be one of 1, true, yes, on, 0, false, no, off")
 
     def number(
         self,

@@ -11,6 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.metrics import exposition, wait_until_served
+
 
 def _descendants(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
@@ -39,11 +41,16 @@ def test_dev_runs_everything_and_stops_every_process_on_signal(
         assert any(line.startswith("Flower: http://127.0.0.1:") and "password" in line
                    for line in lines)  # fmt: skip
         assert any(line.startswith("[beat]") for line in lines)
+        # And the metrics exporter's URL was printed, and it serves the fleet's metrics
+        (metrics_url,) = [line.split()[1] for line in lines if line.startswith("Metrics: ")]
+        assert metrics_url.startswith("http://127.0.0.1:") and metrics_url.endswith("/metrics")
+        wait_until_served(metrics_url)
+        assert "marketscan_scans{" in exposition(metrics_url)
         # pg_ctl daemonizes PostgreSQL: find it by its pid file instead of the process tree.
         postmaster = (tmp_path / "state" / "postgres" / "postmaster.pid").read_text()
         spawned = [*_descendants(dev.pid), psutil.Process(int(postmaster.splitlines()[0]))]
         names = " ".join(" ".join(p.cmdline()) for p in spawned)
-        for part in ("bin/postgres", "redis-server", "worker", "beat", "flower"):
+        for part in ("bin/postgres", "redis-server", "worker", "beat", "flower", "cli metrics"):
             assert part in names
         # When it is told to stop
         dev.send_signal(signum)

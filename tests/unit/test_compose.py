@@ -400,7 +400,9 @@ def assert_on_volume(service: Mapping[str, Any], path: str) -> None:
 
 
 def test_workers_and_beat_start_after_the_migration_succeeded() -> None:
-    migrations = [name for name in built_services() if runs(name).split()[0] != "celery"]
+    migrations = [
+        name for name in built_services() if runs(name) in ("marketscan migrate", "alembic upgrade")
+    ]
     assert len(migrations) == 1, migrations
     (migrate,) = migrations
     assert services()[migrate].get("restart", "no") == "no", "a migration runs once"
@@ -411,6 +413,40 @@ def test_workers_and_beat_start_after_the_migration_succeeded() -> None:
         for dependency, rule in depends_on.items():
             if dependency != migrate:
                 assert rule.get("condition") == "service_healthy", f"{name} -> {dependency}"
+
+
+def test_one_metrics_exporter_scraped_by_prometheus_with_the_rules_and_dashboard_mounted() -> None:
+    # Given the exporter service: it runs `marketscan metrics` on the port Prometheus scrapes
+    (exporter,) = services_running("marketscan metrics")
+    argv = service_argv(services()[exporter])
+    port = argv[argv.index("--port") + 1]
+    assert argv[argv.index("--host") + 1] == "0.0.0.0", "reachable from the prometheus service"
+    depends_on = services()[exporter]["depends_on"]
+    assert depends_on["migrate"]["condition"] == "service_completed_successfully"
+    # And Prometheus, whose mounted config scrapes it and loads the mounted rule file
+    prometheus = services()["prometheus"]
+    mounts = {
+        target: ROOT / source
+        for source, target, *_ in (volume.split(":") for volume in prometheus["volumes"])
+        if source.startswith("./")
+    }
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
+    targets = [
+        target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    ]
+    assert targets == [f"{exporter}:{port}"]
+    assert config["scrape_configs"][0]["job_name"] == "marketscan", "the rules' job label"
+    for rule_file in config["rule_files"]:
+        assert mounts[rule_file].is_file(), rule_file
+    assert mounts[config["rule_files"][0]] == ROOT / "deploy/prometheus/marketscan-rules.yml"
+    # And Grafana, with the dashboard and its data source provisioned from the repository
+    grafana = [v.split(":") for v in services()["grafana"]["volumes"] if v.startswith("./")]
+    for source, _, *_ in grafana:
+        assert (ROOT / source).exists(), source
+    assert any(source.endswith("marketscan-dashboard.json") for source, *_ in grafana)
 
 
 def test_redis_persists_every_message_and_reports_health() -> None:

@@ -44,12 +44,18 @@ def test_values_are_read_and_typed() -> None:
         ("MARKETSCAN_CLEANUP_PAUSE_RATIO", "-0.5", "must be between 0.0 and 100.0"),
         ("MARKETSCAN_CLEANUP_PAUSE_RATIO", "half", "is not a valid float"),
         ("MARKETSCAN_RECOVERY_INTERVAL_SECONDS", "fast", "is not a valid float"),
+        ("MARKETSCAN_METRICS_ENABLED", "maybe", "must be one of 1, true, yes, on, 0, false"),
     ],
 )
 def test_invalid_values_fail_naming_the_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as error:
         Settings.from_env({name: value})
     assert str(error.value).startswith(f"{name}={value!r}")
+
+
+@pytest.mark.parametrize(("value", "enabled"), [("", True), ("off", False), ("TRUE", True)])
+def test_metrics_are_on_unless_turned_off(value: str, enabled: bool) -> None:
+    assert Settings.from_env({"MARKETSCAN_METRICS_ENABLED": value}).metrics_enabled is enabled
 
 
 def test_database_url_must_be_postgres() -> None:

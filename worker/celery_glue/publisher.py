@@ -7,14 +7,13 @@ import logging
 import redis
 
 from worker.chain import ledger as broker_ledger
+from worker.domain import page_message
 from worker.domain.page_message import PAGE_TASK, PageMessage
 
 log = logging.getLogger(__name__)
 
-PAGE_QUEUE = "marketscan"
-# Recovered pages skip the backlog: a worker consumes both queues in turn, so a reclaimed
-# page waits for at most one page per slot, not for every page queued before it.
-RECOVERED_QUEUE = "marketscan.recovered"
+PAGE_QUEUE = page_message.PAGE_QUEUE
+RECOVERED_QUEUE = page_message.RECOVERED_QUEUE
 
 
 def publish_page(message: PageMessage, *, recovered: bool = False) -> None:
@@ -42,7 +41,7 @@ def pages_waiting() -> bool:
     pages in it: the slice ends after this page, which is never wrong, only slower."""
     try:
         with broker_ledger.connection().pipeline(transaction=False) as pipe:
-            for queue in (PAGE_QUEUE, RECOVERED_QUEUE):
+            for queue in page_message.QUEUES:
                 pipe.llen(queue)
             return any(pipe.execute())
     except redis.RedisError as exc:

@@ -4,11 +4,13 @@ process, recovery clocks."""
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import redis
 from celery.signals import (
     beat_init,
+    task_prerun,
     task_received,
     worker_process_init,
     worker_process_shutdown,
@@ -16,6 +18,7 @@ from celery.signals import (
     worker_shutting_down,
 )
 
+from worker import observe
 from worker.celery_glue.drain import request_drain
 from worker.celery_glue.publisher import publish_recovered_page
 from worker.celery_glue.recovery_timer import RecoveryTimer
@@ -25,6 +28,9 @@ from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PAGE_TASK, PageMessage
 from worker.errors import InvalidInput
 from worker.markets import process_pool
+from worker.metrics import events as metric_events
+from worker.metrics import presence
+from worker.metrics.exporter import process_store
 from worker.notify import notifier
 from worker.settings import get_settings
 
@@ -41,6 +47,20 @@ def _drain_on_shutdown(sig: str | None = None, how: str | None = None, **_: Any)
 def _fresh_engines(**_: Any) -> None:
     # A forked pool child must never use its parent's database sockets.
     reset_engines()
+    observe.enable(get_settings().metrics_enabled)
+
+
+@task_prerun.connect
+def _keep_flushing_metric_notes(**_: Any) -> None:
+    # In the process that runs tasks (any pool): a thread moves its notes to the store
+    # every second, off the page's path; a child killed loses at most that second's notes.
+    if get_settings().metrics_enabled:
+        metric_events.keep_flushing(process_store(get_settings().broker_url))
+
+
+def _flush_metric_notes() -> None:
+    if get_settings().metrics_enabled:
+        metric_events.flush(process_store(get_settings().broker_url))
 
 
 @worker_process_shutdown.connect
@@ -49,6 +69,7 @@ def _close_market_connections(**_: Any) -> None:
     # still holds, and close keep-alive connections so the market sees a clean goodbye.
     notifier.flush_all()
     process_pool.close_all()
+    _flush_metric_notes()
 
 
 @task_received.connect
@@ -81,9 +102,18 @@ def recover_now(own_hostname: str | None = None) -> int:
 def _recover_own_scans(sender: Any = None, **_: Any) -> None:
     hostname = getattr(sender, "hostname", None)
     log.info("worker %s ready; reclaimed %d scans", hostname, recover_now(hostname))
+    _announce("worker", hostname or "unknown")
 
 
 @beat_init.connect
 def _start_recovery_clock(**_: Any) -> None:
     log.info("beat started; reclaimed %d orphaned scans", recover_now())
     RecoveryTimer(recover_now, get_settings().recovery_interval_seconds).start()
+    _announce("beat", socket.gethostname())
+
+
+def _announce(role: str, hostname: str) -> None:
+    """Keep this process in the fleet's presence set (marketscan_processes{role})."""
+    if get_settings().metrics_enabled:
+        broker = redis.Redis.from_url(get_settings().broker_url)
+        presence.Presence(broker, role, hostname).start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from worker import observe
 from worker.chain.context import Outcome, PageContext, report
 from worker.chain.slice import PageSlice
 from worker.db import DataError, IntegrityError
@@ -28,7 +29,7 @@ def commit_and_keep(
     message = pages.message
     keep = Lease(ctx.task_id, ctx.settings.lease_seconds)
     try:
-        with pages.lock, ctx.sessions() as session:
+        with observe.timed_phase("commit"), pages.lock, ctx.sessions() as session:
             status = ctx.store.commit_page(session, message, result, keep=keep)
             session.commit()
             if status == ScanStatus.IN_PROGRESS.value:
@@ -37,6 +38,7 @@ def commit_and_keep(
         return fail(message, ctx, claimed, _unstorable(message, exc))
     if status is None:
         log.info("page %s went stale before its commit; its work is dropped", message)
+        observe.stale_dropped()
         return Outcome.STALE
     progress = _progress(message, claimed, result)
     report(ctx.on_progress, progress)
@@ -60,13 +62,14 @@ def commit(
 ) -> Outcome:
     """One fenced transaction for the page, then the publish, then the reports."""
     try:
-        with ctx.sessions() as session:
+        with observe.timed_phase("commit"), ctx.sessions() as session:
             status = ctx.store.commit_page(session, message, result)
             session.commit()
     except (DataError, IntegrityError) as exc:
         return fail(message, ctx, claimed, _unstorable(message, exc))
     if status is None:
         log.info("page %s went stale before its commit; its work is dropped", message)
+        observe.stale_dropped()
         return Outcome.STALE
     outcome = _publish_after_commit(message, ctx, result, status)
     progress = _progress(message, claimed, result)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from worker import observe
 from worker.chain import ledger as broker_ledger
-from worker.db import Session
+from worker.db import Session, tallies
 from worker.db import reclaim as reclaim_db
 from worker.db.reclaim import Candidate
 from worker.domain.page_message import PageMessage
@@ -40,6 +42,19 @@ class Cause(StrEnum):
     RESTART = "its worker restarted"
     BROKER_LOST = "the broker lost the message"
     TAKEN_BY_DEAD_WORKER = "its worker died before starting the page"
+
+    @property
+    def metric_label(self) -> str:
+        """The cause as marketscan_recoveries_total{cause} names it: short, fixed."""
+        return _METRIC_LABELS[self]
+
+
+_METRIC_LABELS = {
+    Cause.LEASE_EXPIRED: observe.RECOVERY_LEASE_EXPIRED,
+    Cause.RESTART: observe.RECOVERY_WORKER_RESTARTED,
+    Cause.BROKER_LOST: observe.RECOVERY_BROKER_LOST,
+    Cause.TAKEN_BY_DEAD_WORKER: observe.RECOVERY_WORKER_DIED_BEFORE_START,
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,10 @@ def recover(
     # Queued pages first: a running page reclaimed below turns queued in this transaction.
     reclaimed = _reclaim_queued(session, queued_grace_seconds, own_hostname, limit)
     reclaimed += _reclaim_running(session, own_hostname, limit)
+    # Counted in the reclaims' own transaction: a recovery is tallied if and only if it won.
+    # Last, so no recoverer holds a tally row while it waits for a scan's row (no deadlock).
+    causes = Counter(item.cause.metric_label for item in reclaimed)
+    tallies.add(session, {(tallies.RECOVERIES, cause): n for cause, n in sorted(causes.items())})
     session.commit()
     for item in reclaimed:
         publish(item.message)

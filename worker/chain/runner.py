@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from models import ScanStatus
+from worker import observe
 from worker.chain import commit as page_commit
 from worker.chain import fetch as page_fetch
 from worker.chain import judging as page_judging
@@ -61,6 +62,7 @@ def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
         session.commit()
     if claimed is None:
         log.info("dropping page message %s: stale, or a copy of a running page", message)
+        observe.stale_dropped()
         return Outcome.STALE
     if (claimed.page_seq, claimed.page_offset) != (message.page_seq, message.page_offset):
         log.info("page message %s resumes its slice at page %d", message, claimed.page_seq)
@@ -135,15 +137,16 @@ def _work(
     message = pages.message
 
     def fetch(cursor: str | None, give_up: Callable[[], bool]) -> Page | str | None:
-        return page_fetch.fetch(
-            market,
-            cursor,
-            params.page_size,
-            ctx.settings,
-            should_stop=lambda: give_up() or ctx.drain_requested() or beat.lost,
-            sleep=ctx.sleep,
-            label=str(message),
-        )
+        with observe.timed_phase("fetch"):
+            return page_fetch.fetch(
+                market,
+                cursor,
+                params.page_size,
+                ctx.settings,
+                should_stop=lambda: give_up() or ctx.drain_requested() or beat.lost,
+                sleep=ctx.sleep,
+                label=str(message),
+            )
 
     try:
         page = pages.prefetched() if pages.prefetching else fetch(claimed.cursor, lambda: False)
@@ -156,15 +159,16 @@ def _work(
     if page.next_cursor is not None and pages.has_room() and not ctx.others_waiting():
         next_cursor = page.next_cursor
         pages.prefetch(lambda give_up: fetch(next_cursor, give_up))
-    result = page_judging.judge_page(
-        page,
-        claimed.judged_ids,
-        market,
-        params,
-        should_stop=lambda: ctx.drain_requested() or beat.lost,
-        stopped_by_user=lambda: _stopped_by_user(message, ctx),
-        label=f"scan {message.scan_id}",
-    )
+    with observe.timed_phase("judge"):
+        result = page_judging.judge_page(
+            page,
+            claimed.judged_ids,
+            market,
+            params,
+            should_stop=lambda: ctx.drain_requested() or beat.lost,
+            stopped_by_user=lambda: _stopped_by_user(message, ctx),
+            label=f"scan {message.scan_id}",
+        )
     if result.items_done == 0 and not result.page_complete:
         return _HandOver("before judging an item")
     return result

@@ -95,6 +95,7 @@ def dev(directory: str) -> None:
     from pathlib import Path
 
     from worker.devtools.devstack import dev_stack, flower_credentials, stop_on_signals
+    from worker.devtools.embedded import free_port
 
     stop_on_signals()
     with dev_stack(Path(directory).resolve()) as stack:
@@ -104,8 +105,11 @@ def dev(directory: str) -> None:
         stack.worker()
         stack.beat()
         stack.flower(port, basic_auth)
+        metrics_port = free_port()
+        stack.metrics(metrics_port)
         user, password = basic_auth.split(":", 1)
         click.echo(f"Flower: http://127.0.0.1:{port}  (user {user}, password {password})")
+        click.echo(f"Metrics: http://127.0.0.1:{metrics_port}/metrics")
         click.echo("Press Ctrl-C to stop everything.")
         try:
             while all(c.process and c.process.poll() is None for c in stack.children):
@@ -113,6 +117,27 @@ def dev(directory: str) -> None:
             fail("a child process exited; stopping the stack", 1)
         except KeyboardInterrupt:
             click.echo("stopping...")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=9808, show_default=True,
+              help="Port to listen on (0: any free port).")  # fmt: skip
+@handle_errors
+def metrics(host: str, port: int) -> None:
+    """Serve the whole fleet's Prometheus metrics on /metrics (read at each scrape)."""
+    from worker.metrics.exporter import Exporter
+    from worker.settings import get_settings
+
+    try:
+        exporter = Exporter(host, port, get_settings().broker_url)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}", 1)
+    click.echo(f"serving metrics on {exporter.url}", err=False)
+    try:
+        exporter.serve_forever()
+    except KeyboardInterrupt:
+        exporter.shutdown()
 
 
 @main.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_
+from sqlalchemy import BigInteger, ColumnElement, func, or_
 
 
 def seconds(amount: Any) -> ColumnElement[Any]:
@@ -30,3 +30,8 @@ def older_than(moment: Any, age_seconds: Any) -> ColumnElement[bool]:
 
 def days_ago(days: int) -> ColumnElement[Any]:
     return func.now() - func.make_interval(0, 0, 0, days)
+
+
+def unix_now() -> ColumnElement[Any]:
+    """Now as whole seconds since the epoch, for a timestamp tally."""
+    return func.floor(func.extract("epoch", func.now())).cast(BigInteger)

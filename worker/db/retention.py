@@ -8,13 +8,15 @@ per batch (its docstring says why); the others run in the caller's transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from models import ScanCheckpoint
+from models import RUNNER_CHAIN, ScanCheckpoint, ScanOpportunity
 from worker.db import clock as clock_sql
+from worker.db import tallies
 from worker.db.engine import rowcount
 from worker.domain import validation as v
 from worker.domain.status import TERMINAL_STATUSES
@@ -58,6 +60,10 @@ def delete_old_checkpoints(session: Session, days: int = 7, batch_size: int = 10
     """Delete up to `batch_size` terminal checkpoints older than `days`, in the caller's
     transaction; their opportunities go with them (ON DELETE CASCADE).
 
+    What the deleted rows counted (pages, items, opportunities) moves to the metric
+    tallies in the same transaction, so the fleet's counters never go backwards; a batch
+    that finds the end also records the cleanup's success there.
+
     Makes the caller's transaction commit asynchronously (SET LOCAL, so only this one):
     a batch lost to a crash is deleted again by the next cleanup, and its commit then
     waits for no WAL flush. Run it in a transaction of its own. Primary-key order keeps
@@ -65,16 +71,52 @@ def delete_old_checkpoints(session: Session, days: int = 7, batch_size: int = 10
     right now keep its row.
     """
     cutoff = clock_sql.days_ago(v.days_of(days))
-    doomed = (
-        select(ScanCheckpoint.id)
+    doomed = session.execute(
+        select(
+            ScanCheckpoint.id,
+            ScanCheckpoint.scan_id,
+            ScanCheckpoint.runner,
+            ScanCheckpoint.page_seq,
+            ScanCheckpoint.processed_items,
+            ScanCheckpoint.skipped_items,
+        )
         .where(ScanCheckpoint.status.in_(_TERMINAL), ScanCheckpoint.updated_at < cutoff)
         .order_by(ScanCheckpoint.id)
         .limit(batch_size)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    ).all()
     session.execute(text("SET LOCAL synchronous_commit = off"))
-    return rowcount(session.execute(delete(ScanCheckpoint).where(ScanCheckpoint.id.in_(doomed))))
+    deleted = 0
+    if doomed:
+        _retire(session, doomed)
+        ids = [row.id for row in doomed]
+        deleted = rowcount(
+            session.execute(delete(ScanCheckpoint).where(ScanCheckpoint.id.in_(ids)))
+        )
+    if deleted < batch_size:
+        tallies.raise_to(session, tallies.CLEANUP_LAST_SUCCESS, clock_sql.unix_now())
+    return deleted
+
+
+def _retire(session: Session, doomed: Sequence[Any]) -> None:
+    """Move what the doomed rows counted into the tallies (the chain's rows only, as the
+    live counts read them)."""
+    chain = [row for row in doomed if row.runner == RUNNER_CHAIN]
+    opportunities = session.scalar(
+        select(func.count())
+        .select_from(ScanOpportunity)
+        .where(ScanOpportunity.scan_id.in_([row.scan_id for row in doomed]))
+    )
+    tallies.add(
+        session,
+        {
+            (tallies.RETIRED_PAGES, ""): sum(row.page_seq for row in chain),
+            (tallies.RETIRED_ITEMS, ""): sum(row.processed_items for row in chain),
+            (tallies.RETIRED_SKIPPED, ""): sum(row.skipped_items for row in chain),
+            (tallies.RETIRED_OPPORTUNITIES, ""): int(opportunities or 0),
+            (tallies.CLEANUP_ROWS_DELETED, ""): len(doomed),
+        },
+    )
 
 
 def count_old_checkpoints(session: Session, days: int = 7) -> int:

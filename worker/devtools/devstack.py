@@ -17,7 +17,7 @@ from pathlib import Path
 
 from worker.db.migrate import upgrade
 from worker.devtools.embedded import EmbeddedServices, embedded_services, free_port
-from worker.devtools.processes import CeleryProcess
+from worker.devtools.processes import CeleryProcess, metrics_exporter
 
 STOP_TIMEOUT_SECONDS = 20.0
 
@@ -78,6 +78,12 @@ class DevStack:
             # From the environment, so the password does not show in `ps`.
             env={"FLOWER_BASIC_AUTH": basic_auth},
         )
+
+    def metrics(self, port: int) -> CeleryProcess:
+        """The metrics exporter; its log in `<directory>/logs/metrics.log`."""
+        child = metrics_exporter(self.env, self.directory / "logs" / "metrics.log", port)
+        self.children.append(child.start())
+        return child
 
     def stop_children(self) -> None:
         for child in reversed(self.children):

@@ -35,9 +35,12 @@ class CeleryProcess:
         log_path: Path,
         app: str = "worker",
         echo_as: str | None = None,
+        module: str = "celery",
     ) -> None:
         self.args = args
         self.app = app
+        # `python -m celery -A app ...`, or another of our commands (`worker.cli metrics`).
+        self.command = [sys.executable, "-m", module, *(["-A", app] if module == "celery" else [])]
         self.env = dict(env)
         self.log_path = log_path
         self.echo_as = echo_as
@@ -54,7 +57,7 @@ class CeleryProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child or the pump
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", self.app, *self.args],
+            [*self.command, *self.args],
             env=self.env,
             stdout=log if self.echo_as is None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -171,4 +174,11 @@ def beat(env: Mapping[str, str], log_path: Path, schedule_dir: Path) -> CeleryPr
         ],
         env,
         log_path,
+    )
+
+
+def metrics_exporter(env: Mapping[str, str], log_path: Path, port: int) -> CeleryProcess:
+    """`marketscan metrics` on 127.0.0.1:`port`, stopped like the Celery processes."""
+    return CeleryProcess(
+        ["metrics", "--port", str(port)], env, log_path, module="worker.cli"
     )

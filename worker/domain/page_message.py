@@ -9,6 +9,12 @@ from worker.domain.validation import scan_id_of
 from worker.errors import InvalidInput
 
 PAGE_TASK = "marketscan.scan.page"
+# The queues page messages wait in (kombu's Redis transport keeps each as a list under its
+# name). Recovered pages skip the backlog: a worker consumes both queues in turn, so a
+# reclaimed page waits for at most one page per slot, not for every page queued before it.
+PAGE_QUEUE = "marketscan"
+RECOVERED_QUEUE = "marketscan.recovered"
+QUEUES = (PAGE_QUEUE, RECOVERED_QUEUE)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from worker import observe
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
 from worker.markets import dmarket_auth, process_pool
 from worker.markets.base import GAME_IDS, Item, Page, check_page_limit
@@ -127,10 +128,12 @@ class DMarketMarket:
         try:
             response = self._client.send(request)
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            observe.market_request("dmarket", "market_items", type(exc).__name__)
             raise RetryableMarketError(f"DMarket request failed: {exc!r}") from exc
         except httpx.TransportError as exc:
             # Proxy and local protocol errors, unsupported schemes: configuration, not weather.
             raise PermanentMarketError(f"DMarket request could not be made: {exc!r}") from exc
+        observe.market_request("dmarket", "market_items", response.status_code)
         if response.status_code == 429 and self._budget is not None:
             self._pause_fleet(response.headers)
         return _page_from(response)

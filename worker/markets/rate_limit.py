@@ -20,6 +20,7 @@ from typing import Final
 
 import redis
 
+from worker import observe
 from worker.errors import InvalidInput, RateBudgetWait, RetryableMarketError
 
 # A grant is counted in the window for one second plus this margin: the time between a
@@ -106,6 +107,7 @@ class RequestBudget:
         the page runner, which waits it out watching the drain flag and the lease, and does
         not count it as a retry.
         """
+        started = time.monotonic()
         while (wait_seconds := self.try_acquire()) > 0:
             if wait_seconds > self.window_seconds or drain_requested():
                 raise RateBudgetWait(
@@ -117,3 +119,4 @@ class RequestBudget:
                 if drain_requested():
                     break
                 time.sleep(min(left, DRAIN_POLL_SECONDS))
+        observe.budget_wait(time.monotonic() - started)

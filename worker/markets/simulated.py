@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from worker import observe
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
 from worker.markets.base import Item, Page, check_page_limit
 
@@ -82,11 +83,13 @@ class SimulatedMarket:
             time.sleep(self.options.latency_ms / 1000)
         if self.options.fail_rate and self._faults.random() < self.options.fail_rate:
             status = self._faults.choice((429, 500, 502, 503))
+            observe.market_request("simulated", "page", status)
             raise RetryableMarketError(f"simulated market answered {status}")
         start = decode_cursor(cursor)
         end = min(start + limit, self.options.items)
         items = tuple(catalog_item(self.options.seed, index) for index in range(start, end))
         next_cursor = encode_cursor(end) if end < self.options.items else None
+        observe.market_request("simulated", "page", 200)
         return Page(items=items, next_cursor=next_cursor, total=self.options.items)
 
     def inspect(self, item: Item) -> Item:

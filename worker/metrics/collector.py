@@ -1,0 +1,141 @@
+"""The collector `marketscan metrics` serves: every metric of the catalogue, read at
+scrape time from PostgreSQL (the rows and tallies), the notes store and the broker.
+
+A scrape that cannot reach PostgreSQL or Redis fails whole (HTTP 500), so Prometheus
+marks the target down instead of recording zeros that would look like counter resets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+
+import redis
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from worker import observe
+from worker.db import Session, tallies
+from worker.db.tallies import FleetRows
+from worker.domain.page_message import QUEUES
+from worker.metrics import catalogue, events, presence
+from worker.metrics.catalogue import Kind
+
+Sessions = Callable[[], AbstractContextManager[Session]]
+
+
+class FleetCollector(Collector):
+    """Reads the fleet's state at each scrape."""
+
+    def __init__(self, sessions: Sessions, broker: redis.Redis, store: events.EventStore) -> None:
+        self._sessions = sessions
+        self._broker = broker
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        with self._sessions() as session:
+            rows = tallies.fleet_rows(session)
+            tallied = tallies.read(session)
+        yield from _from_rows(rows, tallied)
+        yield from _from_notes(events.snapshot(self._store.fields()))
+        yield from self._from_broker()
+
+    def _from_broker(self) -> Iterator[Metric]:
+        with self._broker.pipeline(transaction=False) as pipe:
+            for queue in QUEUES:
+                pipe.llen(queue)
+            depths = pipe.execute()
+        by_queue: dict[tuple[str, ...], float] = {
+            (queue,): depth for queue, depth in zip(QUEUES, depths, strict=True)
+        }
+        yield _gauge("marketscan_queue_depth", by_queue)
+        alive = presence.alive_by_role(self._broker)
+        yield _gauge("marketscan_processes", {(role,): n for role, n in alive.items()})
+
+
+def _family(name: str) -> catalogue.Metric:
+    return catalogue.BY_NAME[name]
+
+
+def _gauge(name: str, values: dict[tuple[str, ...], float]) -> GaugeMetricFamily:
+    metric = _family(name)
+    family = GaugeMetricFamily(name, metric.help, labels=metric.labels)
+    for labels, value in values.items():
+        family.add_metric(list(labels), value)
+    return family
+
+
+def _counter(name: str, values: dict[tuple[str, ...], float]) -> CounterMetricFamily:
+    metric = _family(name)
+    family = CounterMetricFamily(name, metric.help, labels=metric.labels)
+    for labels, value in values.items():
+        family.add_metric(list(labels), value)
+    return family
+
+
+def _from_rows(rows: FleetRows, tallied: dict[tuple[str, str], int]) -> Iterator[Metric]:
+    def retired(name: str) -> int:
+        return tallied.get((name, ""), 0)
+
+    yield _gauge("marketscan_scans", {(status,): n for status, n in rows.scans_by_status.items()})
+    yield _counter(
+        "marketscan_pages_committed_total", {(): rows.pages + retired(tallies.RETIRED_PAGES)}
+    )
+    yield _counter(
+        "marketscan_items_processed_total", {(): rows.items + retired(tallies.RETIRED_ITEMS)}
+    )
+    yield _counter(
+        "marketscan_items_skipped_total", {(): rows.skipped + retired(tallies.RETIRED_SKIPPED)}
+    )
+    yield _counter(
+        "marketscan_opportunities_found_total",
+        {(): rows.opportunities + retired(tallies.RETIRED_OPPORTUNITIES)},
+    )
+    # Every cause at zero before its first recovery, so rate() sees the first one.
+    recoveries: dict[tuple[str, ...], float] = {
+        (label,): 0.0 for label in observe.RECOVERY_CAUSES
+    }
+    for (name, label), value in tallied.items():
+        if name == tallies.RECOVERIES:
+            recoveries[(label,)] = value
+    yield _counter("marketscan_recoveries_total", recoveries)
+    yield _gauge("marketscan_oldest_queued_page_age_seconds", {(): rows.oldest_queued_age_seconds})
+    yield _gauge(
+        "marketscan_stalest_scan_commit_age_seconds", {(): rows.stalest_commit_age_seconds}
+    )
+    yield _counter(
+        "marketscan_cleanup_rows_deleted_total", {(): retired(tallies.CLEANUP_ROWS_DELETED)}
+    )
+    yield _gauge(
+        "marketscan_cleanup_last_success_timestamp_seconds",
+        {(): retired(tallies.CLEANUP_LAST_SUCCESS)},
+    )
+
+
+def _from_notes(snapshot: events.Snapshot) -> Iterator[Metric]:
+    for metric in catalogue.METRICS:
+        if metric.source is not catalogue.Source.NOTES:
+            continue
+        note = metric.name.removeprefix(catalogue.PREFIX)
+        if metric.kind is Kind.COUNTER:
+            values = {
+                tuple(value for _, value in labels): amount
+                for (name, labels), amount in snapshot.counters.items()
+                if name == note
+            }
+            if not metric.labels:
+                values.setdefault((), 0)
+            yield _counter(metric.name, values)
+        elif metric.kind is Kind.HISTOGRAM:
+            family = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
+            for (name, labels), histogram in snapshot.histograms.items():
+                if name == note:
+                    family.add_metric(
+                        [value for _, value in labels], histogram.buckets, histogram.sum
+                    )
+            yield family

@@ -1,0 +1,68 @@
+"""`marketscan metrics`: one HTTP exporter serving the whole fleet's metrics on /metrics.
+
+It holds no counter of its own: every value is read at scrape time from where the fleet
+keeps it (PostgreSQL, the notes hash and the queues in the broker's Redis), so any number
+of exporters, restarted at any time, serve the same numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import redis
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from worker.db import session_scope
+from worker.metrics import events
+from worker.metrics.collector import FleetCollector, Sessions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9808
+
+
+def registry(
+    sessions: Sessions, broker: redis.Redis, store: events.EventStore
+) -> CollectorRegistry:
+    """A registry holding only the fleet's collector (no exporter-process metrics)."""
+    fleet = CollectorRegistry(auto_describe=False)
+    fleet.register(FleetCollector(sessions, broker, store))
+    return fleet
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # one line per scrape is noise
+        log.debug(format, *args)
+
+
+class Exporter:
+    """The HTTP server; `serve_forever` until `shutdown` (from another thread) or a signal."""
+
+    def __init__(self, host: str, port: int, broker_url: str) -> None:
+        self._host = host
+        broker = redis.Redis.from_url(broker_url)
+        app = make_wsgi_app(registry(session_scope, broker, events.RedisEventStore(broker)))
+        self._server = make_server(
+            host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self._server.server_port}/metrics"
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def shutdown(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@functools.cache
+def process_store(broker_url: str) -> events.RedisEventStore:
+    """This process's handle on the notes store (redis-py reconnects after a fork)."""
+    return events.RedisEventStore(redis.Redis.from_url(broker_url))
