@@ -9,6 +9,8 @@ from typing import Any
 import redis
 from celery.signals import (
     beat_init,
+    task_postrun,
+    task_prerun,
     task_received,
     worker_process_init,
     worker_process_shutdown,
@@ -16,7 +18,8 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from worker.celery_glue.drain import request_drain
+from worker.celery_glue import shutdown_signals
+from worker.celery_glue.drain import request_drain, request_stop_now
 from worker.celery_glue.publisher import publish_recovered_page
 from worker.celery_glue.recovery_timer import RecoveryTimer
 from worker.chain import ledger as broker_ledger
@@ -33,14 +36,32 @@ log = logging.getLogger(__name__)
 
 @worker_shutting_down.connect
 def _drain_on_shutdown(sig: str | None = None, how: str | None = None, **_: Any) -> None:
+    if how == "Cold":
+        # Before the pool is terminated: the children's SIGTERM must end them, not drain.
+        log.info("%s received (cold shutdown): running pages stop now", sig)
+        request_stop_now()
+        return
     log.info("%s received (%s shutdown): running pages will commit and hand over", sig, how)
     request_drain()
+    shutdown_signals.arm_main_process()  # Celery just swapped its SIGINT handler
 
 
 @worker_process_init.connect
 def _fresh_engines(**_: Any) -> None:
     # A forked pool child must never use its parent's database sockets.
     reset_engines()
+    shutdown_signals.mark_pool_child()
+
+
+@task_prerun.connect
+def _arm_child_sigterm(**_: Any) -> None:
+    # A SIGTERM to the whole process group drains the child's page instead of killing it.
+    shutdown_signals.arm_pool_child()
+
+
+@task_postrun.connect
+def _spend_child_sigterm(**_: Any) -> None:
+    shutdown_signals.task_done()
 
 
 @worker_process_shutdown.connect
@@ -79,6 +100,7 @@ def recover_now(own_hostname: str | None = None) -> int:
 
 @worker_ready.connect
 def _recover_own_scans(sender: Any = None, **_: Any) -> None:
+    shutdown_signals.arm_main_process()
     hostname = getattr(sender, "hostname", None)
     log.info("worker %s ready; reclaimed %d scans", hostname, recover_now(hostname))
 
