@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "postgresql://marketscan:marketscan@localhost:5432/marketscan"
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+DEFAULT_SENTINEL_MASTER = "mymaster"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class Settings:
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
     telegram_min_interval_seconds: float = 3.0
+    # The broker's Redis behind Sentinel (CELERY_BROKER_URL=sentinel://h1:26379;...): the
+    # master's name, for kombu and for worker.broker_redis alike.
+    sentinel_master: str = DEFAULT_SENTINEL_MASTER
+    # A page whose ledger marker has said `sent` this long is looked for in the queue
+    # itself, in case its message was lost between kombu's pop and its unacked bookkeeping.
+    ledger_audit_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +135,10 @@ class Settings:
                 float,
                 defaults.telegram_min_interval_seconds,
                 0.0,
+            ),
+            sentinel_master=reader.text("MARKETSCAN_SENTINEL_MASTER", defaults.sentinel_master),
+            ledger_audit_seconds=reader.number(
+                "MARKETSCAN_LEDGER_AUDIT_SECONDS", float, defaults.ledger_audit_seconds, 1.0
             ),
         )
 

@@ -31,7 +31,6 @@ A fence is `<lease_token>:<page_seq>:<page_offset>`.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import cast
 
 import redis
 
+from worker import broker_redis
 from worker.domain.page_message import PAGE_TASK, PageMessage
 from worker.settings import get_settings
 
@@ -82,13 +82,9 @@ class Marker:
 
 
 def connection() -> redis.Redis:
-    """This process's client of the broker's Redis (redis-py drops its sockets after a fork)."""
-    return _client_for(get_settings().broker_url)
-
-
-@functools.cache
-def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+    """This process's client of the broker's Redis (plain or behind Sentinel)."""
+    settings = get_settings()
+    return broker_redis.shared(settings.broker_url, settings.sentinel_master)
 
 
 def _key(message: PageMessage) -> str:
