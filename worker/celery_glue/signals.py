@@ -3,6 +3,7 @@ process, recovery clocks."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -20,9 +21,10 @@ from celery.signals import (
 
 from worker.celery_glue import shutdown_signals
 from worker.celery_glue.drain import request_drain, request_stop_now
-from worker.celery_glue.publisher import publish_recovered_page
+from worker.celery_glue.publisher import PAGE_QUEUE, RECOVERED_QUEUE, publish_recovered_page
 from worker.celery_glue.recovery_timer import RecoveryTimer
 from worker.chain import ledger as broker_ledger
+from worker.chain.ledger_audit import LedgerAudit
 from worker.chain.recovery import recover
 from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PAGE_TASK, PageMessage
@@ -91,11 +93,22 @@ def _note_page_taken(request: Any = None, **_: Any) -> None:
 
 def recover_now(own_hostname: str | None = None) -> int:
     """One recovery pass with this process's settings; how many scans were reclaimed."""
+    settings = get_settings()
     with session_scope() as session:
         reclaimed = recover(
-            session, publish_recovered_page, get_settings().lease_seconds, own_hostname=own_hostname
+            session,
+            publish_recovered_page,
+            settings.lease_seconds,
+            own_hostname=own_hostname,
+            audit=_ledger_audit(settings.ledger_audit_seconds),
         )
     return len(reclaimed)
+
+
+@functools.cache
+def _ledger_audit(seconds: float) -> LedgerAudit:
+    # One per process, so its walks of the queue stay rare across recovery passes.
+    return LedgerAudit((PAGE_QUEUE, RECOVERED_QUEUE), seconds)
 
 
 @worker_ready.connect

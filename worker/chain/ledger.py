@@ -149,7 +149,15 @@ def received_fences(popped_before: float) -> set[str]:
 
 def _fence_in_unacked(raw: bytes | str) -> str | None:
     try:
-        payload = json.loads(raw)[0]
+        return fence_in_message(json.loads(raw)[0])
+    except (ValueError, LookupError, TypeError):
+        return None
+
+
+def fence_in_message(payload: object) -> str | None:
+    """The fence of a kombu message (the JSON a Redis queue list holds), if it is a page's."""
+    try:
+        assert isinstance(payload, dict)
         if payload["headers"]["task"] != PAGE_TASK:
             return None
         body = payload["body"]
@@ -157,5 +165,5 @@ def _fence_in_unacked(raw: bytes | str) -> str | None:
             body = base64.b64decode(body)
         args = json.loads(body)[0]
         return fence_of(PageMessage.from_args(*args))
-    except (ValueError, LookupError, TypeError):
+    except (AssertionError, ValueError, LookupError, TypeError):
         return None  # not a page message, or not one of ours: nothing to match
