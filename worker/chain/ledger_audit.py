@@ -10,12 +10,13 @@ Walking the queue is O(queue), so it runs rarely: at most once per half audit bo
 recovering process, and only while some settled page's marker has said `sent` for half the
 bound; a lost message is thus found within the bound. The walk reads the queue lists
 left to right in chunks (kombu pushes at the left and pops at the right, so nothing is
-skipped while it moves), then the unacked set, then re-reads the markers: a message a live
-worker popped meanwhile is marked `taken` by then, or found unacked.
+skipped while it moves), then the unacked set, then re-reads the markers and the unacked
+set: a message a live worker popped meanwhile is marked `taken` by then, or found unacked.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -53,24 +54,30 @@ class LedgerAudit:
         """The fences of `messages` that no queue holds, no worker holds unacked, and whose
         marker still says `sent`."""
         missing = {ledger.fence_of(message): message for message in messages}
-        for fence in self._fences_held():
+        for fence in itertools.chain(self._fences_queued(), self._fences_unacked()):
             missing.pop(fence, None)
             if not missing:
                 return set()
         suspects = list(missing.values())
-        return {
+        lost = {
             ledger.fence_of(message)
             for message, marker in zip(suspects, ledger.markers(suspects), strict=True)
             if marker.state is ledger.State.SENT
         }
+        # A message popped as the walk passed the unacked set is there by now: the pop and
+        # its bookkeeping are microseconds apart, unless the popping worker died between.
+        return lost - set(self._fences_unacked()) if lost else lost
 
-    def _fences_held(self) -> Iterator[str]:
+    def _fences_queued(self) -> Iterator[str]:
         client = ledger.connection()
         for queue in self.queues:
             start = 0
             while chunk := client.lrange(queue, start, start + self.chunk - 1):
                 start += len(chunk)
                 yield from _fences(chunk, unacked=False)
+
+    def _fences_unacked(self) -> Iterator[str]:
+        client = ledger.connection()
         for _, value in client.hscan_iter(ledger.KOMBU_UNACKED_KEY, count=self.chunk):
             yield from _fences([value], unacked=True)
 
