@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.support import commit_log
 from tests.support.processes import CeleryProcess
@@ -164,3 +165,34 @@ def test_group_sigquit_ends_the_worker_now(
     seconds = _exit_seconds(first, sent)
     print(f"\ngroup SIGQUIT to exit {seconds:.2f}s")
     assert seconds < 3.0
+
+
+def _pool_children(main_pid: int) -> list[int]:
+    text = Path(f"/proc/{main_pid}/task/{main_pid}/children").read_text()
+    return [int(pid) for pid in text.split()]
+
+
+def test_a_sigterm_to_one_pool_child_drains_its_page_and_the_worker_goes_on(
+    celery_env: dict[str, str],
+    database_url: str,
+    start_worker: Callable[..., CeleryProcess],
+) -> None:
+    commit_log.install(database_url)
+    # Given a prefork worker with one pool child in the middle of a page
+    worker = start_worker("w1@test", pool="prefork", concurrency=1)
+    scan_id = _slow_scan(celery_env, 20)
+    _wait_for_commit(database_url, scan_id, 0)
+    time.sleep(0.7)
+    (child,) = _pool_children(worker.pid)
+    # When that child alone gets a SIGTERM (not a shutdown of the worker)
+    os.kill(child, signal.SIGTERM)
+    # Then its page hands over what it judged, and the same worker finishes the scan
+    # exactly: the drain was spent on that one page
+    done = wait_for_status(database_url, scan_id)  # type: ignore[arg-type]
+    assert done.processed_items == 600
+    commits = commit_log.commits(database_url, scan_id)  # type: ignore[arg-type]
+    assert any(offset > 0 for _, offset, _, _ in commits), commits
+    commit_log.assert_each_position_committed_once(database_url, scan_id, 600)  # type: ignore[arg-type]
+    assert worker.process is not None and worker.process.poll() is None
+    assert "WorkerLostError" not in worker.log()
+    assert _pool_children(worker.pid) == [child]
