@@ -6,6 +6,7 @@ from typing import Any
 
 from celery.schedules import crontab
 
+from worker import broker_redis
 from worker.settings import get_settings
 
 _settings = get_settings()
@@ -14,8 +15,10 @@ broker_url = _settings.broker_url
 broker_connection_retry_on_startup = True
 # Redis re-delivers an unacked message after this long; it must outlast the longest page
 # (the fence drops any re-delivery that arrives after the page committed anyway).
+# Behind Sentinel (a sentinel:// URL), kombu also needs the master's name.
 broker_transport_options: dict[str, Any] = {
-    "visibility_timeout": _settings.visibility_timeout_seconds
+    "visibility_timeout": _settings.visibility_timeout_seconds,
+    **broker_redis.transport_options(_settings.broker_url, _settings.sentinel_master),
 }
 
 # JSON only: a pickle from the broker would be code execution.

@@ -40,6 +40,7 @@ FIGURES = {
     "memory": "bench.memory",
     "seed-loop": "bench.seed_alternative",
     "budget": "bench.budget",
+    "ledger-audit": "bench.ledger_audit",
 }
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 

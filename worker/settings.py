@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "postgresql://marketscan:marketscan@localhost:5432/marketscan"
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+DEFAULT_SENTINEL_MASTER = "mymaster"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,12 @@ class Settings:
     # Metrics (README "Monitoring"): off, workers note nothing and flush nothing; the
     # counters read from the rows are exported all the same.
     metrics_enabled: bool = True
+    # The broker's Redis behind Sentinel (CELERY_BROKER_URL=sentinel://h1:26379;...): the
+    # master's name, for kombu and for worker.broker_redis alike.
+    sentinel_master: str = DEFAULT_SENTINEL_MASTER
+    # A page whose ledger marker has said `sent` this long is looked for in the queue
+    # itself, in case its message was lost between kombu's pop and its unacked bookkeeping.
+    ledger_audit_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +140,10 @@ class Settings:
                 0.0,
             ),
             metrics_enabled=reader.flag("MARKETSCAN_METRICS_ENABLED", defaults.metrics_enabled),
+            sentinel_master=reader.text("MARKETSCAN_SENTINEL_MASTER", defaults.sentinel_master),
+            ledger_audit_seconds=reader.number(
+                "MARKETSCAN_LEDGER_AUDIT_SECONDS", float, defaults.ledger_audit_seconds, 1.0
+            ),
         )
 
 

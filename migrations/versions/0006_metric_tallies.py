@@ -1,6 +1,6 @@
 """metric tallies: the counters that outlive the rows they were counted from
 
-Revision ID: 0019
+Revision ID: 0006
 Revises: 0003
 Create Date: 2026-12-03 06:00:00.000000
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0019"
+revision: str = "0006"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -3,6 +3,7 @@ process, recovery clocks."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import redis
 from celery.signals import (
     beat_init,
+    task_postrun,
     task_prerun,
     task_received,
     worker_process_init,
@@ -18,11 +20,13 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from worker import observe
-from worker.celery_glue.drain import request_drain
-from worker.celery_glue.publisher import publish_recovered_page
+from worker import broker_redis, observe
+from worker.celery_glue import shutdown_signals
+from worker.celery_glue.drain import request_drain, request_stop_now
+from worker.celery_glue.publisher import PAGE_QUEUE, RECOVERED_QUEUE, publish_recovered_page
 from worker.celery_glue.recovery_timer import RecoveryTimer
 from worker.chain import ledger as broker_ledger
+from worker.chain.ledger_audit import LedgerAudit
 from worker.chain.recovery import recover
 from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PAGE_TASK, PageMessage
@@ -39,8 +43,14 @@ log = logging.getLogger(__name__)
 
 @worker_shutting_down.connect
 def _drain_on_shutdown(sig: str | None = None, how: str | None = None, **_: Any) -> None:
+    if how == "Cold":
+        # Before the pool is terminated: the children's SIGTERM must end them, not drain.
+        log.info("%s received (cold shutdown): running pages stop now", sig)
+        request_stop_now()
+        return
     log.info("%s received (%s shutdown): running pages will commit and hand over", sig, how)
     request_drain()
+    shutdown_signals.arm_main_process()  # Celery just swapped its SIGINT handler
 
 
 @worker_process_init.connect
@@ -48,19 +58,33 @@ def _fresh_engines(**_: Any) -> None:
     # A forked pool child must never use its parent's database sockets.
     reset_engines()
     observe.enable(get_settings().metrics_enabled)
+    shutdown_signals.mark_pool_child()
 
 
 @task_prerun.connect
 def _keep_flushing_metric_notes(**_: Any) -> None:
     # In the process that runs tasks (any pool): a thread moves its notes to the store
     # every second, off the page's path; a child killed loses at most that second's notes.
-    if get_settings().metrics_enabled:
-        metric_events.keep_flushing(process_store(get_settings().broker_url))
+    settings = get_settings()
+    if settings.metrics_enabled:
+        metric_events.keep_flushing(process_store(settings.broker_url, settings.sentinel_master))
 
 
 def _flush_metric_notes() -> None:
-    if get_settings().metrics_enabled:
-        metric_events.flush(process_store(get_settings().broker_url))
+    settings = get_settings()
+    if settings.metrics_enabled:
+        metric_events.flush(process_store(settings.broker_url, settings.sentinel_master))
+
+
+@task_prerun.connect
+def _arm_child_sigterm(**_: Any) -> None:
+    # A SIGTERM to the whole process group drains the child's page instead of killing it.
+    shutdown_signals.arm_pool_child()
+
+
+@task_postrun.connect
+def _spend_child_sigterm(**_: Any) -> None:
+    shutdown_signals.task_done()
 
 
 @worker_process_shutdown.connect
@@ -91,15 +115,27 @@ def _note_page_taken(request: Any = None, **_: Any) -> None:
 
 def recover_now(own_hostname: str | None = None) -> int:
     """One recovery pass with this process's settings; how many scans were reclaimed."""
+    settings = get_settings()
     with session_scope() as session:
         reclaimed = recover(
-            session, publish_recovered_page, get_settings().lease_seconds, own_hostname=own_hostname
+            session,
+            publish_recovered_page,
+            settings.lease_seconds,
+            own_hostname=own_hostname,
+            audit=_ledger_audit(settings.ledger_audit_seconds),
         )
     return len(reclaimed)
 
 
+@functools.cache
+def _ledger_audit(seconds: float) -> LedgerAudit:
+    # One per process, so its walks of the queue stay rare across recovery passes.
+    return LedgerAudit((PAGE_QUEUE, RECOVERED_QUEUE), seconds)
+
+
 @worker_ready.connect
 def _recover_own_scans(sender: Any = None, **_: Any) -> None:
+    shutdown_signals.arm_main_process()
     hostname = getattr(sender, "hostname", None)
     log.info("worker %s ready; reclaimed %d scans", hostname, recover_now(hostname))
     _announce("worker", hostname or "unknown")
@@ -115,5 +151,6 @@ def _start_recovery_clock(**_: Any) -> None:
 def _announce(role: str, hostname: str) -> None:
     """Keep this process in the fleet's presence set (marketscan_processes{role})."""
     if get_settings().metrics_enabled:
-        broker = redis.Redis.from_url(get_settings().broker_url)
+        settings = get_settings()
+        broker = broker_redis.shared(settings.broker_url, settings.sentinel_master)
         presence.Presence(broker, role, hostname).start()

@@ -31,7 +31,6 @@ A fence is `<lease_token>:<page_seq>:<page_offset>`.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import cast
 
 import redis
 
+from worker import broker_redis
 from worker.domain.page_message import PAGE_TASK, PageMessage
 from worker.settings import get_settings
 
@@ -82,13 +82,9 @@ class Marker:
 
 
 def connection() -> redis.Redis:
-    """This process's client of the broker's Redis (redis-py drops its sockets after a fork)."""
-    return _client_for(get_settings().broker_url)
-
-
-@functools.cache
-def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+    """This process's client of the broker's Redis (plain or behind Sentinel)."""
+    settings = get_settings()
+    return broker_redis.shared(settings.broker_url, settings.sentinel_master)
 
 
 def _key(message: PageMessage) -> str:
@@ -153,7 +149,15 @@ def received_fences(popped_before: float) -> set[str]:
 
 def _fence_in_unacked(raw: bytes | str) -> str | None:
     try:
-        payload = json.loads(raw)[0]
+        return fence_in_message(json.loads(raw)[0])
+    except (ValueError, LookupError, TypeError):
+        return None
+
+
+def fence_in_message(payload: object) -> str | None:
+    """The fence of a kombu message (the JSON a Redis queue list holds), if it is a page's."""
+    try:
+        assert isinstance(payload, dict)
         if payload["headers"]["task"] != PAGE_TASK:
             return None
         body = payload["body"]
@@ -161,5 +165,5 @@ def _fence_in_unacked(raw: bytes | str) -> str | None:
             body = base64.b64decode(body)
         args = json.loads(body)[0]
         return fence_of(PageMessage.from_args(*args))
-    except (ValueError, LookupError, TypeError):
+    except (AssertionError, ValueError, LookupError, TypeError):
         return None  # not a page message, or not one of ours: nothing to match

@@ -27,6 +27,7 @@ from enum import StrEnum
 
 from worker import observe
 from worker.chain import ledger as broker_ledger
+from worker.chain.ledger_audit import LedgerAudit
 from worker.db import Session, tallies
 from worker.db import reclaim as reclaim_db
 from worker.db.reclaim import Candidate
@@ -42,6 +43,7 @@ class Cause(StrEnum):
     RESTART = "its worker restarted"
     BROKER_LOST = "the broker lost the message"
     TAKEN_BY_DEAD_WORKER = "its worker died before starting the page"
+    MESSAGE_MISSING = "its message was in no queue, held by no worker (the ledger audit)"
 
     @property
     def metric_label(self) -> str:
@@ -54,6 +56,8 @@ _METRIC_LABELS = {
     Cause.RESTART: observe.RECOVERY_WORKER_RESTARTED,
     Cause.BROKER_LOST: observe.RECOVERY_BROKER_LOST,
     Cause.TAKEN_BY_DEAD_WORKER: observe.RECOVERY_WORKER_DIED_BEFORE_START,
+    # The audit found what the broker lost: the same cause, found by another way.
+    Cause.MESSAGE_MISSING: observe.RECOVERY_BROKER_LOST,
 }
 
 
@@ -72,16 +76,18 @@ def recover(
     *,
     own_hostname: str | None = None,
     limit: int = 1000,
+    audit: LedgerAudit | None = None,
 ) -> list[Reclaimed]:
     """Reclaim orphaned chain scans, commit, then publish their due pages.
 
     With `own_hostname`, also reclaims the pages that worker was running or had taken,
     whatever their lease says. Otherwise a queued page younger than `queued_grace_seconds`
     is left alone: its publish may still be on its way to the broker, or the worker that
-    took it may be about to start it.
+    took it may be about to start it. With `audit`, pages whose marker has said `sent` for
+    long are looked for in the queue itself, when the audit is due.
     """
     # Queued pages first: a running page reclaimed below turns queued in this transaction.
-    reclaimed = _reclaim_queued(session, queued_grace_seconds, own_hostname, limit)
+    reclaimed = _reclaim_queued(session, queued_grace_seconds, own_hostname, limit, audit)
     reclaimed += _reclaim_running(session, own_hostname, limit)
     # Counted in the reclaims' own transaction: a recovery is tallied if and only if it won.
     # Last, so no recoverer holds a tally row while it waits for a scan's row (no deadlock).
@@ -111,15 +117,23 @@ def _reclaim_running(session: Session, own_hostname: str | None, limit: int) -> 
 
 
 def _reclaim_queued(
-    session: Session, grace_seconds: float, own_hostname: str | None, limit: int
+    session: Session,
+    grace_seconds: float,
+    own_hostname: str | None,
+    limit: int,
+    audit: LedgerAudit | None,
 ) -> list[Reclaimed]:
     """Queued pages the broker no longer holds, or that a dead worker took; in batches."""
     judge = _QueuedJudge(own_hostname, grace_seconds)
     reclaimed: list[Reclaimed] = []
+    suspects: list[tuple[Candidate, PageMessage]] = []
     after_id = 0
     # A restart looks at every queued page, for those it took; beat only at settled ones.
     every = own_hostname is not None
-    while rows := reclaim_db.queued_pages(session, grace_seconds, every, after_id, limit):
+    suspect_seconds = None if audit is None else audit.suspect_after_seconds
+    while rows := reclaim_db.queued_pages(
+        session, grace_seconds, every, after_id, limit, suspect_seconds
+    ):
         after_id = rows[-1].id
         messages = [_message_of(row) for row in rows]
         for row, message, marker in zip(
@@ -128,6 +142,13 @@ def _reclaim_queued(
             cause = judge.cause(row, message, marker)
             if cause is not None:
                 reclaimed.extend(_reclaim(session, row, cause))
+            elif row.settled and row.suspect and marker.state is broker_ledger.State.SENT:
+                suspects.append((row, message))
+    if audit is not None and suspects and audit.due():
+        lost = audit.lost([message for _, message in suspects])
+        for row, message in suspects:
+            if broker_ledger.fence_of(message) in lost:
+                reclaimed.extend(_reclaim(session, row, Cause.MESSAGE_MISSING))
     return reclaimed
 
 

@@ -130,7 +130,8 @@ def metrics(host: str, port: int) -> None:
     from worker.settings import get_settings
 
     try:
-        exporter = Exporter(host, port, get_settings().broker_url)
+        settings = get_settings()
+        exporter = Exporter(host, port, settings.broker_url, settings.sentinel_master)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", 1)
     click.echo(f"serving metrics on {exporter.url}", err=False)

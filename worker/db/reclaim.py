@@ -37,6 +37,8 @@ class Candidate:
     page_seq: int
     page_offset: int
     settled: bool = False
+    # Queued longer than the ledger audit's trust in a `sent` marker (see chain.ledger_audit).
+    suspect: bool = False
 
 
 _FENCE_COLUMNS = select(
@@ -66,16 +68,27 @@ def running_orphans(session: Session, own_hostname: str | None, limit: int) -> l
 
 
 def queued_pages(
-    session: Session, grace_seconds: float, every: bool, after_id: int, limit: int
+    session: Session,
+    grace_seconds: float,
+    every: bool,
+    after_id: int,
+    limit: int,
+    suspect_seconds: float | None = None,
 ) -> list[Candidate]:
     """Queued pages after `after_id`, in id order: those queued longer than the grace, or
-    `every` one (a restarting worker looks for those it took)."""
+    `every` one (a restarting worker looks for those it took); `suspect`: queued longer
+    than `suspect_seconds`."""
     settled = clock.older_than(_rows.queued_at, grace_seconds).label("settled")
     candidates = [_CHAIN_IN_PROGRESS, _rows.queued_at.is_not(None), _rows.id > after_id]
     if not every:
         candidates.append(settled)
+    columns = _FENCE_COLUMNS.add_columns(settled)
+    if suspect_seconds is not None:
+        columns = columns.add_columns(
+            clock.older_than(_rows.queued_at, suspect_seconds).label("suspect")
+        )
     rows = session.execute(
-        _FENCE_COLUMNS.add_columns(settled).where(*candidates).order_by(_rows.id).limit(limit)
+        columns.where(*candidates).order_by(_rows.id).limit(limit)
     ).all()
     return [Candidate(**row._mapping) for row in rows]
 

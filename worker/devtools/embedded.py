@@ -36,9 +36,12 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A redis-server child process on a loopback port, data under `directory`."""
 
-    def __init__(self, directory: Path, *, append_only: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, append_only: bool = False, extra: tuple[str, ...] = ()
+    ) -> None:
         self.directory = directory
         self.append_only = append_only
+        self.extra = extra  # more redis-server arguments (a replica's --replicaof)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -70,6 +73,7 @@ class EmbeddedRedis:
                 "",
                 "--protected-mode",
                 "yes",
+                *self.extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

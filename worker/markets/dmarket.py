@@ -105,7 +105,10 @@ class DMarketMarket:
             max_pause_seconds=settings.retry_backoff_max_seconds,
             # One budget per API for the whole fleet: keyed by URL in the broker's Redis.
             budget=process_pool.request_budget(
-                settings.broker_url, settings.dmarket_url, settings.dmarket_requests_per_second
+                settings.broker_url,
+                settings.dmarket_url,
+                settings.dmarket_requests_per_second,
+                settings.sentinel_master,
             ),
             client=process_pool.http_client(settings.dmarket_url, settings.http_timeout_seconds),
             signer=dmarket_auth.signer_from(

@@ -14,9 +14,10 @@ import os
 import threading
 
 import httpx
-import redis
 
+from worker import broker_redis
 from worker.markets.rate_limit import RequestBudget
+from worker.settings import DEFAULT_SENTINEL_MASTER
 
 _lock = threading.Lock()
 _owner_pid: int | None = None
@@ -46,14 +47,21 @@ def new_http_client(base_url: str, timeout_seconds: float) -> httpx.Client:
     )
 
 
-def request_budget(redis_url: str, api: str, requests_per_second: float) -> RequestBudget:
-    """This process's handle on the fleet's budget for `api`, kept in the Redis at `redis_url`."""
+def request_budget(
+    redis_url: str,
+    api: str,
+    requests_per_second: float,
+    sentinel_master: str = DEFAULT_SENTINEL_MASTER,
+) -> RequestBudget:
+    """This process's handle on the fleet's budget for `api`, kept in the Redis at `redis_url`
+    (`sentinel_master`: the master's name when it is a sentinel:// URL)."""
     with _lock:
         _forget_inherited()
         key = (redis_url, api, requests_per_second)
         budget = _budgets.get(key)
         if budget is None:
-            budget = RequestBudget(redis.Redis.from_url(redis_url), api, requests_per_second)
+            client = broker_redis.shared(redis_url, sentinel_master)
+            budget = RequestBudget(client, api, requests_per_second)
             _budgets[key] = budget
         return budget
 

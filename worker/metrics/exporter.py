@@ -15,9 +15,11 @@ import redis
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from worker import broker_redis
 from worker.db import session_scope
 from worker.metrics import events
 from worker.metrics.collector import FleetCollector, Sessions
+from worker.settings import DEFAULT_SENTINEL_MASTER
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,11 @@ class _QuietHandler(WSGIRequestHandler):
 class Exporter:
     """The HTTP server; `serve_forever` until `shutdown` (from another thread) or a signal."""
 
-    def __init__(self, host: str, port: int, broker_url: str) -> None:
+    def __init__(
+        self, host: str, port: int, broker_url: str, sentinel_master: str = DEFAULT_SENTINEL_MASTER
+    ) -> None:
         self._host = host
-        broker = redis.Redis.from_url(broker_url)
+        broker = broker_redis.shared(broker_url, sentinel_master)
         app = make_wsgi_app(registry(session_scope, broker, events.RedisEventStore(broker)))
         self._server = make_server(
             host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler
@@ -63,6 +67,6 @@ class Exporter:
 
 
 @functools.cache
-def process_store(broker_url: str) -> events.RedisEventStore:
-    """This process's handle on the notes store (redis-py reconnects after a fork)."""
-    return events.RedisEventStore(redis.Redis.from_url(broker_url))
+def process_store(broker_url: str, sentinel_master: str) -> events.RedisEventStore:
+    """This process's handle on the notes store (the factory's client is per process)."""
+    return events.RedisEventStore(broker_redis.shared(broker_url, sentinel_master))

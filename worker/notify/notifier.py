@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
+from worker import broker_redis
 from worker.domain.progress import ScanProgress
 from worker.errors import ConfigError
 from worker.notify.messages import (
@@ -109,8 +110,9 @@ class TelegramNotifier(Notifier):
         # Done at once, not queued: the caller (a resume command) has no sender thread, and the
         # flag must be gone before the resumed chain's first progress.
         try:
-            with redis.Redis.from_url(
+            with broker_redis.new_client(
                 self._settings.broker_url,
+                self._settings.sentinel_master,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             ) as connection:
@@ -193,8 +195,9 @@ class _Sender:
     def run(self) -> None:
         settings = self._settings
         assert settings.telegram_bot_token is not None
-        connection = redis.Redis.from_url(
+        connection = broker_redis.new_client(
             settings.broker_url,
+            settings.sentinel_master,
             decode_responses=True,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
