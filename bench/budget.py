@@ -34,6 +34,7 @@ def utilisation(
         env = bench.worker_env(
             database_url,
             MARKETSCAN_DMARKET_URL=fake.url,
+            MARKETSCAN_DMARKET_API="v1",
             MARKETSCAN_DMARKET_REQUESTS_PER_SECOND=str(REQUESTS_PER_SECOND),
         )
         for hostname in ("budget1@bench", "budget2@bench"):

@@ -53,6 +53,13 @@ class Settings:
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
     telegram_min_interval_seconds: float = 3.0
+    # --- DMarket today (issue 17): which listing API, which reference, quirks' bounds.
+    # "v2": GET /marketplace-api/v2/offers; "v1": the deprecated /exchange/v1/market/items.
+    dmarket_api: str = "v2"
+    # How long a looked-up reference price (best bid, last sales) is trusted, fleet-wide.
+    reference_ttl_seconds: float = 300.0
+    # Empty pages in a row that still carry a cursor before the walk is ended.
+    dmarket_max_empty_pages: int = 3
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -129,7 +136,27 @@ class Settings:
                 defaults.telegram_min_interval_seconds,
                 0.0,
             ),
+            dmarket_api=_choice(env, "MARKETSCAN_DMARKET_API", DMARKET_APIS, defaults.dmarket_api),
+            reference_ttl_seconds=reader.number(
+                "MARKETSCAN_REFERENCE_TTL_SECONDS", float, defaults.reference_ttl_seconds, 1.0
+            ),
+            dmarket_max_empty_pages=reader.number(
+                "MARKETSCAN_DMARKET_MAX_EMPTY_PAGES", int, defaults.dmarket_max_empty_pages, 1
+            ),
         )
+
+
+DMARKET_APIS = ("v2", "v1")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of `allowed` (case-insensitive), or ConfigError naming the variable and the values."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} is not allowed: must be one of {', '.join(allowed)}")
+    return raw
 
 
 def _dmarket_keys(env: Mapping[str, str]) -> tuple[str | None, str | None]:

@@ -145,6 +145,7 @@ def test_a_market_built_from_scan_params_sends_their_price_band_and_order(
         broker_url=redis_url,
         dmarket_requests_per_second=UNHURRIED_REQUESTS_PER_SECOND,
         http_timeout_seconds=2.0,
+        dmarket_api="v1",
     )
     # When the market is built from them and asked for a page
     with DMarketMarket.from_params(params, settings) as market:

@@ -36,6 +36,8 @@ def fake() -> Iterator[FakeDMarket]:
 @pytest.fixture
 def settings(env: dict[str, str], fake: FakeDMarket, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("MARKETSCAN_DMARKET_URL", fake.url)
+    # The v1 listing and its suggested price (v2 scans: tests/acceptance/test_dmarket_v2.py).
+    monkeypatch.setenv("MARKETSCAN_DMARKET_API", "v1")
     monkeypatch.setenv("MARKETSCAN_DMARKET_REQUESTS_PER_SECOND", "100")
     monkeypatch.setenv("MARKETSCAN_RETRY_BACKOFF_SECONDS", "0.01")
     monkeypatch.setenv("MARKETSCAN_MAX_RETRIES", "3")

@@ -42,6 +42,8 @@ class RecordedRequest:
     connection: tuple[str, int] = ("", 0)
     status: int = 200
     signed: bool | None = None
+    method: str = "GET"
+    body: bytes = b""
 
 
 @dataclass(frozen=True)

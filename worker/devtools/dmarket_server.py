@@ -1,4 +1,5 @@
-"""A fake DMarket: a real HTTP server on loopback serving the item listing from a list.
+"""A fake DMarket: a real HTTP server on loopback serving the item listing from a list,
+as v1 market items and as v2 offers, with aggregated prices and last sales beside them.
 
 It paginates with opaque cursors, checks the query the way the real API would, records
 every request with its arrival time and TCP connection, and can be scripted to answer
@@ -33,8 +34,19 @@ from worker.devtools.dmarket_replies import (
     ScriptedReply,
     dmarket_item,
     drop_field,
-    error_body,
     query_problem,
+)
+from worker.devtools.dmarket_v2_replies import (
+    AGGREGATED_PRICES_PATH,
+    LAST_SALES_PATH,
+    OFFERS_PATH,
+    aggregated_prices,
+    bids_of,
+    error_body_for,
+    last_sales,
+    offers_by_title,
+    offers_page,
+    offers_query_problem,
 )
 
 # The fake's whole surface, one import for tests and the bench.
@@ -68,8 +80,14 @@ class FakeDMarket:
         requests_per_second: int | None = None,
         public_key_hex: str | None = None,
         total_cap: int | None = None,
+        best_bids: Mapping[str, tuple[int, int]] | None = None,
+        sales: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         """`requests_per_second`: answer 429 past that many requests in any second.
+
+        `best_bids`: title -> (best buy order in cents, order count), served as aggregated
+        prices; by default each listed title's highest suggested price with one order.
+        `sales`: title -> the last sales' prices in cents, newest first (none by default).
 
         `total_cap`: report at most this many items as the total, as DMarket does.
 
@@ -86,6 +104,8 @@ class FakeDMarket:
         self._total_format = total_format
         self._total_cap = total_cap
         self._scripted = dict(scripted or {})
+        self._best_bids = dict(best_bids) if best_bids is not None else bids_of(self._items)
+        self._sales = {title: list(prices) for title, prices in (sales or {}).items()}
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -162,21 +182,25 @@ class FakeDMarket:
         raw_path: str,
         headers: Mapping[str, str],
         connection: tuple[str, int],
+        method: str = "GET",
+        body: bytes = b"",
     ) -> Answer:
         url = urlsplit(raw_path)
         path = url.path
         query_pairs = parse_qsl(url.query, keep_blank_values=True)
         query = dict(query_pairs)
         received_at = time.monotonic()
-        signed = self._signature_ok(raw_path, headers)
+        signed = self._signature_ok(method, raw_path, body, headers)
         with self._lock:
             request_number = len(self._requests)
             reply = self._scripted.get(request_number, ScriptedReply())
             over_budget_wait = self._spend_budget(received_at)
-            answer = self._gatekeeper(reply, signed, over_budget_wait)
+            answer = self._gatekeeper(path, reply, signed, over_budget_wait)
             status = answer.status if answer is not None else reply.status
             self._requests.append(
-                RecordedRequest(path, query, received_at, connection, status, signed)
+                RecordedRequest(
+                    path, query, received_at, connection, status, signed, method, body
+                )
             )
         if answer is not None:
             return answer
@@ -184,18 +208,32 @@ class FakeDMarket:
             self._closing.wait(reply.delay_seconds)
         if reply.body is not None:
             return Answer(reply.status, reply.body, dict(reply.headers))
+        if (method, path) == ("POST", AGGREGATED_PRICES_PATH):
+            return self._aggregated_prices(body, reply)
+        if (method, path) == ("GET", LAST_SALES_PATH):
+            return Answer(*last_sales(query, self._sales), dict(reply.headers))
         return self._listing(path, query, query_pairs, reply)
 
     def _gatekeeper(
-        self, reply: ScriptedReply, signed: bool | None, over_budget_wait: float | None
+        self,
+        path: str,
+        reply: ScriptedReply,
+        signed: bool | None,
+        over_budget_wait: float | None,
     ) -> Answer | None:
         """The refusal the real API would give before serving anything, or None."""
         if self._verify_key is not None and not signed:
-            return Answer(401, error_body("missing or invalid request signature"))
+            return Answer(401, error_body_for(path, "Unauthorized", "Unauthorized"))
         if over_budget_wait is not None and reply.status != 429:
             retry_after = str(max(1, math.ceil(over_budget_wait)))
-            return Answer(429, error_body("too many requests"), {"Retry-After": retry_after})
+            refusal = error_body_for(path, "too many requests", "TooManyRequests")
+            return Answer(429, refusal, {"Retry-After": retry_after})
         return None
+
+    def _aggregated_prices(self, body: bytes, reply: ScriptedReply) -> Answer:
+        with self._lock:
+            offers = offers_by_title(self._items)
+        return Answer(*aggregated_prices(body, self._best_bids, offers), dict(reply.headers))
 
     def _spend_budget(self, received_at: float) -> float | None:
         """Count a request against the budget; the wait until a slot frees if it is over."""
@@ -209,7 +247,9 @@ class FakeDMarket:
         window.append(received_at)
         return None
 
-    def _signature_ok(self, raw_path: str, headers: Mapping[str, str]) -> bool | None:
+    def _signature_ok(
+        self, method: str, raw_path: str, body: bytes, headers: Mapping[str, str]
+    ) -> bool | None:
         """DMarket's check: Ed25519 over method + path?query + body + X-Sign-Date."""
         sign = headers.get("x-request-sign")
         if sign is None:
@@ -218,7 +258,7 @@ class FakeDMarket:
             return False
         if not sign.startswith(SIGNATURE_PREFIX):
             return False
-        message = f"GET{raw_path}{headers.get('x-sign-date', '')}".encode()
+        message = f"{method}{raw_path}{body.decode()}{headers.get('x-sign-date', '')}".encode()
         try:
             self._verify_key.verify(message, bytes.fromhex(sign.removeprefix(SIGNATURE_PREFIX)))
         except (ValueError, nacl.exceptions.BadSignatureError):
@@ -232,18 +272,21 @@ class FakeDMarket:
         query_pairs: list[tuple[str, str]],
         reply: ScriptedReply,
     ) -> Answer:
-        if path != ITEMS_PATH:
-            return Answer(404, error_body(f"no route {path}"))
+        if path not in (ITEMS_PATH, OFFERS_PATH):
+            return Answer(404, error_body_for(path, f"no route {path}", "NotFound"))
         if len(query) != len(query_pairs):
-            return Answer(400, error_body("a query parameter was repeated"))
-        problem = query_problem(query)
+            return Answer(400, error_body_for(path, "a query parameter was repeated"))
+        problem = query_problem(query) if path == ITEMS_PATH else offers_query_problem(query)
         if problem is None and query.get("cursor", "") not in ("", *self._offsets_by_cursor):
             problem = f"unknown cursor {query['cursor']!r}"
         if problem is not None:
-            return Answer(400, error_body(problem))
+            return Answer(400, error_body_for(path, problem))
         page = self._page(query)
-        if reply.drop_field and page["objects"]:
-            drop_field(page["objects"][0], reply.drop_field)
+        if path == OFFERS_PATH:
+            page = offers_page(page)
+        listed = page["objects"] if path == ITEMS_PATH else page["items"]
+        if reply.drop_field and listed:
+            drop_field(listed[0], reply.drop_field)
         return Answer(reply.status, json.dumps(page).encode(), dict(reply.headers))
 
     def _page(self, query: Mapping[str, str]) -> dict[str, Any]:
