@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from worker.domain.opportunities import LEVELS, Level
 from worker.errors import ConfigError, InvalidInput
+from worker.markets import dmarket_limits
 
 T = TypeVar("T")
 
@@ -60,6 +61,15 @@ class Settings:
     reference_ttl_seconds: float = 300.0
     # Empty pages in a row that still carry a cursor before the walk is ended.
     dmarket_max_empty_pages: int = 3
+    # Fleet budgets of DMarket's other endpoint classes (market items: the rate above).
+    # From the environment, each defaults to DMarket's figure for the auth mode
+    # (worker.markets.dmarket_limits); last sales has a budget of its own only when signed.
+    dmarket_other_requests_per_second: float = 6.0
+    dmarket_last_sales_requests_per_second: float = 6.0
+    # The fleet's circuit breaker: this many 5xx/timeouts in a row open it (as does a
+    # 401/403); after the cool-down one request probes.
+    dmarket_breaker_failures: int = 5
+    dmarket_breaker_cooldown_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +78,7 @@ class Settings:
         reader = _Reader(env)
         defaults = cls()
         dmarket_public_key, dmarket_secret_key = _dmarket_keys(env)
+        limits = dmarket_limits.limits_for(signed=dmarket_public_key is not None)
         return cls(
             database_url=reader.text("DATABASE_URL", defaults.database_url),
             broker_url=reader.text("CELERY_BROKER_URL", defaults.broker_url),
@@ -112,7 +123,7 @@ class Settings:
             dmarket_requests_per_second=reader.number(
                 "MARKETSCAN_DMARKET_REQUESTS_PER_SECOND",
                 float,
-                defaults.dmarket_requests_per_second,
+                limits.market_items,
                 0.01,
             ),
             dmarket_public_key=dmarket_public_key,
@@ -142,6 +153,24 @@ class Settings:
             ),
             dmarket_max_empty_pages=reader.number(
                 "MARKETSCAN_DMARKET_MAX_EMPTY_PAGES", int, defaults.dmarket_max_empty_pages, 1
+            ),
+            dmarket_other_requests_per_second=reader.number(
+                "MARKETSCAN_DMARKET_OTHER_REQUESTS_PER_SECOND", float, limits.other, 0.01
+            ),
+            dmarket_last_sales_requests_per_second=reader.number(
+                "MARKETSCAN_DMARKET_LAST_SALES_REQUESTS_PER_SECOND",
+                float,
+                limits.last_sales,
+                0.01,
+            ),
+            dmarket_breaker_failures=reader.number(
+                "MARKETSCAN_DMARKET_BREAKER_FAILURES", int, defaults.dmarket_breaker_failures, 1
+            ),
+            dmarket_breaker_cooldown_seconds=reader.number(
+                "MARKETSCAN_DMARKET_BREAKER_COOLDOWN_SECONDS",
+                float,
+                defaults.dmarket_breaker_cooldown_seconds,
+                0.1,
             ),
         )
 

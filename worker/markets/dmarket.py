@@ -6,7 +6,7 @@ path, query and body, which `LISTING_APIS` says for each.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -19,7 +19,12 @@ from worker.markets.base import GAME_IDS, Item, Page, check_page_limit
 from worker.markets.dmarket_auth import RequestSigner
 from worker.markets.dmarket_offers import parse_offers
 from worker.markets.dmarket_page import parse_page
-from worker.markets.dmarket_transport import MARKET_ITEMS, DMarketTransport
+from worker.markets.dmarket_transport import (
+    AGGREGATED_PRICES,
+    LAST_SALES,
+    MARKET_ITEMS,
+    DMarketTransport,
+)
 from worker.markets.rate_limit import RequestBudget
 
 if TYPE_CHECKING:
@@ -65,6 +70,7 @@ class DMarketMarket:
         timeout_seconds: float = 15.0,
         max_pause_seconds: float = 60.0,
         budget: RequestBudget | None = None,
+        budgets: Mapping[str, RequestBudget | None] | None = None,
         client: httpx.Client | None = None,
         signer: RequestSigner | None = None,
         drain_requested: Callable[[], bool] = lambda: False,
@@ -72,8 +78,9 @@ class DMarketMarket:
     ) -> None:
         """Validate the filters once, so a bad scan fails before its first request.
 
-        `budget`: the fleet's request budget for this API (None: no client-side limit); a
-        429 pauses it for the wait the server asked for, at most `max_pause_seconds`.
+        `budget`: the fleet's request budget for market items (None: no client-side limit);
+        a 429 pauses it for the wait the server asked for, at most `max_pause_seconds`.
+        `budgets`: a budget per endpoint class instead (worker.markets.dmarket_transport).
         `client`: a shared keep-alive client that `close` leaves open (None: one of its own).
         `signer`: sign every request with DMarket API keys (None: unsigned).
         `drain_requested`: stops a wait for the budget when the worker drains.
@@ -90,7 +97,7 @@ class DMarketMarket:
         self._owns_client = client is None
         self.transport = DMarketTransport(
             client or process_pool.new_http_client(base_url, timeout_seconds),
-            budgets={MARKET_ITEMS: budget},
+            budgets=budgets if budgets is not None else {MARKET_ITEMS: budget},
             signer=signer,
             max_pause_seconds=max_pause_seconds,
             drain_requested=drain_requested,
@@ -130,10 +137,7 @@ class DMarketMarket:
             order_dir=options.get("order_dir"),
             timeout_seconds=settings.http_timeout_seconds,
             max_pause_seconds=settings.retry_backoff_max_seconds,
-            # One budget per API for the whole fleet: keyed by URL in the broker's Redis.
-            budget=process_pool.request_budget(
-                settings.broker_url, settings.dmarket_url, settings.dmarket_requests_per_second
-            ),
+            budgets=dmarket_budgets(settings),
             client=process_pool.http_client(settings.dmarket_url, settings.http_timeout_seconds),
             signer=dmarket_auth.signer_from(
                 settings.dmarket_public_key, settings.dmarket_secret_key
@@ -217,3 +221,26 @@ def _price_params(price_from_cents: int | None, price_to_cents: int | None) -> d
     if price_to_cents is not None:
         params["priceTo"] = str(price_to_cents)
     return params
+
+
+def dmarket_budgets(settings: Settings) -> dict[str, RequestBudget | None]:
+    """The fleet's budget of each endpoint class, kept in the broker's Redis.
+
+    Market items keep the key they always had (the URL); the other classes are keyed
+    beside it. Unsigned, last sales is one of DMarket's "other methods" and shares their
+    budget; signed, it has its own.
+    """
+    url, redis_url = settings.dmarket_url, settings.broker_url
+    items = process_pool.request_budget(redis_url, url, settings.dmarket_requests_per_second)
+    other = process_pool.request_budget(
+        redis_url, f"{url}#other", settings.dmarket_other_requests_per_second
+    )
+    signed = settings.dmarket_public_key is not None
+    last_sales = (
+        process_pool.request_budget(
+            redis_url, f"{url}#last_sales", settings.dmarket_last_sales_requests_per_second
+        )
+        if signed
+        else other
+    )
+    return {MARKET_ITEMS: items, AGGREGATED_PRICES: other, LAST_SALES: last_sales}

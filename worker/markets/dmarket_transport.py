@@ -16,7 +16,7 @@ from typing import Final
 
 import httpx
 
-from worker.errors import PermanentMarketError, RetryableMarketError
+from worker.errors import MarketError, PermanentMarketError, RetryableMarketError
 from worker.markets.dmarket_auth import (
     PUBLIC_KEY_VARIABLE,
     SECRET_KEY_VARIABLE,
@@ -68,8 +68,13 @@ class DMarketTransport:
         path: str,
         params: Mapping[str, str] | None = None,
         body: object | None = None,
+        *,
+        unreadable: type[MarketError] = PermanentMarketError,
     ) -> object:
-        """The decoded JSON answer of a successful request; the market error otherwise."""
+        """The decoded JSON answer of a successful request; the market error otherwise.
+
+        `unreadable`: what a body that is not JSON is (a lookup may ask again; a page not).
+        """
         assert endpoint in ENDPOINT_CLASSES, endpoint
         content = None if body is None else json.dumps(body, separators=(",", ":"))
         request = self.client.build_request(
@@ -96,7 +101,7 @@ class DMarketTransport:
             raise PermanentMarketError(f"DMarket request could not be made: {exc!r}") from exc
         if response.status_code == 429 and budget is not None:
             self._pause_fleet(budget, response.headers)
-        return self._decoded(response)
+        return self._decoded(response, unreadable)
 
     def _pause_fleet(self, budget: RequestBudget, headers: httpx.Headers) -> None:
         """Over DMarket's limit, the whole fleet is: pause every process, not just this one.
@@ -110,7 +115,7 @@ class DMarketTransport:
             asked_seconds = budget.window_seconds
         budget.pause(min(asked_seconds, self._max_pause_seconds))
 
-    def _decoded(self, response: httpx.Response) -> object:
+    def _decoded(self, response: httpx.Response, unreadable: type[MarketError]) -> object:
         status = response.status_code
         if status == 429 or status >= 500:
             raise RetryableMarketError(
@@ -125,9 +130,7 @@ class DMarketTransport:
         try:
             return response.json()
         except ValueError as exc:
-            raise PermanentMarketError(
-                f"response body: not valid JSON ({exc}): {excerpt(response)}"
-            ) from exc
+            raise unreadable(f"response body: not valid JSON ({exc}): {excerpt(response)}") from exc
 
 
 def error_text(response: httpx.Response) -> str:

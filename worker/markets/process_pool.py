@@ -22,6 +22,7 @@ _lock = threading.Lock()
 _owner_pid: int | None = None
 _http_clients: dict[tuple[str, float], httpx.Client] = {}
 _budgets: dict[tuple[str, str, float], RequestBudget] = {}
+_redis_clients: dict[str, redis.Redis] = {}
 
 
 def http_client(base_url: str, timeout_seconds: float) -> httpx.Client:
@@ -53,9 +54,25 @@ def request_budget(redis_url: str, api: str, requests_per_second: float) -> Requ
         key = (redis_url, api, requests_per_second)
         budget = _budgets.get(key)
         if budget is None:
-            budget = RequestBudget(redis.Redis.from_url(redis_url), api, requests_per_second)
+            budget = RequestBudget(_redis_client(redis_url), api, requests_per_second)
             _budgets[key] = budget
         return budget
+
+
+def redis_client(redis_url: str) -> redis.Redis:
+    """This process's client of the broker's Redis for market state (budgets, the reference
+    cache, the breaker): the one place to swap for a shared factory."""
+    with _lock:
+        _forget_inherited()
+        return _redis_client(redis_url)
+
+
+def _redis_client(redis_url: str) -> redis.Redis:
+    client = _redis_clients.get(redis_url)
+    if client is None:
+        client = redis.Redis.from_url(redis_url)
+        _redis_clients[redis_url] = client
+    return client
 
 
 def close_all() -> None:
@@ -66,6 +83,7 @@ def close_all() -> None:
                 client.close()
         _http_clients.clear()
         _budgets.clear()
+        _redis_clients.clear()
 
 
 def _forget_inherited() -> None:
@@ -74,6 +92,7 @@ def _forget_inherited() -> None:
     if _owner_pid != os.getpid():
         _http_clients.clear()
         _budgets.clear()
+        _redis_clients.clear()
         _owner_pid = os.getpid()
 
 
