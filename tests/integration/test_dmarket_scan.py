@@ -88,12 +88,12 @@ def test_a_malformed_body_fails_the_scan_naming_the_problem_and_resume_finishes_
     settings: Settings, fake: FakeDMarket, session: Session
 ) -> None:
     # Given a market that answers the second page with a broken body
-    fake.script(1, ScriptedReply.missing_field("price.USD"))
+    fake.script(1, ScriptedReply.missing_field("title"))
     scan_id, published = _start(settings)
     # Then the scan fails at once with the field named, keeping page 0
     assert _drive(settings, published) == [Outcome.NEXT_PUBLISHED, Outcome.FAILED]
     failed = _row(session, scan_id)
-    assert failed.status == "failed" and "price.USD" in (failed.error_message or "")
+    assert failed.status == "failed" and "objects[0].title" in (failed.error_message or "")
     assert failed.processed_items == 100
     # When it is resumed, Then it finishes from its checkpoint without counting page 0 again
     resumed: list[PageMessage] = []

@@ -78,6 +78,7 @@ def judge_page(
         opportunities=tuple(found),
         skipped=skipped,
         unreferenced=unreferenced,
+        note=page.end_note,
         total_is_lower_bound=total is not None and page.total_is_lower_bound,
         judged_ids=tuple(judged),
     )

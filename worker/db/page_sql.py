@@ -170,6 +170,7 @@ COMMIT_LAST = _COMMIT.values(
         else_=ScanStatus.COMPLETED.value,
     ),
     queued_at=None,
+    note=bindparam("note", type_=Text),
     **_PROGRESS,
 ).returning(_rows.c.status)
 # One statement and one round trip for a page's opportunities, whatever their number: the

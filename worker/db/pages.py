@@ -49,6 +49,8 @@ class PageResult:
     total_is_lower_bound: bool = False
     # Listings judged no opportunity for want of a reference price.
     unreferenced: int = 0
+    # Why the walk ended early, stored with the last page (worker.domain.listing.Page).
+    note: str | None = None
     # The ids of the listings judged by this part of the page, in order.
     judged_ids: tuple[str, ...] = ()
 
@@ -195,6 +197,7 @@ def commit_page(
             items_done=result.items_done,
             skipped=result.skipped,
             unreferenced=result.unreferenced,
+            note=result.note,
             page_total=result.total_items,
             page_total_is_lower_bound=result.total_is_lower_bound,
             judged_ids=list(result.judged_ids),

@@ -30,10 +30,12 @@ import nacl.signing
 from worker.devtools.dmarket_http import Handler, Server
 from worker.devtools.dmarket_replies import (
     Answer,
+    Quirk,
     RecordedRequest,
     ScriptedReply,
     dmarket_item,
     drop_field,
+    listed_cents,
     query_problem,
 )
 from worker.devtools.dmarket_v2_replies import (
@@ -52,6 +54,7 @@ from worker.devtools.dmarket_v2_replies import (
 # The fake's whole surface, one import for tests and the bench.
 __all__ = [
     "FakeDMarket",
+    "Quirk",
     "RecordedRequest",
     "ScriptedReply",
     "TotalFormat",
@@ -82,12 +85,14 @@ class FakeDMarket:
         total_cap: int | None = None,
         best_bids: Mapping[str, tuple[int, int]] | None = None,
         sales: Mapping[str, Sequence[int]] | None = None,
+        quirk: Quirk | None = None,
     ) -> None:
         """`requests_per_second`: answer 429 past that many requests in any second.
 
         `best_bids`: title -> (best buy order in cents, order count), served as aggregated
         prices; by default each listed title's highest suggested price with one order.
         `sales`: title -> the last sales' prices in cents, newest first (none by default).
+        `quirk`: answer as real DMarket sometimes does (dmarket_replies.Quirk).
 
         `total_cap`: report at most this many items as the total, as DMarket does.
 
@@ -106,6 +111,8 @@ class FakeDMarket:
         self._scripted = dict(scripted or {})
         self._best_bids = dict(best_bids) if best_bids is not None else bids_of(self._items)
         self._sales = {title: list(prices) for title, prices in (sales or {}).items()}
+        self._quirk = quirk
+        self._fresh_cursors = 0
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -297,8 +304,8 @@ class FakeDMarket:
         matching = [
             item
             for item in listed
-            if low <= int(item["price"]["USD"])
-            and (high is None or int(item["price"]["USD"]) <= high)
+            if (cents := listed_cents(item)) is None
+            or (low <= cents and (high is None or cents <= high))
         ]
         offset = self._offsets_by_cursor[query["cursor"]] if query.get("cursor") else 0
         end = offset + int(query["limit"])
@@ -306,6 +313,12 @@ class FakeDMarket:
             "objects": copy.deepcopy(matching[offset:end]),
             "cursor": self._cursor_for(end) if end < len(matching) else "",
         }
+        quirk = self._quirk
+        if quirk is not None and offset >= quirk.at_offset:
+            if quirk.kind == "empty_pages":
+                page = {"objects": [], "cursor": self._cursor_for(offset, fresh=True)}
+            elif query.get("cursor"):
+                page["cursor"] = query["cursor"]
         total = len(matching) if self._total_cap is None else min(len(matching), self._total_cap)
         if self._total_format == "object":
             page["total"] = {"items": total, "offers": total, "orders": 0}
@@ -313,9 +326,18 @@ class FakeDMarket:
             page["total"] = total
         return page
 
-    def _cursor_for(self, offset: int) -> str:
-        cursor = hashlib.sha256(f"{self._cursor_salt}:{offset}".encode()).hexdigest()[:24]
+    def listing(self) -> list[dict[str, Any]]:
+        """The listing objects as listed now (a copy): the truth a test walks without us."""
         with self._lock:
+            return copy.deepcopy(self._items)
+
+    def _cursor_for(self, offset: int, *, fresh: bool = False) -> str:
+        """The cursor of `offset`: the same each time, or with `fresh` a new one each time."""
+        with self._lock:
+            if fresh:
+                self._fresh_cursors += 1
+            salt = f"{self._cursor_salt}:{self._fresh_cursors if fresh else ''}"
+            cursor = hashlib.sha256(f"{salt}:{offset}".encode()).hexdigest()[:24]
             self._offsets_by_cursor[cursor] = offset
         return cursor
 

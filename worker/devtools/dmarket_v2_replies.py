@@ -31,7 +31,7 @@ ORDER_BY = ("price", "title", "float", "createdAt")
 def offer_of(item: Mapping[str, Any]) -> dict[str, Any]:
     """The v2 offer of a v1 listing object: same id, title and price; cs2 fields from extra."""
     extra = dict(item.get("extra") or {})
-    price_text = item["price"]["USD"]
+    price_text = (item.get("price") or {}).get("USD", "")
     cs2 = {name: extra[name] for name in ("exterior", "floatValue", "paintSeed") if name in extra}
     return {
         "offerId": item["itemId"],
@@ -74,7 +74,7 @@ def offers_by_title(items: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, 
     """Each title's lowest listed price in cents and how many listings it has."""
     offers: dict[str, tuple[int, int]] = {}
     for item in items:
-        price = str(item["price"]["USD"])
+        price = str((item.get("price") or {}).get("USD", ""))
         cents = int(price) if price.isdecimal() else 0
         low, count = offers.get(item["title"], (cents, 0))
         offers[item["title"]] = (min(low, cents), count + 1)

@@ -50,3 +50,6 @@ class Page:
     total_is_lower_bound: bool = False
     # Listings the market sent that cannot be judged (no usable price): counted, walked past.
     unusable: int = 0
+    # Why the market's walk ends here although the market did not say so (next_cursor is
+    # then None): a repeating cursor, or too many empty pages in a row.
+    end_note: str | None = None

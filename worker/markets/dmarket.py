@@ -7,7 +7,7 @@ path, query and body, which `LISTING_APIS` says for each.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -75,6 +75,7 @@ class DMarketMarket:
         signer: RequestSigner | None = None,
         drain_requested: Callable[[], bool] = lambda: False,
         api: str = "v1",
+        max_empty_pages: int = 3,
     ) -> None:
         """Validate the filters once, so a bad scan fails before its first request.
 
@@ -85,12 +86,17 @@ class DMarketMarket:
         `signer`: sign every request with DMarket API keys (None: unsigned).
         `drain_requested`: stops a wait for the budget when the worker drains.
         `api`: "v2" (offers) or "v1" (the deprecated market items).
+        `max_empty_pages`: empty pages in a row that still carry a cursor, walked on within
+        one fetch, before the walk is ended with a note.
         """
         if not timeout_seconds > 0:
             raise InvalidInput(f"timeout_seconds: must be > 0, got {timeout_seconds!r}")
         if api not in LISTING_APIS:
             raise InvalidInput(f"api: must be one of {', '.join(LISTING_APIS)}, got {api!r}")
+        if max_empty_pages < 1:
+            raise InvalidInput(f"max_empty_pages: must be >= 1, got {max_empty_pages!r}")
         self._api = LISTING_APIS[api]
+        self._max_empty_pages = max_empty_pages
         self._filters = _filter_params(game, price_from_cents, price_to_cents, order_by, order_dir)
         if not self._api.currency:
             del self._filters["currency"]
@@ -143,14 +149,41 @@ class DMarketMarket:
                 settings.dmarket_public_key, settings.dmarket_secret_key
             ),
             api=settings.dmarket_api,
+            max_empty_pages=settings.dmarket_max_empty_pages,
         )
 
     def fetch_page(self, cursor: str | None, limit: int) -> Page:
         """The page at `cursor` (None: the first), with at most `limit` items.
 
-        A bad `limit` is refused here, before any request: DMarket would answer 400.
+        A bad `limit` is refused here, before any request: DMarket would answer 400. Real
+        answers hold quirks that could loop a scan for ever, spending the fleet's budget: a
+        page with no listings but a cursor is walked on here, at most `max_empty_pages` in a
+        row, and a cursor that comes back unchanged ends the walk. Either way the page says
+        why it is the last (`end_note`).
         """
         check_page_limit(limit)
+        asked, empty_pages = cursor, 0
+        while True:
+            page = self._fetch(asked, limit)
+            if page.next_cursor is not None and page.next_cursor == asked:
+                return replace(
+                    page,
+                    next_cursor=None,
+                    end_note="walk ended: DMarket sent back the cursor it was asked for",
+                )
+            if page.items or page.unusable or page.next_cursor is None:
+                return page
+            empty_pages += 1
+            if empty_pages >= self._max_empty_pages:
+                return replace(
+                    page,
+                    next_cursor=None,
+                    end_note=f"walk ended: DMarket sent {empty_pages} empty pages in a row "
+                    "that still had a cursor",
+                )
+            asked = page.next_cursor
+
+    def _fetch(self, cursor: str | None, limit: int) -> Page:
         params = {**self._filters, "limit": str(limit)}
         if cursor:
             params["cursor"] = cursor

@@ -16,6 +16,7 @@ from worker.markets.dmarket_page import (
     MISSING,
     TOTAL_CAP,
     count_at,
+    is_absent,
     is_small_scalar,
     json_object,
     malformed,
@@ -34,7 +35,8 @@ def parse_offers(payload: object) -> Page:
     raw_items = body.get("items", MISSING)
     if not isinstance(raw_items, list):
         raise malformed("items", "a list", raw_items)
-    items = tuple(_offer(raw, f"items[{index}]") for index, raw in enumerate(raw_items))
+    listed = [_offer(raw, f"items[{index}]") for index, raw in enumerate(raw_items)]
+    items = tuple(item for item in listed if item is not None)
     total = body.get("total", MISSING)
     counted = None if total is MISSING or total is None else count_at(total, "total")
     return Page(
@@ -42,15 +44,19 @@ def parse_offers(payload: object) -> Page:
         next_cursor=next_cursor_of(body),
         total=counted,
         total_is_lower_bound=counted is not None and counted >= TOTAL_CAP,
+        unusable=len(listed) - len(items),
     )
 
 
-def _offer(raw: object, path: str) -> Item:
+def _offer(raw: object, path: str) -> Item | None:
+    """The offer as an Item; None when its price is `""` or missing (walked past, counted)."""
     fields = json_object(raw, path)
     offer_id = fields.get("offerId", MISSING)
     if not isinstance(offer_id, str) or not offer_id:
         raise malformed(f"{path}.offerId", "a non-empty string", offer_id)
     price = fields.get("priceCents", MISSING)
+    if is_absent(price):
+        return None
     if isinstance(price, bool) or not isinstance(price, int) or price < 0:
         raise malformed(f"{path}.priceCents", "a non-negative integer", price)
     attributes = json_object(fields.get("attributes", MISSING), f"{path}.attributes")

@@ -28,17 +28,21 @@ def parse_page(payload: object) -> Page:
     objects = body.get("objects", MISSING)
     if not isinstance(objects, list):
         raise malformed("objects", "a list", objects)
-    items = tuple(_item(raw, f"objects[{index}]") for index, raw in enumerate(objects))
+    listed = [_item(raw, f"objects[{index}]") for index, raw in enumerate(objects)]
+    items = tuple(item for item in listed if item is not None)
     total = _total(body)
     return Page(
         items=items,
         next_cursor=next_cursor_of(body),
         total=total,
         total_is_lower_bound=total is not None and total >= TOTAL_CAP,
+        unusable=len(listed) - len(items),
     )
 
 
-def _item(raw: object, path: str) -> Item:
+def _item(raw: object, path: str) -> Item | None:
+    """The listing as an Item; None when it has no price (`""` or missing), which real
+    DMarket answers do: walked past and counted, not a failed scan."""
     fields = json_object(raw, path)
     item_id = fields.get("itemId", MISSING)
     if not isinstance(item_id, str) or not item_id:
@@ -46,11 +50,16 @@ def _item(raw: object, path: str) -> Item:
     title = fields.get("title", MISSING)
     if not isinstance(title, str):
         raise malformed(f"{path}.title", "a string", title)
-    price = json_object(fields.get("price", MISSING), f"{path}.price")
+    price = fields.get("price", MISSING)
+    if is_absent(price):
+        return None
+    usd = json_object(price, f"{path}.price").get("USD", MISSING)
+    if is_absent(usd):
+        return None
     return Item(
         item_id=item_id,
         title=title,
-        price_cents=_cents(price.get("USD", MISSING), f"{path}.price.USD"),
+        price_cents=_cents(usd, f"{path}.price.USD"),
         reference_price_cents=_reference_cents(
             fields.get("suggestedPrice", MISSING), f"{path}.suggestedPrice"
         ),
@@ -62,7 +71,7 @@ def _reference_cents(value: object, path: str) -> int | None:
     if value is MISSING or value is None:
         return None
     usd = json_object(value, path).get("USD", MISSING)
-    if usd is MISSING or usd is None:
+    if is_absent(usd):
         return None
     # DMarket sends "0" when it has no suggestion; a zero reference would fake a discount.
     return _cents(usd, f"{path}.USD") or None
@@ -78,6 +87,11 @@ def _extra(value: object, path: str) -> dict[str, Any]:
         return {}
     fields = json_object(value, path)
     return {name: field for name, field in fields.items() if is_small_scalar(field)}
+
+
+def is_absent(value: object) -> bool:
+    """DMarket's ways of leaving a value out: no key, null, or `""` for an unused price."""
+    return value is MISSING or value is None or value == ""
 
 
 def is_small_scalar(value: object) -> bool:
