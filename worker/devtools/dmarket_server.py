@@ -18,7 +18,6 @@ import math
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 import nacl.exceptions
 import nacl.signing
 
+from worker.devtools.dmarket_budgets import BUDGET_WINDOW_SECONDS, EVERY_CLASS, Budgets
 from worker.devtools.dmarket_http import Handler, Server
 from worker.devtools.dmarket_replies import (
     Answer,
@@ -64,8 +64,6 @@ __all__ = [
 
 ITEMS_PATH = "/exchange/v1/market/items"
 SHUTDOWN_POLL_SECONDS = 0.01
-# The budget window of the real API: at most `requests_per_second` requests in any second.
-BUDGET_WINDOW_SECONDS = 1.0
 SIGNATURE_PREFIX = "dmar ed25519 "
 
 TotalFormat = Literal["object", "int", "missing"]
@@ -81,6 +79,7 @@ class FakeDMarket:
         total_format: TotalFormat = "object",
         scripted: Mapping[int, ScriptedReply] | None = None,
         requests_per_second: int | None = None,
+        class_budgets: Mapping[str, int] | None = None,
         public_key_hex: str | None = None,
         total_cap: int | None = None,
         best_bids: Mapping[str, tuple[int, int]] | None = None,
@@ -88,6 +87,9 @@ class FakeDMarket:
         quirk: Quirk | None = None,
     ) -> None:
         """`requests_per_second`: answer 429 past that many requests in any second.
+        `class_budgets`: instead, requests per second of each endpoint class
+        ("market_items", "other", "last_sales"), as DMarket counts them; every answer then
+        carries the rate-limit headers of its class (worker.devtools.dmarket_budgets).
 
         `best_bids`: title -> (best buy order in cents, order count), served as aggregated
         prices; by default each listed title's highest suggested price with one order.
@@ -99,8 +101,11 @@ class FakeDMarket:
         `public_key_hex`: require requests signed by this DMarket key (401 otherwise).
         `headers` given to `_answer` are keyed in lower case.
         """
-        self._requests_per_second = requests_per_second
-        self._budget_window: deque[float] = deque()
+        budgets = dict(class_budgets or {})
+        if requests_per_second is not None:
+            budgets = {EVERY_CLASS: requests_per_second}
+        self._budgets = Budgets(budgets)
+        self._outage_until = 0.0
         self._verify_key = (
             nacl.signing.VerifyKey(bytes.fromhex(public_key_hex)) if public_key_hex else None
         )
@@ -201,16 +206,27 @@ class FakeDMarket:
         with self._lock:
             request_number = len(self._requests)
             reply = self._scripted.get(request_number, ScriptedReply())
-            over_budget_wait = self._spend_budget(received_at)
-            answer = self._gatekeeper(path, reply, signed, over_budget_wait)
+            spent = self._budgets.spend(path, received_at)
+            answer = self._gatekeeper(path, reply, signed, spent.over_wait_seconds, received_at)
             status = answer.status if answer is not None else reply.status
             self._requests.append(
                 RecordedRequest(
                     path, query, received_at, connection, status, signed, method, body
                 )
             )
-        if answer is not None:
-            return answer
+        if answer is None:
+            answer = self._served(method, path, query, query_pairs, body, reply)
+        return Answer(answer.status, answer.body, {**spent.headers, **answer.headers})
+
+    def _served(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        query_pairs: list[tuple[str, str]],
+        body: bytes,
+        reply: ScriptedReply,
+    ) -> Answer:
         if reply.delay_seconds:
             self._closing.wait(reply.delay_seconds)
         if reply.body is not None:
@@ -221,14 +237,22 @@ class FakeDMarket:
             return Answer(*last_sales(query, self._sales), dict(reply.headers))
         return self._listing(path, query, query_pairs, reply)
 
+    def outage(self, seconds: float) -> None:
+        """Answer every request with 503 for the next `seconds`: DMarket is down."""
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+
     def _gatekeeper(
         self,
         path: str,
         reply: ScriptedReply,
         signed: bool | None,
         over_budget_wait: float | None,
+        received_at: float,
     ) -> Answer | None:
         """The refusal the real API would give before serving anything, or None."""
+        if received_at < self._outage_until:
+            return Answer(503, error_body_for(path, "service unavailable", "Unavailable"))
         if self._verify_key is not None and not signed:
             return Answer(401, error_body_for(path, "Unauthorized", "Unauthorized"))
         if over_budget_wait is not None and reply.status != 429:
@@ -241,18 +265,6 @@ class FakeDMarket:
         with self._lock:
             offers = offers_by_title(self._items)
         return Answer(*aggregated_prices(body, self._best_bids, offers), dict(reply.headers))
-
-    def _spend_budget(self, received_at: float) -> float | None:
-        """Count a request against the budget; the wait until a slot frees if it is over."""
-        if self._requests_per_second is None:
-            return None
-        window = self._budget_window
-        while window and received_at - window[0] >= BUDGET_WINDOW_SECONDS:
-            window.popleft()
-        if len(window) >= self._requests_per_second:
-            return BUDGET_WINDOW_SECONDS - (received_at - window[0])
-        window.append(received_at)
-        return None
 
     def _signature_ok(
         self, method: str, raw_path: str, body: bytes, headers: Mapping[str, str]

@@ -99,8 +99,13 @@ class DMarketTransport:
         except httpx.TransportError as exc:
             # Proxy and local protocol errors, unsupported schemes: configuration, not weather.
             raise PermanentMarketError(f"DMarket request could not be made: {exc!r}") from exc
-        if response.status_code == 429 and budget is not None:
-            self._pause_fleet(budget, response.headers)
+        if budget is not None:
+            if response.status_code == 429:
+                self._pause_fleet(budget, response.headers)
+            elif (wait_seconds := exhausted_wait(response.headers)) is not None:
+                # The server's window for this class is spent: the whole fleet waits it out
+                # instead of finding out through a 429.
+                budget.pause(min(wait_seconds, self._max_pause_seconds))
         return self._decoded(response, unreadable)
 
     def _pause_fleet(self, budget: RequestBudget, headers: httpx.Headers) -> None:
@@ -158,6 +163,23 @@ def _shortened(text: str) -> str:
     if len(text) > BODY_EXCERPT_CHARS:
         return text[:BODY_EXCERPT_CHARS] + "..."
     return text
+
+
+# What a response says of the budget left in its class, in either of DMarket's spellings.
+REMAINING_HEADERS: Final = ("X-RateLimit-Remaining-Second", "RateLimit-Remaining")
+# No RateLimit-Reset beside a spent budget: DMarket's windows are one second.
+DEFAULT_RESET_SECONDS: Final = 1.0
+
+
+def exhausted_wait(headers: httpx.Headers) -> float | None:
+    """The wait until the server's window frees when a response says none is left, else None.
+
+    The wait is RateLimit-Reset (seconds), or one window when the reset is not given.
+    """
+    if not any(headers.get(name, "").strip() == "0" for name in REMAINING_HEADERS):
+        return None
+    reset = _non_negative_seconds(headers.get("RateLimit-Reset", "").strip())
+    return DEFAULT_RESET_SECONDS if reset is None else reset
 
 
 def retry_after_from_headers(headers: httpx.Headers, now: datetime | None = None) -> float | None:
