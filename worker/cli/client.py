@@ -85,6 +85,29 @@ def status(scan_id: uuid.UUID | str) -> Checkpoint:
         return scan_status(opened, scan_id)
 
 
+def market_wait(checkpoint: Checkpoint) -> str | None:
+    """Why a running DMarket scan is not fetching: "market unavailable since ..." while the
+    fleet's circuit breaker is open, else None (also when the broker cannot be asked)."""
+    import redis
+
+    from worker.markets import breaker, process_pool
+
+    if checkpoint.status.value != "in_progress" or (checkpoint.params or {}).get("market") != (
+        "dmarket"
+    ):
+        return None
+    settings = get_settings()
+    try:
+        state = breaker.breaker_state(
+            process_pool.redis_client(settings.broker_url), settings.dmarket_url
+        )
+    except redis.RedisError:
+        return None
+    if state is None:
+        return None
+    return f"market unavailable since {state.since.isoformat(timespec='seconds')} ({state.cause})"
+
+
 def results(scan_id: uuid.UUID | str, top: int = 20) -> list[dict[str, Any]]:
     """The scan's best `top` opportunities by profit percent, prices in integer cents."""
     from worker.db.scan_queries import top_opportunities

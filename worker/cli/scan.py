@@ -131,12 +131,15 @@ def status(scan_id: str, as_json: bool) -> None:
     from worker.cli import client
 
     checkpoint = client.status(scan_id)
+    waiting = client.market_wait(checkpoint)
     if as_json:
-        emit_json(_shown(checkpoint))
+        emit_json({**_shown(checkpoint), "waiting": waiting})
         return
     for key, value in _describe(checkpoint):
         shown = json.dumps(value) if isinstance(value, dict) else value
         click.echo(f"{key:>16}: {'' if shown is None else shown}")
+    if waiting is not None:
+        click.echo(f"{'waiting':>16}: {redacted(waiting)}")
 
 
 @scan.command(name="list")

@@ -16,6 +16,7 @@ import httpx
 from worker.errors import InvalidInput
 from worker.markets import dmarket_auth, process_pool
 from worker.markets.base import GAME_IDS, Item, Page, check_page_limit
+from worker.markets.breaker import CircuitBreaker
 from worker.markets.dmarket_auth import RequestSigner
 from worker.markets.dmarket_offers import parse_offers
 from worker.markets.dmarket_page import parse_page
@@ -76,6 +77,7 @@ class DMarketMarket:
         drain_requested: Callable[[], bool] = lambda: False,
         api: str = "v1",
         max_empty_pages: int = 3,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         """Validate the filters once, so a bad scan fails before its first request.
 
@@ -88,6 +90,7 @@ class DMarketMarket:
         `api`: "v2" (offers) or "v1" (the deprecated market items).
         `max_empty_pages`: empty pages in a row that still carry a cursor, walked on within
         one fetch, before the walk is ended with a note.
+        `breaker`: the fleet's circuit breaker (None: each failure is the request's own).
         """
         if not timeout_seconds > 0:
             raise InvalidInput(f"timeout_seconds: must be > 0, got {timeout_seconds!r}")
@@ -107,6 +110,7 @@ class DMarketMarket:
             signer=signer,
             max_pause_seconds=max_pause_seconds,
             drain_requested=drain_requested,
+            breaker=breaker,
         )
 
     @classmethod
@@ -115,6 +119,7 @@ class DMarketMarket:
         params: ScanParams,
         settings: Settings,
         should_stop: Callable[[], bool] = lambda: False,
+        breaker: CircuitBreaker | None = None,
     ) -> DMarketMarket:
         """The market a scan's params describe, at the configured URL, rate and timeout;
         a wait for the request budget ends when `should_stop` says so (a drain).
@@ -150,6 +155,7 @@ class DMarketMarket:
             ),
             api=settings.dmarket_api,
             max_empty_pages=settings.dmarket_max_empty_pages,
+            breaker=breaker,
         )
 
     def fetch_page(self, cursor: str | None, limit: int) -> Page:
@@ -277,3 +283,13 @@ def dmarket_budgets(settings: Settings) -> dict[str, RequestBudget | None]:
         else other
     )
     return {MARKET_ITEMS: items, AGGREGATED_PRICES: other, LAST_SALES: last_sales}
+
+
+def fleet_breaker(settings: Settings) -> CircuitBreaker:
+    """The circuit breaker every process shares for the configured DMarket."""
+    return CircuitBreaker(
+        process_pool.redis_client(settings.broker_url),
+        settings.dmarket_url,
+        settings.dmarket_breaker_failures,
+        settings.dmarket_breaker_cooldown_seconds,
+    )

@@ -17,6 +17,7 @@ from typing import Final
 import httpx
 
 from worker.errors import MarketError, PermanentMarketError, RetryableMarketError
+from worker.markets.breaker import CircuitBreaker, MarketUnavailable
 from worker.markets.dmarket_auth import (
     PUBLIC_KEY_VARIABLE,
     SECRET_KEY_VARIABLE,
@@ -52,14 +53,18 @@ class DMarketTransport:
         signer: RequestSigner | None = None,
         max_pause_seconds: float = 60.0,
         drain_requested: Callable[[], bool] = lambda: False,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
-        """`budgets`: the fleet's budget per endpoint class (missing or None: no limit)."""
+        """`budgets`: the fleet's budget per endpoint class (missing or None: no limit).
+        `breaker`: the fleet's circuit breaker for DMarket (None: every failure is the
+        request's own)."""
         self.client = client
         self.signed = signer is not None
         self._budgets = dict(budgets or {})
         self._signer = signer
         self._max_pause_seconds = max_pause_seconds
         self._drain_requested = drain_requested
+        self._breaker = breaker
 
     def send(
         self,
@@ -84,6 +89,8 @@ class DMarketTransport:
             content=content,
             headers=None if content is None else {"Content-Type": "application/json"},
         )
+        if self._breaker is not None:
+            self._breaker.before_request()
         budget = self._budgets.get(endpoint)
         if budget is not None:
             budget.acquire(self._drain_requested)
@@ -95,10 +102,13 @@ class DMarketTransport:
         try:
             response = self.client.send(request)
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise RetryableMarketError(f"DMarket request failed: {exc!r}") from exc
+            cause = f"DMarket request failed: {exc!r}"
+            self._judge_outage(cause, at_once=False)
+            raise RetryableMarketError(cause) from exc
         except httpx.TransportError as exc:
             # Proxy and local protocol errors, unsupported schemes: configuration, not weather.
             raise PermanentMarketError(f"DMarket request could not be made: {exc!r}") from exc
+        self._judge_response(response)
         if budget is not None:
             if response.status_code == 429:
                 self._pause_fleet(budget, response.headers)
@@ -107,6 +117,26 @@ class DMarketTransport:
                 # instead of finding out through a 429.
                 budget.pause(min(wait_seconds, self._max_pause_seconds))
         return self._decoded(response, unreadable)
+
+    def _judge_response(self, response: httpx.Response) -> None:
+        """Tell the breaker what this answer says of DMarket's health."""
+        status = response.status_code
+        if self._breaker is None or status == 429:
+            return  # a 429 is our pace, not DMarket's health
+        if status >= 500:
+            self._judge_outage(f"DMarket answered {status}: {error_text(response)}", False)
+        elif status in (401, 403):
+            advice = SIGNED_REFUSED if self.signed else UNSIGNED_REFUSED
+            refused = f"{advice} (DMarket answered {status}: {error_text(response)})"
+            self._judge_outage(refused, True)
+        else:
+            self._breaker.record_success()
+
+    def _judge_outage(self, cause: str, at_once: bool) -> None:
+        """Count a failure; once the breaker is open, this request waits with the fleet
+        (MarketUnavailable) instead of spending one of its page's retries."""
+        if self._breaker is not None and self._breaker.record_failure(cause, at_once=at_once):
+            raise MarketUnavailable(f"market unavailable: {cause}")
 
     def _pause_fleet(self, budget: RequestBudget, headers: httpx.Headers) -> None:
         """Over DMarket's limit, the whole fleet is: pause every process, not just this one.
