@@ -39,6 +39,7 @@ FIGURES = {
     "memory": "bench.memory",
     "seed-loop": "bench.seed_alternative",
     "budget": "bench.budget",
+    "references": "bench.references",
 }
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
