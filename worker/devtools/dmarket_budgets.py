@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from worker.devtools.dmarket_v2_replies import AGGREGATED_PRICES_PATH, LAST_SALES_PATH
@@ -69,3 +69,16 @@ class Budgets:
             "RateLimit-Reset": str(reset),
         }
         return Spent(over, headers)
+
+
+def requests_over_rate(arrivals: Sequence[float], requests_per_second: int) -> int:
+    """How many requests arrived when `requests_per_second` others had in the second before.
+
+    0 means no one-second window (sliding, by arrival) held more than the budget.
+    """
+    ordered = sorted(arrivals)
+    return sum(
+        1
+        for index in range(requests_per_second, len(ordered))
+        if ordered[index] - ordered[index - requests_per_second] < BUDGET_WINDOW_SECONDS
+    )

@@ -23,10 +23,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-import nacl.exceptions
-import nacl.signing
-
-from worker.devtools.dmarket_budgets import BUDGET_WINDOW_SECONDS, EVERY_CLASS, Budgets
+from worker.devtools.dmarket_budgets import EVERY_CLASS, Budgets, requests_over_rate
 from worker.devtools.dmarket_http import Handler, Server
 from worker.devtools.dmarket_replies import (
     Answer,
@@ -38,6 +35,7 @@ from worker.devtools.dmarket_replies import (
     listed_cents,
     query_problem,
 )
+from worker.devtools.dmarket_signature import SignatureCheck
 from worker.devtools.dmarket_v2_replies import (
     AGGREGATED_PRICES_PATH,
     LAST_SALES_PATH,
@@ -64,7 +62,6 @@ __all__ = [
 
 ITEMS_PATH = "/exchange/v1/market/items"
 SHUTDOWN_POLL_SECONDS = 0.01
-SIGNATURE_PREFIX = "dmar ed25519 "
 
 TotalFormat = Literal["object", "int", "missing"]
 
@@ -106,10 +103,7 @@ class FakeDMarket:
             budgets = {EVERY_CLASS: requests_per_second}
         self._budgets = Budgets(budgets)
         self._outage_until = 0.0
-        self._verify_key = (
-            nacl.signing.VerifyKey(bytes.fromhex(public_key_hex)) if public_key_hex else None
-        )
-        self._public_key_hex = public_key_hex
+        self._signatures = SignatureCheck(public_key_hex)
         self._items = [copy.deepcopy(dict(item)) for item in items]
         self._total_format = total_format
         self._total_cap = total_cap
@@ -202,7 +196,7 @@ class FakeDMarket:
         query_pairs = parse_qsl(url.query, keep_blank_values=True)
         query = dict(query_pairs)
         received_at = time.monotonic()
-        signed = self._signature_ok(method, raw_path, body, headers)
+        signed = self._signatures.verdict(method, raw_path, body, headers)
         with self._lock:
             request_number = len(self._requests)
             reply = self._scripted.get(request_number, ScriptedReply())
@@ -253,7 +247,7 @@ class FakeDMarket:
         """The refusal the real API would give before serving anything, or None."""
         if received_at < self._outage_until:
             return Answer(503, error_body_for(path, "service unavailable", "Unavailable"))
-        if self._verify_key is not None and not signed:
+        if self._signatures.required and not signed:
             return Answer(401, error_body_for(path, "Unauthorized", "Unauthorized"))
         if over_budget_wait is not None and reply.status != 429:
             retry_after = str(max(1, math.ceil(over_budget_wait)))
@@ -265,24 +259,6 @@ class FakeDMarket:
         with self._lock:
             offers = offers_by_title(self._items)
         return Answer(*aggregated_prices(body, self._best_bids, offers), dict(reply.headers))
-
-    def _signature_ok(
-        self, method: str, raw_path: str, body: bytes, headers: Mapping[str, str]
-    ) -> bool | None:
-        """DMarket's check: Ed25519 over method + path?query + body + X-Sign-Date."""
-        sign = headers.get("x-request-sign")
-        if sign is None:
-            return None
-        if self._verify_key is None or headers.get("x-api-key") != self._public_key_hex:
-            return False
-        if not sign.startswith(SIGNATURE_PREFIX):
-            return False
-        message = f"{method}{raw_path}{body.decode()}{headers.get('x-sign-date', '')}".encode()
-        try:
-            self._verify_key.verify(message, bytes.fromhex(sign.removeprefix(SIGNATURE_PREFIX)))
-        except (ValueError, nacl.exceptions.BadSignatureError):
-            return False
-        return True
 
     def _listing(
         self,
@@ -352,16 +328,3 @@ class FakeDMarket:
             cursor = hashlib.sha256(f"{salt}:{offset}".encode()).hexdigest()[:24]
             self._offsets_by_cursor[cursor] = offset
         return cursor
-
-
-def requests_over_rate(arrivals: Sequence[float], requests_per_second: int) -> int:
-    """How many requests arrived when `requests_per_second` others had in the second before.
-
-    0 means no one-second window (sliding, by arrival) held more than the budget.
-    """
-    ordered = sorted(arrivals)
-    return sum(
-        1
-        for index in range(requests_per_second, len(ordered))
-        if ordered[index] - ordered[index - requests_per_second] < BUDGET_WINDOW_SECONDS
-    )
