@@ -18,6 +18,7 @@ from models import ScanCheckpoint, ScanOpportunity
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
 from worker.chain import lifecycle as scans
 from worker.chain.runner import Outcome, PageContext, run_page
+from worker.cli import client as app_client
 from worker.cli.main import main
 from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PageMessage
@@ -106,6 +107,9 @@ def test_a_v2_scan_finds_exactly_the_listings_under_the_best_bid_and_records_the
     # Then the listings of the 5 titles without a bid are counted, not failed
     row = _row(session, scan_id)
     assert (row.status, row.processed_items, row.unreferenced_items) == ("completed", 60, 15)
+    # And results say what each was judged against
+    shown = app_client.results(scan_id, top=3)
+    assert [(hit["reference_kind"], hit["order_count"]) for hit in shown] == [("best_bid", 5)] * 3
 
 
 def test_each_page_asks_once_for_its_titles_and_a_title_seen_before_not_at_all(
