@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
+from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from tests.fakes.dmarket_server import FakeDMarket, dmarket_item
 from worker.chain import lifecycle as scans
 from worker.chain.runner import Outcome, PageContext, run_page
 from worker.cli import client as app_client
+from worker.cli.main import main
 from worker.db import reset_engines, session_scope
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.page_message import PageMessage
@@ -160,6 +162,21 @@ def test_a_scan_rides_out_an_outage_waiting_and_completes_exactly(
     # and while DMarket was down, the fleet sent it a request per cool-down at most
     refused = [request for request in fake.requests if request.status == 503]
     assert 3 <= len(refused) <= 3 + 2.0 / COOLDOWN_SECONDS + 1
+
+
+def test_scan_status_prints_the_wait_while_the_breaker_is_open(
+    settings: tuple[Settings, FakeDMarket], client: redis.Redis
+) -> None:
+    config, _ = settings
+    params = ScanParams(game="csgo", market="dmarket", page_size=10)
+    with session_scope() as opened:
+        scan_id = scans.start_scan(opened, params, config, lambda message: None)
+    fleet_breaker(client, config.dmarket_url).record_failure("DMarket answered 502", at_once=True)
+    shown = CliRunner().invoke(main, ["scan", "status", str(scan_id)])
+    assert shown.exit_code == 0, shown.stderr
+    (line,) = [text for text in shown.stdout.splitlines() if "waiting:" in text]
+    assert line.strip().startswith("waiting: market unavailable since ")
+    assert line.strip().endswith("(DMarket answered 502)")
 
 
 def test_status_says_waiting_market_unavailable_while_the_breaker_is_open(
