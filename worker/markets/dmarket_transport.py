@@ -110,13 +110,16 @@ class DMarketTransport:
             raise PermanentMarketError(f"DMarket request could not be made: {exc!r}") from exc
         self._judge_response(response)
         if budget is not None:
-            if response.status_code == 429:
-                self._pause_fleet(budget, response.headers)
-            elif (wait_seconds := exhausted_wait(response.headers)) is not None:
-                # The server's window for this class is spent: the whole fleet waits it out
-                # instead of finding out through a 429.
-                budget.pause(min(wait_seconds, self._max_pause_seconds))
+            self._follow_limits(budget, response)
         return self._decoded(response, unreadable)
+
+    def _follow_limits(self, budget: RequestBudget, response: httpx.Response) -> None:
+        if response.status_code == 429:
+            self._pause_fleet(budget, response.headers)
+        elif (wait_seconds := exhausted_wait(response.headers)) is not None:
+            # The server's window for this class is spent: the whole fleet waits it out
+            # instead of finding out through a 429.
+            budget.pause(min(wait_seconds, self._max_pause_seconds))
 
     def _judge_response(self, response: httpx.Response) -> None:
         """Tell the breaker what this answer says of DMarket's health."""
