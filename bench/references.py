@@ -63,7 +63,9 @@ def fleet(bench: Bench, database_url: str, scan_count: int, pages: int) -> dict[
         env = bench.worker_env(database_url, MARKETSCAN_DMARKET_URL=fake.url)
         for hostname in ("ref1@bench", "ref2@bench"):
             bench.start_worker(env, hostname, concurrency=2)
-        params = ScanParams(game="csgo", market="dmarket", page_size=PAGE_SIZE)
+        params = ScanParams(
+            game="csgo", market="dmarket", page_size=PAGE_SIZE, reference="best_bid"
+        )
         scan_ids: list[uuid.UUID] = [scans.start(database_url, params) for _ in range(scan_count)]
         connection = connect(database_url)
         for scan_id in scan_ids:
