@@ -38,11 +38,15 @@ def params(items: int, **market_options: Any) -> ScanParams:
     )
 
 
-def start(database_url: str, scan_params: ScanParams, lease_seconds: int = 30) -> uuid.UUID:
-    """Store a scan and publish its first page, as `marketscan scan start` does."""
+def start(
+    database_url: str, scan_params: ScanParams, lease_seconds: int = 30, dmarket_api: str = "v2"
+) -> uuid.UUID:
+    """Store a scan and publish its first page, as `marketscan scan start` does; configured
+    for the DMarket API the bench's workers are told to use."""
     settings = dataclasses.replace(
-        get_settings(), database_url=database_url, lease_seconds=lease_seconds
-    )
+        get_settings(), database_url=database_url, lease_seconds=lease_seconds,
+        dmarket_api=dmarket_api,
+    )  # fmt: skip
     engine = create_engine(driver_url(database_url))
     try:
         with Session(engine) as session:

@@ -82,6 +82,14 @@ class ScanCheckpoint(Base):
     page_deliveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # Items walked but not stored: a listing whose values no column can hold (logged why).
     skipped_items: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Listings judged no opportunity because the market gave no reference for them (no buy
+    # order, no sale): not an error, but worth seeing in the scan's status.
+    unreferenced_items: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default="0"
+    )
+    # Why a completed scan ended where it did, when the market's answers ended it early
+    # (a repeating cursor, too many empty pages in a row).
+    note: Mapped[str | None] = mapped_column(Text)
     runner: Mapped[str] = mapped_column(String(10), nullable=False, server_default=RUNNER_CALLER)
     lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # The worker running the page; while the page is queued, the worker that published it.

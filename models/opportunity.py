@@ -12,6 +12,7 @@ from sqlalchemy import (
     Identity,
     Integer,
     Numeric,
+    SmallInteger,
     Text,
     UniqueConstraint,
     Uuid,
@@ -38,6 +39,12 @@ class ScanOpportunity(Base):
     fee_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     profit_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     profit_percent: Mapped[float] = mapped_column(Numeric(9, 2, asdecimal=False), nullable=False)
+    # The reference judged against: its kind (worker.domain.reference.REFERENCE_CODES, a
+    # smallint because this table is the big one), its depth and when it was fetched. Null
+    # in rows stored before references were a choice.
+    reference_kind: Mapped[int | None] = mapped_column(SmallInteger)
+    order_count: Mapped[int | None] = mapped_column(Integer)
+    reference_fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     page_seq: Mapped[int] = mapped_column(Integer, nullable=False)
     found_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from worker.domain.opportunities import LEVELS, Level
 from worker.errors import ConfigError, InvalidInput
+from worker.markets import dmarket_limits
 
 T = TypeVar("T")
 
@@ -63,6 +64,22 @@ class Settings:
     # A page whose ledger marker has said `sent` this long is looked for in the queue
     # itself, in case its message was lost between kombu's pop and its unacked bookkeeping.
     ledger_audit_seconds: float = 300.0
+    # --- DMarket today (issue 17): which listing API, which reference, quirks' bounds.
+    # "v2": GET /marketplace-api/v2/offers; "v1": the deprecated /exchange/v1/market/items.
+    dmarket_api: str = "v2"
+    # How long a looked-up reference price (best bid, last sales) is trusted, fleet-wide.
+    reference_ttl_seconds: float = 300.0
+    # Empty pages in a row that still carry a cursor before the walk is ended.
+    dmarket_max_empty_pages: int = 3
+    # Fleet budgets of DMarket's other endpoint classes (market items: the rate above).
+    # From the environment, each defaults to DMarket's figure for the auth mode
+    # (worker.markets.dmarket_limits); last sales has a budget of its own only when signed.
+    dmarket_other_requests_per_second: float = 6.0
+    dmarket_last_sales_requests_per_second: float = 6.0
+    # The fleet's circuit breaker: this many 5xx/timeouts in a row open it (as does a
+    # 401/403); after the cool-down one request probes.
+    dmarket_breaker_failures: int = 5
+    dmarket_breaker_cooldown_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +88,7 @@ class Settings:
         reader = _Reader(env)
         defaults = cls()
         dmarket_public_key, dmarket_secret_key = _dmarket_keys(env)
+        limits = dmarket_limits.limits_for(signed=dmarket_public_key is not None)
         return cls(
             database_url=reader.text("DATABASE_URL", defaults.database_url),
             broker_url=reader.text("CELERY_BROKER_URL", defaults.broker_url),
@@ -115,7 +133,7 @@ class Settings:
             dmarket_requests_per_second=reader.number(
                 "MARKETSCAN_DMARKET_REQUESTS_PER_SECOND",
                 float,
-                defaults.dmarket_requests_per_second,
+                limits.market_items,
                 0.01,
             ),
             dmarket_public_key=dmarket_public_key,
@@ -144,7 +162,45 @@ class Settings:
             ledger_audit_seconds=reader.number(
                 "MARKETSCAN_LEDGER_AUDIT_SECONDS", float, defaults.ledger_audit_seconds, 1.0
             ),
+            dmarket_api=_choice(env, "MARKETSCAN_DMARKET_API", DMARKET_APIS, defaults.dmarket_api),
+            reference_ttl_seconds=reader.number(
+                "MARKETSCAN_REFERENCE_TTL_SECONDS", float, defaults.reference_ttl_seconds, 1.0
+            ),
+            dmarket_max_empty_pages=reader.number(
+                "MARKETSCAN_DMARKET_MAX_EMPTY_PAGES", int, defaults.dmarket_max_empty_pages, 1
+            ),
+            dmarket_other_requests_per_second=reader.number(
+                "MARKETSCAN_DMARKET_OTHER_REQUESTS_PER_SECOND", float, limits.other, 0.01
+            ),
+            dmarket_last_sales_requests_per_second=reader.number(
+                "MARKETSCAN_DMARKET_LAST_SALES_REQUESTS_PER_SECOND",
+                float,
+                limits.last_sales,
+                0.01,
+            ),
+            dmarket_breaker_failures=reader.number(
+                "MARKETSCAN_DMARKET_BREAKER_FAILURES", int, defaults.dmarket_breaker_failures, 1
+            ),
+            dmarket_breaker_cooldown_seconds=reader.number(
+                "MARKETSCAN_DMARKET_BREAKER_COOLDOWN_SECONDS",
+                float,
+                defaults.dmarket_breaker_cooldown_seconds,
+                0.1,
+            ),
         )
+
+
+DMARKET_APIS = ("v2", "v1")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of `allowed` (case-insensitive), or ConfigError naming the variable and the values."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} is not allowed: must be one of {', '.join(allowed)}")
+    return raw
 
 
 def _dmarket_keys(env: Mapping[str, str]) -> tuple[str | None, str | None]:

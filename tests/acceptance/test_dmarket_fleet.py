@@ -34,6 +34,7 @@ def fleet(
 
     def start(fake: FakeDMarket, requests_per_second: int) -> dict[str, str]:
         celery_env["MARKETSCAN_DMARKET_URL"] = fake.url
+        celery_env["MARKETSCAN_DMARKET_API"] = "v1"
         celery_env["MARKETSCAN_DMARKET_REQUESTS_PER_SECOND"] = str(requests_per_second)
         # A Retry-After is honoured up to this cap, for the fleet's pause as for a retry.
         celery_env["MARKETSCAN_RETRY_BACKOFF_MAX_SECONDS"] = "10"

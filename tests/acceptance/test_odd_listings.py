@@ -26,6 +26,7 @@ def test_listings_no_column_can_hold_are_skipped_counted_and_logged_and_the_scan
     listings[150:150] = [dmarket_item(key, *values[:3]) for key, values in ODD.items()]
     with FakeDMarket(listings) as fake:
         celery_env["MARKETSCAN_DMARKET_URL"] = fake.url
+        celery_env["MARKETSCAN_DMARKET_API"] = "v1"
         celery_env["MARKETSCAN_DMARKET_REQUESTS_PER_SECOND"] = "50"
         worker = start_worker("w1@test", concurrency=1)
         # When a real worker scans it

@@ -1,5 +1,6 @@
 """One behaviour suite for every market (worker.markets.base.MarketSource): the simulated
-market, and DMarket's client against the loopback fake of tests/fakes/dmarket_server.py.
+market, and DMarket's client (v1 market items and v2 offers) against the loopback fake of
+tests/fakes/dmarket_server.py.
 
 Each case only says how to list N items, how to make its answers fail; the suite says
 what every market must do with them.
@@ -52,7 +53,7 @@ def simulated_case(stack: ExitStack) -> MarketCase:
     )
 
 
-def dmarket_case(stack: ExitStack) -> MarketCase:
+def dmarket_case(stack: ExitStack, api: str) -> MarketCase:
     def listed(items: int) -> list[dict[str, object]]:
         return [
             dmarket_item(f"item-{n}", f"AK-47 | Redline #{n}", 100 + n, suggested_cents=150 + n)
@@ -61,7 +62,7 @@ def dmarket_case(stack: ExitStack) -> MarketCase:
 
     def listing(items: int, scripted: dict[int, ScriptedReply] | None = None) -> MarketSource:
         server = stack.enter_context(FakeDMarket(listed(items), scripted=scripted))
-        market = DMarketMarket(base_url=server.url, game="csgo", timeout_seconds=5.0)
+        market = DMarketMarket(base_url=server.url, game="csgo", timeout_seconds=5.0, api=api)
         stack.callback(market.close)
         return market
 
@@ -79,10 +80,13 @@ def dmarket_case(stack: ExitStack) -> MarketCase:
     )
 
 
-@pytest.fixture(params=["simulated", "dmarket"])
+@pytest.fixture(params=["simulated", "dmarket-v1", "dmarket-v2"])
 def case(request: pytest.FixtureRequest) -> Iterator[MarketCase]:
     with ExitStack() as stack:
-        yield simulated_case(stack) if request.param == "simulated" else dmarket_case(stack)
+        if request.param == "simulated":
+            yield simulated_case(stack)
+        else:
+            yield dmarket_case(stack, request.param.removeprefix("dmarket-"))
 
 
 def walk(market: MarketSource, limit: int) -> list[Page]:

@@ -2,6 +2,7 @@
 
 from worker.devtools.dmarket_server import (
     FakeDMarket,
+    Quirk,
     RecordedRequest,
     ScriptedReply,
     TotalFormat,
@@ -11,6 +12,7 @@ from worker.devtools.dmarket_server import (
 
 __all__ = [
     "FakeDMarket",
+    "Quirk",
     "RecordedRequest",
     "ScriptedReply",
     "TotalFormat",

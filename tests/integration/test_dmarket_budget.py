@@ -50,6 +50,8 @@ def settings_for(fake: FakeDMarket, redis_url: str, **overrides: object) -> Sett
         "broker_url": redis_url,
         "dmarket_requests_per_second": 50.0,
         "http_timeout_seconds": 5.0,
+        # This file is about the v1 listing's budget (v2's: test_dmarket_v2.py).
+        "dmarket_api": "v1",
     }
     options.update(overrides)
     return Settings(**options)  # type: ignore[arg-type]
@@ -177,6 +179,7 @@ def test_a_page_waiting_for_the_budget_spends_none_of_its_retries(
 ) -> None:
     # Given no retries allowed at all, and the API paused 2 s by a 429 another page saw
     monkeypatch.setenv("MARKETSCAN_DMARKET_URL", fake.url)
+    monkeypatch.setenv("MARKETSCAN_DMARKET_API", "v1")
     monkeypatch.setenv("MARKETSCAN_MAX_RETRIES", "0")
     monkeypatch.setenv("MARKETSCAN_SLICE_PAGES", "1")  # this page alone, then the queue
     get_settings.cache_clear()

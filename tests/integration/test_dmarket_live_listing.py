@@ -58,6 +58,7 @@ def settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[S
 
 def _point_at(fake: FakeDMarket, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("MARKETSCAN_DMARKET_URL", fake.url)
+    monkeypatch.setenv("MARKETSCAN_DMARKET_API", "v1")
     get_settings.cache_clear()
     reset_engines()
     return get_settings()

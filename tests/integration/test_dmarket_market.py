@@ -145,6 +145,7 @@ def test_a_market_built_from_scan_params_sends_their_price_band_and_order(
         broker_url=redis_url,
         dmarket_requests_per_second=UNHURRIED_REQUESTS_PER_SECOND,
         http_timeout_seconds=2.0,
+        dmarket_api="v1",
     )
     # When the market is built from them and asked for a page
     with DMarketMarket.from_params(params, settings) as market:
@@ -321,11 +322,21 @@ def test_malformed_json_is_permanent_and_says_so(fake: FakeDMarket) -> None:
     assert fetch_permanent(fake).startswith("response body: not valid JSON")
 
 
+@pytest.mark.parametrize("dropped", ["price.USD", "price"])
+def test_a_listing_without_a_price_is_walked_past_and_counted(
+    fake: FakeDMarket, dropped: str
+) -> None:
+    # Real answers leave unused prices out (or send ""): not a reason to fail a scan.
+    fake.script(0, ScriptedReply.missing_field(dropped))
+    with open_market(fake) as market:
+        page = market.fetch_page(None, 3)
+    assert [item.item_id for item in page.items] == ["item-2", "item-3"]
+    assert page.unusable == 1
+
+
 @pytest.mark.parametrize(
     ("dropped", "message"),
     [
-        ("price.USD", "objects[0].price.USD: expected a string of integer cents, got missing"),
-        ("price", "objects[0].price: expected an object, got missing"),
         ("itemId", "objects[0].itemId: expected a non-empty string, got missing"),
         ("title", "objects[0].title: expected a string, got missing"),
     ],

@@ -36,6 +36,8 @@ def fake() -> Iterator[FakeDMarket]:
 @pytest.fixture
 def settings(env: dict[str, str], fake: FakeDMarket, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("MARKETSCAN_DMARKET_URL", fake.url)
+    # The v1 listing and its suggested price (v2 scans: tests/acceptance/test_dmarket_v2.py).
+    monkeypatch.setenv("MARKETSCAN_DMARKET_API", "v1")
     monkeypatch.setenv("MARKETSCAN_DMARKET_REQUESTS_PER_SECOND", "100")
     monkeypatch.setenv("MARKETSCAN_RETRY_BACKOFF_SECONDS", "0.01")
     monkeypatch.setenv("MARKETSCAN_MAX_RETRIES", "3")
@@ -86,12 +88,12 @@ def test_a_malformed_body_fails_the_scan_naming_the_problem_and_resume_finishes_
     settings: Settings, fake: FakeDMarket, session: Session
 ) -> None:
     # Given a market that answers the second page with a broken body
-    fake.script(1, ScriptedReply.missing_field("price.USD"))
+    fake.script(1, ScriptedReply.missing_field("title"))
     scan_id, published = _start(settings)
     # Then the scan fails at once with the field named, keeping page 0
     assert _drive(settings, published) == [Outcome.NEXT_PUBLISHED, Outcome.FAILED]
     failed = _row(session, scan_id)
-    assert failed.status == "failed" and "price.USD" in (failed.error_message or "")
+    assert failed.status == "failed" and "objects[0].title" in (failed.error_message or "")
     assert failed.processed_items == 100
     # When it is resumed, Then it finishes from its checkpoint without counting page 0 again
     resumed: list[PageMessage] = []

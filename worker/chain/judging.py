@@ -42,7 +42,11 @@ def judge_page(
     found: list[Opportunity] = []
     remaining = [item for item in page.items if item.item_id not in judged_before]
     judged: list[str] = []
-    done = skipped = 0
+    done = skipped = unreferenced = 0
+    if not judged_before:
+        # Listings the market sent without a usable price, counted once, with the page's
+        # first part.
+        skipped += page.unusable
     polled_at = time.monotonic()
     for item in remaining:
         if should_stop():
@@ -51,7 +55,10 @@ def judge_page(
             polled_at = time.monotonic()
             if stopped_by_user():
                 break
-        opportunity = params.judge(market.inspect(item))
+        inspected = market.inspect(item)
+        if inspected.reference_price_cents is None:
+            unreferenced += 1
+        opportunity = params.judge(inspected)
         if opportunity is not None:
             if (reason := unstorable_reason(opportunity)) is None:
                 found.append(opportunity)
@@ -70,6 +77,8 @@ def judge_page(
         total_items=total,
         opportunities=tuple(found),
         skipped=skipped,
+        unreferenced=unreferenced,
+        note=page.end_note,
         total_is_lower_bound=total is not None and page.total_is_lower_bound,
         judged_ids=tuple(judged),
     )

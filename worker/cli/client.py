@@ -37,6 +37,7 @@ def start(
     *,
     market: str = "simulated",
     level: str = "standard",
+    reference: str | None = None,
     min_price_cents: int | None = None,
     max_price_cents: int | None = None,
     page_size: int = MAX_PAGE_SIZE,
@@ -59,6 +60,7 @@ def start(
         game=game,
         market=market,
         level=level,
+        reference=reference,
         min_price_cents=min_price_cents,
         max_price_cents=max_price_cents,
         page_size=page_size,
@@ -81,6 +83,30 @@ def status(scan_id: uuid.UUID | str) -> Checkpoint:
 
     with session() as opened:
         return scan_status(opened, scan_id)
+
+
+def market_wait(checkpoint: Checkpoint) -> str | None:
+    """Why a running DMarket scan is not fetching: "market unavailable since ..." while the
+    fleet's circuit breaker is open, else None (also when the broker cannot be asked)."""
+    import redis
+
+    from worker.markets import breaker, process_pool
+
+    if checkpoint.status.value != "in_progress" or (checkpoint.params or {}).get("market") != (
+        "dmarket"
+    ):
+        return None
+    settings = get_settings()
+    try:
+        state = breaker.breaker_state(
+            process_pool.redis_client(settings.broker_url, settings.sentinel_master),
+            settings.dmarket_url,
+        )
+    except redis.RedisError:
+        return None
+    if state is None:
+        return None
+    return f"market unavailable since {state.since.isoformat(timespec='seconds')} ({state.cause})"
 
 
 def results(scan_id: uuid.UUID | str, top: int = 20) -> list[dict[str, Any]]:

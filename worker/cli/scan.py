@@ -53,6 +53,12 @@ def scan() -> None:
 @click.option(
     "--level", default="standard", show_default=True, help="A level of MARKETSCAN_LEVELS."
 )
+@click.option(
+    "--reference",
+    default=None,
+    help="What listings are judged against: best_bid, last_sales or suggested (v1 only); "
+    "default: best_bid on DMarket, suggested on the simulated market.",
+)
 @click.option("--min-price", type=float, help="Lowest item price, USD.")
 @click.option("--max-price", type=float, help="Highest item price, USD.")
 @click.option("--page-size", type=int, default=100, show_default=True, help="Items per page.")
@@ -65,6 +71,7 @@ def start(
     game: str,
     market: str,
     level: str,
+    reference: str | None,
     min_price: float | None,
     max_price: float | None,
     page_size: int,
@@ -80,6 +87,7 @@ def start(
         game,
         market=market,
         level=level,
+        reference=reference,
         min_price_cents=_cents("--min-price", min_price),
         max_price_cents=_cents("--max-price", max_price),
         page_size=page_size,
@@ -105,7 +113,8 @@ def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
     data = _shown(checkpoint)
     keys = (
         "scan_id", "status", "processed_items", "total_items", "page_seq", "page_offset",
-        "cursor", "error_message", "skipped_items", "recoveries", "lease_owner", "created_at",
+        "cursor", "error_message", "note", "skipped_items", "unreferenced_items", "recoveries",
+        "lease_owner", "created_at",
         "updated_at", "timestamp", "metadata",
     )  # fmt: skip
     # "at least N" when the market's total is only a lower bound (DMarket caps it).
@@ -122,12 +131,15 @@ def status(scan_id: str, as_json: bool) -> None:
     from worker.cli import client
 
     checkpoint = client.status(scan_id)
+    waiting = client.market_wait(checkpoint)
     if as_json:
-        emit_json(_shown(checkpoint))
+        emit_json({**_shown(checkpoint), "waiting": waiting})
         return
     for key, value in _describe(checkpoint):
         shown = json.dumps(value) if isinstance(value, dict) else value
         click.echo(f"{key:>16}: {'' if shown is None else shown}")
+    if waiting is not None:
+        click.echo(f"{'waiting':>16}: {redacted(waiting)}")
 
 
 @scan.command(name="list")

@@ -9,8 +9,10 @@ from typing import cast
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    DateTime,
     Float,
     Integer,
+    SmallInteger,
     Table,
     Text,
     Uuid,
@@ -124,6 +126,7 @@ _CONTINUES = and_(_IN_PROGRESS, bindparam("keep_running", type_=Boolean))
 _PROGRESS = {
     "processed_items": _PROCESSED_AFTER,
     "skipped_items": _rows.c.skipped_items + bindparam("skipped"),
+    "unreferenced_items": _rows.c.unreferenced_items + bindparam("unreferenced"),
     "total_items": _TOTAL_AFTER,
     "total_is_lower_bound": _TOTAL_IS_LOWER_BOUND,
     "page_deliveries": case((_CONTINUES, 1), else_=0),
@@ -167,6 +170,7 @@ COMMIT_LAST = _COMMIT.values(
         else_=ScanStatus.COMPLETED.value,
     ),
     queued_at=None,
+    note=bindparam("note", type_=Text),
     **_PROGRESS,
 ).returning(_rows.c.status)
 # One statement and one round trip for a page's opportunities, whatever their number: the
@@ -175,6 +179,8 @@ OPPORTUNITY_ARRAYS = (
     ("item_id", Text), ("title", Text), ("price_cents", BigInteger),
     ("reference_price_cents", BigInteger), ("fee_cents", BigInteger),
     ("profit_cents", BigInteger), ("profit_percent", Float),
+    ("reference_kind", SmallInteger), ("order_count", Integer),
+    ("reference_fetched_at", DateTime(timezone=True)),
 )  # fmt: skip
 INSERT_FOUND = text(
     f"INSERT INTO {ScanOpportunity.__tablename__} (scan_id, page_seq, "

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from worker.db import page_sql, rowcount
 from worker.domain.opportunities import Opportunity
 from worker.domain.page_message import PageMessage
+from worker.domain.reference import REFERENCE_CODES
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class PageResult:
     opportunities: tuple[Opportunity, ...]
     skipped: int = 0
     total_is_lower_bound: bool = False
+    # Listings judged no opportunity for want of a reference price.
+    unreferenced: int = 0
+    # Why the walk ended early, stored with the last page (worker.domain.listing.Page).
+    note: str | None = None
     # The ids of the listings judged by this part of the page, in order.
     judged_ids: tuple[str, ...] = ()
 
@@ -191,6 +196,8 @@ def commit_page(
             message,
             items_done=result.items_done,
             skipped=result.skipped,
+            unreferenced=result.unreferenced,
+            note=result.note,
             page_total=result.total_items,
             page_total_is_lower_bound=result.total_is_lower_bound,
             judged_ids=list(result.judged_ids),
@@ -205,7 +212,7 @@ def commit_page(
         return None
     if result.opportunities:
         columns = {
-            name: [getattr(found, name) for found in result.opportunities]
+            name: [_column_value(found, name) for found in result.opportunities]
             for name, _ in page_sql.OPPORTUNITY_ARRAYS
         }
         connection.execute(
@@ -213,6 +220,12 @@ def commit_page(
             {"scan_id": message.scan_id, "page_seq": message.page_seq, **columns},
         )
     return str(status)
+
+
+def _column_value(found: Opportunity, name: str) -> Any:
+    if name == "reference_kind":
+        return None if found.reference_kind is None else REFERENCE_CODES[found.reference_kind]
+    return getattr(found, name)
 
 
 def fail(session: Session, message: PageMessage, error_message: str) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from models import ScanCheckpoint, ScanOpportunity, ScanStatus
 from worker.db.checkpoints import row_of
 from worker.domain.checkpoint import Checkpoint
+from worker.domain.reference import REFERENCE_NAMES
 from worker.domain.validation import scan_id_of, user_id_of
 from worker.errors import CheckpointNotFound, InvalidInput
 
@@ -64,6 +65,14 @@ def top_opportunities(
             "profit_cents": row.profit_cents,
             "profit_percent": row.profit_percent,
             "page_seq": row.page_seq,
+            # What the listing was judged against (None in rows from before references).
+            "reference_kind": None
+            if row.reference_kind is None
+            else REFERENCE_NAMES.get(row.reference_kind),
+            "order_count": row.order_count,
+            "reference_fetched_at": None
+            if row.reference_fetched_at is None
+            else row.reference_fetched_at.isoformat(),
         }
         for row in rows
     ]

@@ -1,4 +1,5 @@
-"""The loopback DMarket's HTTP plumbing: a threading server that hands each GET to the fake."""
+"""The loopback DMarket's HTTP plumbing: a threading server that hands each GET and POST to
+the fake."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ class Answering(Protocol):
     """The fake behind the server: one answer per request."""
 
     def _answer(
-        self, raw_path: str, headers: Mapping[str, str], connection: tuple[str, int]
+        self,
+        raw_path: str,
+        headers: Mapping[str, str],
+        connection: tuple[str, int],
+        method: str = "GET",
+        body: bytes = b"",
     ) -> Answer: ...
 
 
@@ -35,11 +41,20 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        self._reply("GET", b"")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self._reply("POST", self.rfile.read(length) if length > 0 else b"")
+
+    def _reply(self, method: str, body: bytes) -> None:
         host, port = self.client_address[:2]
         answer = cast(Server, self.server).fake._answer(
             self.path,
             {name.lower(): value for name, value in self.headers.items()},
             (str(host), int(port)),
+            method,
+            body,
         )
         try:
             self.send_response(answer.status)

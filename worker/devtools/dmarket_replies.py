@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 MAX_LIMIT = 100
 
@@ -28,6 +28,25 @@ def dmarket_item(
     return item
 
 
+def listed_cents(item: Mapping[str, Any]) -> int | None:
+    """A listing object's price in cents; None for the `""` or missing price real answers
+    hold (such a listing is served to every price filter)."""
+    price = str((item.get("price") or {}).get("USD", ""))
+    return int(price) if price.isdecimal() else None
+
+
+@dataclass(frozen=True)
+class Quirk:
+    """A quirk of real DMarket answers, from the listing's `at_offset`-th item on.
+
+    `empty_pages`: every page from there is empty but carries a new cursor, for ever.
+    `repeating_cursor`: pages from there send back the cursor they were asked with.
+    """
+
+    kind: Literal["empty_pages", "repeating_cursor"]
+    at_offset: int
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One request as the server saw it; `received_at` is time.monotonic() on arrival.
@@ -42,6 +61,8 @@ class RecordedRequest:
     connection: tuple[str, int] = ("", 0)
     status: int = 200
     signed: bool | None = None
+    method: str = "GET"
+    body: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A fake DMarket: a real HTTP server on loopback serving the item listing from a list.
+"""A fake DMarket: a real HTTP server on loopback serving the item listing from a list,
+as v1 market items and as v2 offers, with aggregated prices and last sales beside them.
 
 It paginates with opaque cursors, checks the query the way the real API would, records
 every request with its arrival time and TCP connection, and can be scripted to answer
@@ -17,29 +18,41 @@ import math
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-import nacl.exceptions
-import nacl.signing
-
+from worker.devtools.dmarket_budgets import EVERY_CLASS, Budgets, requests_over_rate
 from worker.devtools.dmarket_http import Handler, Server
 from worker.devtools.dmarket_replies import (
     Answer,
+    Quirk,
     RecordedRequest,
     ScriptedReply,
     dmarket_item,
     drop_field,
-    error_body,
+    listed_cents,
     query_problem,
+)
+from worker.devtools.dmarket_signature import SignatureCheck
+from worker.devtools.dmarket_v2_replies import (
+    AGGREGATED_PRICES_PATH,
+    LAST_SALES_PATH,
+    OFFERS_PATH,
+    aggregated_prices,
+    bids_of,
+    error_body_for,
+    last_sales,
+    offers_by_title,
+    offers_page,
+    offers_query_problem,
 )
 
 # The fake's whole surface, one import for tests and the bench.
 __all__ = [
     "FakeDMarket",
+    "Quirk",
     "RecordedRequest",
     "ScriptedReply",
     "TotalFormat",
@@ -49,9 +62,6 @@ __all__ = [
 
 ITEMS_PATH = "/exchange/v1/market/items"
 SHUTDOWN_POLL_SECONDS = 0.01
-# The budget window of the real API: at most `requests_per_second` requests in any second.
-BUDGET_WINDOW_SECONDS = 1.0
-SIGNATURE_PREFIX = "dmar ed25519 "
 
 TotalFormat = Literal["object", "int", "missing"]
 
@@ -66,26 +76,42 @@ class FakeDMarket:
         total_format: TotalFormat = "object",
         scripted: Mapping[int, ScriptedReply] | None = None,
         requests_per_second: int | None = None,
+        class_budgets: Mapping[str, int] | None = None,
         public_key_hex: str | None = None,
         total_cap: int | None = None,
+        best_bids: Mapping[str, tuple[int, int]] | None = None,
+        sales: Mapping[str, Sequence[int]] | None = None,
+        quirk: Quirk | None = None,
     ) -> None:
         """`requests_per_second`: answer 429 past that many requests in any second.
+        `class_budgets`: instead, requests per second of each endpoint class
+        ("market_items", "other", "last_sales"), as DMarket counts them; every answer then
+        carries the rate-limit headers of its class (worker.devtools.dmarket_budgets).
+
+        `best_bids`: title -> (best buy order in cents, order count), served as aggregated
+        prices; by default each listed title's highest suggested price with one order.
+        `sales`: title -> the last sales' prices in cents, newest first (none by default).
+        `quirk`: answer as real DMarket sometimes does (dmarket_replies.Quirk).
 
         `total_cap`: report at most this many items as the total, as DMarket does.
 
         `public_key_hex`: require requests signed by this DMarket key (401 otherwise).
         `headers` given to `_answer` are keyed in lower case.
         """
-        self._requests_per_second = requests_per_second
-        self._budget_window: deque[float] = deque()
-        self._verify_key = (
-            nacl.signing.VerifyKey(bytes.fromhex(public_key_hex)) if public_key_hex else None
-        )
-        self._public_key_hex = public_key_hex
+        budgets = dict(class_budgets or {})
+        if requests_per_second is not None:
+            budgets = {EVERY_CLASS: requests_per_second}
+        self._budgets = Budgets(budgets)
+        self._outage_until = 0.0
+        self._signatures = SignatureCheck(public_key_hex)
         self._items = [copy.deepcopy(dict(item)) for item in items]
         self._total_format = total_format
         self._total_cap = total_cap
         self._scripted = dict(scripted or {})
+        self._best_bids = dict(best_bids) if best_bids is not None else bids_of(self._items)
+        self._sales = {title: list(prices) for title, prices in (sales or {}).items()}
+        self._quirk = quirk
+        self._fresh_cursors = 0
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -162,68 +188,77 @@ class FakeDMarket:
         raw_path: str,
         headers: Mapping[str, str],
         connection: tuple[str, int],
+        method: str = "GET",
+        body: bytes = b"",
     ) -> Answer:
         url = urlsplit(raw_path)
         path = url.path
         query_pairs = parse_qsl(url.query, keep_blank_values=True)
         query = dict(query_pairs)
         received_at = time.monotonic()
-        signed = self._signature_ok(raw_path, headers)
+        signed = self._signatures.verdict(method, raw_path, body, headers)
         with self._lock:
             request_number = len(self._requests)
             reply = self._scripted.get(request_number, ScriptedReply())
-            over_budget_wait = self._spend_budget(received_at)
-            answer = self._gatekeeper(reply, signed, over_budget_wait)
+            spent = self._budgets.spend(path, received_at)
+            answer = self._gatekeeper(path, reply, signed, spent.over_wait_seconds, received_at)
             status = answer.status if answer is not None else reply.status
             self._requests.append(
-                RecordedRequest(path, query, received_at, connection, status, signed)
+                RecordedRequest(
+                    path, query, received_at, connection, status, signed, method, body
+                )
             )
-        if answer is not None:
-            return answer
+        if answer is None:
+            answer = self._served(method, path, query, query_pairs, body, reply)
+        return Answer(answer.status, answer.body, {**spent.headers, **answer.headers})
+
+    def _served(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        query_pairs: list[tuple[str, str]],
+        body: bytes,
+        reply: ScriptedReply,
+    ) -> Answer:
         if reply.delay_seconds:
             self._closing.wait(reply.delay_seconds)
         if reply.body is not None:
             return Answer(reply.status, reply.body, dict(reply.headers))
+        if (method, path) == ("POST", AGGREGATED_PRICES_PATH):
+            return self._aggregated_prices(body, reply)
+        if (method, path) == ("GET", LAST_SALES_PATH):
+            return Answer(*last_sales(query, self._sales), dict(reply.headers))
         return self._listing(path, query, query_pairs, reply)
 
+    def outage(self, seconds: float) -> None:
+        """Answer every request with 503 for the next `seconds`: DMarket is down."""
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+
     def _gatekeeper(
-        self, reply: ScriptedReply, signed: bool | None, over_budget_wait: float | None
+        self,
+        path: str,
+        reply: ScriptedReply,
+        signed: bool | None,
+        over_budget_wait: float | None,
+        received_at: float,
     ) -> Answer | None:
         """The refusal the real API would give before serving anything, or None."""
-        if self._verify_key is not None and not signed:
-            return Answer(401, error_body("missing or invalid request signature"))
+        if received_at < self._outage_until:
+            return Answer(503, error_body_for(path, "service unavailable", "Unavailable"))
+        if self._signatures.required and not signed:
+            return Answer(401, error_body_for(path, "Unauthorized", "Unauthorized"))
         if over_budget_wait is not None and reply.status != 429:
             retry_after = str(max(1, math.ceil(over_budget_wait)))
-            return Answer(429, error_body("too many requests"), {"Retry-After": retry_after})
+            refusal = error_body_for(path, "too many requests", "TooManyRequests")
+            return Answer(429, refusal, {"Retry-After": retry_after})
         return None
 
-    def _spend_budget(self, received_at: float) -> float | None:
-        """Count a request against the budget; the wait until a slot frees if it is over."""
-        if self._requests_per_second is None:
-            return None
-        window = self._budget_window
-        while window and received_at - window[0] >= BUDGET_WINDOW_SECONDS:
-            window.popleft()
-        if len(window) >= self._requests_per_second:
-            return BUDGET_WINDOW_SECONDS - (received_at - window[0])
-        window.append(received_at)
-        return None
-
-    def _signature_ok(self, raw_path: str, headers: Mapping[str, str]) -> bool | None:
-        """DMarket's check: Ed25519 over method + path?query + body + X-Sign-Date."""
-        sign = headers.get("x-request-sign")
-        if sign is None:
-            return None
-        if self._verify_key is None or headers.get("x-api-key") != self._public_key_hex:
-            return False
-        if not sign.startswith(SIGNATURE_PREFIX):
-            return False
-        message = f"GET{raw_path}{headers.get('x-sign-date', '')}".encode()
-        try:
-            self._verify_key.verify(message, bytes.fromhex(sign.removeprefix(SIGNATURE_PREFIX)))
-        except (ValueError, nacl.exceptions.BadSignatureError):
-            return False
-        return True
+    def _aggregated_prices(self, body: bytes, reply: ScriptedReply) -> Answer:
+        with self._lock:
+            offers = offers_by_title(self._items)
+        return Answer(*aggregated_prices(body, self._best_bids, offers), dict(reply.headers))
 
     def _listing(
         self,
@@ -232,18 +267,21 @@ class FakeDMarket:
         query_pairs: list[tuple[str, str]],
         reply: ScriptedReply,
     ) -> Answer:
-        if path != ITEMS_PATH:
-            return Answer(404, error_body(f"no route {path}"))
+        if path not in (ITEMS_PATH, OFFERS_PATH):
+            return Answer(404, error_body_for(path, f"no route {path}", "NotFound"))
         if len(query) != len(query_pairs):
-            return Answer(400, error_body("a query parameter was repeated"))
-        problem = query_problem(query)
+            return Answer(400, error_body_for(path, "a query parameter was repeated"))
+        problem = query_problem(query) if path == ITEMS_PATH else offers_query_problem(query)
         if problem is None and query.get("cursor", "") not in ("", *self._offsets_by_cursor):
             problem = f"unknown cursor {query['cursor']!r}"
         if problem is not None:
-            return Answer(400, error_body(problem))
+            return Answer(400, error_body_for(path, problem))
         page = self._page(query)
-        if reply.drop_field and page["objects"]:
-            drop_field(page["objects"][0], reply.drop_field)
+        if path == OFFERS_PATH:
+            page = offers_page(page)
+        listed = page["objects"] if path == ITEMS_PATH else page["items"]
+        if reply.drop_field and listed:
+            drop_field(listed[0], reply.drop_field)
         return Answer(reply.status, json.dumps(page).encode(), dict(reply.headers))
 
     def _page(self, query: Mapping[str, str]) -> dict[str, Any]:
@@ -254,8 +292,8 @@ class FakeDMarket:
         matching = [
             item
             for item in listed
-            if low <= int(item["price"]["USD"])
-            and (high is None or int(item["price"]["USD"]) <= high)
+            if (cents := listed_cents(item)) is None
+            or (low <= cents and (high is None or cents <= high))
         ]
         offset = self._offsets_by_cursor[query["cursor"]] if query.get("cursor") else 0
         end = offset + int(query["limit"])
@@ -263,6 +301,12 @@ class FakeDMarket:
             "objects": copy.deepcopy(matching[offset:end]),
             "cursor": self._cursor_for(end) if end < len(matching) else "",
         }
+        quirk = self._quirk
+        if quirk is not None and offset >= quirk.at_offset:
+            if quirk.kind == "empty_pages":
+                page = {"objects": [], "cursor": self._cursor_for(offset, fresh=True)}
+            elif query.get("cursor"):
+                page["cursor"] = query["cursor"]
         total = len(matching) if self._total_cap is None else min(len(matching), self._total_cap)
         if self._total_format == "object":
             page["total"] = {"items": total, "offers": total, "orders": 0}
@@ -270,21 +314,17 @@ class FakeDMarket:
             page["total"] = total
         return page
 
-    def _cursor_for(self, offset: int) -> str:
-        cursor = hashlib.sha256(f"{self._cursor_salt}:{offset}".encode()).hexdigest()[:24]
+    def listing(self) -> list[dict[str, Any]]:
+        """The listing objects as listed now (a copy): the truth a test walks without us."""
         with self._lock:
+            return copy.deepcopy(self._items)
+
+    def _cursor_for(self, offset: int, *, fresh: bool = False) -> str:
+        """The cursor of `offset`: the same each time, or with `fresh` a new one each time."""
+        with self._lock:
+            if fresh:
+                self._fresh_cursors += 1
+            salt = f"{self._cursor_salt}:{self._fresh_cursors if fresh else ''}"
+            cursor = hashlib.sha256(f"{salt}:{offset}".encode()).hexdigest()[:24]
             self._offsets_by_cursor[cursor] = offset
         return cursor
-
-
-def requests_over_rate(arrivals: Sequence[float], requests_per_second: int) -> int:
-    """How many requests arrived when `requests_per_second` others had in the second before.
-
-    0 means no one-second window (sliding, by arrival) held more than the budget.
-    """
-    ordered = sorted(arrivals)
-    return sum(
-        1
-        for index in range(requests_per_second, len(ordered))
-        if ordered[index] - ordered[index - requests_per_second] < BUDGET_WINDOW_SECONDS
-    )

@@ -38,6 +38,11 @@ class Checkpoint:
     updated_at: datetime | None = None
     # total_items is only "at least total_items" (worker.domain.progress).
     total_is_lower_bound: bool = False
+    # Listings judged no opportunity for want of a reference price (no bid, no sale).
+    unreferenced_items: int = 0
+    # Why a completed scan's walk ended early (the market's cursor repeated, or too many
+    # empty pages in a row); None for a walk that reached the market's end.
+    note: str | None = None
 
     @property
     def extra_data(self) -> dict[str, Any]:
@@ -67,6 +72,8 @@ class Checkpoint:
             created_at=row.created_at,
             updated_at=row.updated_at,
             total_is_lower_bound=row.total_is_lower_bound,
+            unreferenced_items=row.unreferenced_items,
+            note=row.note,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.domain.reference import Reference
+
 # DMarket's listing returns at most 100 objects per request; the simulated market follows it.
 MAX_PAGE_SIZE = 100
 
@@ -20,13 +22,18 @@ GAME_IDS = {
 
 @dataclass(frozen=True)
 class Item:
-    """One listed item; prices are integer US cents."""
+    """One listed item; prices are integer US cents.
+
+    `reference`: the scan's reference price for it, once looked up (its price is then
+    `reference_price_cents` too); None while only the listing's own figure is known.
+    """
 
     item_id: str
     title: str
     price_cents: int
     reference_price_cents: int | None
     extra: dict[str, Any] = field(default_factory=dict)
+    reference: Reference | None = None
 
 
 @dataclass(frozen=True)
@@ -41,3 +48,8 @@ class Page:
     next_cursor: str | None
     total: int | None
     total_is_lower_bound: bool = False
+    # Listings the market sent that cannot be judged (no usable price): counted, walked past.
+    unusable: int = 0
+    # Why the market's walk ends here although the market did not say so (next_cursor is
+    # then None): a repeating cursor, or too many empty pages in a row.
+    end_note: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from fractions import Fraction
 from functools import lru_cache
 
@@ -68,11 +69,17 @@ class Opportunity:
     fee_cents: int
     profit_cents: int
     profit_percent: float
+    # Which reference the item was judged against, how deep it was, and when it was fetched
+    # (None for a reference the listing carried itself without a lookup).
+    reference_kind: str | None = None
+    order_count: int | None = None
+    reference_fetched_at: datetime | None = None
 
 
 # What the scan_opportunities columns hold: BIGINT cents, NUMERIC(9,2) percent, text
 # without NUL bytes. A value outside them would fail the page's whole commit.
 _BIGINT_MAX = 2**63 - 1
+_INT_MAX = 2**31 - 1
 _PERCENT_MAX = 10**7 - 0.01
 
 
@@ -84,6 +91,8 @@ def unstorable_reason(opportunity: Opportunity) -> str | None:
     for name in ("price_cents", "reference_price_cents", "fee_cents", "profit_cents"):
         if abs(getattr(opportunity, name)) > _BIGINT_MAX:
             return f"{name} {getattr(opportunity, name)} is beyond a 64-bit integer"
+    if opportunity.order_count is not None and not 0 <= opportunity.order_count <= _INT_MAX:
+        return f"order_count {opportunity.order_count} is beyond a 32-bit integer"
     if abs(opportunity.profit_percent) > _PERCENT_MAX:
         return f"profit_percent {opportunity.profit_percent} is beyond {_PERCENT_MAX}"
     return None
@@ -116,9 +125,18 @@ def _rule(fee: float, min_profit: float) -> tuple[int, int]:
 
 
 def evaluate(
-    item: Item, *, fee: float, min_profit: float, min_price_cents: int, max_price_cents: int
+    item: Item,
+    *,
+    fee: float,
+    min_profit: float,
+    min_price_cents: int,
+    max_price_cents: int,
+    listed_kind: str | None = None,
 ) -> Opportunity | None:
-    """The opportunity `item` offers, or None if it is outside the band or not profitable."""
+    """The opportunity `item` offers, or None if it is outside the band or not profitable.
+
+    `listed_kind`: the kind recorded when the reference came with the listing itself.
+    """
     price = item.price_cents
     reference = item.reference_price_cents
     if reference is None or price <= 0 or not min_price_cents <= price <= max_price_cents:
@@ -128,6 +146,7 @@ def evaluate(
         return None
     fee_cents = round(reference * fee)
     profit_cents = reference - fee_cents - price
+    looked_up = item.reference
     return Opportunity(
         item_id=item.item_id,
         title=item.title,
@@ -136,4 +155,7 @@ def evaluate(
         fee_cents=fee_cents,
         profit_cents=profit_cents,
         profit_percent=round(100 * profit_cents / price, 2),
+        reference_kind=listed_kind if looked_up is None else looked_up.kind,
+        order_count=None if looked_up is None else looked_up.order_count,
+        reference_fetched_at=None if looked_up is None else looked_up.fetched_at,
     )

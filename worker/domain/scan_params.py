@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from worker.domain.listing import GAME_IDS, MAX_PAGE_SIZE, Item
 from worker.domain.opportunities import Level, Opportunity, evaluate, level_named
+from worker.domain.reference import REFERENCE_KINDS, reference_for
 from worker.domain.validation import (
     finite_number_of,
     metadata_of,
@@ -44,6 +45,10 @@ class ScanParams:
     # The level's band and minimum profit as configured when the scan started; None only in
     # rows stored before levels were configuration (they use the default levels).
     level_rule: Level | None = None
+    # What listings are judged against (worker.domain.reference); frozen at start to the
+    # market's default when not asked for. None only in rows stored before references were
+    # a choice: they judge against the listing's own (suggested) price.
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         if self.game not in GAME_IDS:
@@ -74,6 +79,10 @@ class ScanParams:
         operation_type_of(self.operation_type)
         finite_number_of("fee", self.fee, minimum=0, below=1)
         object.__setattr__(self, "metadata", metadata_of(self.metadata))
+        if self.reference is not None and self.reference not in REFERENCE_KINDS:
+            raise InvalidInput(
+                f"reference must be one of {', '.join(REFERENCE_KINDS)}, got {self.reference!r}"
+            )
         if not isinstance(self.market_options, dict):
             raise InvalidInput("market_options must be an object of KEY: VALUE")
         # Market-specific options are checked by the market itself (worker.markets.registry).
@@ -95,12 +104,20 @@ class ScanParams:
             raise InvalidInput(f"level_rule must be the rule of level {self.level!r}, got {rule!r}")
 
     def configured(self, settings: Settings) -> ScanParams:
-        """These params with the worker's fee and level rule frozen in, as every start does."""
-        return replace(self, fee=settings.fee, level_rule=level_named(self.level, settings.levels))
+        """These params with the worker's fee, level rule and the reference frozen in, as
+        every start does; InvalidInput if the market cannot give the reference asked for."""
+        return replace(
+            self,
+            fee=settings.fee,
+            level_rule=level_named(self.level, settings.levels),
+            reference=reference_for(self.reference, self.market, settings.dmarket_api),
+        )
 
     def same_request(self, other: ScanParams) -> bool:
         """Whether `other` asks for the same scan, whatever the configuration froze in."""
-        return replace(self, fee=other.fee, level_rule=other.level_rule) == other
+        reference = other.reference if self.reference is None else self.reference
+        frozen = replace(self, fee=other.fee, level_rule=other.level_rule, reference=reference)
+        return frozen == other
 
     @property
     def rule(self) -> Level:
@@ -127,6 +144,7 @@ class ScanParams:
             min_profit=self.min_profit,
             min_price_cents=low,
             max_price_cents=high,
+            listed_kind=self.reference,
         )
 
     def to_json(self) -> dict[str, Any]:

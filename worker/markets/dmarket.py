@@ -1,22 +1,31 @@
-"""DMarket's public item listing as a `MarketSource`."""
+"""DMarket's public item listing as a `MarketSource`: v2 offers, or the deprecated v1 listing.
+
+Both speak through worker.markets.dmarket_transport (budget, signing, errors); they differ in
+path, query and body, which `LISTING_APIS` says for each.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import httpx
 
-from worker import observe
-from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
+from worker.errors import InvalidInput
 from worker.markets import dmarket_auth, process_pool
 from worker.markets.base import GAME_IDS, Item, Page, check_page_limit
+from worker.markets.breaker import CircuitBreaker
 from worker.markets.dmarket_auth import RequestSigner
+from worker.markets.dmarket_offers import parse_offers
 from worker.markets.dmarket_page import parse_page
+from worker.markets.dmarket_transport import (
+    AGGREGATED_PRICES,
+    LAST_SALES,
+    MARKET_ITEMS,
+    DMarketTransport,
+)
 from worker.markets.rate_limit import RequestBudget
 
 if TYPE_CHECKING:
@@ -24,12 +33,27 @@ if TYPE_CHECKING:
     from worker.settings import Settings
 
 ITEMS_PATH = "/exchange/v1/market/items"
+OFFERS_PATH = "/marketplace-api/v2/offers"
 CURRENCY = "USD"
 ORDER_DIRECTIONS = ("asc", "desc")
 # What a scan's market_options may say to DMarket; everything else is refused by name.
 MARKET_OPTIONS = ("order_by", "order_dir")
-# Enough of an error body to tell "bad gameId" from "blocked", short enough for a log line.
-BODY_EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ListingApi:
+    """How one version of DMarket's listing is asked and read."""
+
+    path: str
+    parse: Callable[[object], Page]
+    # v1 wants `currency=USD`; v2's prices are cents of USD and it takes no currency.
+    currency: bool
+
+
+LISTING_APIS = {
+    "v2": ListingApi(OFFERS_PATH, parse_offers, currency=False),
+    "v1": ListingApi(ITEMS_PATH, parse_page, currency=True),
+}
 
 
 class DMarketMarket:
@@ -47,27 +71,47 @@ class DMarketMarket:
         timeout_seconds: float = 15.0,
         max_pause_seconds: float = 60.0,
         budget: RequestBudget | None = None,
+        budgets: Mapping[str, RequestBudget | None] | None = None,
         client: httpx.Client | None = None,
         signer: RequestSigner | None = None,
         drain_requested: Callable[[], bool] = lambda: False,
+        api: str = "v1",
+        max_empty_pages: int = 3,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         """Validate the filters once, so a bad scan fails before its first request.
 
-        `budget`: the fleet's request budget for this API (None: no client-side limit); a
-        429 pauses it for the wait the server asked for, at most `max_pause_seconds`.
+        `budget`: the fleet's request budget for market items (None: no client-side limit);
+        a 429 pauses it for the wait the server asked for, at most `max_pause_seconds`.
+        `budgets`: a budget per endpoint class instead (worker.markets.dmarket_transport).
         `client`: a shared keep-alive client that `close` leaves open (None: one of its own).
         `signer`: sign every request with DMarket API keys (None: unsigned).
         `drain_requested`: stops a wait for the budget when the worker drains.
+        `api`: "v2" (offers) or "v1" (the deprecated market items).
+        `max_empty_pages`: empty pages in a row that still carry a cursor, walked on within
+        one fetch, before the walk is ended with a note.
+        `breaker`: the fleet's circuit breaker (None: each failure is the request's own).
         """
         if not timeout_seconds > 0:
             raise InvalidInput(f"timeout_seconds: must be > 0, got {timeout_seconds!r}")
+        if api not in LISTING_APIS:
+            raise InvalidInput(f"api: must be one of {', '.join(LISTING_APIS)}, got {api!r}")
+        if max_empty_pages < 1:
+            raise InvalidInput(f"max_empty_pages: must be >= 1, got {max_empty_pages!r}")
+        self._api = LISTING_APIS[api]
+        self._max_empty_pages = max_empty_pages
         self._filters = _filter_params(game, price_from_cents, price_to_cents, order_by, order_dir)
-        self._budget = budget
-        self._max_pause_seconds = max_pause_seconds
-        self._signer = signer
-        self._drain_requested = drain_requested
+        if not self._api.currency:
+            del self._filters["currency"]
         self._owns_client = client is None
-        self._client = client or process_pool.new_http_client(base_url, timeout_seconds)
+        self.transport = DMarketTransport(
+            client or process_pool.new_http_client(base_url, timeout_seconds),
+            budgets=budgets if budgets is not None else {MARKET_ITEMS: budget},
+            signer=signer,
+            max_pause_seconds=max_pause_seconds,
+            drain_requested=drain_requested,
+            breaker=breaker,
+        )
 
     @classmethod
     def from_params(
@@ -75,6 +119,7 @@ class DMarketMarket:
         params: ScanParams,
         settings: Settings,
         should_stop: Callable[[], bool] = lambda: False,
+        breaker: CircuitBreaker | None = None,
     ) -> DMarketMarket:
         """The market a scan's params describe, at the configured URL, rate and timeout;
         a wait for the request budget ends when `should_stop` says so (a drain).
@@ -103,56 +148,52 @@ class DMarketMarket:
             order_dir=options.get("order_dir"),
             timeout_seconds=settings.http_timeout_seconds,
             max_pause_seconds=settings.retry_backoff_max_seconds,
-            # One budget per API for the whole fleet: keyed by URL in the broker's Redis.
-            budget=process_pool.request_budget(
-                settings.broker_url,
-                settings.dmarket_url,
-                settings.dmarket_requests_per_second,
-                settings.sentinel_master,
-            ),
+            budgets=dmarket_budgets(settings),
             client=process_pool.http_client(settings.dmarket_url, settings.http_timeout_seconds),
             signer=dmarket_auth.signer_from(
                 settings.dmarket_public_key, settings.dmarket_secret_key
             ),
+            api=settings.dmarket_api,
+            max_empty_pages=settings.dmarket_max_empty_pages,
+            breaker=breaker,
         )
 
     def fetch_page(self, cursor: str | None, limit: int) -> Page:
-        """The page at `cursor` (None: the first), with at most `limit` items."""
+        """The page at `cursor` (None: the first), with at most `limit` items.
+
+        A bad `limit` is refused here, before any request: DMarket would answer 400. Real
+        answers hold quirks that could loop a scan for ever, spending the fleet's budget: a
+        page with no listings but a cursor is walked on here, at most `max_empty_pages` in a
+        row, and a cursor that comes back unchanged ends the walk. Either way the page says
+        why it is the last (`end_note`).
+        """
         check_page_limit(limit)
+        asked, empty_pages = cursor, 0
+        while True:
+            page = self._fetch(asked, limit)
+            if page.next_cursor is not None and page.next_cursor == asked:
+                return replace(
+                    page,
+                    next_cursor=None,
+                    end_note="walk ended: DMarket sent back the cursor it was asked for",
+                )
+            if page.items or page.unusable or page.next_cursor is None:
+                return page
+            empty_pages += 1
+            if empty_pages >= self._max_empty_pages:
+                return replace(
+                    page,
+                    next_cursor=None,
+                    end_note=f"walk ended: DMarket sent {empty_pages} empty pages in a row "
+                    "that still had a cursor",
+                )
+            asked = page.next_cursor
+
+    def _fetch(self, cursor: str | None, limit: int) -> Page:
         params = {**self._filters, "limit": str(limit)}
         if cursor:
             params["cursor"] = cursor
-        request = self._client.build_request("GET", ITEMS_PATH, params=params)
-        if self._budget is not None:
-            self._budget.acquire(self._drain_requested)
-        if self._signer is not None:
-            # Signed last, just before sending: DMarket refuses stale X-Sign-Date values.
-            request.headers.update(self._signer.headers("GET", request.url.raw_path.decode()))
-        try:
-            response = self._client.send(request)
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            observe.market_request("dmarket", "market_items", type(exc).__name__)
-            raise RetryableMarketError(f"DMarket request failed: {exc!r}") from exc
-        except httpx.TransportError as exc:
-            # Proxy and local protocol errors, unsupported schemes: configuration, not weather.
-            raise PermanentMarketError(f"DMarket request could not be made: {exc!r}") from exc
-        observe.market_request("dmarket", "market_items", response.status_code)
-        if response.status_code == 429 and self._budget is not None:
-            self._pause_fleet(response.headers)
-        return _page_from(response)
-
-    def _pause_fleet(self, headers: httpx.Headers) -> None:
-        """Over DMarket's limit, the whole fleet is: pause every process, not just this one.
-
-        Without a wait in the answer, one budget window lets the server's window clear;
-        a huge one is capped as the page's own retry wait is, so a broken header cannot
-        park the fleet for hours.
-        """
-        assert self._budget is not None
-        asked_seconds = retry_after_from_headers(headers)
-        if asked_seconds is None:
-            asked_seconds = self._budget.window_seconds
-        self._budget.pause(min(asked_seconds, self._max_pause_seconds))
+        return self._api.parse(self.transport.send(MARKET_ITEMS, "GET", self._api.path, params))
 
     def inspect(self, item: Item) -> Item:
         """The item as listed: the listing already carries price and suggested price."""
@@ -161,7 +202,7 @@ class DMarketMarket:
     def close(self) -> None:
         """Close this market's own client; a shared one stays open for the next page."""
         if self._owns_client:
-            self._client.close()
+            self.transport.client.close()
 
     def __enter__(self) -> DMarketMarket:
         return self
@@ -221,63 +262,36 @@ def _price_params(price_from_cents: int | None, price_to_cents: int | None) -> d
     return params
 
 
-def _page_from(response: httpx.Response) -> Page:
-    """The page in a successful response, or the market error a failed one means."""
-    status = response.status_code
-    if status == 429 or status >= 500:
-        raise RetryableMarketError(
-            f"DMarket answered {status}: {_excerpt(response)}",
-            retry_after_seconds=retry_after_from_headers(response.headers),
-        )
-    if not 200 <= status < 300:
-        raise PermanentMarketError(f"DMarket answered {status}: {_excerpt(response)}")
-    try:
-        payload = response.json()
-    except ValueError as exc:
-        raise PermanentMarketError(
-            f"response body: not valid JSON ({exc}): {_excerpt(response)}"
-        ) from exc
-    return parse_page(payload)
+def dmarket_budgets(settings: Settings) -> dict[str, RequestBudget | None]:
+    """The fleet's budget of each endpoint class, kept in the broker's Redis.
 
-
-def retry_after_from_headers(headers: httpx.Headers, now: datetime | None = None) -> float | None:
-    """The wait a 429/5xx asked for: Retry-After (seconds or HTTP-date), else RateLimit-Reset.
-
-    None when neither header is there or parses; the caller then backs off on its own.
+    Market items keep the key they always had (the URL); the other classes are keyed
+    beside it. Unsigned, last sales is one of DMarket's "other methods" and shares their
+    budget; signed, it has its own.
     """
-    retry_after = headers.get("Retry-After", "").strip()
-    if retry_after:
-        seconds = _non_negative_seconds(retry_after)
-        if seconds is None:
-            seconds = _seconds_until_http_date(retry_after, now or datetime.now(UTC))
-        if seconds is not None:
-            return seconds
-    reset = headers.get("RateLimit-Reset", "").strip()
-    return _non_negative_seconds(reset) if reset else None
+    url, redis_url = settings.dmarket_url, settings.broker_url
+
+    def budget(api: str, requests_per_second: float) -> RequestBudget:
+        return process_pool.request_budget(
+            redis_url, api, requests_per_second, settings.sentinel_master
+        )
+
+    items = budget(url, settings.dmarket_requests_per_second)
+    other = budget(f"{url}#other", settings.dmarket_other_requests_per_second)
+    signed = settings.dmarket_public_key is not None
+    last_sales = (
+        budget(f"{url}#last_sales", settings.dmarket_last_sales_requests_per_second)
+        if signed
+        else other
+    )
+    return {MARKET_ITEMS: items, AGGREGATED_PRICES: other, LAST_SALES: last_sales}
 
 
-def _non_negative_seconds(text: str) -> float | None:
-    try:
-        seconds = float(text)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _seconds_until_http_date(text: str, now: datetime) -> float | None:
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        # RFC 9110 dates are GMT; parsedate gives naive datetimes for "-0000".
-        moment = moment.replace(tzinfo=UTC)
-    # A date already past means "now", not a negative wait.
-    return max(0.0, (moment - now).total_seconds())
-
-
-def _excerpt(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
-    if len(text) > BODY_EXCERPT_CHARS:
-        return text[:BODY_EXCERPT_CHARS] + "..."
-    return text or "<empty body>"
+def fleet_breaker(settings: Settings) -> CircuitBreaker:
+    """The circuit breaker every process shares for the configured DMarket."""
+    return CircuitBreaker(
+        process_pool.redis_client(settings.broker_url, settings.sentinel_master),
+        settings.dmarket_url,
+        settings.dmarket_breaker_failures,
+        settings.dmarket_breaker_cooldown_seconds,
+    )

@@ -19,50 +19,59 @@ _DESCRIBE_MAX_CHARS = 60
 # "at least this many".
 TOTAL_CAP = 10_000
 
-_MISSING: Final = object()
+MISSING: Final = object()
 
 
 def parse_page(payload: object) -> Page:
     """The page in a decoded listing body; PermanentMarketError if it is not one."""
-    body = _object(payload, "response body")
-    objects = body.get("objects", _MISSING)
+    body = json_object(payload, "response body")
+    objects = body.get("objects", MISSING)
     if not isinstance(objects, list):
-        raise _malformed("objects", "a list", objects)
-    items = tuple(_item(raw, f"objects[{index}]") for index, raw in enumerate(objects))
+        raise malformed("objects", "a list", objects)
+    listed = [_item(raw, f"objects[{index}]") for index, raw in enumerate(objects)]
+    items = tuple(item for item in listed if item is not None)
     total = _total(body)
     return Page(
         items=items,
-        next_cursor=_next_cursor(body),
+        next_cursor=next_cursor_of(body),
         total=total,
         total_is_lower_bound=total is not None and total >= TOTAL_CAP,
+        unusable=len(listed) - len(items),
     )
 
 
-def _item(raw: object, path: str) -> Item:
-    fields = _object(raw, path)
-    item_id = fields.get("itemId", _MISSING)
+def _item(raw: object, path: str) -> Item | None:
+    """The listing as an Item; None when it has no price (`""` or missing), which real
+    DMarket answers do: walked past and counted, not a failed scan."""
+    fields = json_object(raw, path)
+    item_id = fields.get("itemId", MISSING)
     if not isinstance(item_id, str) or not item_id:
-        raise _malformed(f"{path}.itemId", "a non-empty string", item_id)
-    title = fields.get("title", _MISSING)
+        raise malformed(f"{path}.itemId", "a non-empty string", item_id)
+    title = fields.get("title", MISSING)
     if not isinstance(title, str):
-        raise _malformed(f"{path}.title", "a string", title)
-    price = _object(fields.get("price", _MISSING), f"{path}.price")
+        raise malformed(f"{path}.title", "a string", title)
+    price = fields.get("price", MISSING)
+    if is_absent(price):
+        return None
+    usd = json_object(price, f"{path}.price").get("USD", MISSING)
+    if is_absent(usd):
+        return None
     return Item(
         item_id=item_id,
         title=title,
-        price_cents=_cents(price.get("USD", _MISSING), f"{path}.price.USD"),
+        price_cents=_cents(usd, f"{path}.price.USD"),
         reference_price_cents=_reference_cents(
-            fields.get("suggestedPrice", _MISSING), f"{path}.suggestedPrice"
+            fields.get("suggestedPrice", MISSING), f"{path}.suggestedPrice"
         ),
-        extra=_extra(fields.get("extra", _MISSING), f"{path}.extra"),
+        extra=_extra(fields.get("extra", MISSING), f"{path}.extra"),
     )
 
 
 def _reference_cents(value: object, path: str) -> int | None:
-    if value is _MISSING or value is None:
+    if value is MISSING or value is None:
         return None
-    usd = _object(value, path).get("USD", _MISSING)
-    if usd is _MISSING or usd is None:
+    usd = json_object(value, path).get("USD", MISSING)
+    if is_absent(usd):
         return None
     # DMarket sends "0" when it has no suggestion; a zero reference would fake a discount.
     return _cents(usd, f"{path}.USD") or None
@@ -74,12 +83,18 @@ def _extra(value: object, path: str) -> dict[str, Any]:
     Nested lists and objects (stickers, inspect data) are dropped to keep Item.extra
     small; non-finite floats are dropped because JSON (and Postgres JSONB) cannot hold them.
     """
-    if value is _MISSING or value is None:
+    if value is MISSING or value is None:
         return {}
-    return {name: field for name, field in _object(value, path).items() if _is_small_scalar(field)}
+    fields = json_object(value, path)
+    return {name: field for name, field in fields.items() if is_small_scalar(field)}
 
 
-def _is_small_scalar(value: object) -> bool:
+def is_absent(value: object) -> bool:
+    """DMarket's ways of leaving a value out: no key, null, or `""` for an unused price."""
+    return value is MISSING or value is None or value == ""
+
+
+def is_small_scalar(value: object) -> bool:
     if value is None or isinstance(value, bool | int):
         return True
     if isinstance(value, float):
@@ -87,49 +102,49 @@ def _is_small_scalar(value: object) -> bool:
     return isinstance(value, str) and len(value) <= EXTRA_TEXT_MAX_CHARS
 
 
-def _next_cursor(body: dict[str, object]) -> str | None:
-    cursor = body.get("cursor", _MISSING)
+def next_cursor_of(body: dict[str, object]) -> str | None:
+    cursor = body.get("cursor", MISSING)
     # An empty or absent cursor is how DMarket says "that was the last page".
-    if cursor is _MISSING or cursor is None or cursor == "":
+    if cursor is MISSING or cursor is None or cursor == "":
         return None
     if not isinstance(cursor, str):
-        raise _malformed("cursor", "a string", cursor)
+        raise malformed("cursor", "a string", cursor)
     return cursor
 
 
 def _total(body: dict[str, object]) -> int | None:
-    total = body.get("total", _MISSING)
-    if total is _MISSING or total is None:
+    total = body.get("total", MISSING)
+    if total is MISSING or total is None:
         return None
     if isinstance(total, dict):
-        return _count(total.get("items", _MISSING), "total.items")
-    return _count(total, "total")
+        return count_at(total.get("items", MISSING), "total.items")
+    return count_at(total, "total")
 
 
-def _count(value: object, path: str) -> int:
+def count_at(value: object, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _malformed(path, "a non-negative integer", value)
+        raise malformed(path, "a non-negative integer", value)
     return value
 
 
 def _cents(value: object, path: str) -> int:
     if not isinstance(value, str) or not _INTEGER_CENTS.fullmatch(value):
-        raise _malformed(path, "a string of integer cents", value)
+        raise malformed(path, "a string of integer cents", value)
     return int(value)
 
 
-def _object(value: object, path: str) -> dict[str, object]:
+def json_object(value: object, path: str) -> dict[str, object]:
     if not isinstance(value, dict):
-        raise _malformed(path, "an object", value)
+        raise malformed(path, "an object", value)
     return value
 
 
-def _malformed(path: str, expected: str, value: object) -> PermanentMarketError:
+def malformed(path: str, expected: str, value: object) -> PermanentMarketError:
     return PermanentMarketError(f"{path}: expected {expected}, got {_describe(value)}")
 
 
 def _describe(value: object) -> str:
-    if value is _MISSING:
+    if value is MISSING:
         return "missing"
     text = repr(value)
     if len(text) > _DESCRIBE_MAX_CHARS:

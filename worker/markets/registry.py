@@ -23,11 +23,17 @@ def build_market(
         raise InvalidInput(f"market must be one of {', '.join(MARKETS)}, got {params.market!r}")
     if params.market == "simulated":
         return SimulatedMarket(SimulatedOptions.from_json(params.market_options))
-    from worker.markets.dmarket import DMarketMarket
+    from worker.markets.dmarket import DMarketMarket, fleet_breaker
+    from worker.markets.referenced import ReferencedMarket
+    from worker.markets.references import dmarket_reference
 
-    return DMarketMarket.from_params(params, settings, should_stop)
+    # A scan's market shares the fleet's breaker: a DMarket that is down is waited for.
+    market = DMarketMarket.from_params(params, settings, should_stop, fleet_breaker(settings))
+    source = dmarket_reference(params, settings, market.transport)
+    return market if source is None else ReferencedMarket(market, source)
 
 
 def check_market_options(params: ScanParams, settings: Settings) -> None:
-    """Refuse bad market options before a scan is stored."""
-    build_market(params, settings).close()
+    """Refuse bad market options, or a reference the market cannot give, before a scan is
+    stored."""
+    build_market(params.configured(settings), settings).close()

@@ -7,7 +7,7 @@ marks the target down instead of recording zeros that would look like counter re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 
 import redis
@@ -23,6 +23,7 @@ from worker import observe
 from worker.db import Session, tallies
 from worker.db.tallies import FleetRows
 from worker.domain.page_message import QUEUES
+from worker.markets import breaker
 from worker.metrics import catalogue, events, presence
 from worker.metrics.catalogue import Kind
 
@@ -32,10 +33,19 @@ Sessions = Callable[[], AbstractContextManager[Session]]
 class FleetCollector(Collector):
     """Reads the fleet's state at each scrape."""
 
-    def __init__(self, sessions: Sessions, broker: redis.Redis, store: events.EventStore) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        broker: redis.Redis,
+        store: events.EventStore,
+        breakers: Mapping[str, str] | None = None,
+    ) -> None:
+        """`breakers`: each market's label and the key its fleet circuit breaker is kept by
+        (its base URL, which never becomes a label)."""
         self._sessions = sessions
         self._broker = broker
         self._store = store
+        self._breakers = dict(breakers or {})
 
     def collect(self) -> Iterator[Metric]:
         with self._sessions() as session:
@@ -56,6 +66,11 @@ class FleetCollector(Collector):
         yield _gauge("marketscan_queue_depth", by_queue)
         alive = presence.alive_by_role(self._broker)
         yield _gauge("marketscan_processes", {(role,): n for role, n in alive.items()})
+        circuit_open: dict[tuple[str, ...], float] = {
+            (market,): float(breaker.is_open(self._broker, key))
+            for market, key in self._breakers.items()
+        }
+        yield _gauge("marketscan_market_circuit_open", circuit_open)
 
 
 def _family(name: str) -> catalogue.Metric:

@@ -19,7 +19,7 @@ from worker import broker_redis
 from worker.db import session_scope
 from worker.metrics import events
 from worker.metrics.collector import FleetCollector, Sessions
-from worker.settings import DEFAULT_SENTINEL_MASTER
+from worker.settings import DEFAULT_SENTINEL_MASTER, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,9 @@ def registry(
 ) -> CollectorRegistry:
     """A registry holding only the fleet's collector (no exporter-process metrics)."""
     fleet = CollectorRegistry(auto_describe=False)
-    fleet.register(FleetCollector(sessions, broker, store))
+    # The configured DMarket's breaker; the simulated market has none.
+    breakers = {"dmarket": get_settings().dmarket_url}
+    fleet.register(FleetCollector(sessions, broker, store, breakers))
     return fleet
 
 

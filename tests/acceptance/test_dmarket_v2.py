@@ -1,0 +1,217 @@
+"""Real workers against the loopback DMarket speaking v2: the opportunities a scan stores
+against the best bid, one lookup per title for a whole fleet, both budgets held at once,
+quirks that end a walk, and an outage ridden out by the circuit breaker.
+
+The outage here lasts 20 seconds, not the issue's 2 minutes: the breaker's behaviour is
+the same at any length (cool-down probes, no retry spent, nothing failed), and a 2-minute
+outage would make this one file run longer than the rest of the suite together.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+
+import pytest
+import redis
+
+from tests.fakes.dmarket_server import FakeDMarket, Quirk, dmarket_item, requests_over_rate
+from tests.support.processes import CeleryProcess
+from tests.support.scans import start_scan_cli, wait_for_status
+from worker.markets import breaker
+from worker.markets.reference_cache import KEY_PREFIX
+
+OFFERS = "/marketplace-api/v2/offers"
+AGGREGATED = "/marketplace-api/v1/aggregated-prices"
+PAGE_SIZE = 20
+FEE = Fraction(7, 100)  # MARKETSCAN_FEE's default
+MIN_PROFIT = Fraction(5, 100)  # the standard level's
+# 200 listings of 50 titles: each title is listed on several pages.
+ITEMS = [dmarket_item(f"v2-{n:04d}", f"Title {n % 50}", 1000 + 7 * n) for n in range(200)]
+# A bid for 40 of the 50 titles, some above a listing's price by the margin, most not.
+BIDS = {f"Title {t}": (1100 + 23 * t, 1 + t % 4) for t in range(40)}
+SCAN_TIMEOUT_SECONDS = 180
+
+
+def walked_opportunities(fake: FakeDMarket) -> set[str]:
+    """A database-free walk of the fake's own data: under best_bid * (1 - fee) by the margin."""
+    found = set()
+    for item in fake.listing():
+        bid = BIDS.get(item["title"])
+        price = int(item["price"]["USD"])
+        if bid is not None and bid[0] * (1 - FEE) - price >= MIN_PROFIT * price:
+            found.add(item["itemId"])
+    return found
+
+
+@pytest.fixture
+def clean_redis(celery_env: dict[str, str]) -> None:
+    client = redis.Redis.from_url(celery_env["CELERY_BROKER_URL"])
+    for prefix in (KEY_PREFIX, breaker.KEY_PREFIX):
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def fleet(
+    celery_env: dict[str, str], start_worker: Callable[..., CeleryProcess], clean_redis: None
+) -> Callable[..., dict[str, str]]:
+    """Start `workers` workers of concurrency 2 against `fake`; returns their environment."""
+
+    def start(fake: FakeDMarket, workers: int = 1, **variables: str) -> dict[str, str]:
+        celery_env["MARKETSCAN_DMARKET_URL"] = fake.url
+        celery_env.update(variables)
+        for number in range(workers):
+            start_worker(f"v2-{number}@fleet", concurrency=2)
+        return celery_env
+
+    return start
+
+
+def start_scans(env: dict[str, str], count: int) -> list[uuid.UUID]:
+    return [
+        start_scan_cli(env, "--market", "dmarket", "--page-size", str(PAGE_SIZE))
+        for _ in range(count)
+    ]
+
+
+def stored_item_ids(database_url: str, scan_id: uuid.UUID) -> set[str]:
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    from models import ScanOpportunity
+    from worker.db import driver_url
+
+    engine = create_engine(driver_url(database_url))
+    with Session(engine) as session:
+        found = set(
+            session.scalars(
+                select(ScanOpportunity.item_id).where(ScanOpportunity.scan_id == scan_id)
+            )
+        )
+    engine.dispose()
+    return found
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDMarket]:
+    with FakeDMarket(ITEMS, best_bids=BIDS) as server:
+        yield server
+
+
+def test_a_scans_opportunities_are_exactly_the_listings_under_the_best_bid(
+    fleet: Callable[..., dict[str, str]], fake: FakeDMarket, database_url: str
+) -> None:
+    env = fleet(fake, MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="50",
+                MARKETSCAN_DMARKET_OTHER_REQUESTS_PER_SECOND="50")  # fmt: skip
+    (scan_id,) = start_scans(env, 1)
+    done = wait_for_status(database_url, scan_id, timeout=SCAN_TIMEOUT_SECONDS)
+    assert (done.status, done.processed_items, done.unreferenced_items) == ("completed", 200, 40)
+    expected = walked_opportunities(fake)
+    assert 0 < len(expected) < 160
+    assert stored_item_ids(database_url, scan_id) == expected
+
+
+def test_four_processes_look_each_title_up_once_per_ttl(
+    fleet: Callable[..., dict[str, str]],
+    start_worker: Callable[..., CeleryProcess],
+    fake: FakeDMarket,
+    database_url: str,
+) -> None:
+    # Given 4 scans of the same listing queued, then 2 workers x 2 processes started, so
+    # that all four first pages look up the same titles at the same moment
+    env = fleet(fake, workers=0, MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="50",
+                MARKETSCAN_DMARKET_OTHER_REQUESTS_PER_SECOND="50")  # fmt: skip
+    scan_ids = start_scans(env, 4)
+    for hostname in ("ttl-1@fleet", "ttl-2@fleet"):
+        start_worker(hostname, concurrency=2)
+    done = [wait_for_status(database_url, s, timeout=SCAN_TIMEOUT_SECONDS) for s in scan_ids]
+    assert [row.status for row in done] == ["completed"] * 4
+    # Then every title went to DMarket in one lookup, once, for the whole fleet
+    asked = Counter(
+        title
+        for request in fake.requests
+        if request.path == AGGREGATED
+        for title in json.loads(request.body)["filter"]["titles"]
+    )
+    assert set(asked) == {f"Title {t}" for t in range(50)}
+    assert set(asked.values()) == {1}
+    for scan_id in scan_ids:
+        assert stored_item_ids(database_url, scan_id) == walked_opportunities(fake)
+
+
+def test_both_budgets_hold_at_once_and_the_items_budget_is_used(
+    fleet: Callable[..., dict[str, str]], database_url: str
+) -> None:
+    # Given a DMarket enforcing DMarket's unsigned budgets: items 2/s, other methods 6/s,
+    # and short TTLs so lookups keep coming
+    with FakeDMarket(
+        ITEMS, best_bids=BIDS, class_budgets={"market_items": 2, "other": 6}
+    ) as fake:
+        env = fleet(fake, workers=2, MARKETSCAN_REFERENCE_TTL_SECONDS="1")
+        scan_ids = start_scans(env, 2)
+        done = [wait_for_status(database_url, s, timeout=SCAN_TIMEOUT_SECONDS) for s in scan_ids]
+        requests = fake.requests
+    assert [row.status for row in done] == ["completed"] * 2
+    pages = [r.received_at for r in requests if r.path == OFFERS]
+    lookups = [r.received_at for r in requests if r.path == AGGREGATED]
+    # Then no second held more than either budget, and DMarket refused nothing
+    assert [r for r in requests if r.status == 429] == []
+    assert requests_over_rate(pages, 2) == 0
+    assert requests_over_rate(lookups, 6) == 0
+    # And the market-items budget was used to at least 90 %
+    used = (len(pages) - 1) / (pages[-1] - pages[0])
+    assert used >= 0.9 * 2, used
+
+
+@pytest.mark.parametrize(
+    ("quirk", "note"),
+    [
+        (Quirk("repeating_cursor", 60), "DMarket sent back the cursor it was asked for"),
+        (Quirk("empty_pages", 60), "DMarket sent 3 empty pages in a row"),
+    ],
+)
+def test_a_repeating_cursor_or_three_empty_pages_end_a_scan(
+    fleet: Callable[..., dict[str, str]], database_url: str, quirk: Quirk, note: str
+) -> None:
+    with FakeDMarket(ITEMS, best_bids=BIDS, quirk=quirk) as fake:
+        env = fleet(fake, MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="50",
+                    MARKETSCAN_DMARKET_OTHER_REQUESTS_PER_SECOND="50")  # fmt: skip
+        (scan_id,) = start_scans(env, 1)
+        done = wait_for_status(database_url, scan_id, timeout=60)
+    assert done.status == "completed"
+    assert done.note is not None and note in done.note
+    assert done.processed_items == (80 if quirk.kind == "repeating_cursor" else 60)
+
+
+def test_an_outage_ends_with_every_scan_completed_exactly_and_none_failed(
+    fleet: Callable[..., dict[str, str]], fake: FakeDMarket, database_url: str
+) -> None:
+    # Given 3 scans on 4 processes, DMarket goes down for 20 s once they are under way
+    env = fleet(
+        fake,
+        workers=2,
+        MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="4",
+        MARKETSCAN_DMARKET_BREAKER_FAILURES="3",
+        MARKETSCAN_DMARKET_BREAKER_COOLDOWN_SECONDS="2",
+        MARKETSCAN_MAX_RETRIES="3",
+    )
+    scan_ids = start_scans(env, 3)
+    time.sleep(2)
+    fake.outage(20)
+    done = [wait_for_status(database_url, s, ("completed", "failed"), timeout=SCAN_TIMEOUT_SECONDS)
+            for s in scan_ids]  # fmt: skip
+    # Then every scan completed exactly, none failed, none was recovered for waiting
+    assert [(row.status, row.processed_items, row.recoveries) for row in done] == [
+        ("completed", 200, 0)
+    ] * 3
+    for scan_id in scan_ids:
+        assert stored_item_ids(database_url, scan_id) == walked_opportunities(fake)
+    # And while it was down the fleet sent about one probe per cool-down, not a flood
+    refused = [r for r in fake.requests if r.status == 503]
+    assert 3 <= len(refused) <= 3 + 20 / 2 + 4, len(refused)

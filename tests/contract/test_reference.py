@@ -1,0 +1,160 @@
+"""One behaviour suite for every reference source (worker.markets.reference_source): the
+best bid and the last sales, against the loopback DMarket with the fleet's cache in a real
+Redis, and the memory stub shipped in the package.
+
+Each case says how the market prices titles and how to break its next answer; the suite
+says what every source must do with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
+from worker.domain.listing import Item
+from worker.domain.reference import BEST_BID
+from worker.errors import RetryableMarketError
+from worker.markets import process_pool
+from worker.markets.best_bid import BestBidReference
+from worker.markets.dmarket_transport import DMarketTransport
+from worker.markets.last_sales import LastSalesReference
+from worker.markets.reference_cache import KEY_PREFIX, ReferenceCache
+from worker.markets.reference_source import MemoryReferenceSource, ReferenceSource
+
+# title -> (reference cents, depth): what the market knows.
+Prices = dict[str, tuple[int, int]]
+TTL_SECONDS = 60.0
+
+
+@dataclass
+class SourceCase:
+    """A source over a market that prices titles as told, and how to watch and break it."""
+
+    source: Callable[[Prices], ReferenceSource]
+    # How many lookup requests the market has answered so far.
+    lookups: Callable[[], int]
+    # The next lookup's answer is a body no source can read.
+    break_next_answer: Callable[[], None]
+    kind: str
+
+
+def _listed(prices: Prices) -> list[dict[str, object]]:
+    return [dmarket_item(f"id-{n}", title, 100) for n, title in enumerate(prices)]
+
+
+def _sales_with_median(cents: int, count: int) -> list[int]:
+    """`count` sales (odd) whose median is `cents`, newest first and not in order."""
+    spread = [cents + 10 * ((-1) ** n) * ((n + 1) // 2) for n in range(count)]
+    return list(reversed(spread))
+
+
+def dmarket_case(stack: ExitStack, redis_url: str, kind: str) -> SourceCase:
+    client = redis.Redis.from_url(redis_url)
+    stack.callback(client.close)
+    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+        client.delete(key)
+    servers: list[FakeDMarket] = []
+    path = "/marketplace-api/v1/aggregated-prices" if kind == BEST_BID else "/trade-aggregator"
+
+    def source(prices: Prices) -> ReferenceSource:
+        if kind == BEST_BID:
+            fake = FakeDMarket(_listed(prices), best_bids=prices)
+        else:
+            sales = {title: _sales_with_median(*price) for title, price in prices.items()}
+            fake = FakeDMarket(_listed(prices), sales=sales)
+        servers.append(stack.enter_context(fake))
+        transport = DMarketTransport(process_pool.new_http_client(fake.url, 5.0))
+        stack.callback(transport.client.close)
+        cache = ReferenceCache(client, kind, "a8db", TTL_SECONDS)
+        maker = BestBidReference if kind == BEST_BID else LastSalesReference
+        return maker(transport, "a8db", cache)
+
+    def lookups() -> int:
+        return sum(1 for r in servers[-1].requests if r.path.startswith(path))
+
+    def break_next_answer() -> None:
+        fake = servers[-1]
+        fake.script(len(fake.requests), ScriptedReply(body=b'{"aggregatedPrices": [{"ti'))
+
+    return SourceCase(source, lookups, break_next_answer, kind)
+
+
+def memory_case() -> SourceCase:
+    made: list[MemoryReferenceSource] = []
+
+    def source(prices: Prices) -> ReferenceSource:
+        made.append(MemoryReferenceSource(prices))
+        return made[-1]
+
+    return SourceCase(
+        source, lambda: len(made[-1].lookups), lambda: made[-1].fail_next(), BEST_BID
+    )
+
+
+@pytest.fixture(params=["best_bid", "last_sales", "memory"])
+def case(request: pytest.FixtureRequest) -> Iterator[SourceCase]:
+    if request.param == "memory":
+        yield memory_case()
+        return
+    redis_url: str = request.getfixturevalue("redis_url")
+    with ExitStack() as stack:
+        yield dmarket_case(stack, redis_url, request.param)
+
+
+def items(*titles: str) -> list[Item]:
+    return [Item(f"listing-{n}", title, 100, None) for n, title in enumerate(titles)]
+
+
+PRICES: Prices = {"AK-47 | Redline (FT)": (1234, 3), "AWP | Asiimov (FT)": (5010, 5)}
+
+
+def test_a_priced_title_gets_its_reference_with_kind_depth_and_fetch_time(
+    case: SourceCase,
+) -> None:
+    before = datetime.now(UTC)
+    (reference,) = case.source(PRICES).references(items("AK-47 | Redline (FT)"))
+    assert reference is not None
+    assert (reference.kind, reference.price_cents, reference.order_count) == (case.kind, 1234, 3)
+    assert before - timedelta(seconds=1) <= reference.fetched_at <= datetime.now(UTC)
+
+
+def test_a_title_the_market_has_no_price_for_has_no_reference(case: SourceCase) -> None:
+    references = case.source(PRICES).references(items("Glock-18 | Fade (FN)"))
+    assert references == [None]
+
+
+def test_references_follow_the_listings_and_each_title_is_asked_for_once(
+    case: SourceCase,
+) -> None:
+    source = case.source(PRICES)
+    listed = items("AWP | Asiimov (FT)", "AK-47 | Redline (FT)", "AWP | Asiimov (FT)", "Nope")
+    found = source.references(listed)
+    assert [None if ref is None else ref.price_cents for ref in found] == [5010, 1234, 5010, None]
+    asked = case.lookups()
+    # When a later page lists the same titles, Then nothing is asked again (within the TTL)
+    again = source.references(items("AK-47 | Redline (FT)", "Nope", "AWP | Asiimov (FT)"))
+    assert [None if ref is None else ref.price_cents for ref in again] == [1234, None, 5010]
+    assert case.lookups() == asked
+
+
+def test_an_unreadable_answer_is_retryable_and_the_retry_gets_the_reference(
+    case: SourceCase,
+) -> None:
+    source = case.source(PRICES)
+    case.break_next_answer()
+    with pytest.raises(RetryableMarketError):
+        source.references(items("AK-47 | Redline (FT)"))
+    (reference,) = source.references(items("AK-47 | Redline (FT)"))
+    assert reference is not None and reference.price_cents == 1234
+
+
+def test_an_empty_page_asks_nothing(case: SourceCase) -> None:
+    source = case.source(PRICES)
+    assert source.references([]) == []
+    assert case.lookups() == 0

@@ -1,0 +1,63 @@
+"""Reference prices: what a listing is judged against, where it came from, and how deep.
+
+`best_bid` is the best standing buy order (what a seller gets now, before DMarket's sell
+fee); `last_sales` what buyers recently paid; `suggested` DMarket's own estimate (v1 only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from worker.errors import InvalidInput
+
+BEST_BID: Final = "best_bid"
+LAST_SALES: Final = "last_sales"
+SUGGESTED: Final = "suggested"
+REFERENCE_KINDS: Final = (BEST_BID, LAST_SALES, SUGGESTED)
+# How scan_opportunities stores the kind: a smallint, since the table holds many rows.
+REFERENCE_CODES: Final = {BEST_BID: 1, LAST_SALES: 2, SUGGESTED: 3}
+REFERENCE_NAMES: Final = {code: name for name, code in REFERENCE_CODES.items()}
+# Which references each market (and DMarket listing API) can give, its default first:
+# v1 keeps judging against its suggested price unless asked otherwise.
+ALLOWED_REFERENCES: Final = {
+    "simulated": (SUGGESTED,),
+    "dmarket-v2": (BEST_BID, LAST_SALES),
+    "dmarket-v1": (SUGGESTED, BEST_BID, LAST_SALES),
+}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference price in integer cents, its kind, its depth and when it was fetched.
+
+    `order_count`: buy orders behind a best bid, or sales behind a median (None: unknown).
+    """
+
+    kind: str
+    price_cents: int
+    order_count: int | None
+    fetched_at: datetime
+
+
+def reference_for(reference: object, market: str, dmarket_api: str) -> str:
+    """The reference a scan of `market` uses: `reference`, or the market's default.
+
+    InvalidInput naming the option and its allowed values when the market cannot give it.
+    """
+    key = market if market != "dmarket" else f"dmarket-{dmarket_api}"
+    allowed = ALLOWED_REFERENCES[key]
+    if reference is None:
+        return allowed[0]
+    if reference not in REFERENCE_KINDS:
+        raise InvalidInput(
+            f"reference must be one of {', '.join(REFERENCE_KINDS)}, got {reference!r}"
+        )
+    if reference not in allowed:
+        where = "the simulated market" if market == "simulated" else f"DMarket {dmarket_api}"
+        raise InvalidInput(
+            f"reference {reference!r} is not available with {where}: allowed are "
+            f"{', '.join(allowed)}"
+        )
+    return str(reference)

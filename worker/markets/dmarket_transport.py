@@ -1,0 +1,254 @@
+"""Every HTTP request marketscan makes to DMarket, sent here and named by its endpoint class.
+
+One door: the budget of the request's class is drawn on, the request is signed, sent, and
+its failure turned into the market error it means. Requests are counted
+per (endpoint class, status) in `send`, the only place that sees them all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Final
+
+import httpx
+
+from worker import observe
+from worker.errors import MarketError, PermanentMarketError, RetryableMarketError
+from worker.markets.breaker import CircuitBreaker, MarketUnavailable
+from worker.markets.dmarket_auth import (
+    PUBLIC_KEY_VARIABLE,
+    SECRET_KEY_VARIABLE,
+    RequestSigner,
+)
+from worker.markets.rate_limit import RequestBudget
+
+# The endpoint classes: the names budgets, logs and metrics know DMarket's requests by.
+MARKET_ITEMS: Final = "market_items"
+AGGREGATED_PRICES: Final = "aggregated_prices"
+LAST_SALES: Final = "last_sales"
+ENDPOINT_CLASSES: Final = (MARKET_ITEMS, AGGREGATED_PRICES, LAST_SALES)
+# Enough of an error body to tell "bad gameId" from "blocked", short enough for a log line.
+BODY_EXCERPT_CHARS: Final = 200
+
+UNSIGNED_REFUSED: Final = (
+    f"DMarket refused an unsigned request: set {PUBLIC_KEY_VARIABLE} and {SECRET_KEY_VARIABLE}"
+)
+SIGNED_REFUSED: Final = (
+    f"DMarket refused the keys in {PUBLIC_KEY_VARIABLE} and {SECRET_KEY_VARIABLE}: check that "
+    "they are the pair DMarket issued and still valid, and that the host's clock is right"
+)
+
+
+class DMarketTransport:
+    """Sends DMarket requests of every endpoint class through one keep-alive client."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        budgets: Mapping[str, RequestBudget | None] | None = None,
+        signer: RequestSigner | None = None,
+        max_pause_seconds: float = 60.0,
+        drain_requested: Callable[[], bool] = lambda: False,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        """`budgets`: the fleet's budget per endpoint class (missing or None: no limit).
+        `breaker`: the fleet's circuit breaker for DMarket (None: every failure is the
+        request's own)."""
+        self.client = client
+        self.signed = signer is not None
+        self._budgets = dict(budgets or {})
+        self._signer = signer
+        self._max_pause_seconds = max_pause_seconds
+        self._drain_requested = drain_requested
+        self._breaker = breaker
+
+    def send(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: object | None = None,
+        *,
+        unreadable: type[MarketError] = PermanentMarketError,
+    ) -> object:
+        """The decoded JSON answer of a successful request; the market error otherwise.
+
+        `unreadable`: what a body that is not JSON is (a lookup may ask again; a page not).
+        """
+        assert endpoint in ENDPOINT_CLASSES, endpoint
+        content = None if body is None else json.dumps(body, separators=(",", ":"))
+        request = self.client.build_request(
+            method,
+            path,
+            params=params,
+            content=content,
+            headers=None if content is None else {"Content-Type": "application/json"},
+        )
+        if self._breaker is not None:
+            self._breaker.before_request()
+        budget = self._budgets.get(endpoint)
+        if budget is not None:
+            budget.acquire(self._drain_requested)
+        if self._signer is not None:
+            # Signed last, just before sending: DMarket refuses stale X-Sign-Date values.
+            request.headers.update(
+                self._signer.headers(method, request.url.raw_path.decode(), content or "")
+            )
+        try:
+            response = self.client.send(request)
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            observe.market_request("dmarket", endpoint, type(exc).__name__)
+            cause = f"DMarket request failed: {exc!r}"
+            self._judge_outage(cause, at_once=False)
+            raise RetryableMarketError(cause) from exc
+        except httpx.TransportError as exc:
+            # Proxy and local protocol errors, unsupported schemes: configuration, not weather.
+            raise PermanentMarketError(f"DMarket request could not be made: {exc!r}") from exc
+        observe.market_request("dmarket", endpoint, response.status_code)
+        self._judge_response(response)
+        if budget is not None:
+            self._follow_limits(budget, response)
+        return self._decoded(response, unreadable)
+
+    def _follow_limits(self, budget: RequestBudget, response: httpx.Response) -> None:
+        if response.status_code == 429:
+            self._pause_fleet(budget, response.headers)
+        elif (wait_seconds := exhausted_wait(response.headers)) is not None:
+            # The server's window for this class is spent: the whole fleet waits it out
+            # instead of finding out through a 429.
+            budget.pause(min(wait_seconds, self._max_pause_seconds))
+
+    def _judge_response(self, response: httpx.Response) -> None:
+        """Tell the breaker what this answer says of DMarket's health."""
+        status = response.status_code
+        if self._breaker is None or status == 429:
+            return  # a 429 is our pace, not DMarket's health
+        if status >= 500:
+            self._judge_outage(f"DMarket answered {status}: {error_text(response)}", False)
+        elif status in (401, 403):
+            advice = SIGNED_REFUSED if self.signed else UNSIGNED_REFUSED
+            refused = f"{advice} (DMarket answered {status}: {error_text(response)})"
+            self._judge_outage(refused, True)
+        else:
+            self._breaker.record_success()
+
+    def _judge_outage(self, cause: str, at_once: bool) -> None:
+        """Count a failure; once the breaker is open, this request waits with the fleet
+        (MarketUnavailable) instead of spending one of its page's retries."""
+        if self._breaker is not None and self._breaker.record_failure(cause, at_once=at_once):
+            raise MarketUnavailable(f"market unavailable: {cause}")
+
+    def _pause_fleet(self, budget: RequestBudget, headers: httpx.Headers) -> None:
+        """Over DMarket's limit, the whole fleet is: pause every process, not just this one.
+
+        Without a wait in the answer, one budget window lets the server's window clear;
+        a huge one is capped as the page's own retry wait is, so a broken header cannot
+        park the fleet for hours.
+        """
+        asked_seconds = retry_after_from_headers(headers)
+        if asked_seconds is None:
+            asked_seconds = budget.window_seconds
+        budget.pause(min(asked_seconds, self._max_pause_seconds))
+
+    def _decoded(self, response: httpx.Response, unreadable: type[MarketError]) -> object:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise RetryableMarketError(
+                f"DMarket answered {status}: {error_text(response)}",
+                retry_after_seconds=retry_after_from_headers(response.headers),
+            )
+        if status == 401:
+            advice = SIGNED_REFUSED if self.signed else UNSIGNED_REFUSED
+            raise PermanentMarketError(f"{advice} (DMarket answered 401: {error_text(response)})")
+        if not 200 <= status < 300:
+            raise PermanentMarketError(f"DMarket answered {status}: {error_text(response)}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise unreadable(f"response body: not valid JSON ({exc}): {excerpt(response)}") from exc
+
+
+def error_text(response: httpx.Response) -> str:
+    """What DMarket said went wrong: `code: message` from either casing of its error body
+    (`/exchange` sends {"code","message"}, `marketplace-api` {"Code","Message"}), else an
+    excerpt of the body."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return excerpt(response)
+    if isinstance(payload, dict):
+        code = payload.get("code", payload.get("Code"))
+        message = payload.get("message", payload.get("Message"))
+        if isinstance(message, str) and message:
+            text = f"{code}: {message}" if isinstance(code, str) and code else message
+            return _shortened(" ".join(text.split()))
+    return excerpt(response)
+
+
+def excerpt(response: httpx.Response) -> str:
+    return _shortened(" ".join(response.text.split())) or "<empty body>"
+
+
+def _shortened(text: str) -> str:
+    if len(text) > BODY_EXCERPT_CHARS:
+        return text[:BODY_EXCERPT_CHARS] + "..."
+    return text
+
+
+# What a response says of the budget left in its class, in either of DMarket's spellings.
+REMAINING_HEADERS: Final = ("X-RateLimit-Remaining-Second", "RateLimit-Remaining")
+# No RateLimit-Reset beside a spent budget: DMarket's windows are one second.
+DEFAULT_RESET_SECONDS: Final = 1.0
+
+
+def exhausted_wait(headers: httpx.Headers) -> float | None:
+    """The wait until the server's window frees when a response says none is left, else None.
+
+    The wait is RateLimit-Reset (seconds), or one window when the reset is not given.
+    """
+    if not any(headers.get(name, "").strip() == "0" for name in REMAINING_HEADERS):
+        return None
+    reset = _non_negative_seconds(headers.get("RateLimit-Reset", "").strip())
+    return DEFAULT_RESET_SECONDS if reset is None else reset
+
+
+def retry_after_from_headers(headers: httpx.Headers, now: datetime | None = None) -> float | None:
+    """The wait a 429/5xx asked for: Retry-After (seconds or HTTP-date), else RateLimit-Reset.
+
+    None when neither header is there or parses; the caller then backs off on its own.
+    """
+    retry_after = headers.get("Retry-After", "").strip()
+    if retry_after:
+        seconds = _non_negative_seconds(retry_after)
+        if seconds is None:
+            seconds = _seconds_until_http_date(retry_after, now or datetime.now(UTC))
+        if seconds is not None:
+            return seconds
+    reset = headers.get("RateLimit-Reset", "").strip()
+    return _non_negative_seconds(reset) if reset else None
+
+
+def _non_negative_seconds(text: str) -> float | None:
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _seconds_until_http_date(text: str, now: datetime) -> float | None:
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        # RFC 9110 dates are GMT; parsedate gives naive datetimes for "-0000".
+        moment = moment.replace(tzinfo=UTC)
+    # A date already past means "now", not a negative wait.
+    return max(0.0, (moment - now).total_seconds())

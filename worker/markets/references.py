@@ -1,0 +1,36 @@
+"""The reference source a scan's params name, built for its market."""
+
+from __future__ import annotations
+
+from worker.domain.listing import GAME_IDS
+from worker.domain.reference import BEST_BID, LAST_SALES, SUGGESTED
+from worker.domain.scan_params import ScanParams
+from worker.markets import process_pool
+from worker.markets.best_bid import BestBidReference
+from worker.markets.dmarket_transport import DMarketTransport
+from worker.markets.last_sales import LastSalesReference
+from worker.markets.reference_cache import ReferenceCache
+from worker.markets.reference_source import ReferenceSource, SuggestedReference
+from worker.settings import Settings
+
+
+def dmarket_reference(
+    params: ScanParams, settings: Settings, transport: DMarketTransport
+) -> ReferenceSource | None:
+    """The source of a DMarket scan's references; None for rows stored before references
+    were a choice (they judge against the listing's own suggested price)."""
+    if params.reference is None:
+        return None
+    if params.reference == SUGGESTED:
+        return SuggestedReference()
+    game_id = GAME_IDS[params.game]
+    cache = ReferenceCache(
+        process_pool.redis_client(settings.broker_url, settings.sentinel_master),
+        params.reference,
+        game_id,
+        settings.reference_ttl_seconds,
+    )
+    if params.reference == BEST_BID:
+        return BestBidReference(transport, game_id, cache)
+    assert params.reference == LAST_SALES, params.reference
+    return LastSalesReference(transport, game_id, cache)
