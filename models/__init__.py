@@ -4,6 +4,7 @@ from models.base import Base
 from models.checkpoint import RUNNER_CALLER, RUNNER_CHAIN, ScanCheckpoint
 from models.opportunity import ScanOpportunity
 from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
+from models.watch import ScanWatch, WatchPass
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -14,4 +15,6 @@ __all__ = [
     "ScanCheckpoint",
     "ScanOpportunity",
     "ScanStatus",
+    "ScanWatch",
+    "WatchPass",
 ]
