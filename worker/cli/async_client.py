@@ -29,6 +29,10 @@ async def status(scan_id: uuid.UUID | str) -> Checkpoint:
     return await asyncio.to_thread(client.status, scan_id)
 
 
+async def scans(user_id: int | None = None, status: str | None = None) -> list[Checkpoint]:
+    return await asyncio.to_thread(client.scans, user_id, status)
+
+
 async def results(scan_id: uuid.UUID | str, top: int = 20) -> list[dict[str, Any]]:
     return await asyncio.to_thread(client.results, scan_id, top)
 

@@ -84,6 +84,14 @@ def status(scan_id: uuid.UUID | str) -> Checkpoint:
         return scan_status(opened, scan_id)
 
 
+def scans(user_id: int | None = None, status: str | None = None) -> list[Checkpoint]:
+    """The newest scans first (at most a few hundred), only `user_id`'s or `status`'s if given."""
+    from worker.db.scan_queries import list_scans
+
+    with session() as opened:
+        return list_scans(opened, status, user_id)
+
+
 def results(scan_id: uuid.UUID | str, top: int = 20) -> list[dict[str, Any]]:
     """The scan's best `top` opportunities by profit percent, prices in integer cents."""
     from worker.db.scan_queries import top_opportunities
