@@ -50,6 +50,16 @@ class Settings:
     dmarket_secret_key: str | None = field(default=None, repr=False)
     http_timeout_seconds: float = 15.0
     visibility_timeout_seconds: int = 3600
+    # Watches (worker.schedules): how often beat's watch clock looks for due slots; how old a
+    # missed slot may be and still run after an outage; how long one listing at one price is
+    # not alerted again to a chat; the finds an alert lists; Telegram's per-chat and overall
+    # message rates for alerts.
+    watch_tick_seconds: float = 1.0
+    watch_catchup_seconds: float = 300.0
+    alert_dedup_seconds: int = 3600
+    alert_top: int = 5
+    alert_chat_interval_seconds: float = 1.0
+    alert_messages_per_second: int = 30
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
     telegram_min_interval_seconds: float = 3.0
@@ -118,6 +128,30 @@ class Settings:
                 int,
                 defaults.visibility_timeout_seconds,
                 60,
+            ),
+            watch_tick_seconds=reader.number(
+                "MARKETSCAN_WATCH_TICK_SECONDS", float, defaults.watch_tick_seconds, 0.1, 60.0
+            ),
+            watch_catchup_seconds=reader.number(
+                "MARKETSCAN_WATCH_CATCHUP_SECONDS", float, defaults.watch_catchup_seconds, 0.0
+            ),
+            alert_dedup_seconds=reader.number(
+                "MARKETSCAN_ALERT_DEDUP_SECONDS", int, defaults.alert_dedup_seconds, 1
+            ),
+            alert_top=reader.number("MARKETSCAN_ALERT_TOP", int, defaults.alert_top, 1, 20),
+            # Telegram allows one message a second per chat and about 30 a second overall.
+            alert_chat_interval_seconds=reader.number(
+                "MARKETSCAN_ALERT_CHAT_INTERVAL_SECONDS",
+                float,
+                defaults.alert_chat_interval_seconds,
+                1.0,
+            ),
+            alert_messages_per_second=reader.number(
+                "MARKETSCAN_ALERT_MESSAGES_PER_SECOND",
+                int,
+                defaults.alert_messages_per_second,
+                1,
+                30,
             ),
             telegram_bot_token=env.get("MARKETSCAN_TELEGRAM_BOT_TOKEN") or None,
             telegram_api_url=reader.text(

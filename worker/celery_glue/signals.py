@@ -19,6 +19,7 @@ from celery.signals import (
 from worker.celery_glue.drain import request_drain
 from worker.celery_glue.publisher import publish_recovered_page
 from worker.celery_glue.recovery_timer import RecoveryTimer
+from worker.celery_glue.watch_clock import fire_due_watches
 from worker.chain import ledger as broker_ledger
 from worker.chain.recovery import recover
 from worker.db import reset_engines, session_scope
@@ -86,4 +87,8 @@ def _recover_own_scans(sender: Any = None, **_: Any) -> None:
 @beat_init.connect
 def _start_recovery_clock(**_: Any) -> None:
     log.info("beat started; reclaimed %d orphaned scans", recover_now())
-    RecoveryTimer(recover_now, get_settings().recovery_interval_seconds).start()
+    settings = get_settings()
+    RecoveryTimer(recover_now, settings.recovery_interval_seconds).start()
+    RecoveryTimer(
+        fire_due_watches, settings.watch_tick_seconds, "watch clock", "started %d passes"
+    ).start()
