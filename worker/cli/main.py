@@ -8,6 +8,7 @@ import click
 
 from worker.cli.scan import scan
 from worker.cli.support import cli_session, emit_json, fail, handle_errors
+from worker.cli.watch import watch
 from worker.db import DBAPIError
 from worker.redaction import redacted
 
@@ -128,6 +129,7 @@ def demo() -> None:
 
 
 main.add_command(scan)
+main.add_command(watch)
 
 
 def run() -> None:
