@@ -1,8 +1,13 @@
-"""A fake Telegram Bot API: a real HTTP server on loopback speaking sendMessage/editMessageText.
+"""The loopback Telegram Bot API: a real HTTP server that a real bot library can talk to.
 
-It keeps the messages it was asked to send, answers an edit that changes nothing with
+It speaks what marketscan's notifier and `marketscan bot` (python-telegram-bot) call:
+getMe, deleteWebhook, setMyCommands, getUpdates (offset and long-poll timeout),
+sendMessage, editMessageText, editMessageReplyMarkup and answerCallbackQuery. It keeps the
+messages it sent with their inline buttons, answers an edit that changes nothing with
 Telegram's own "message is not modified" error, records every call with its arrival time,
-and can be scripted to answer chosen calls with a rate limit or an error.
+and can be scripted to answer chosen calls with a rate limit (429 with
+`parameters.retry_after`) or an error. A test plays the users: `user_says` and
+`user_presses` queue updates, handed out again and again until the bot confirms them.
 """
 
 from __future__ import annotations
@@ -11,76 +16,41 @@ import json
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
 
+from worker.devtools.telegram_replies import (
+    NOT_MODIFIED_DESCRIPTION,
+    HeldCall,
+    RecordedCall,
+    ScriptedReply,
+    decoded_body,
+    failure,
+    success,
+)
+from worker.devtools.telegram_updates import BOT_USER, UpdateQueue, message_of, user_of
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "NOT_MODIFIED_DESCRIPTION",
+    "FakeTelegram",
+    "HeldCall",
+    "RecordedCall",
+    "ScriptedReply",
+]
+
 DEFAULT_TOKEN = "123456:TEST-token"
 SHUTDOWN_POLL_SECONDS = 0.01
-NOT_MODIFIED_DESCRIPTION = (
-    "Bad Request: message is not modified: specified new message content and reply markup"
-    " are exactly the same as a current content and reply markup of the message"
-)
-
-
-@dataclass(frozen=True)
-class RecordedCall:
-    """One Bot API call as the server saw it; `received_at` is time.monotonic() on arrival."""
-
-    method: str
-    body: dict[str, Any]
-    received_at: float
-    status: int
-
-    @property
-    def text(self) -> str:
-        return str(self.body.get("text", ""))
-
-
-@dataclass(frozen=True)
-class ScriptedReply:
-    """An answer given to one call instead of the one the fake would give."""
-
-    status: int
-    body: bytes
-    delay_seconds: float = 0.0
-
-    @classmethod
-    def rate_limited(cls, retry_after_seconds: int) -> ScriptedReply:
-        return cls.failure(
-            429,
-            f"Too Many Requests: retry after {retry_after_seconds}",
-            {"retry_after": retry_after_seconds},
-        )
-
-    @classmethod
-    def not_modified(cls) -> ScriptedReply:
-        return cls.failure(400, NOT_MODIFIED_DESCRIPTION)
-
-    @classmethod
-    def server_error(cls, status: int = 500, delay_seconds: float = 0.0) -> ScriptedReply:
-        return cls(status, b"<html>Internal Server Error</html>", delay_seconds)
-
-    @classmethod
-    def failure(
-        cls, status: int, description: str, parameters: dict[str, Any] | None = None
-    ) -> ScriptedReply:
-        body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
-        if parameters is not None:
-            body["parameters"] = parameters
-        return cls(status, json.dumps(body).encode())
+# Methods that only say "done" here; the bot calls them at start-up or after a button.
+ACKNOWLEDGED = frozenset({"deleteWebhook", "setMyCommands", "answerCallbackQuery"})
 
 
 @dataclass
-class HeldCall:
-    """A call the fake keeps in flight: it is carried out only once the test releases it."""
-
-    arrived: threading.Event = field(default_factory=threading.Event)
-    released: threading.Event = field(default_factory=threading.Event)
-
-    def release(self) -> None:
-        self.released.set()
+class _Message:
+    text: str
+    reply_markup: dict[str, Any] | None
 
 
 class FakeTelegram:
@@ -88,10 +58,11 @@ class FakeTelegram:
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
         self.token = token
+        self.updates = UpdateQueue()
         self._calls: list[RecordedCall] = []
         self._scripted: dict[str, deque[ScriptedReply]] = {}
         self._answer_all: ScriptedReply | None = None
-        self._texts: dict[tuple[int, int], str] = {}
+        self._messages: dict[tuple[int, int], _Message] = {}
         self._next_message_id = 1
         self._held: dict[str, HeldCall] = {}
         self._lock = threading.Lock()
@@ -117,7 +88,49 @@ class FakeTelegram:
     def text_of(self, chat_id: int, message_id: int) -> str | None:
         """The current text of a message the fake sent, as the user would see it."""
         with self._lock:
-            return self._texts.get((chat_id, message_id))
+            message = self._messages.get((chat_id, message_id))
+            return None if message is None else message.text
+
+    def buttons_of(self, chat_id: int, message_id: int) -> list[str]:
+        """The callback data of the message's inline buttons, row by row ([] for none)."""
+        with self._lock:
+            message = self._messages.get((chat_id, message_id))
+            markup = None if message is None else message.reply_markup
+        rows = (markup or {}).get("inline_keyboard", [])
+        return [str(button.get("callback_data")) for row in rows for button in row]
+
+    def sent_to(self, chat_id: int) -> list[tuple[int, str]]:
+        """(message_id, current text) of every message the bot sent to `chat_id`, oldest first."""
+        with self._lock:
+            return sorted(
+                (message_id, message.text)
+                for (chat, message_id), message in self._messages.items()
+                if chat == chat_id
+            )
+
+    def user_says(self, user_id: int, text: str, chat_id: int | None = None) -> int:
+        """User `user_id` writes `text` to the bot (in their private chat); the update_id."""
+        chat = user_id if chat_id is None else chat_id
+        with self._lock:
+            message_id = self._new_message_id()
+        return self.updates.add("message", message_of(chat, message_id, text, user_of(user_id)))
+
+    def user_presses(
+        self, user_id: int, message_id: int, data: str, chat_id: int | None = None
+    ) -> int:
+        """User `user_id` presses the inline button `data` under a message; the update_id."""
+        chat = user_id if chat_id is None else chat_id
+        with self._lock:
+            message = self._messages[(chat, message_id)]
+            shown = message_of(chat, message_id, message.text, BOT_USER, message.reply_markup)
+        query = {
+            "id": f"query-{time.monotonic_ns()}",
+            "from": user_of(user_id),
+            "chat_instance": str(chat),
+            "message": shown,
+            "data": data,
+        }
+        return self.updates.add("callback_query", query)
 
     def script(self, method: str, reply: ScriptedReply) -> None:
         """Answer the next call of `method` not yet answered by a script with `reply`."""
@@ -153,19 +166,16 @@ class FakeTelegram:
         traceback: TracebackType | None,
     ) -> None:
         self._closing.set()  # wakes handlers sleeping in a slow reply
+        self.updates.close()  # and long polls
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _answer(self, path: str, raw_body: bytes) -> tuple[int, bytes]:
+    def _answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | bytes]:
         prefix = f"/bot{self.token}/"
         method = path[len(prefix) :] if path.startswith(prefix) else path
-        try:
-            body = json.loads(raw_body or b"{}")
-        except ValueError:
-            body = {"unparsed": raw_body.decode(errors="replace")}
         with self._lock:
             held = self._held.pop(method, None)
         if held is not None:
@@ -174,56 +184,72 @@ class FakeTelegram:
                 pass
         with self._lock:
             scripted = self._scripted.get(method)
+            reply: ScriptedReply | tuple[int, dict[str, Any]] | None = None
             if self._answer_all is not None:
-                reply: ScriptedReply | tuple[int, dict[str, Any]] = self._answer_all
+                reply = self._answer_all
             elif scripted:
                 reply = scripted.popleft()
             elif not path.startswith(prefix):
-                reply = (401, _failure(401, "Unauthorized"))
-            else:
+                reply = (401, failure(401, "Unauthorized"))
+            elif method != "getUpdates":
                 reply = self._carry_out(method, body)
-            status = reply.status if isinstance(reply, ScriptedReply) else reply[0]
+        if reply is None:  # a long poll waits without holding the lock
+            reply = (200, success(self._poll(body)))
+        status = reply.status if isinstance(reply, ScriptedReply) else reply[0]
+        with self._lock:
             self._calls.append(RecordedCall(method, body, time.monotonic(), status))
         if isinstance(reply, ScriptedReply):
             self._closing.wait(reply.delay_seconds)
             return reply.status, reply.body
-        return reply[0], json.dumps(reply[1]).encode()
+        return reply
+
+    def _poll(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        offset, timeout, limit = body.get("offset"), body.get("timeout"), body.get("limit")
+        return self.updates.take(
+            offset if isinstance(offset, int) else 0,
+            float(timeout) if isinstance(timeout, int | float) else 0.0,
+            limit if isinstance(limit, int) else 100,
+        )
 
     def _carry_out(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """What Telegram does with a well-formed call; the caller holds the lock."""
+        if method == "getMe":
+            return 200, success(BOT_USER)
+        if method in ACKNOWLEDGED:
+            return 200, success(True)
         chat_id, text = body.get("chat_id"), body.get("text")
-        if not isinstance(chat_id, int) or not isinstance(text, str) or not text:
-            return 400, _failure(400, "Bad Request: chat_id and a non-empty text are required")
+        markup = body.get("reply_markup")
+        markup = markup if isinstance(markup, dict) else None
+        if not isinstance(chat_id, int):
+            return 400, failure(400, "Bad Request: chat_id is required")
+        if method == "editMessageReplyMarkup":
+            shown = self._messages.get((chat_id, cast(int, body.get("message_id"))))
+            text = None if shown is None else shown.text
+        if not isinstance(text, str) or not text:
+            return 400, failure(400, "Bad Request: message text is empty")
         if method == "sendMessage":
-            new_id = self._next_message_id
-            self._next_message_id += 1
-            self._texts[(chat_id, new_id)] = text
-            return 200, _message(chat_id, new_id, text)
-        if method == "editMessageText":
-            message_id = body.get("message_id")
-            if not isinstance(message_id, int) or (chat_id, message_id) not in self._texts:
-                return 400, _failure(400, "Bad Request: message to edit not found")
-            if self._texts[(chat_id, message_id)] == text:
-                return 400, _failure(400, NOT_MODIFIED_DESCRIPTION)
-            self._texts[(chat_id, message_id)] = text
-            return 200, _message(chat_id, message_id, text)
-        return 404, _failure(404, "Not Found")
+            message_id = self._new_message_id()
+            self._messages[(chat_id, message_id)] = _Message(text, markup)
+            return 200, success(message_of(chat_id, message_id, text, BOT_USER, markup))
+        if method in ("editMessageText", "editMessageReplyMarkup"):
+            return self._edit(chat_id, body.get("message_id"), _Message(text, markup))
+        return 404, failure(404, "Not Found")
 
+    def _edit(
+        self, chat_id: int, message_id: object, new: _Message
+    ) -> tuple[int, dict[str, Any]]:
+        # An edit without reply_markup takes the buttons away, as Telegram's does.
+        if not isinstance(message_id, int) or (chat_id, message_id) not in self._messages:
+            return 400, failure(400, "Bad Request: message to edit not found")
+        if self._messages[(chat_id, message_id)] == new:
+            return 400, failure(400, NOT_MODIFIED_DESCRIPTION)
+        self._messages[(chat_id, message_id)] = new
+        return 200, success(message_of(chat_id, message_id, new.text, BOT_USER, new.reply_markup))
 
-def _message(chat_id: int, message_id: int, text: str) -> dict[str, Any]:
-    return {
-        "ok": True,
-        "result": {
-            "message_id": message_id,
-            "chat": {"id": chat_id, "type": "private"},
-            "date": int(time.time()),
-            "text": text,
-        },
-    }
-
-
-def _failure(error_code: int, description: str) -> dict[str, Any]:
-    return {"ok": False, "error_code": error_code, "description": description}
+    def _new_message_id(self) -> int:
+        message_id = self._next_message_id
+        self._next_message_id += 1
+        return message_id
 
 
 class _Server(ThreadingHTTPServer):
@@ -240,18 +266,26 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keep-alive, as Telegram's: a bot library pools its connections.
+    protocol_version = "HTTP/1.1"
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        raw_body = self.rfile.read(length)
-        status, body = cast(_Server, self.server).fake._answer(self.path, raw_body)
+        body = decoded_body(self.rfile.read(length), self.headers.get("Content-Type") or "")
+        status, answer = cast(_Server, self.server).fake._answer(self.path, body)
+        encoded = answer if isinstance(answer, bytes) else _json_bytes(answer)
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(encoded)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(encoded)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up first; nobody is left to answer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep pytest output to the test's own story
+
+
+def _json_bytes(document: dict[str, Any]) -> bytes:
+    return json.dumps(document).encode()
