@@ -63,6 +63,13 @@ class Settings:
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
     telegram_min_interval_seconds: float = 3.0
+    # `marketscan bot`: the Telegram ids that may command it (none: it refuses everyone),
+    # and how long one getUpdates long poll waits for an update.
+    telegram_allowed_users: frozenset[int] = frozenset()
+    telegram_poll_timeout_seconds: int = 30
+    # The market (and its options, KEY=VALUE pairs) of the scans and watches the bot starts.
+    bot_market: str = "simulated"
+    bot_market_options: tuple[tuple[str, int | float | str], ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +170,21 @@ class Settings:
                 defaults.telegram_min_interval_seconds,
                 0.0,
             ),
+            telegram_allowed_users=allowed_users_of(
+                "MARKETSCAN_TELEGRAM_ALLOWED_USERS",
+                env.get("MARKETSCAN_TELEGRAM_ALLOWED_USERS", ""),
+            ),
+            telegram_poll_timeout_seconds=reader.number(
+                "MARKETSCAN_TELEGRAM_POLL_TIMEOUT_SECONDS",
+                int,
+                defaults.telegram_poll_timeout_seconds,
+                0,
+                50,
+            ),
+            bot_market=reader.text("MARKETSCAN_BOT_MARKET", defaults.bot_market),
+            bot_market_options=options_of(
+                "MARKETSCAN_BOT_MARKET_OPTIONS", env.get("MARKETSCAN_BOT_MARKET_OPTIONS", "")
+            ),
         )
 
 
@@ -174,6 +196,42 @@ def _dmarket_keys(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     secret_key = env.get("MARKETSCAN_DMARKET_SECRET_KEY", "").strip() or None
     signer_from(public_key, secret_key)
     return public_key, secret_key
+
+
+def allowed_users_of(name: str, raw: str) -> frozenset[int]:
+    """Telegram user ids from `raw`, separated by commas or spaces, e.g. `12345,67890`."""
+    users: set[int] = set()
+    for entry in raw.replace(",", " ").split():
+        if not entry.isdigit() or int(entry) == 0:
+            raise ConfigError(
+                f"{name}: {entry!r} is not a Telegram user id; give numeric ids separated by"
+                " commas, e.g. 12345,67890 (a user's id is shown by @userinfobot)"
+            )
+        users.add(int(entry))
+    return frozenset(users)
+
+
+def options_of(name: str, raw: str) -> tuple[tuple[str, int | float | str], ...]:
+    """KEY=VALUE pairs from `raw`, separated by commas, e.g. `items=2000,seed=7`; numbers
+    become numbers. The market checks the keys and values when a scan is started."""
+    pairs: dict[str, int | float | str] = {}
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        key, sep, value = entry.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{name}: {entry!r} must be KEY=VALUE, e.g. items=2000")
+        pairs[key.strip()] = _scalar(value.strip())
+    return tuple(pairs.items())
+
+
+def _scalar(raw: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
 
 
 LEVELS_FORMAT = "NAME=MIN_CENTS-MAX_CENTS:MIN_PROFIT[,...]"

@@ -1,4 +1,4 @@
-"""The `marketscan` command line: migrations, scans, recovery and cleanup."""
+"""The `marketscan` command line: migrations, scans, recovery, cleanup and the bot."""
 
 from __future__ import annotations
 
@@ -114,6 +114,15 @@ def dev(directory: str) -> None:
             fail("a child process exited; stopping the stack", 1)
         except KeyboardInterrupt:
             click.echo("stopping...")
+
+
+@main.command()
+@handle_errors
+def bot() -> None:
+    """Run the Telegram bot (long polling) for the users in MARKETSCAN_TELEGRAM_ALLOWED_USERS."""
+    from worker.bot.polling import main as run_bot
+
+    run_bot()
 
 
 @main.command()

@@ -1,5 +1,6 @@
-"""Real Celery subprocesses (worker, beat, Flower), killed by pid, never by name: the one
-wrapper the acceptance tests, bench/ and the dev stack (`marketscan dev`, the demo) use.
+"""Real Celery subprocesses (worker, beat, Flower) and the bot, killed by pid, never by name:
+the one wrapper the acceptance tests, bench/ and the dev stack (`marketscan dev`, the demo)
+use.
 
 Each process runs in its own process group, so Ctrl-C reaches only its parent and a
 SIGKILL of the group takes a prefork pool with it. Its output goes to a log file, and,
@@ -35,7 +36,10 @@ class CeleryProcess:
         log_path: Path,
         app: str = "worker",
         echo_as: str | None = None,
+        command: list[str] | None = None,
     ) -> None:
+        # `command` runs another program the same way (the bot: `python -m worker.bot`).
+        self.command = command or [sys.executable, "-m", "celery", "-A", app, *args]
         self.args = args
         self.app = app
         self.env = dict(env)
@@ -54,7 +58,7 @@ class CeleryProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child or the pump
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", self.app, *self.args],
+            self.command,
             env=self.env,
             stdout=log if self.echo_as is None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -160,6 +164,11 @@ def worker(
         log_path,
         app,
     )
+
+
+def bot(env: Mapping[str, str], log_path: Path) -> CeleryProcess:
+    """`marketscan bot`, as `python -m worker.bot`, with the same process handling."""
+    return CeleryProcess([], env, log_path, command=[sys.executable, "-m", "worker.bot"])
 
 
 def beat(env: Mapping[str, str], log_path: Path, schedule_dir: Path) -> CeleryProcess:
