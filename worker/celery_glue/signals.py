@@ -16,6 +16,7 @@ from celery.signals import (
     worker_shutting_down,
 )
 
+from worker.celery_glue.alert_clock import alert_committed_finds, alerts_on
 from worker.celery_glue.drain import request_drain
 from worker.celery_glue.publisher import publish_recovered_page
 from worker.celery_glue.recovery_timer import RecoveryTimer
@@ -92,3 +93,7 @@ def _start_recovery_clock(**_: Any) -> None:
     RecoveryTimer(
         fire_due_watches, settings.watch_tick_seconds, "watch clock", "started %d passes"
     ).start()
+    if alerts_on():
+        RecoveryTimer(
+            alert_committed_finds, settings.watch_tick_seconds, "alert follower", "sent %d alerts"
+        ).start()
