@@ -92,10 +92,12 @@ def cleanup(days: int | None, dry_run: bool, as_json: bool) -> None:
               help="Where the embedded servers keep their data.")  # fmt: skip
 @handle_errors
 def dev(directory: str) -> None:
-    """Run everything locally: embedded PostgreSQL and Redis, a worker, beat and Flower."""
+    """Run everything locally: embedded PostgreSQL and Redis, a worker, beat and Flower,
+    and the Telegram bot when MARKETSCAN_TELEGRAM_BOT_TOKEN is set."""
     from pathlib import Path
 
     from worker.devtools.devstack import dev_stack, flower_credentials, stop_on_signals
+    from worker.settings import get_settings
 
     stop_on_signals()
     with dev_stack(Path(directory).resolve()) as stack:
@@ -105,6 +107,11 @@ def dev(directory: str) -> None:
         stack.worker()
         stack.beat()
         stack.flower(port, basic_auth)
+        if get_settings().telegram_bot_token:
+            stack.bot()
+            click.echo(
+                "Telegram bot: polling; it answers the ids in MARKETSCAN_TELEGRAM_ALLOWED_USERS"
+            )
         user, password = basic_auth.split(":", 1)
         click.echo(f"Flower: http://127.0.0.1:{port}  (user {user}, password {password})")
         click.echo("Press Ctrl-C to stop everything.")

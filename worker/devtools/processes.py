@@ -166,9 +166,10 @@ def worker(
     )
 
 
-def bot(env: Mapping[str, str], log_path: Path) -> CeleryProcess:
+def bot(env: Mapping[str, str], log_path: Path, echo_as: str | None = None) -> CeleryProcess:
     """`marketscan bot`, as `python -m worker.bot`, with the same process handling."""
-    return CeleryProcess([], env, log_path, command=[sys.executable, "-m", "worker.bot"])
+    command = [sys.executable, "-m", "worker.bot"]
+    return CeleryProcess([], env, log_path, echo_as=echo_as, command=command)
 
 
 def beat(env: Mapping[str, str], log_path: Path, schedule_dir: Path) -> CeleryProcess:
