@@ -190,3 +190,26 @@ def test_a_paused_watch_starts_nothing(env: dict[str, str], session: Session) ->
     assert _scans(session) == []
     client.resume_watch(watch.watch_id, OWNER)
     assert _tick() == 1
+
+
+def test_pass_records_older_than_the_retention_are_forgotten(
+    env: dict[str, str], session: Session
+) -> None:
+    watch = _watch()
+    _tick()
+    # Given a pass record from eight days ago (its scan gone to cleanup) and today's
+    session.add(
+        WatchPass(
+            scan_id=uuid.uuid4(),
+            watch_id=watch.watch_id,
+            chat_id=OWNER,
+            slot_at=watch.next_due_at - timedelta(days=8),
+            created_at=watch.created_at - timedelta(days=8),
+        )
+    )
+    session.commit()
+    # When the clock ticks with a 7-day retention, Then only today's record is left
+    firing.tick(session_scope, start_pass, CATCHUP_SECONDS, retention_days=7)
+    assert list(session.scalars(select(WatchPass.scan_id))) == [
+        pass_scan_id(watch.watch_id, watch.next_due_at)
+    ]

@@ -25,4 +25,7 @@ def start_pass(params: ScanParams, scan_id: uuid.UUID) -> uuid.UUID:
 
 def fire_due_watches() -> int:
     """One tick of the clock; how many passes it started."""
-    return firing.tick(session_scope, start_pass, get_settings().watch_catchup_seconds)
+    settings = get_settings()
+    return firing.tick(
+        session_scope, start_pass, settings.watch_catchup_seconds, settings.retention_days
+    )

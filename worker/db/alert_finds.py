@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from models import ScanOpportunity, WatchPass
+from models import ACTIVE_STATUSES, ScanCheckpoint, ScanOpportunity, WatchPass
 from worker.db.clock import seconds
 from worker.db.engine import rowcount
 from worker.domain.alert import Find
 
 PENDING_LIMIT = 200
+# A pass is followed while it runs and for this long after: later finds are no news, and
+# the follower's query stays on the few passes that can still have any.
+FOLLOW_AFTER_END_SECONDS = 900
+_ACTIVE = [status.value for status in ACTIVE_STATUSES]
 # A page holds at most 100 listings; a bound keeps one read small whatever happened.
 PAGE_READ_LIMIT = 1000
 
@@ -32,14 +36,19 @@ class PendingPass:
 
 
 def pending_passes(session: Session, within_seconds: float) -> list[PendingPass]:
-    """Passes started in the last `within_seconds` with finds after their cursor, oldest first."""
+    """Passes started in the last `within_seconds`, running or just ended, with finds after
+    their cursor, oldest first."""
     unalerted = exists().where(
         ScanOpportunity.scan_id == WatchPass.scan_id,
         ScanOpportunity.id > WatchPass.alerted_through_id,
     )
+    followed = ScanCheckpoint.status.in_(_ACTIVE) | (
+        ScanCheckpoint.updated_at > func.now() - seconds(FOLLOW_AFTER_END_SECONDS)
+    )
     rows = session.execute(
         select(WatchPass.scan_id, WatchPass.chat_id, WatchPass.alerted_through_id)
-        .where(WatchPass.created_at > func.now() - seconds(within_seconds), unalerted)
+        .join(ScanCheckpoint, ScanCheckpoint.scan_id == WatchPass.scan_id)
+        .where(WatchPass.created_at > func.now() - seconds(within_seconds), followed, unalerted)
         .order_by(WatchPass.created_at)
         .limit(PENDING_LIMIT)
     )

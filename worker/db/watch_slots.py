@@ -11,17 +11,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from models import ACTIVE_STATUSES, ScanCheckpoint, ScanWatch, WatchPass
-from worker.db.clock import seconds
+from worker.db.clock import days_ago, seconds
 from worker.db.engine import rowcount
 from worker.db.watches import watch_of
 from worker.domain.watch import Watch
 
 DUE_LIMIT = 500
+PRUNE_BATCH = 1000
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
 
 
@@ -123,3 +124,15 @@ def unstarted_passes(session: Session, within_seconds: float) -> list[tuple[Watc
         .limit(DUE_LIMIT)
     )
     return [(watch_of(row), slot_at) for row, slot_at in rows]
+
+
+def prune_passes(session: Session, retention_days: int) -> int:
+    """Forget up to PRUNE_BATCH pass records older than the scans' retention (their scans
+    are deleted by cleanup then); a bounded, indexed DELETE that is cheap when none is."""
+    doomed = (
+        select(WatchPass.scan_id)
+        .where(WatchPass.created_at < days_ago(retention_days))
+        .limit(PRUNE_BATCH)
+        .scalar_subquery()
+    )
+    return rowcount(session.execute(delete(WatchPass).where(WatchPass.scan_id.in_(doomed))))

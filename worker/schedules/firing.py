@@ -60,10 +60,14 @@ def _start(
     return slots.SlotMove(next_due_at, buffered, missed=missed, slot_at=slot_at, scan_id=scan_id)
 
 
-def tick(sessions: Sessions, start: StartPass, catchup_seconds: float) -> int:
+def tick(
+    sessions: Sessions, start: StartPass, catchup_seconds: float, retention_days: int = 7
+) -> int:
     """One pass of the clock; how many passes it started."""
     started = 0
     with sessions() as session:
+        slots.prune_passes(session, retention_days)
+        session.commit()
         unstarted = slots.unstarted_passes(session, max(catchup_seconds, 60.0))
     for watch, slot_at in unstarted:
         log.info(
