@@ -270,3 +270,106 @@ def test_sigterm_stops_the_bot_after_confirming_what_it_handled(
     assert process.wait(timeout=30) == 0
     assert telegram.updates.confirmed_offset == update_id + 1
     assert telegram.updates.unconfirmed() == []
+
+
+def ask(telegram: FakeTelegram, user_id: int, text: str) -> str:
+    """Send `text` as `user_id` and return the bot's reply (the next message it sends them)."""
+    before = len(telegram.sent_to(user_id))
+    telegram.user_says(user_id, text)
+    wait_until(lambda: len(telegram.sent_to(user_id)) > before, f"a reply to {text!r}")
+    return telegram.sent_to(user_id)[before][1]
+
+
+OTHER = 515151
+
+
+def test_commands_read_and_steer_only_the_senders_scans_and_name_bad_arguments(
+    database_url: str,
+    telegram: FakeTelegram,
+    start_worker: Callable[..., CeleryProcess],
+    start_bot: Callable[..., CeleryProcess],
+) -> None:
+    # Given two allowed users, and a scan of the first one's that completed
+    start_worker()
+    start_bot(
+        MARKETSCAN_TELEGRAM_ALLOWED_USERS=f"{ALLOWED},{OTHER}",
+        MARKETSCAN_BOT_MARKET_OPTIONS="items=600,seed=5",
+    )
+    update_id = telegram.user_says(ALLOWED, "/scan csgo")
+    scan_id = chat_scan_id(ALLOWED, telegram.updates.message_id_of(update_id))
+    wait_until(lambda: telegram.sent_to(ALLOWED), "the bot's reply")
+    done = wait_for_status(database_url, scan_id)
+    short = scan_id.hex[:8]
+    # When the owner asks for their scans and the scan's best finds
+    listed = ask(telegram, ALLOWED, "/status")
+    one = ask(telegram, ALLOWED, f"/status {short}")
+    best = ask(telegram, ALLOWED, f"/top {short} 3")
+    # Then they see it completed with its items, and its three best finds
+    assert f"{short} completed: 600/600 (100%) items" in listed
+    assert one == f"✅ {short} completed: 600/600 (100%) items"
+    expected = expected_opportunities(ScanParams.from_json(done.params))
+    assert best.splitlines()[0] == f"Scan {short}: best {min(3, len(expected))} by profit"
+    # When the other user names that scan
+    seen = ask(telegram, OTHER, f"/status {short}")
+    cancelled = ask(telegram, OTHER, f"/cancel {scan_id}")
+    # Then it is as unknown to them as a scan that does not exist, and stays as it was
+    assert seen == f"⚠️ you have no scan starting with {short}"
+    assert cancelled == f"⚠️ you have no scan {scan_id}"
+    assert wait_for_status(database_url, scan_id).status == "completed"
+    assert ask(telegram, OTHER, "/status").startswith("You have no scans yet")
+    # When arguments are bad, each reply names the argument and what it may be
+    assert "game must be one of" in ask(telegram, ALLOWED, "/scan chess")
+    assert "GAME is missing" in ask(telegram, ALLOWED, "/scan")
+    assert "N must be a whole number from 1 to 20" in ask(telegram, ALLOWED, f"/top {short} 99")
+    assert "SCAN is missing" in ask(telegram, ALLOWED, "/pause")
+    assert "level must be one of" in ask(telegram, ALLOWED, "/scan csgo nosuchlevel")
+    # And none of them stored anything
+    assert scan_count(database_url) == 1
+
+
+def test_watch_commands_add_list_and_remove_the_senders_watches(
+    database_url: str, telegram: FakeTelegram, start_bot: Callable[..., CeleryProcess]
+) -> None:
+    # Given the bot and two allowed users
+    start_bot(MARKETSCAN_TELEGRAM_ALLOWED_USERS=f"{ALLOWED},{OTHER}")
+    # When the first adds a watch every 15 minutes
+    added = ask(telegram, ALLOWED, "/watch csgo standard 15m 1-50")
+    # Then it is stored for them, and listed to them only
+    assert added.startswith("👁 Watch ") and "every 15m" in added and "$1.00-50.00" in added
+    short = added.split()[2]
+    assert short in ask(telegram, ALLOWED, "/watches")
+    assert ask(telegram, OTHER, "/watches").startswith("You have no watches")
+    # And a bad interval is refused naming EVERY and its forms
+    assert "EVERY must be" in ask(telegram, ALLOWED, "/watch csgo standard soon")
+    # When the other user tries to remove it, nothing happens; when the owner does, it goes
+    assert ask(telegram, OTHER, f"/unwatch {short}") == f"⚠️ you have no watch {short}"
+    assert ask(telegram, ALLOWED, f"/unwatch {short}") == f"Watch {short} removed."
+    assert ask(telegram, ALLOWED, "/watches").startswith("You have no watches")
+
+
+def test_sigterm_while_a_reply_is_in_flight_lets_it_finish_then_confirms(
+    database_url: str,
+    telegram: FakeTelegram,
+    start_worker: Callable[..., CeleryProcess],
+    start_bot: Callable[..., CeleryProcess],
+) -> None:
+    # Given a bot in the middle of answering a /scan (its reply held in flight)
+    start_worker()
+    process = start_bot()
+    reply = telegram.hold("sendMessage")
+    update_id = telegram.user_says(ALLOWED, "/scan csgo")
+    assert reply.arrived.wait(WAIT_SECONDS)
+    # When it is sent SIGTERM, and only then the reply goes through
+    process.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    reply.release()
+    # Then it finishes the update (the message handed to the notifier), confirms it, exits 0
+    assert process.wait(timeout=30) == 0
+    assert telegram.updates.unconfirmed() == []
+    assert telegram.updates.confirmed_offset == update_id + 1
+    (message_id, _), = telegram.sent_to(ALLOWED)
+    scan_id = chat_scan_id(ALLOWED, telegram.updates.message_id_of(update_id))
+    wait_for_status(database_url, scan_id)
+    wait_until(
+        lambda: "completed: 2000" in (telegram.text_of(ALLOWED, message_id) or ""), "summary"
+    )
