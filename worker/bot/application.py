@@ -79,4 +79,7 @@ def build(settings: Settings, connection: redis.Redis) -> BotApplication:
 
 def bot_commands() -> list[BotCommand]:
     """The command menu Telegram shows the user."""
-    return [BotCommand(name, description[:256]) for name, description in replies.COMMANDS]
+    return [
+        BotCommand(name, replies.command_description(arguments, does)[:256])
+        for name, arguments, does in replies.COMMANDS
+    ]

@@ -27,23 +27,31 @@ STATUS_ICONS = {
     ScanStatus.CANCELLED: "⏹",
 }
 
+# (command, its arguments, what it does): the help text and Telegram's command menu.
 COMMANDS = (
-    ("scan", "GAME [LEVEL] [MIN-MAX]: start a scan, e.g. /scan csgo standard 1-50"),
-    ("status", "[SCAN]: one scan, or your latest scans"),
-    ("top", "SCAN [N]: the scan's N best finds"),
-    ("pause", "SCAN: pause a scan"),
-    ("resume", "SCAN: resume a paused or failed scan"),
-    ("cancel", "SCAN: cancel a scan for good"),
-    ("watch", "GAME LEVEL EVERY [MIN-MAX]: scan again every EVERY (15m, 1h)"),
-    ("watches", "your watches"),
-    ("unwatch", "WATCH: remove a watch"),
-    ("help", "this list"),
+    ("scan", "GAME [LEVEL] [MIN-MAX]", "start a scan, e.g. /scan csgo standard 1-50"),
+    ("status", "[SCAN]", "one scan, or your latest scans"),
+    ("top", "SCAN [N]", "the scan's N best finds"),
+    ("pause", "SCAN", "pause a scan"),
+    ("resume", "SCAN", "resume a paused or failed scan"),
+    ("cancel", "SCAN", "cancel a scan for good"),
+    ("watch", "GAME LEVEL EVERY [MIN-MAX]", "scan again every EVERY (15m, 1h)"),
+    ("watches", "", "your watches"),
+    ("unwatch", "WATCH", "remove a watch"),
+    ("help", "", "this list"),
 )
+
+
+def command_description(arguments: str, does: str) -> str:
+    return f"{arguments}: {does}" if arguments else does
 
 
 def help_text() -> str:
     lines = ["marketscan scans the market for arbitrage. Commands:"]
-    lines += [f"/{name} {description}" for name, description in COMMANDS]
+    lines += [
+        f"/{name}{' ' + arguments if arguments else ''}: {does}"
+        for name, arguments, does in COMMANDS
+    ]
     lines.append("SCAN is a scan id or its first 8 characters, as messages show it.")
     return "\n".join(lines)
 
