@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint
-from tests.fakes.telegram_server import FakeTelegram
+from tests.fakes.telegram_server import FakeTelegram, ScriptedReply
 from tests.support.processes import CeleryProcess, bot
 from tests.support.scans import (
     expected_opportunities,
@@ -373,3 +373,19 @@ def test_sigterm_while_a_reply_is_in_flight_lets_it_finish_then_confirms(
     wait_until(
         lambda: "completed: 2000" in (telegram.text_of(ALLOWED, message_id) or ""), "summary"
     )
+
+
+def test_a_reply_telegram_rate_limits_is_sent_after_its_retry_after_not_dropped(
+    telegram: FakeTelegram, start_bot: Callable[..., CeleryProcess]
+) -> None:
+    # Given a bot, and a Telegram that answers its next message with 429, retry after 2 s
+    start_bot()
+    telegram.script("sendMessage", ScriptedReply.rate_limited(2))
+    # When a user asks for help
+    telegram.user_says(ALLOWED, "/help")
+    # Then the reply arrives, sent again once the 2 s were waited out
+    wait_until(lambda: telegram.sent_to(ALLOWED), "the reply")
+    refused, sent = telegram.calls_of("sendMessage")
+    assert (refused.status, sent.status) == (429, 200)
+    assert sent.text == refused.text and "/scan GAME" in sent.text
+    assert sent.received_at - refused.received_at >= 2

@@ -12,6 +12,7 @@ from typing import Any
 import redis
 from telegram import BotCommand
 from telegram.ext import (
+    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -31,6 +32,10 @@ GATE_GROUP = -1
 NEW_MESSAGES = filters.UpdateType.MESSAGE
 # Fewer connections than PTB's default 256 for the one-update-at-a-time loop.
 CONNECTION_POOL_SIZE = 8
+# A reply Telegram answers 429 is sent again after its retry_after, this many times: a
+# burst of replies waits, it is not dropped. (The limiter also keeps to Telegram's 30
+# messages a second overall and 20 a minute per group.)
+REPLY_RETRIES = 3
 
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -48,6 +53,7 @@ def build(settings: Settings, connection: redis.Redis) -> BotApplication:
         .base_url(f"{settings.telegram_api_url}/bot")
         .base_file_url(f"{settings.telegram_api_url}/file/bot")
         .updater(None)
+        .rate_limiter(AIORateLimiter(max_retries=REPLY_RETRIES))
         .connection_pool_size(CONNECTION_POOL_SIZE)
         .connect_timeout(timeout)
         .read_timeout(timeout)
