@@ -1,4 +1,5 @@
-"""A watch on real beat and worker processes: one pass per slot whatever happens to beat.
+"""A watch on real beat and worker processes: one pass per slot whatever happens to beat;
+after an outage only the newest slot; buffer_one runs a slot that waited.
 
 A watch every 10 s whose passes take longer than 10 s runs for a minute under `skip`, while
 two beats run and are SIGKILLed and restarted at random. Every slot of that minute is then
@@ -13,6 +14,7 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,13 +67,15 @@ def _passes(
 
 
 def test_a_watch_runs_one_pass_per_slot_while_beats_are_killed_at_random(
-    celery_env: dict[str, str], database_url: str, start_worker: object, tmp_path: Path
+    celery_env: dict[str, str],
+    database_url: str,
+    start_worker: Callable[..., CeleryProcess],
+    tmp_path: Path,
 ) -> None:
     env = {**celery_env, "MARKETSCAN_WATCH_TICK_SECONDS": "0.5"}
     seed = int.from_bytes(os.urandom(4), "big")
     moments = random.Random(seed)
     print(f"\nbeat kills seeded with {seed}")
-    assert callable(start_worker)
     start_worker("w1@test", concurrency=2)
     starts: list[CeleryProcess] = []
     beats = [_start_beat(env, tmp_path, name, starts) for name in ("beat-a", "beat-b")]
@@ -119,3 +123,72 @@ def test_a_watch_runs_one_pass_per_slot_while_beats_are_killed_at_random(
         f"slots {round(slots)}: passes {len(passes)}, skipped {row.skipped_slots}, "
         f"missed {row.missed_slots}; beat starts {len(starts)}"
     )
+
+
+def _age_watch(database_url: str, watch_id: uuid.UUID, seconds: float) -> None:
+    """As if beat had been down for `seconds`: the watch's slot moves that far back."""
+    engine = create_engine(driver_url(database_url))
+    with Session(engine) as session:
+        row = session.get(ScanWatch, watch_id)
+        assert row is not None
+        row.next_due_at -= timedelta(seconds=seconds)
+        session.commit()
+    engine.dispose()
+
+
+def test_after_an_outage_beat_runs_only_the_newest_slot_within_the_window(
+    celery_env: dict[str, str], database_url: str, start_beat: Callable[[], CeleryProcess]
+) -> None:
+    # Given a 10 s watch whose beat was down for 95 s, and a 30 s catch-up window
+    watch = client.add_watch("csgo", owner_id=OWNER, chat_id=OWNER, every_seconds=EVERY_SECONDS)
+    _age_watch(database_url, watch.watch_id, 95)
+    celery_env["MARKETSCAN_WATCH_CATCHUP_SECONDS"] = "30"
+    celery_env["MARKETSCAN_WATCH_TICK_SECONDS"] = "0.5"
+    # When beat starts again
+    start_beat()
+    deadline = time.monotonic() + 30
+    while not _passes(database_url, watch.watch_id)[1]:
+        assert time.monotonic() < deadline, "no pass within 30 s"
+        time.sleep(0.1)
+    client.pause_watch(watch.watch_id, OWNER)
+    row, passes, _ = _passes(database_url, watch.watch_id)
+    # Then one pass ran, for the newest missed slot; the nine before it were never replayed
+    assert len(passes) == 1
+    assert passes[0].slot_at == watch.next_due_at - timedelta(seconds=5)
+    assert row.missed_slots == 9
+
+
+def test_buffer_one_runs_a_slot_that_fell_due_as_soon_as_the_pass_before_ends(
+    celery_env: dict[str, str],
+    database_url: str,
+    start_worker: Callable[..., CeleryProcess],
+    start_beat: Callable[[], CeleryProcess],
+) -> None:
+    celery_env["MARKETSCAN_WATCH_TICK_SECONDS"] = "0.5"
+    start_worker("w1@test", concurrency=2)
+    start_beat()
+    # Given a 10 s buffer_one watch whose passes take about 12 s
+    watch = client.add_watch(
+        "csgo",
+        owner_id=OWNER,
+        chat_id=OWNER,
+        every_seconds=EVERY_SECONDS,
+        overlap="buffer_one",
+        market_options=PASS_OPTIONS,
+    )
+    # When it runs for three passes
+    deadline = time.monotonic() + 90
+    while len(_passes(database_url, watch.watch_id)[1]) < 3:
+        assert time.monotonic() < deadline, "fewer than three passes in 90 s"
+        time.sleep(0.2)
+    client.pause_watch(watch.watch_id, OWNER)
+    _, passes, _ = _passes(database_url, watch.watch_id)
+    done = [wait_for_status(database_url, p.scan_id, timeout=60) for p in passes]
+    # Then each pass after the first is a slot that fell due while the one before ran
+    # (skip would have dropped it), started after that one ended, before the next slot
+    for (previous, following), later_slot in zip(
+        itertools.pairwise(done), passes[1:], strict=True
+    ):
+        assert later_slot.slot_at < previous.updated_at  # it was due while `previous` ran
+        assert previous.updated_at <= following.created_at
+        assert (following.created_at - previous.updated_at).total_seconds() < EVERY_SECONDS
