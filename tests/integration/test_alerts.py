@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from models import ScanOpportunity
 from worker.celery_glue.watch_clock import start_pass
 from worker.cli import client
-from worker.db import session_scope
+from worker.db import alert_finds, session_scope
 from worker.devtools.telegram_server import FakeTelegram, ScriptedReply
 from worker.notify.alerts import AlertDesk
 from worker.notify.telegram import TelegramClient
@@ -210,3 +210,21 @@ def test_a_429_is_waited_out_and_the_alert_delivered_once(
     assert [call.status for call in calls] == [429, 200]
     assert calls[1].received_at - calls[0].received_at >= 1.0
     assert _tick(desk) == 0
+
+
+def test_of_two_followers_that_read_the_same_page_only_one_claims_it(
+    env: dict[str, str], session: Session
+) -> None:
+    scan_id = _pass()
+    _commit_page(session, scan_id, 0, [500, 600])
+    # Given two followers (two beats) that both read the pass at the same cursor
+    with session_scope() as first, session_scope() as second:
+        [seen_first] = alert_finds.pending_passes(first, 3600)
+        [seen_second] = alert_finds.pending_passes(second, 3600)
+        finds = alert_finds.next_page_finds(first, scan_id, seen_first.alerted_through_id)
+        through = max(find.opportunity_id for find in finds)
+        # When both claim the page, Then only the first does
+        assert alert_finds.claim(first, scan_id, seen_first.alerted_through_id, through)
+        first.commit()
+        assert not alert_finds.claim(second, scan_id, seen_second.alerted_through_id, through)
+        second.commit()
