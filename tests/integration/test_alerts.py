@@ -228,3 +228,27 @@ def test_of_two_followers_that_read_the_same_page_only_one_claims_it(
         first.commit()
         assert not alert_finds.claim(second, scan_id, seen_second.alerted_through_id, through)
         second.commit()
+
+
+def test_the_fleets_rate_holds_alerts_back_and_they_queue_not_drop(
+    env: dict[str, str], session: Session, telegram: FakeTelegram, redis_url: str
+) -> None:
+    # Given three chats with a page each, and a fleet allowed one alert a second
+    for chat in (CHAT + 10, CHAT + 11, CHAT + 12):
+        _commit_page(session, _pass(chat), 0, [500])
+    with TelegramClient(telegram.api_url, telegram.token, 5.0) as bot_api:
+        slow = AlertDesk(
+            redis.Redis.from_url(redis_url), bot_api, chat_interval_seconds=1.0,
+            messages_per_second=1, dedup_seconds=3600,
+        )  # fmt: skip
+        # When the follower ticks early in a second, Then one alert goes
+        time.sleep(1 - time.time() % 1)
+        assert alerting.tick(session_scope, slow, TOP) == 1
+        # And the others follow at later ticks, none dropped
+        deadline = time.monotonic() + 10
+        while len(_alerts(telegram)) < 3:
+            assert time.monotonic() < deadline, _alerts(telegram)
+            alerting.tick(session_scope, slow, TOP)
+            time.sleep(0.1)
+    chats = sorted(call.body["chat_id"] for call in telegram.calls_of("sendMessage"))
+    assert chats == [CHAT + 10, CHAT + 11, CHAT + 12]

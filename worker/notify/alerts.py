@@ -54,15 +54,23 @@ class AlertDesk:
         self._dedup_seconds = dedup_seconds
 
     def chat_ready(self, chat_id: int) -> bool:
-        """Take the chat's next send slot, if the chat and the fleet have one now."""
-        second = int(time.time())
+        """Take the chat's next send slot, if the chat and the fleet have one now.
+
+        The chat's slot first: only a message that could go counts against the fleet's
+        second, so busy chats do not use up the others' share.
+        """
+        chat_key = chat_slot_key(chat_id)
+        if not self._redis.set(chat_key, 1, nx=True, px=self._chat_interval_ms):
+            return False
+        second = second_key(int(time.time()))
         with self._redis.pipeline() as pipe:
-            pipe.incr(second_key(second))
-            pipe.expire(second_key(second), 2)
+            pipe.incr(second)
+            pipe.expire(second, 2)
             sent_this_second, _ = pipe.execute()
         if int(sent_this_second) > self._messages_per_second:
+            self._redis.delete(chat_key)  # the fleet is full this second: try next tick
             return False
-        return bool(self._redis.set(chat_slot_key(chat_id), 1, nx=True, px=self._chat_interval_ms))
+        return True
 
     def fresh(self, chat_id: int, finds: list[Find]) -> list[Find]:
         """The finds not alerted to the chat within the window, now marked as alerted."""
