@@ -70,10 +70,12 @@ class UpdateQueue:
         return update_id
 
     def redeliver(self, update_id: int) -> None:
-        """Hand out an update that was already delivered once more, offset or not."""
+        """Hand out an update that was already delivered once more, offset or not (one not
+        handed out yet is waiting anyway)."""
         with self._condition:
-            self._again.append(self._delivered[update_id])
-            self._condition.notify_all()
+            if update_id in self._delivered:
+                self._again.append(self._delivered[update_id])
+                self._condition.notify_all()
 
     def message_id_of(self, update_id: int) -> int:
         """The message_id of the message an update carries (a user's, or a button's)."""
