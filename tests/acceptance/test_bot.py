@@ -7,6 +7,8 @@ notifier are the real processes, so every message the user sees went over HTTP.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -389,3 +391,25 @@ def test_a_reply_telegram_rate_limits_is_sent_after_its_retry_after_not_dropped(
     assert (refused.status, sent.status) == (429, 200)
     assert sent.text == refused.text and "/scan GAME" in sent.text
     assert sent.received_at - refused.received_at >= 2
+
+
+@pytest.mark.parametrize(
+    ("token", "says"),
+    [
+        ("", "marketscan bot needs MARKETSCAN_TELEGRAM_BOT_TOKEN"),
+        ("999:wrong", "refused MARKETSCAN_TELEGRAM_BOT_TOKEN; check it with @BotFather"),
+    ],
+)
+def test_marketscan_bot_without_a_good_token_stops_at_once_saying_why(
+    celery_env: dict[str, str], token: str, says: str
+) -> None:
+    # When `marketscan bot` starts without a token, or with one the Bot API refuses
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "bot"],
+        env={**celery_env, "MARKETSCAN_TELEGRAM_BOT_TOKEN": token},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    # Then it exits 2 with one line naming the variable, and never shows the token
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr and (not token or token not in done.stderr)

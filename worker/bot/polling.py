@@ -16,13 +16,16 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from datetime import timedelta
 
 import redis
 from telegram import Bot, Update
-from telegram.error import NetworkError, RetryAfter, TimedOut
+from telegram.error import InvalidToken, NetworkError, RetryAfter, TimedOut
 
 from worker.bot.application import BotApplication, bot_commands, build
+from worker.errors import ConfigError, MarketscanError, ServiceUnavailable
+from worker.redaction import redacted
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -35,14 +38,18 @@ READY_LOG = "marketscan bot @%s is polling for %d allowed users"
 
 
 def main() -> None:
-    """The process: logging, settings, the loop until a signal."""
+    """The process: logging, settings, the loop until a signal; a refusal is one line."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     # Their request lines carry the bot token in the URL.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-    asyncio.run(run(get_settings()))
+    try:
+        asyncio.run(run(get_settings()))
+    except MarketscanError as exc:
+        print(f"error: {redacted(str(exc))}", file=sys.stderr)
+        sys.exit(1 if isinstance(exc, ServiceUnavailable) else 2)
 
 
 async def run(settings: Settings) -> None:
@@ -57,7 +64,7 @@ async def run(settings: Settings) -> None:
 
 async def serve(application: BotApplication, settings: Settings, stop: asyncio.Event) -> None:
     """Poll and handle updates until `stop` is set; the offset is confirmed on the way out."""
-    await application.initialize()  # getMe: a wrong token fails here, at start-up
+    await _initialize(application, settings)
     bot = application.bot
     offset = 0
     try:
@@ -87,6 +94,21 @@ async def serve(application: BotApplication, settings: Settings, stop: asyncio.E
             await _confirm(application, offset)
         await application.shutdown()
         log.info("marketscan bot stopped; updates confirmed up to offset %d", offset)
+
+
+async def _initialize(application: BotApplication, settings: Settings) -> None:
+    """getMe: a wrong token or an unreachable Bot API stops the bot at start-up, named."""
+    try:
+        await application.initialize()
+    except InvalidToken:
+        raise ConfigError(
+            f"the Bot API at {settings.telegram_api_url} refused MARKETSCAN_TELEGRAM_BOT_TOKEN;"
+            " check it with @BotFather"
+        ) from None
+    except NetworkError as exc:
+        raise ServiceUnavailable(
+            f"the Bot API at {settings.telegram_api_url} is unreachable: {exc}"
+        ) from None
 
 
 async def _poll(
