@@ -1,9 +1,9 @@
 """/pause, /resume, /cancel and the buttons under a scan's message: one way to steer a scan.
 
 A pause or a cancel first holds the scan's message still (no worker's progress edit may
-land after it), then steers through the client, then writes the new state on the message;
-a resume reopens the message to the workers' progress. Cancelled, a message loses its
-buttons: there is nothing left to steer.
+land after it), then steers through the client, then writes the new state on the message.
+Cancelled, a message loses its buttons: there is nothing left to steer. A resume only
+steers: the client reopens the message to the workers' progress, which shows it.
 """
 
 from __future__ import annotations
@@ -56,14 +56,17 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def steer(bot: Bot, found: BotServices, action: str, scan_id: uuid.UUID) -> Checkpoint:
     """Steer the scan and show its new state on its message, if the bot sent it one."""
-    if action != "resume":
-        await asyncio.to_thread(bot_messages.hold, found.redis, scan_id)
+    if action == "resume":
+        # The message is left to the workers: their next progress edit shows the scan
+        # running, and a text of ours could land after a summary that comes quickly.
+        return await STEERS[action](scan_id)
+    await asyncio.to_thread(bot_messages.hold, found.redis, scan_id)
     steered = await STEERS[action](scan_id)
     where = await asyncio.to_thread(bot_messages.message_of, found.redis, scan_id)
     if where is None:
         return steered
     text = replies.steered_text(action, steered)
-    markup = None if action == "cancel" else replies.keyboard(scan_id)
+    markup = None if action == "cancel" else replies.keyboard(scan_id)  # a pause keeps them
     try:
         await bot.edit_message_text(
             text, chat_id=where[0], message_id=where[1], reply_markup=markup
