@@ -287,6 +287,7 @@ OTHER = 515151
 
 def test_commands_read_and_steer_only_the_senders_scans_and_name_bad_arguments(
     database_url: str,
+    redis_url: str,
     telegram: FakeTelegram,
     start_worker: Callable[..., CeleryProcess],
     start_bot: Callable[..., CeleryProcess],
@@ -325,8 +326,10 @@ def test_commands_read_and_steer_only_the_senders_scans_and_name_bad_arguments(
     assert "N must be a whole number from 1 to 20" in ask(telegram, ALLOWED, f"/top {short} 99")
     assert "SCAN is missing" in ask(telegram, ALLOWED, "/pause")
     assert "level must be one of" in ask(telegram, ALLOWED, "/scan csgo nosuchlevel")
-    # And none of them stored anything
+    # And none of them stored anything, in the database or in the notifier's state
     assert scan_count(database_url) == 1
+    telegram_keys = redis.Redis.from_url(redis_url).keys("marketscan:telegram:*")
+    assert telegram_keys and all(str(scan_id).encode() in key for key in telegram_keys)
 
 
 def test_watch_commands_add_list_and_remove_the_senders_watches(

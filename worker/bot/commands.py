@@ -41,17 +41,21 @@ async def scan(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     scan_id = arguments.chat_scan_id(message.chat_id, message.message_id)
     # Before the scan exists, so that no worker starts a progress message of its own.
     fresh = await asyncio.to_thread(bot_messages.reserve, found.redis, scan_id)
-    await async_client.start(
-        request.game,
-        market=settings.bot_market,
-        market_options=dict(settings.bot_market_options),
-        level=request.level,
-        min_price_cents=request.min_price_cents,
-        max_price_cents=request.max_price_cents,
-        user_id=sender_id(update),
-        metadata={"started_by": "telegram", "chat_id": message.chat_id},
-        scan_id=scan_id,
-    )
+    try:
+        await async_client.start(
+            request.game,
+            market=settings.bot_market,
+            market_options=dict(settings.bot_market_options),
+            level=request.level,
+            min_price_cents=request.min_price_cents,
+            max_price_cents=request.max_price_cents,
+            user_id=sender_id(update),
+            metadata={"started_by": "telegram", "chat_id": message.chat_id},
+            scan_id=scan_id,
+        )
+    except MarketscanError:
+        await asyncio.to_thread(bot_messages.release, found.redis, scan_id)
+        raise
     if not fresh:
         log.info("scan %s: /scan delivered again; its message is out already", scan_id)
         return

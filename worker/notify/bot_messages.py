@@ -53,6 +53,12 @@ def reserve(connection: redis.Redis, scan_id: uuid.UUID) -> bool:
     return not has_message
 
 
+def release(connection: redis.Redis, scan_id: uuid.UUID) -> None:
+    """Undo a reservation whose scan was refused: bad input leaves nothing behind."""
+    if not connection.hexists(state_key(scan_id), MESSAGE_ID):
+        connection.delete(state_key(scan_id))
+
+
 def adopt(
     connection: redis.Redis,
     scan_id: uuid.UUID,
