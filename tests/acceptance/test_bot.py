@@ -416,3 +416,23 @@ def test_marketscan_bot_without_a_good_token_stops_at_once_saying_why(
     assert done.returncode == 2, done.stderr
     assert says in done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr and (not token or token not in done.stderr)
+
+
+def test_a_conflicting_poller_is_waited_out_not_fatal(
+    telegram: FakeTelegram, start_bot: Callable[..., CeleryProcess]
+) -> None:
+    # Given a bot whose next getUpdates Telegram refuses with 409 (another bot polling)
+    process = start_bot()
+    telegram.script(
+        "getUpdates",
+        ScriptedReply.failure(409, "Conflict: terminated by other getUpdates request"),
+    )
+    telegram.user_says(ALLOWED, "/start")  # ends the long poll in hand
+    wait_until(
+        lambda: 409 in {call.status for call in telegram.calls_of("getUpdates")}, "the 409"
+    )
+    # When a user asks for help after it
+    telegram.user_says(ALLOWED, "/help")
+    # Then the bot polled again and answers, still running
+    wait_until(lambda: len(telegram.sent_to(ALLOWED)) == 2, "the replies")
+    assert process.process is not None and process.process.poll() is None

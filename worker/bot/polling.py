@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import redis
 from telegram import Bot, Update
-from telegram.error import InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
 
 from worker.bot.application import BotApplication, bot_commands, build
 from worker.errors import ConfigError, MarketscanError, ServiceUnavailable
@@ -77,7 +77,8 @@ async def serve(application: BotApplication, settings: Settings, stop: asyncio.E
         while not stop.is_set():
             try:
                 updates = await _poll(bot, offset, settings.telegram_poll_timeout_seconds, stop)
-            except (RetryAfter, TimedOut, NetworkError) as exc:
+            # Conflict: another poller on this token (a deploy's old bot, say) for a while.
+            except (RetryAfter, TimedOut, NetworkError, Conflict) as exc:
                 wait = _retry_after(exc, retry_seconds)
                 log.warning("getUpdates failed (%s); polling again in %.0f s", exc, wait)
                 await _sleep_unless(stop, wait)
