@@ -5,6 +5,7 @@ from models.checkpoint import RUNNER_CALLER, RUNNER_CHAIN, ScanCheckpoint
 from models.opportunity import ScanOpportunity
 from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
 from models.tally import MetricTally
+from models.watch import ScanWatch, WatchPass
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -16,4 +17,6 @@ __all__ = [
     "ScanCheckpoint",
     "ScanOpportunity",
     "ScanStatus",
+    "ScanWatch",
+    "WatchPass",
 ]

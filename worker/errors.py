@@ -77,3 +77,12 @@ class RateBudgetWait(RetryableMarketError):
 
 class PermanentMarketError(MarketError):
     """The market answered in a way that waiting will not fix (4xx, malformed body)."""
+
+
+class WatchNotFound(MarketscanError, LookupError):
+    """No watch with this watch_id."""
+
+    @classmethod
+    def of_watch(cls, watch_id: object) -> WatchNotFound:
+        # Also what another owner's watch answers: nobody learns which ids exist.
+        return cls(f"no watch with watch_id {watch_id}")

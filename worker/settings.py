@@ -52,6 +52,16 @@ class Settings:
     dmarket_secret_key: str | None = field(default=None, repr=False)
     http_timeout_seconds: float = 15.0
     visibility_timeout_seconds: int = 3600
+    # Watches (worker.schedules): how often beat's watch clock looks for due slots; how old a
+    # missed slot may be and still run after an outage; how long one listing at one price is
+    # not alerted again to a chat; the finds an alert lists; Telegram's per-chat and overall
+    # message rates for alerts.
+    watch_tick_seconds: float = 1.0
+    watch_catchup_seconds: float = 300.0
+    alert_dedup_seconds: int = 3600
+    alert_top: int = 5
+    alert_chat_interval_seconds: float = 1.0
+    alert_messages_per_second: int = 30
     telegram_bot_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
     telegram_min_interval_seconds: float = 3.0
@@ -80,6 +90,13 @@ class Settings:
     # 401/403); after the cool-down one request probes.
     dmarket_breaker_failures: int = 5
     dmarket_breaker_cooldown_seconds: float = 30.0
+    # `marketscan bot`: the Telegram ids that may command it (none: it refuses everyone),
+    # and how long one getUpdates long poll waits for an update.
+    telegram_allowed_users: frozenset[int] = frozenset()
+    telegram_poll_timeout_seconds: int = 30
+    # The market (and its options, KEY=VALUE pairs) of the scans and watches the bot starts.
+    bot_market: str = "simulated"
+    bot_market_options: tuple[tuple[str, int | float | str], ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -147,6 +164,30 @@ class Settings:
                 defaults.visibility_timeout_seconds,
                 60,
             ),
+            watch_tick_seconds=reader.number(
+                "MARKETSCAN_WATCH_TICK_SECONDS", float, defaults.watch_tick_seconds, 0.1, 60.0
+            ),
+            watch_catchup_seconds=reader.number(
+                "MARKETSCAN_WATCH_CATCHUP_SECONDS", float, defaults.watch_catchup_seconds, 0.0
+            ),
+            alert_dedup_seconds=reader.number(
+                "MARKETSCAN_ALERT_DEDUP_SECONDS", int, defaults.alert_dedup_seconds, 1
+            ),
+            alert_top=reader.number("MARKETSCAN_ALERT_TOP", int, defaults.alert_top, 1, 20),
+            # Telegram allows one message a second per chat and about 30 a second overall.
+            alert_chat_interval_seconds=reader.number(
+                "MARKETSCAN_ALERT_CHAT_INTERVAL_SECONDS",
+                float,
+                defaults.alert_chat_interval_seconds,
+                1.0,
+            ),
+            alert_messages_per_second=reader.number(
+                "MARKETSCAN_ALERT_MESSAGES_PER_SECOND",
+                int,
+                defaults.alert_messages_per_second,
+                1,
+                30,
+            ),
             telegram_bot_token=env.get("MARKETSCAN_TELEGRAM_BOT_TOKEN") or None,
             telegram_api_url=reader.text(
                 "MARKETSCAN_TELEGRAM_API_URL", defaults.telegram_api_url
@@ -187,6 +228,21 @@ class Settings:
                 defaults.dmarket_breaker_cooldown_seconds,
                 0.1,
             ),
+            telegram_allowed_users=allowed_users_of(
+                "MARKETSCAN_TELEGRAM_ALLOWED_USERS",
+                env.get("MARKETSCAN_TELEGRAM_ALLOWED_USERS", ""),
+            ),
+            telegram_poll_timeout_seconds=reader.number(
+                "MARKETSCAN_TELEGRAM_POLL_TIMEOUT_SECONDS",
+                int,
+                defaults.telegram_poll_timeout_seconds,
+                0,
+                50,
+            ),
+            bot_market=reader.text("MARKETSCAN_BOT_MARKET", defaults.bot_market),
+            bot_market_options=options_of(
+                "MARKETSCAN_BOT_MARKET_OPTIONS", env.get("MARKETSCAN_BOT_MARKET_OPTIONS", "")
+            ),
         )
 
 
@@ -211,6 +267,42 @@ def _dmarket_keys(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     secret_key = env.get("MARKETSCAN_DMARKET_SECRET_KEY", "").strip() or None
     signer_from(public_key, secret_key)
     return public_key, secret_key
+
+
+def allowed_users_of(name: str, raw: str) -> frozenset[int]:
+    """Telegram user ids from `raw`, separated by commas or spaces, e.g. `12345,67890`."""
+    users: set[int] = set()
+    for entry in raw.replace(",", " ").split():
+        if not entry.isdigit() or int(entry) == 0:
+            raise ConfigError(
+                f"{name}: {entry!r} is not a Telegram user id; give numeric ids separated by"
+                " commas, e.g. 12345,67890 (a user's id is shown by @userinfobot)"
+            )
+        users.add(int(entry))
+    return frozenset(users)
+
+
+def options_of(name: str, raw: str) -> tuple[tuple[str, int | float | str], ...]:
+    """KEY=VALUE pairs from `raw`, separated by commas, e.g. `items=2000,seed=7`; numbers
+    become numbers. The market checks the keys and values when a scan is started."""
+    pairs: dict[str, int | float | str] = {}
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        key, sep, value = entry.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{name}: {entry!r} must be KEY=VALUE, e.g. items=2000")
+        pairs[key.strip()] = _scalar(value.strip())
+    return tuple(pairs.items())
+
+
+def _scalar(raw: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
 
 
 LEVELS_FORMAT = "NAME=MIN_CENTS-MAX_CENTS:MIN_PROFIT[,...]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.fakes.telegram_server import FakeTelegram
 from tests.support.metrics import exposition, wait_until_served
 
 
@@ -70,3 +72,45 @@ def test_dev_runs_everything_and_stops_every_process_on_signal(
         for process in leftovers:
             if process.is_running():
                 process.kill()
+
+
+def test_dev_with_a_bot_token_runs_the_bot_too(tmp_path: Path) -> None:
+    # Given a Telegram (the loopback Bot API) and a token in the environment
+    with FakeTelegram() as telegram:
+        env = {
+            **os.environ,
+            "MARKETSCAN_TELEGRAM_BOT_TOKEN": telegram.token,
+            "MARKETSCAN_TELEGRAM_API_URL": telegram.api_url,
+            "MARKETSCAN_TELEGRAM_ALLOWED_USERS": "4242",
+            "MARKETSCAN_TELEGRAM_POLL_TIMEOUT_SECONDS": "2",
+        }
+        dev = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "dev", "--dir", str(tmp_path / "state")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        )  # fmt: skip
+        assert dev.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 90
+        try:
+            # When `marketscan dev` is up, the bot among its processes
+            while not any(line.startswith("[bot]") and "is polling" in line for line in lines):
+                assert time.monotonic() < deadline, "".join(lines)
+                line = dev.stdout.readline()
+                assert line, "".join(lines)
+                lines.append(line)
+            assert any(line.startswith("Telegram bot: polling") for line in lines)
+            # Then the bot answers an allowed user
+            telegram.user_says(4242, "/help")
+            while not telegram.sent_to(4242):
+                assert time.monotonic() < deadline, "no answer to /help"
+                time.sleep(0.05)
+            assert "/scan GAME" in telegram.sent_to(4242)[0][1]
+        finally:
+            if dev.poll() is None:
+                dev.send_signal(signal.SIGINT)
+            try:
+                dev.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                dev.kill()
+        # And Ctrl-C stopped it along with the rest
+        assert dev.returncode is not None

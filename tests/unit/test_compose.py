@@ -345,6 +345,15 @@ def test_the_worker_has_a_fixed_hostname_and_time_to_finish_a_page() -> None:
     assert len(hostnames) == len(set(hostnames)), f"workers share a hostname: {hostnames}"
 
 
+def test_exactly_one_bot_kept_out_of_a_plain_up_until_it_has_a_token() -> None:
+    # Two bots on one token take each other's updates; without a token the bot only exits.
+    bots = services_running("marketscan bot")
+    assert len(bots) == 1, bots
+    assert services()[bots[0]].get("profiles"), "a plain `docker compose up` would start it"
+    grace = duration_seconds(services()[bots[0]]["stop_grace_period"])
+    assert grace >= 10, "SIGTERM lets the update in hand finish"
+
+
 def test_exactly_one_beat_with_its_schedule_on_a_volume() -> None:
     beats = services_running("celery beat")
     assert len(beats) == 1, f"beat services: {beats}"
@@ -399,14 +408,13 @@ def assert_on_volume(service: Mapping[str, Any], path: str) -> None:
 # --- dependencies and the services around Celery --------------------------------------
 
 
-def test_workers_and_beat_start_after_the_migration_succeeded() -> None:
-    migrations = [
-        name for name in built_services() if runs(name) in ("marketscan migrate", "alembic upgrade")
-    ]
+def test_workers_beat_and_the_bot_start_after_the_migration_succeeded() -> None:
+    migrations = services_running("marketscan migrate")
     assert len(migrations) == 1, migrations
     (migrate,) = migrations
     assert services()[migrate].get("restart", "no") == "no", "a migration runs once"
-    for name in services_running("celery worker") + services_running("celery beat"):
+    starters = ("celery worker", "celery beat", "marketscan bot")
+    for name in [service for what in starters for service in services_running(what)]:
         depends_on = services()[name].get("depends_on")
         assert isinstance(depends_on, Mapping), f"{name}: depends_on needs conditions"
         assert depends_on.get(migrate, {}).get("condition") == "service_completed_successfully"

@@ -23,11 +23,20 @@ log = logging.getLogger(__name__)
 class RecoveryTimer:
     """Calls `run_once` every `interval_seconds` on a daemon thread until stopped."""
 
-    def __init__(self, run_once: Callable[[], int], interval_seconds: float) -> None:
+    def __init__(
+        self,
+        run_once: Callable[[], int],
+        interval_seconds: float,
+        name: str = "recovery",
+        done: str = "reclaimed %d scans",
+    ) -> None:
+        # The watch clock and the alert follower run on this same clock, under their names.
         self._run_once = run_once
         self._interval_seconds = interval_seconds
+        self._name = name
+        self._done = done
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="recovery-timer", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"{name}-timer", daemon=True)
 
     def start(self) -> RecoveryTimer:
         self._thread.start()
@@ -43,7 +52,7 @@ class RecoveryTimer:
                 reclaimed = self._run_once()
             except (DatabaseError, redis.RedisError) as exc:
                 # An outage of either store is waited out: the next tick tries again.
-                log.warning("recovery could not run: %s", exc)
+                log.warning("%s could not run: %s", self._name, exc)
                 continue
             if reclaimed:
-                log.info("recovery reclaimed %d scans", reclaimed)
+                log.info("%s " + self._done, self._name, reclaimed)

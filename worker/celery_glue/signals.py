@@ -22,9 +22,11 @@ from celery.signals import (
 
 from worker import broker_redis, observe
 from worker.celery_glue import shutdown_signals
+from worker.celery_glue.alert_clock import alert_committed_finds, alerts_on
 from worker.celery_glue.drain import request_drain, request_stop_now
 from worker.celery_glue.publisher import PAGE_QUEUE, RECOVERED_QUEUE, publish_recovered_page
 from worker.celery_glue.recovery_timer import RecoveryTimer
+from worker.celery_glue.watch_clock import fire_due_watches
 from worker.chain import ledger as broker_ledger
 from worker.chain.ledger_audit import LedgerAudit
 from worker.chain.recovery import recover
@@ -144,13 +146,21 @@ def _recover_own_scans(sender: Any = None, **_: Any) -> None:
 @beat_init.connect
 def _start_recovery_clock(**_: Any) -> None:
     log.info("beat started; reclaimed %d orphaned scans", recover_now())
-    RecoveryTimer(recover_now, get_settings().recovery_interval_seconds).start()
+    settings = get_settings()
+    RecoveryTimer(recover_now, settings.recovery_interval_seconds).start()
+    RecoveryTimer(
+        fire_due_watches, settings.watch_tick_seconds, "watch clock", "started %d passes"
+    ).start()
+    if alerts_on():
+        RecoveryTimer(
+            alert_committed_finds, settings.watch_tick_seconds, "alert follower", "sent %d alerts"
+        ).start()
     _announce("beat", socket.gethostname())
 
 
 def _announce(role: str, hostname: str) -> None:
     """Keep this process in the fleet's presence set (marketscan_processes{role})."""
-    if get_settings().metrics_enabled:
-        settings = get_settings()
+    settings = get_settings()
+    if settings.metrics_enabled:
         broker = broker_redis.shared(settings.broker_url, settings.sentinel_master)
         presence.Presence(broker, role, hostname).start()

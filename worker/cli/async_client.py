@@ -17,6 +17,7 @@ from typing import Any
 
 from worker.cli import client
 from worker.domain.checkpoint import Checkpoint
+from worker.domain.watch import Watch
 
 
 async def start(game: str, **options: Any) -> uuid.UUID:
@@ -26,6 +27,10 @@ async def start(game: str, **options: Any) -> uuid.UUID:
 
 async def status(scan_id: uuid.UUID | str) -> Checkpoint:
     return await asyncio.to_thread(client.status, scan_id)
+
+
+async def scans(user_id: int | None = None, status: str | None = None) -> list[Checkpoint]:
+    return await asyncio.to_thread(client.scans, user_id, status)
 
 
 async def results(scan_id: uuid.UUID | str, top: int = 20) -> list[dict[str, Any]]:
@@ -42,6 +47,27 @@ async def resume(scan_id: uuid.UUID | str) -> Checkpoint:
 
 async def cancel(scan_id: uuid.UUID | str) -> Checkpoint:
     return await asyncio.to_thread(client.cancel, scan_id)
+
+
+async def add_watch(game: str, **options: Any) -> Watch:
+    """worker.cli.client.add_watch: the same keyword options, including `watch_id`."""
+    return await asyncio.to_thread(client.add_watch, game, **options)
+
+
+async def list_watches(owner_id: int) -> list[Watch]:
+    return await asyncio.to_thread(client.list_watches, owner_id)
+
+
+async def pause_watch(watch_id: uuid.UUID | str, owner_id: int) -> Watch:
+    return await asyncio.to_thread(client.pause_watch, watch_id, owner_id)
+
+
+async def resume_watch(watch_id: uuid.UUID | str, owner_id: int) -> Watch:
+    return await asyncio.to_thread(client.resume_watch, watch_id, owner_id)
+
+
+async def remove_watch(watch_id: uuid.UUID | str, owner_id: int) -> None:
+    await asyncio.to_thread(client.remove_watch, watch_id, owner_id)
 
 
 async def progress(

@@ -23,6 +23,7 @@ from worker.domain.checkpoint import Checkpoint
 from worker.domain.scan_params import DEFAULT_USER_ID, ScanParams
 from worker.domain.status import TERMINAL_STATUSES
 from worker.domain.validation import scan_id_of
+from worker.domain.watch import Watch
 from worker.errors import InvalidInput, ServiceUnavailable
 from worker.markets.base import MAX_PAGE_SIZE
 from worker.redaction import redacted
@@ -107,6 +108,12 @@ def market_wait(checkpoint: Checkpoint) -> str | None:
     if state is None:
         return None
     return f"market unavailable since {state.since.isoformat(timespec='seconds')} ({state.cause})"
+def scans(user_id: int | None = None, status: str | None = None) -> list[Checkpoint]:
+    """The newest scans first (at most a few hundred), only `user_id`'s or `status`'s if given."""
+    from worker.db.scan_queries import list_scans
+
+    with session() as opened:
+        return list_scans(opened, status, user_id)
 
 
 def results(scan_id: uuid.UUID | str, top: int = 20) -> list[dict[str, Any]]:
@@ -161,6 +168,80 @@ def progress(
         if is_terminal(checkpoint):
             return
         time.sleep(poll_seconds)
+
+
+def add_watch(
+    game: str,
+    *,
+    owner_id: int,
+    chat_id: int,
+    every_seconds: int,
+    level: str = "standard",
+    min_price_cents: int | None = None,
+    max_price_cents: int | None = None,
+    overlap: str = "skip",
+    market: str = "simulated",
+    market_options: dict[str, Any] | None = None,
+    watch_id: uuid.UUID | str | None = None,
+) -> Watch:
+    """Store a watch: the scan again every `every_seconds`, its finds alerted to `chat_id`.
+
+    Its first pass is due at once. With `watch_id`, adding again is harmless (the stored
+    watch is returned). `overlap`: `skip` or `buffer_one` (see the README's watches).
+    """
+    from worker.schedules.steering import add_watch as add
+
+    params = ScanParams(
+        game=game,
+        market=market,
+        level=level,
+        min_price_cents=min_price_cents,
+        max_price_cents=max_price_cents,
+        user_id=owner_id,
+        market_options=dict(market_options or {}),
+    )
+    with session() as opened:
+        return add(
+            opened,
+            params,
+            get_settings(),
+            chat_id=chat_id,
+            every_seconds=every_seconds,
+            overlap=overlap,
+            watch_id=watch_id,
+        )
+
+
+def list_watches(owner_id: int) -> list[Watch]:
+    """The owner's watches, oldest first."""
+    from worker.schedules.steering import list_watches as listed
+
+    with session() as opened:
+        return listed(opened, owner_id)
+
+
+def pause_watch(watch_id: uuid.UUID | str, owner_id: int) -> Watch:
+    """Start no more passes until resumed; WatchNotFound for another owner's watch."""
+    from worker.schedules.steering import pause_watch as pause_it
+
+    with session() as opened:
+        return pause_it(opened, watch_id, owner_id)
+
+
+def resume_watch(watch_id: uuid.UUID | str, owner_id: int) -> Watch:
+    """Run passes again; a slot that passed while paused is due at once."""
+    from worker.schedules.steering import resume_watch as resume_it
+
+    with session() as opened:
+        return resume_it(opened, watch_id, owner_id)
+
+
+def remove_watch(watch_id: uuid.UUID | str, owner_id: int) -> None:
+    """Delete the watch; the scans it already started are kept."""
+    from worker.schedules.steering import remove_watch as remove_it
+
+    with session() as opened:
+        remove_it(opened, watch_id, owner_id)
 
 
 def check_poll_seconds(poll_seconds: object) -> None:

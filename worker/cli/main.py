@@ -1,4 +1,4 @@
-"""The `marketscan` command line: migrations, scans, recovery and cleanup."""
+"""The `marketscan` command line: migrations, scans, recovery, cleanup and the bot."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from worker.cli.scan import scan
 from worker.cli.support import cli_session, emit_json, fail, handle_errors
+from worker.cli.watch import watch
 from worker.db import DBAPIError
 from worker.redaction import redacted
 
@@ -91,11 +92,13 @@ def cleanup(days: int | None, dry_run: bool, as_json: bool) -> None:
               help="Where the embedded servers keep their data.")  # fmt: skip
 @handle_errors
 def dev(directory: str) -> None:
-    """Run everything locally: embedded PostgreSQL and Redis, a worker, beat and Flower."""
+    """Run everything locally: embedded PostgreSQL and Redis, a worker, beat and Flower,
+    and the Telegram bot when MARKETSCAN_TELEGRAM_BOT_TOKEN is set."""
     from pathlib import Path
 
     from worker.devtools.devstack import dev_stack, flower_credentials, stop_on_signals
     from worker.devtools.embedded import free_port
+    from worker.settings import get_settings
 
     stop_on_signals()
     with dev_stack(Path(directory).resolve()) as stack:
@@ -107,6 +110,11 @@ def dev(directory: str) -> None:
         stack.flower(port, basic_auth)
         metrics_port = free_port()
         stack.metrics(metrics_port)
+        if get_settings().telegram_bot_token:
+            stack.bot()
+            click.echo(
+                "Telegram bot: polling; it answers the ids in MARKETSCAN_TELEGRAM_ALLOWED_USERS"
+            )
         user, password = basic_auth.split(":", 1)
         click.echo(f"Flower: http://127.0.0.1:{port}  (user {user}, password {password})")
         click.echo(f"Metrics: http://127.0.0.1:{metrics_port}/metrics")
@@ -143,6 +151,15 @@ def metrics(host: str, port: int) -> None:
 
 @main.command()
 @handle_errors
+def bot() -> None:
+    """Run the Telegram bot (long polling) for the users in MARKETSCAN_TELEGRAM_ALLOWED_USERS."""
+    from worker.bot.polling import main as run_bot
+
+    run_bot()
+
+
+@main.command()
+@handle_errors
 def demo() -> None:
     """Scan a simulated market, SIGKILL the worker midway, and watch the scan resume."""
     from rich.console import Console
@@ -154,6 +171,7 @@ def demo() -> None:
 
 
 main.add_command(scan)
+main.add_command(watch)
 
 
 def run() -> None:

@@ -20,12 +20,19 @@ from sqlalchemy.orm import Session
 from models import RUNNER_CHAIN, MetricTally, ScanCheckpoint, ScanOpportunity
 from worker.domain.status import ScanStatus
 
-# Tally names: what cleanup retired from the rows, recoveries by cause, cleanup's runs.
+# Tally names: what cleanup retired from the rows, recoveries by cause, cleanup's runs,
+# watch slots by outcome.
 RETIRED_PAGES = "retired_pages"
 RETIRED_ITEMS = "retired_items"
 RETIRED_SKIPPED = "retired_skipped"
 RETIRED_OPPORTUNITIES = "retired_opportunities"
 RECOVERIES = "recoveries"
+# Watch slots by what became of them (worker.db.watch_slots tallies them in the move).
+WATCH_PASSES = "watch_passes"
+WATCH_STARTED = "started"
+WATCH_SKIPPED = "skipped"
+WATCH_MISSED = "missed"
+WATCH_OUTCOMES = (WATCH_STARTED, WATCH_SKIPPED, WATCH_MISSED)
 CLEANUP_ROWS_DELETED = "cleanup_rows_deleted"
 CLEANUP_LAST_SUCCESS = "cleanup_last_success_unix"
 

@@ -1,4 +1,5 @@
-"""A whole marketscan on one machine: embedded PostgreSQL and Redis, worker, beat, Flower.
+"""A whole marketscan on one machine: embedded PostgreSQL and Redis, worker, beat, Flower,
+and the Telegram bot when a bot token is set.
 
 Children are worker.devtools.processes' Celery processes, in their own process groups, so
 Ctrl-C reaches only this process, which then stops them in order (warm first, then by
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.db.migrate import upgrade
+from worker.devtools import processes
 from worker.devtools.embedded import EmbeddedServices, embedded_services, free_port
 from worker.devtools.processes import CeleryProcess, metrics_exporter
 
@@ -82,6 +84,14 @@ class DevStack:
     def metrics(self, port: int) -> CeleryProcess:
         """The metrics exporter; its log in `<directory>/logs/metrics.log`."""
         child = metrics_exporter(self.env, self.directory / "logs" / "metrics.log", port)
+        self.children.append(child.start())
+        return child
+
+    def bot(self, echo: bool = True) -> CeleryProcess:
+        """`marketscan bot`, for a stack whose environment carries a Telegram bot token."""
+        child = processes.bot(
+            self.env, self.directory / "logs" / "bot.log", echo_as="bot" if echo else None
+        )
         self.children.append(child.start())
         return child
 

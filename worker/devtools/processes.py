@@ -1,5 +1,6 @@
-"""Real Celery subprocesses (worker, beat, Flower), killed by pid, never by name: the one
-wrapper the acceptance tests, bench/ and the dev stack (`marketscan dev`, the demo) use.
+"""Real Celery subprocesses (worker, beat, Flower) and the bot, killed by pid, never by name:
+the one wrapper the acceptance tests, bench/ and the dev stack (`marketscan dev`, the demo)
+use.
 
 Each process runs in its own process group, so Ctrl-C reaches only its parent and a
 SIGKILL of the group takes a prefork pool with it. Its output goes to a log file, and,
@@ -163,6 +164,11 @@ def worker(
         log_path,
         app,
     )
+
+
+def bot(env: Mapping[str, str], log_path: Path, echo_as: str | None = None) -> CeleryProcess:
+    """`marketscan bot`, as `python -m worker.bot`, with the same process handling."""
+    return CeleryProcess([], env, log_path, echo_as=echo_as, module="worker.bot")
 
 
 def beat(env: Mapping[str, str], log_path: Path, schedule_dir: Path) -> CeleryProcess:

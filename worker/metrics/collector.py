@@ -119,6 +119,11 @@ def _from_rows(rows: FleetRows, tallied: dict[tuple[str, str], int]) -> Iterator
         if name == tallies.RECOVERIES:
             recoveries[(label,)] = value
     yield _counter("marketscan_recoveries_total", recoveries)
+    passes: dict[tuple[str, ...], float] = {
+        (outcome,): tallied.get((tallies.WATCH_PASSES, outcome), 0)
+        for outcome in tallies.WATCH_OUTCOMES
+    }
+    yield _counter("marketscan_watch_passes_total", passes)
     yield _gauge("marketscan_oldest_queued_page_age_seconds", {(): rows.oldest_queued_age_seconds})
     yield _gauge(
         "marketscan_stalest_scan_commit_age_seconds", {(): rows.stalest_commit_age_seconds}

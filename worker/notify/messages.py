@@ -58,6 +58,10 @@ MESSAGE_ID = "message_id"
 LAST_TEXT = "last_text"
 STARTING = "starting"
 FINAL = "final"
+# Set when `marketscan bot` sent the scan's message (worker.notify.bot_messages): the chat
+# it is in (a group's, not the user's own) and the inline buttons progress edits keep.
+CHAT_ID = "chat_id"
+REPLY_MARKUP = "reply_markup"
 
 
 def state_key(scan_id: uuid.UUID) -> str:
@@ -76,7 +80,15 @@ def edit_slot_key(scan_id: uuid.UUID) -> str:
 
 
 def forget_scan(connection: redis.Redis, scan_id: uuid.UUID) -> None:
-    """Drop the scan's message state: a resumed scan's progress shows in a new message."""
+    """Drop the scan's message state: a resumed scan's progress shows in a new message.
+
+    A message the bot sent (it has buttons to steer the scan with) is kept and only opened
+    to progress again, so the user goes on steering from the same message.
+    """
+    if connection.hexists(state_key(scan_id), CHAT_ID):
+        connection.hdel(state_key(scan_id), FINAL)
+        connection.delete(throttle_key(scan_id))
+        return
     connection.delete(state_key(scan_id), throttle_key(scan_id))
 
 
@@ -131,8 +143,9 @@ class ProgressMessages:
 
         A progress that has to wait is dropped rather than delayed: a newer one follows.
         """
-        chat_id, text = progress.user_id, progress_text(progress)
+        text = progress_text(progress)
         state = self._state(progress.scan_id)
+        chat_id = chat_of(state, progress)
         if FINAL in state or state.get(LAST_TEXT) == text:
             return
         if self._redis.exists(backoff_key(chat_id)) or not self._take_turn(progress.scan_id):
@@ -142,7 +155,9 @@ class ProgressMessages:
             return  # the scan is final, or another process is changing its message
         try:
             if MESSAGE_ID in state:
-                self._client.edit_message_text(chat_id, int(state[MESSAGE_ID]), text)
+                self._client.edit_message_text(
+                    chat_id, int(state[MESSAGE_ID]), text, state.get(REPLY_MARKUP)
+                )
                 self._remember(progress.scan_id, {LAST_TEXT: text})
             elif self._claim_start(progress.scan_id):
                 self._start(progress.scan_id, chat_id, text)
@@ -161,13 +176,15 @@ class ProgressMessages:
         state = self._state(progress.scan_id)
         if state.get(LAST_TEXT) == text:
             return
+        chat_id = chat_of(state, progress)
         for attempt in range(1, SUMMARY_ATTEMPTS + 1):
-            self._wait_out_backoff(progress.user_id)
+            self._wait_out_backoff(chat_id)
             try:
-                self._deliver_summary(progress.scan_id, progress.user_id, state, text)
+                # Without reply_markup: the final message has no buttons left to press.
+                self._deliver_summary(progress.scan_id, chat_id, state, text)
                 return
             except TelegramRateLimited as exc:
-                self._back_off(progress.user_id, exc.retry_after_seconds)
+                self._back_off(chat_id, exc.retry_after_seconds)
                 if attempt == SUMMARY_ATTEMPTS or exc.retry_after_seconds > MAX_RETRY_AFTER_SECONDS:
                     raise
                 log.info("scan %s: summary waits, %s", progress.scan_id, exc)
@@ -249,6 +266,11 @@ class ProgressMessages:
             raise TelegramRateLimited(f"chat {chat_id} is rate limited", left_seconds)
         if left_seconds > 0:
             self._sleep(left_seconds)
+
+
+def chat_of(state: Mapping[str, str], progress: ScanProgress) -> int:
+    """The chat of the scan's message: the bot's, or else the user's private chat."""
+    return int(state[CHAT_ID]) if CHAT_ID in state else progress.user_id
 
 
 def _text(value: str | bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from types import TracebackType
 from typing import Any, NoReturn
@@ -61,12 +62,18 @@ class TelegramClient:
             raise TelegramError(f"sendMessage answered without a message_id: {result!r}")
         return message_id
 
-    def edit_message_text(self, chat_id: int, message_id: int, text: str) -> None:
-        """Replace the text of a message this bot sent; an unchanged text is a success."""
+    def edit_message_text(
+        self, chat_id: int, message_id: int, text: str, reply_markup: str | None = None
+    ) -> None:
+        """Replace the text of a message this bot sent; an unchanged text is a success.
+
+        `reply_markup` (JSON) keeps the message's inline buttons; without it they go away.
+        """
+        payload: dict[str, Any] = {"chat_id": chat_id, "message_id": message_id, "text": text}
+        if reply_markup is not None:
+            payload["reply_markup"] = json.loads(reply_markup)
         try:
-            self._call(
-                "editMessageText", {"chat_id": chat_id, "message_id": message_id, "text": text}
-            )
+            self._call("editMessageText", payload)
         except TelegramError as exc:
             if exc.error_code == 400 and NOT_MODIFIED in str(exc):
                 return

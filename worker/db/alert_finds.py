@@ -1,0 +1,96 @@
+"""The alert follower in SQL: passes with committed finds not yet alerted, the next page of
+them, and the compare-and-set that claims that page for one alert.
+
+Only committed rows are ever read (invariant 10); the claim moves a pass's cursor
+(`alerted_through_id`) from the value it was read at, so of two beats, or a tick redone
+after a crash, exactly one alerts a page. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
+
+from models import ACTIVE_STATUSES, ScanCheckpoint, ScanOpportunity, WatchPass
+from worker.db.clock import seconds
+from worker.db.engine import rowcount
+from worker.domain.alert import Find
+
+PENDING_LIMIT = 200
+# A pass is followed while it runs and for this long after: later finds are no news, and
+# the follower's query stays on the few passes that can still have any.
+FOLLOW_AFTER_END_SECONDS = 900
+_ACTIVE = [status.value for status in ACTIVE_STATUSES]
+# A page holds at most 100 listings; a bound keeps one read small whatever happened.
+PAGE_READ_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class PendingPass:
+    scan_id: uuid.UUID
+    chat_id: int
+    alerted_through_id: int
+
+
+def pending_passes(session: Session, within_seconds: float) -> list[PendingPass]:
+    """Passes started in the last `within_seconds`, running or just ended, with finds after
+    their cursor, oldest first."""
+    unalerted = exists().where(
+        ScanOpportunity.scan_id == WatchPass.scan_id,
+        ScanOpportunity.id > WatchPass.alerted_through_id,
+    )
+    followed = ScanCheckpoint.status.in_(_ACTIVE) | (
+        ScanCheckpoint.updated_at > func.now() - seconds(FOLLOW_AFTER_END_SECONDS)
+    )
+    rows = session.execute(
+        select(WatchPass.scan_id, WatchPass.chat_id, WatchPass.alerted_through_id)
+        .join(ScanCheckpoint, ScanCheckpoint.scan_id == WatchPass.scan_id)
+        .where(WatchPass.created_at > func.now() - seconds(within_seconds), followed, unalerted)
+        .order_by(WatchPass.created_at)
+        .limit(PENDING_LIMIT)
+    )
+    return [PendingPass(row.scan_id, row.chat_id, row.alerted_through_id) for row in rows]
+
+
+def next_page_finds(session: Session, scan_id: uuid.UUID, after_id: int) -> list[Find]:
+    """The finds after the cursor that one commit stored: the leading run of one page.
+
+    A scan's pages commit one after another (the fence), so its opportunity ids grow in
+    commit order; a page drained midway commits in parts, each its own run.
+    """
+    rows = session.scalars(
+        select(ScanOpportunity)
+        .where(ScanOpportunity.scan_id == scan_id, ScanOpportunity.id > after_id)
+        .order_by(ScanOpportunity.id)
+        .limit(PAGE_READ_LIMIT)
+    ).all()
+    finds: list[Find] = []
+    for row in rows:
+        if finds and row.page_seq != finds[0].page_seq:
+            break
+        finds.append(
+            Find(
+                row.id,
+                row.item_id,
+                row.title,
+                row.price_cents,
+                row.reference_price_cents,
+                row.profit_cents,
+                row.profit_percent,
+                row.page_seq,
+            )
+        )
+    return finds
+
+
+def claim(session: Session, scan_id: uuid.UUID, old_through_id: int, new_through_id: int) -> bool:
+    """Move the pass's cursor past a page's finds; False if someone else moved it first."""
+    result = session.execute(
+        update(WatchPass)
+        .where(WatchPass.scan_id == scan_id, WatchPass.alerted_through_id == old_through_id)
+        .values(alerted_through_id=new_through_id)
+    )
+    return rowcount(result) == 1

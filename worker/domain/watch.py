@@ -1,0 +1,153 @@
+"""A watch: a scan run again every interval for one owner and chat, and the rules of its slots.
+
+A watch's passes fall on slots, `next_due_at` plus whole intervals. Each slot's pass has a
+scan id derived from the watch and the slot alone (invariant 9), so whoever fires the slot,
+however often, starts the same scan.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from worker.domain.scan_params import ScanParams
+from worker.errors import InvalidInput
+
+OVERLAP_SKIP = "skip"
+OVERLAP_BUFFER_ONE = "buffer_one"
+OVERLAP_POLICIES = (OVERLAP_SKIP, OVERLAP_BUFFER_ONE)
+# Below ten seconds a pass of any real scan would always overlap the next; above a week a
+# watch is a calendar entry, not a watch.
+MIN_EVERY_SECONDS = 10
+MAX_EVERY_SECONDS = 7 * 24 * 3600
+EVERY_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+EVERY_FORMS = "a number with a unit s, m, h or d, e.g. 90s, 15m, 1h"
+_EVERY_PATTERN = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+
+
+def parse_every(value: object) -> int:
+    """Seconds from EVERY as a user types it (`90s`, `15m`, `1h`, `1d`), bounds checked."""
+    match = _EVERY_PATTERN.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidInput(f"EVERY must be {EVERY_FORMS}, got {value!r}")
+    return every_seconds_of(int(match.group(1)) * EVERY_UNITS[match.group(2)], name="EVERY")
+
+
+def every_seconds_of(value: object, name: str = "every_seconds") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{name} must be a whole number of seconds, got {value!r}")
+    if not MIN_EVERY_SECONDS <= value <= MAX_EVERY_SECONDS:
+        raise InvalidInput(
+            f"{name} must be from {MIN_EVERY_SECONDS}s to {MAX_EVERY_SECONDS // 86400}d "
+            f"({MIN_EVERY_SECONDS} to {MAX_EVERY_SECONDS} seconds), got {value} seconds"
+        )
+    return value
+
+
+def overlap_of(value: object) -> str:
+    if value not in OVERLAP_POLICIES:
+        raise InvalidInput(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {value!r}")
+    assert isinstance(value, str)
+    return value
+
+
+def chat_id_of(value: object) -> int:
+    # Telegram chat ids are signed 64-bit (groups are negative).
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**63 - 1:
+        raise InvalidInput(f"chat_id must be a 64-bit integer, got {value!r}")
+    return value
+
+
+def watch_id_of(value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"watch_id must be a UUID, got {value!r}")
+
+
+def pass_scan_id(watch_id: uuid.UUID, slot_at: datetime) -> uuid.UUID:
+    """The scan id of the watch's pass for the slot: the same for every beat that fires it."""
+    return uuid.uuid5(watch_id, slot_at.astimezone(UTC).isoformat())
+
+
+def pass_params(watch: Watch, slot_at: datetime) -> ScanParams:
+    """The params of the pass for `slot_at`: the watch's, labelled with watch and slot."""
+    metadata = {
+        **watch.params.metadata,
+        "watch_id": str(watch.watch_id),
+        "watch_slot": slot_at.astimezone(UTC).isoformat(),
+    }
+    return ScanParams.from_json({**watch.params.to_json(), "metadata": metadata})
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A watch as its owner sees it; params are the request (fee and levels frozen per pass)."""
+
+    watch_id: uuid.UUID
+    owner_id: int
+    chat_id: int
+    params: ScanParams
+    every_seconds: int
+    overlap: str
+    paused: bool
+    next_due_at: datetime
+    buffered_slot_at: datetime | None
+    last_scan_id: uuid.UUID | None
+    last_slot_at: datetime | None
+    skipped_slots: int
+    missed_slots: int
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "watch_id": str(self.watch_id),
+            "owner_id": self.owner_id,
+            "chat_id": self.chat_id,
+            "game": self.params.game,
+            "market": self.params.market,
+            "level": self.params.level,
+            "min_price_cents": self.params.min_price_cents,
+            "max_price_cents": self.params.max_price_cents,
+            "every_seconds": self.every_seconds,
+            "overlap": self.overlap,
+            "paused": self.paused,
+            "next_due_at": self.next_due_at.isoformat(),
+            "last_scan_id": None if self.last_scan_id is None else str(self.last_scan_id),
+            "skipped_slots": self.skipped_slots,
+            "missed_slots": self.missed_slots,
+        }
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    """What a due watch does now: the slot to run (None: too old) and where it goes next."""
+
+    slot_at: datetime | None
+    missed: int
+    next_due_at: datetime
+
+
+def plan_slot(
+    next_due_at: datetime, now: datetime, every_seconds: int, catchup_seconds: float
+) -> SlotPlan | None:
+    """The newest slot due by `now`, or None if nothing is due yet.
+
+    Slots before the newest are missed (an outage, a beat that was down): never replayed.
+    The newest itself runs only if it is within the catch-up window.
+    """
+    if now < next_due_at:
+        return None
+    every = timedelta(seconds=every_seconds)
+    behind = (now - next_due_at) // every
+    newest = next_due_at + behind * every
+    if (now - newest).total_seconds() > catchup_seconds:
+        return SlotPlan(None, behind + 1, newest + every)
+    return SlotPlan(newest, behind, newest + every)

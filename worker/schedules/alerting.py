@@ -1,0 +1,74 @@
+"""The alert follower, one tick: each committed page of a watch's pass with finds becomes one
+alert, sent after its commit and at most once (invariant 10).
+
+Why a follower of committed rows rather than the page task after its commit: the page task
+would have to send inside the scan's hot loop (a Telegram wait would hold the page) and a
+worker killed between its commit and the send would lose the alert, while a follower reads
+only what is committed, by construction, from whichever beat is up. Each page is claimed
+by a compare-and-set of its pass's cursor before it is sent, so two beats or a redone tick
+never alert it twice; a beat that dies between the claim and the send loses that one
+alert rather than ever sending one twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from worker.db import Session, alert_finds
+from worker.domain.alert import Find, alert_text
+
+Sessions = Callable[[], AbstractContextManager[Session]]
+# Passes older than this are not followed any more: their finds are no news.
+FOLLOW_SECONDS = 24 * 3600.0
+
+
+class AlertOutlet(Protocol):
+    """Where alerts go, within the chat's and the fleet's rates (worker.notify.alerts)."""
+
+    def chat_ready(self, chat_id: int) -> bool:
+        """Take the chat's next send slot if it has one now."""
+
+    def fresh(self, chat_id: int, finds: list[Find]) -> list[Find]:
+        """The finds not alerted to this chat recently (and mark them alerted)."""
+
+    def send(self, chat_id: int, text: str) -> bool:
+        """Send one message; False if it could not be delivered."""
+
+
+def tick(sessions: Sessions, outlet: AlertOutlet, top: int) -> int:
+    """Alert at most one page per chat; how many alerts were sent."""
+    with sessions() as session:
+        pending = alert_finds.pending_passes(session, FOLLOW_SECONDS)
+    served: set[int] = set()
+    sent = 0
+    for one in pending:
+        if one.chat_id in served:
+            continue  # one message per chat per tick: the chat's rate allows no more
+        finds = _claim_next_page(sessions, outlet, one)
+        if finds is None:
+            continue
+        served.add(one.chat_id)
+        fresh = outlet.fresh(one.chat_id, finds)
+        if fresh and outlet.send(one.chat_id, alert_text(one.scan_id, fresh, top)):
+            sent += 1
+    return sent
+
+
+def _claim_next_page(
+    sessions: Sessions, outlet: AlertOutlet, one: alert_finds.PendingPass
+) -> list[Find] | None:
+    """The pass's next committed page of finds, claimed for this alert; None if not now."""
+    with sessions() as session:
+        finds = alert_finds.next_page_finds(session, one.scan_id, one.alerted_through_id)
+        if not finds:
+            return None
+        if not outlet.chat_ready(one.chat_id):
+            return None  # not taken: the finds wait in the database for the chat's next slot
+        through = max(find.opportunity_id for find in finds)
+        if not alert_finds.claim(session, one.scan_id, one.alerted_through_id, through):
+            session.rollback()
+            return None  # another beat claimed it
+        session.commit()
+    return finds
