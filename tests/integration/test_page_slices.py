@@ -2,6 +2,9 @@
 under its own fence, and stops between pages for a drain, a pause or a lost lease.
 
 Publishing is handed in as a plain callable, so these tests record it instead of a broker.
+Each test that takes `settings` runs twice: with nobody else waiting in the queue, and
+under a backlog (others' pages always wait) whose slice bound is wide enough for three
+pages, so the longer slices a backlog walks are held to the same exactly-once checks.
 """
 
 from __future__ import annotations
@@ -30,11 +33,20 @@ class Crash(BaseException):
     """Stands for the worker dying in the middle of a slice."""
 
 
-@pytest.fixture
-def settings(env: dict[str, str], database_url: str) -> Iterator[Settings]:
+@pytest.fixture(params=["nobody waits", "a backlog waits"])
+def settings(
+    request: pytest.FixtureRequest, env: dict[str, str], database_url: str
+) -> Iterator[Settings]:
     """Slices of at most three pages, never cut short by time on a loaded machine."""
     commit_log.install(database_url)
-    yield replace(get_settings(), slice_pages=3, slice_ms=60_000)
+    backlog_ms = 60_000 if request.param == "a backlog waits" else 0
+    yield replace(get_settings(), slice_pages=3, slice_ms=60_000, slice_backlog_ms=backlog_ms)
+
+
+def _backlog(settings: Settings) -> bool:
+    """Whether the queue has others' pages for these settings: always, in the variant
+    with a backlog bound (see the `settings` fixture), never in the other."""
+    return settings.slice_backlog_ms > 0
 
 
 def _start(
@@ -75,6 +87,7 @@ def _context(
         publish=published.append,
         on_progress=on_progress,
         drain_requested=drain_requested,
+        others_waiting=lambda: _backlog(settings),
         sleep=lambda seconds: None,
     )
 
@@ -271,12 +284,62 @@ def test_a_slice_longer_than_the_lease_keeps_each_page_it_walks(
     assert (done.status, done.processed_items, done.recoveries) == ("completed", 300, 0)
 
 
-def test_a_slice_walks_one_page_while_other_pages_wait_in_the_queue(
-    settings: Settings, session: Session
+def _asking_queue(answer: bool) -> tuple[list[bool], Callable[[], bool]]:
+    """A queue check that gives `answer` and records that it was asked."""
+    asked: list[bool] = []
+
+    def others_waiting() -> bool:
+        asked.append(answer)
+        return answer
+
+    return asked, others_waiting
+
+
+def test_under_a_backlog_a_slice_walks_pages_within_its_bound_and_hands_over(
+    env: dict[str, str], database_url: str, session: Session
 ) -> None:
-    # Given other scans' pages waiting in the queue
-    _, published, _ = _start(settings)
-    ctx = replace(_context(settings, published), others_waiting=lambda: True)
+    # Given other scans' pages waiting in the queue, and a backlog bound that three pages
+    # fit in on any machine
+    commit_log.install(database_url)
+    backlog = replace(get_settings(), slice_pages=3, slice_ms=60_000, slice_backlog_ms=60_000)
+    scan_id, published, params = _start(backlog)
+    asked, others_waiting = _asking_queue(True)
+    ctx = replace(_context(backlog, published), others_waiting=others_waiting)
+    # When a page task runs
+    assert run_page(published.pop(0), ctx) is Outcome.NEXT_PUBLISHED
+    # Then it walked the slice's three pages and queued the fourth behind the others,
+    # without asking the broker inside its bound
+    assert [(m.page_seq, m.page_offset) for m in published] == [(3, 0)]
+    assert asked == []
+    assert _row(session, scan_id).processed_items == 300
+    _drive(backlog, published)
+    commit_log.assert_each_position_committed_once(database_url, scan_id, 550)
+    assert _found(session, scan_id) == _walk_alone(params)
+
+
+@pytest.mark.parametrize(("waiting", "pages_walked"), [(True, 1), (False, 3)])
+def test_past_its_backlog_bound_a_slice_hands_over_only_if_others_wait(
+    env: dict[str, str], session: Session, waiting: bool, pages_walked: int
+) -> None:
+    # Given pages of 50 ms and a backlog bound of 20 ms, well inside the slice's own bound
+    bounded = replace(get_settings(), slice_pages=3, slice_ms=60_000, slice_backlog_ms=20)
+    _, published, _ = _start(bounded, latency_ms=50)
+    asked, others_waiting = _asking_queue(waiting)
+    ctx = replace(_context(bounded, published), others_waiting=others_waiting)
+    # When a page task runs
+    run_page(published.pop(0), ctx)
+    # Then it asked the queue past the bound: a backlog ends the slice after its page,
+    # an empty queue lets it walk all three
+    assert asked and [m.page_seq for m in published] == [pages_walked]
+
+
+def test_a_backlog_bound_of_zero_gives_one_page_per_task_while_others_wait(
+    env: dict[str, str], session: Session
+) -> None:
+    # Given other scans' pages waiting and slices told not to go on under a backlog
+    single = replace(get_settings(), slice_pages=3, slice_ms=60_000, slice_backlog_ms=0)
+    _, published, _ = _start(single)
+    ctx = replace(_context(single, published), others_waiting=lambda: True)
     # When a page task runs, Then it walks one page and queues the next behind them
     assert run_page(published.pop(0), ctx) is Outcome.NEXT_PUBLISHED
     assert [(m.page_seq, m.page_offset) for m in published] == [(1, 0)]

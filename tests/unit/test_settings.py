@@ -44,6 +44,7 @@ def test_values_are_read_and_typed() -> None:
         ("MARKETSCAN_CLEANUP_PAUSE_RATIO", "-0.5", "must be between 0.0 and 100.0"),
         ("MARKETSCAN_CLEANUP_PAUSE_RATIO", "half", "is not a valid float"),
         ("MARKETSCAN_RECOVERY_INTERVAL_SECONDS", "fast", "is not a valid float"),
+        ("MARKETSCAN_SLICE_BACKLOG_MS", "-1", "must be between 0 and 60000"),
     ],
 )
 def test_invalid_values_fail_naming_the_variable(name: str, value: str, message: str) -> None:

@@ -153,7 +153,7 @@ def _work(
         return _HandOver("while waiting to retry the market")
     if isinstance(page, str):
         return _Failure(page)
-    if page.next_cursor is not None and pages.has_room() and not ctx.others_waiting():
+    if page.next_cursor is not None and pages.has_room(ctx.others_waiting):
         next_cursor = page.next_cursor
         pages.prefetch(lambda give_up: fetch(next_cursor, give_up))
     result = page_judging.judge_page(
