@@ -370,3 +370,66 @@ def test_a_broker_that_does_not_answer_ends_the_slice_rather_than_the_page(
     get_settings.cache_clear()
     # Then the slice is told others may wait, and nothing is raised into the page
     assert pages_waiting() is True
+
+
+def _lease_of(scan_id: uuid.UUID) -> tuple[int, object]:
+    with session_scope() as reading:
+        row = _row(reading, scan_id)
+        return row.page_seq, row.lease_expires_at
+
+
+def test_the_heartbeat_renews_the_lease_during_one_long_page(
+    settings: Settings, session: Session
+) -> None:
+    # Given a 2 s lease and a single page of about 3 s
+    long_page = replace(settings, lease_seconds=2)
+    scan_id, published, _ = _start(long_page, items=100, item_latency_ms=30)
+    leases: set[object] = set()
+
+    def look_at_the_lease() -> bool:  # called by the page between its items
+        if threading.current_thread() is threading.main_thread():
+            page_seq, lease_expires_at = _lease_of(scan_id)
+            if page_seq == 0:
+                leases.add(lease_expires_at)
+        return False
+
+    ctx = _context(long_page, published, drain_requested=look_at_the_lease)
+    # When the page task runs, Then its lease moved on while the page was judged
+    assert run_page(published.pop(0), ctx) is Outcome.COMPLETED
+    assert len(leases) > 1
+
+
+def test_a_lease_lost_mid_slice_stops_the_page_and_the_slice(
+    settings: Settings, session: Session
+) -> None:
+    # Given a slice whose page is taken by another delivery (as after a lapsed lease)
+    # while its second page (about 3 s) is judged, with a 2 s lease renewed every 2/3 s;
+    # only the heartbeat's missed renewal can tell, the scan's status and fence unchanged
+    lost = replace(settings, lease_seconds=2)
+    scan_id, published, _ = _start(lost, items=500, item_latency_ms=30)
+    judged_after_taking: list[int] = []
+
+    def take_page_one() -> bool:
+        if threading.current_thread() is not threading.main_thread():
+            return False  # the prefetch of the next page asks too
+        if judged_after_taking:
+            judged_after_taking.append(1)
+        elif _lease_of(scan_id)[0] == 1:
+            with session_scope() as taking:
+                taking.execute(
+                    update(ScanCheckpoint)
+                    .where(ScanCheckpoint.scan_id == scan_id)
+                    .values(lease_task_id="another-delivery")
+                )
+                taking.commit()
+            judged_after_taking.append(1)
+        return False
+
+    ctx = _context(lost, published, drain_requested=take_page_one)
+    # When the page task runs
+    run_page(published.pop(0), ctx)
+    # Then the missed renewal stopped page 1 before its end and the slice walked no
+    # further: nothing past page 1 was committed or published
+    assert 0 < len(judged_after_taking) < 100
+    assert [m.page_seq for m in published] == [1]
+    assert _row(session, scan_id).page_seq == 1
