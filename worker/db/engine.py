@@ -51,6 +51,9 @@ class _Engines:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.sync: Engine | None = None
+        # Made once with the engine: building a sessionmaker per session was a cost each
+        # page task paid twice or more for nothing.
+        self.sessions: sessionmaker[Session] | None = None
         self.async_: AsyncEngine | None = None
 
 
@@ -114,6 +117,7 @@ def reset_engines() -> None:
     if engines.sync is not None:
         engines.sync.dispose(close=False)
     engines.sync = None
+    engines.sessions = None
     engines.async_ = None
 
 
@@ -124,13 +128,17 @@ def close_engines() -> None:
     if engines.sync is not None:
         engines.sync.dispose()
     engines.sync = None
+    engines.sessions = None
     engines.async_ = None
 
 
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A sync session that rolls back on error and always closes."""
-    session = sessionmaker(sync_engine(), expire_on_commit=False)()
+    engines = _current()
+    if engines.sessions is None:
+        engines.sessions = sessionmaker(sync_engine(), expire_on_commit=False)
+    session = engines.sessions()
     try:
         yield session
     except BaseException:
