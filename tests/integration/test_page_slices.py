@@ -318,12 +318,22 @@ def test_under_a_backlog_a_slice_walks_pages_within_its_bound_and_hands_over(
 
 
 @pytest.mark.parametrize(("waiting", "pages_walked"), [(True, 1), (False, 3)])
+@pytest.mark.parametrize(
+    "slow_page",
+    [{"latency_ms": 50}, {"item_latency_ms": 1}],
+    ids=["fetched in 50 ms", "judged in 100 ms"],
+)
 def test_past_its_backlog_bound_a_slice_hands_over_only_if_others_wait(
-    env: dict[str, str], session: Session, waiting: bool, pages_walked: int
+    env: dict[str, str],
+    session: Session,
+    waiting: bool,
+    pages_walked: int,
+    slow_page: dict[str, int],
 ) -> None:
-    # Given pages of 50 ms and a backlog bound of 20 ms, well inside the slice's own bound
+    # Given pages that take at least 50 ms to fetch or to judge, and a backlog bound of
+    # 20 ms, well inside the slice's own bound
     bounded = replace(get_settings(), slice_pages=3, slice_ms=60_000, slice_backlog_ms=20)
-    _, published, _ = _start(bounded, latency_ms=50)
+    _, published, _ = _start(bounded, **slow_page)
     asked, others_waiting = _asking_queue(waiting)
     ctx = replace(_context(bounded, published), others_waiting=others_waiting)
     # When a page task runs

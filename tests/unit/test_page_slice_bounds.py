@@ -77,3 +77,31 @@ def test_a_backlog_bound_of_zero_asks_the_queue_before_every_page() -> None:
     clock, queue = _Clock(), _Queue(waiting=True)
     pages = _slice(clock, slice_pages=10, slice_ms=10_000, slice_backlog_ms=0)
     assert not pages.has_room(queue) and queue.asked == 1
+
+
+def test_a_page_judged_past_the_backlog_bound_asks_the_queue_before_the_next() -> None:
+    # Given a slice that started its prefetch inside the backlog bound, without asking
+    clock, queue = _Clock(), _Queue(waiting=True)
+    pages = _slice(clock, slice_pages=10, slice_ms=10_000, slice_backlog_ms=300)
+    assert pages.has_room(queue) and queue.asked == 0
+    # When judging the page takes it past the bound, Then the queue is asked, and a
+    # waiting one ends the slice
+    clock.now_s += 0.5
+    assert not pages.still_has_room(queue) and queue.asked == 1
+
+
+def test_a_page_judged_inside_the_backlog_bound_walks_on_without_asking() -> None:
+    clock, queue = _Clock(), _Queue(waiting=True)
+    pages = _slice(clock, slice_pages=10, slice_ms=10_000, slice_backlog_ms=300)
+    assert pages.has_room(queue)
+    clock.now_s += 0.1
+    assert pages.still_has_room(queue) and queue.asked == 0
+
+
+def test_a_queue_asked_before_the_prefetch_is_not_asked_again() -> None:
+    clock, queue = _Clock(), _Queue(waiting=False)
+    pages = _slice(clock, slice_pages=10, slice_ms=10_000, slice_backlog_ms=300)
+    clock.now_s += 0.4
+    assert pages.has_room(queue) and queue.asked == 1
+    queue.waiting = True
+    assert pages.still_has_room(queue) and queue.asked == 1

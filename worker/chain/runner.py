@@ -112,6 +112,7 @@ def _walk(
             and pages.prefetching
             and work.page_complete
             and not (ctx.drain_requested() or beat.lost)
+            and pages.still_has_room(ctx.others_waiting)
         )
         if not going_on:
             pages.abandon_prefetch()

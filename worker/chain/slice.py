@@ -11,10 +11,13 @@ hop is then paid once per few hundred ms under a backlog as well, and no scan wa
 longer behind another's slice than that bound (plus the page it had started). Fairness
 is kept by bounding the slice, not by switching it off; `slice_backlog_ms=0` gives one
 page per task under a backlog, as before. Inside the backlog bound the queue is not even
-asked, which saves a broker round trip a page. With nobody waiting, the slice is what
-pays the hop once per `slice_pages` pages, at the simulated market's 20 ms a page as at
-DMarket's 500 ms; `slice_ms` (10 s by default) bounds how long one task holds its slot
-if the market is slower still.
+asked, which saves a broker round trip a page. The bound is looked at before the next
+page's prefetch starts and again once the current page is judged, so a page that took
+the slice past it (judged for long) still ends the slice, its prefetch abandoned.
+
+With nobody waiting, the slice is what pays the hop once per `slice_pages` pages, at the
+simulated market's 20 ms a page as at DMarket's 500 ms; `slice_ms` (10 s by default)
+bounds how long one task holds its slot if the market is slower still.
 
 While page N is judged and committed, the slice already fetches page N+1 (a prefetch):
 the market's wait overlaps the database's. The next page is published, as ever, only after
@@ -52,6 +55,8 @@ class PageSlice:
         self._pages_left = settings.slice_pages - 1
         self._clock = clock
         self._prefetch: _Prefetch | None = None
+        # Whether the last has_room() asked the queue (it was past the backlog bound).
+        self._asked = False
         # Held while the fence moves (a commit that keeps the page), and by each heartbeat
         # renewal, so a renewal never looks for a fence that is half-way to the next page.
         self.lock = threading.Lock()
@@ -67,9 +72,19 @@ class PageSlice:
         if self._pages_left <= 0:
             return False
         now = self._clock()
-        if now < self._backlog_deadline:
+        self._asked = now >= self._backlog_deadline
+        if not self._asked:
             return True
         return now < self._deadline and not others_waiting()
+
+    def still_has_room(self, others_waiting: Callable[[], bool]) -> bool:
+        """Whether to walk the prefetched page, now that the current one is judged. A
+        page judged for long may take the slice past its backlog bound after has_room()
+        said yes without asking: the queue is asked then, once, so a slice of slow pages
+        under a backlog still hands over after one page (its prefetch abandoned)."""
+        if self._asked or self._clock() < self._backlog_deadline:
+            return True
+        return not others_waiting()
 
     def advance(self) -> None:
         """The current page committed and kept the scan running: hold the next one."""
