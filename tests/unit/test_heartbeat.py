@@ -69,6 +69,17 @@ def test_a_missed_renewal_marks_only_its_own_page_lost() -> None:
         assert taken.count == 2 and not kept_beat.lost
 
 
+def test_a_page_due_sooner_than_the_thread_sleeps_is_renewed_in_time() -> None:
+    # Given the thread asleep until a slow page's renewal, far off
+    slow, quick = _Renewals(), _Renewals()
+    with Heartbeat(slow, 1000.0):
+        assert _until(lambda: bool(_heartbeat_threads()))
+        # When a page due much sooner comes, Then the thread wakes up for it
+        with Heartbeat(quick, INTERVAL_S):
+            assert quick.reached.wait(PATIENCE_S)
+    assert slow.count == 0
+
+
 def test_a_stopped_heartbeat_renews_no_more() -> None:
     renewals = _Renewals()
     with Heartbeat(renewals, INTERVAL_S) as beat:

@@ -92,6 +92,9 @@ class _Beater:
         self._changed = threading.Condition()
         self._beats: list[Heartbeat] = []
         self._thread: threading.Thread | None = None
+        # When the thread wakes up next (None: when told), so that a page added with a
+        # later due time, the usual case, need not wake it (a wake-up costs the GIL).
+        self._wake_at: float | None = None
 
     def add(self, heartbeat: Heartbeat) -> None:
         with self._changed:
@@ -102,7 +105,8 @@ class _Beater:
                     target=self._run, name="page-heartbeat", daemon=True
                 )
                 self._thread.start()
-            self._changed.notify()
+            if self._wake_at is None or heartbeat.due < self._wake_at:
+                self._changed.notify()
 
     def remove(self, heartbeat: Heartbeat) -> None:
         with self._changed:
@@ -125,9 +129,12 @@ class _Beater:
                     heartbeat = min(self._beats, key=lambda beat: beat.due)
                     if heartbeat.due <= now:
                         heartbeat.due = now + heartbeat.interval_seconds
+                        self._wake_at = heartbeat.due
                         return heartbeat
+                    self._wake_at = heartbeat.due
                     self._changed.wait(heartbeat.due - now)
                 else:
+                    self._wake_at = None
                     self._changed.wait()
 
 
