@@ -40,8 +40,9 @@ class Settings:
     slice_ms: int = 10_000
     slice_pages: int = 10
     # While other pages wait, a slice still walks pages for this long (0: one page per
-    # task): the hop is amortised under a backlog too, and fairness is this bound.
-    slice_backlog_ms: int = 300
+    # task): the hop is amortised under a backlog too, and fairness is this bound (short,
+    # since a queued scan waits for the slice of every scan ahead of it).
+    slice_backlog_ms: int = 50
     fee: float = 0.07
     # Named price bands and their minimum profit; a scan names one (ScanParams.level).
     levels: tuple[Level, ...] = tuple(LEVELS.values())
