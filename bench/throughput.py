@@ -93,9 +93,9 @@ def _note(ratio: float, bench: Bench) -> str:
     return (
         f"Two slots give {ratio:.2f}x one chain, not 2x: the two pool processes share two "
         f"cores with the worker's main process (receiving, acking, sending events),{cpu} "
-        f"Redis and the rest of the machine. And the comparison is uneven by design: one "
-        f"chain alone walks time slices (a hop per ten pages), while 16 scans keep the queue "
-        f"full, so each of their tasks walks one page (fairness, figure 3b) and pays a hop "
-        f"per page. What would close it: less CPU per page outside the pool (fewer events "
-        f"and round trips per hop) and less Python per page; more cores than two."
+        f"Redis and the rest of the machine. Under the backlog 16 scans make, a slice still "
+        f"walks its pages for up to MARKETSCAN_SLICE_BACKLOG_MS (figure 3b judges the "
+        f"fairness of that), so their tasks pay a hop per slice as one chain alone does. "
+        f"What would close it: less CPU per page outside the pool (fewer events and round "
+        f"trips per hop) and less Python per page; more cores than two."
     )

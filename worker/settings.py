@@ -41,6 +41,10 @@ class Settings:
     # to this many or this long, before it re-enqueues: the hop is paid per slice.
     slice_ms: int = 10_000
     slice_pages: int = 10
+    # While other pages wait, a slice still walks pages for this long (0: one page per
+    # task): the hop is amortised under a backlog too, and fairness is this bound (short,
+    # since a queued scan waits for the slice of every scan ahead of it).
+    slice_backlog_ms: int = 50
     fee: float = 0.07
     # Named price bands and their minimum profit; a scan names one (ScanParams.level).
     levels: tuple[Level, ...] = tuple(LEVELS.values())
@@ -143,6 +147,9 @@ class Settings:
             ),
             slice_ms=reader.number("MARKETSCAN_SLICE_MS", int, defaults.slice_ms, 0, 60_000),
             slice_pages=reader.number("MARKETSCAN_SLICE_PAGES", int, defaults.slice_pages, 1, 1000),
+            slice_backlog_ms=reader.number(
+                "MARKETSCAN_SLICE_BACKLOG_MS", int, defaults.slice_backlog_ms, 0, 60_000
+            ),
             fee=reader.number("MARKETSCAN_FEE", float, defaults.fee, 0.0, 0.99),
             levels=levels_of("MARKETSCAN_LEVELS", env.get("MARKETSCAN_LEVELS", ""))
             or defaults.levels,

@@ -2,6 +2,9 @@
 under its own fence, and stops between pages for a drain, a pause or a lost lease.
 
 Publishing is handed in as a plain callable, so these tests record it instead of a broker.
+Each test that takes `settings` runs twice: with nobody else waiting in the queue, and
+under a backlog (others' pages always wait) whose slice bound is wide enough for three
+pages, so the longer slices a backlog walks are held to the same exactly-once checks.
 """
 
 from __future__ import annotations
@@ -30,11 +33,20 @@ class Crash(BaseException):
     """Stands for the worker dying in the middle of a slice."""
 
 
-@pytest.fixture
-def settings(env: dict[str, str], database_url: str) -> Iterator[Settings]:
+@pytest.fixture(params=["nobody waits", "a backlog waits"])
+def settings(
+    request: pytest.FixtureRequest, env: dict[str, str], database_url: str
+) -> Iterator[Settings]:
     """Slices of at most three pages, never cut short by time on a loaded machine."""
     commit_log.install(database_url)
-    yield replace(get_settings(), slice_pages=3, slice_ms=60_000)
+    backlog_ms = 60_000 if request.param == "a backlog waits" else 0
+    yield replace(get_settings(), slice_pages=3, slice_ms=60_000, slice_backlog_ms=backlog_ms)
+
+
+def _backlog(settings: Settings) -> bool:
+    """Whether the queue has others' pages for these settings: always, in the variant
+    with a backlog bound (see the `settings` fixture), never in the other."""
+    return settings.slice_backlog_ms > 0
 
 
 def _start(
@@ -75,6 +87,7 @@ def _context(
         publish=published.append,
         on_progress=on_progress,
         drain_requested=drain_requested,
+        others_waiting=lambda: _backlog(settings),
         sleep=lambda seconds: None,
     )
 
@@ -271,12 +284,72 @@ def test_a_slice_longer_than_the_lease_keeps_each_page_it_walks(
     assert (done.status, done.processed_items, done.recoveries) == ("completed", 300, 0)
 
 
-def test_a_slice_walks_one_page_while_other_pages_wait_in_the_queue(
-    settings: Settings, session: Session
+def _asking_queue(answer: bool) -> tuple[list[bool], Callable[[], bool]]:
+    """A queue check that gives `answer` and records that it was asked."""
+    asked: list[bool] = []
+
+    def others_waiting() -> bool:
+        asked.append(answer)
+        return answer
+
+    return asked, others_waiting
+
+
+def test_under_a_backlog_a_slice_walks_pages_within_its_bound_and_hands_over(
+    env: dict[str, str], database_url: str, session: Session
 ) -> None:
-    # Given other scans' pages waiting in the queue
-    _, published, _ = _start(settings)
-    ctx = replace(_context(settings, published), others_waiting=lambda: True)
+    # Given other scans' pages waiting in the queue, and a backlog bound that three pages
+    # fit in on any machine
+    commit_log.install(database_url)
+    backlog = replace(get_settings(), slice_pages=3, slice_ms=60_000, slice_backlog_ms=60_000)
+    scan_id, published, params = _start(backlog)
+    asked, others_waiting = _asking_queue(True)
+    ctx = replace(_context(backlog, published), others_waiting=others_waiting)
+    # When a page task runs
+    assert run_page(published.pop(0), ctx) is Outcome.NEXT_PUBLISHED
+    # Then it walked the slice's three pages and queued the fourth behind the others,
+    # without asking the broker inside its bound
+    assert [(m.page_seq, m.page_offset) for m in published] == [(3, 0)]
+    assert asked == []
+    assert _row(session, scan_id).processed_items == 300
+    _drive(backlog, published)
+    commit_log.assert_each_position_committed_once(database_url, scan_id, 550)
+    assert _found(session, scan_id) == _walk_alone(params)
+
+
+@pytest.mark.parametrize(("waiting", "pages_walked"), [(True, 1), (False, 3)])
+@pytest.mark.parametrize(
+    "slow_page",
+    [{"latency_ms": 50}, {"item_latency_ms": 1}],
+    ids=["fetched in 50 ms", "judged in 100 ms"],
+)
+def test_past_its_backlog_bound_a_slice_hands_over_only_if_others_wait(
+    env: dict[str, str],
+    session: Session,
+    waiting: bool,
+    pages_walked: int,
+    slow_page: dict[str, int],
+) -> None:
+    # Given pages that take at least 50 ms to fetch or to judge, and a backlog bound of
+    # 20 ms, well inside the slice's own bound
+    bounded = replace(get_settings(), slice_pages=3, slice_ms=60_000, slice_backlog_ms=20)
+    _, published, _ = _start(bounded, **slow_page)
+    asked, others_waiting = _asking_queue(waiting)
+    ctx = replace(_context(bounded, published), others_waiting=others_waiting)
+    # When a page task runs
+    run_page(published.pop(0), ctx)
+    # Then it asked the queue past the bound: a backlog ends the slice after its page,
+    # an empty queue lets it walk all three
+    assert asked and [m.page_seq for m in published] == [pages_walked]
+
+
+def test_a_backlog_bound_of_zero_gives_one_page_per_task_while_others_wait(
+    env: dict[str, str], session: Session
+) -> None:
+    # Given other scans' pages waiting and slices told not to go on under a backlog
+    single = replace(get_settings(), slice_pages=3, slice_ms=60_000, slice_backlog_ms=0)
+    _, published, _ = _start(single)
+    ctx = replace(_context(single, published), others_waiting=lambda: True)
     # When a page task runs, Then it walks one page and queues the next behind them
     assert run_page(published.pop(0), ctx) is Outcome.NEXT_PUBLISHED
     assert [(m.page_seq, m.page_offset) for m in published] == [(1, 0)]
@@ -307,3 +380,66 @@ def test_a_broker_that_does_not_answer_ends_the_slice_rather_than_the_page(
     get_settings.cache_clear()
     # Then the slice is told others may wait, and nothing is raised into the page
     assert pages_waiting() is True
+
+
+def _lease_of(scan_id: uuid.UUID) -> tuple[int, object]:
+    with session_scope() as reading:
+        row = _row(reading, scan_id)
+        return row.page_seq, row.lease_expires_at
+
+
+def test_the_heartbeat_renews_the_lease_during_one_long_page(
+    settings: Settings, session: Session
+) -> None:
+    # Given a 2 s lease and a single page of about 3 s
+    long_page = replace(settings, lease_seconds=2)
+    scan_id, published, _ = _start(long_page, items=100, item_latency_ms=30)
+    leases: set[object] = set()
+
+    def look_at_the_lease() -> bool:  # called by the page between its items
+        if threading.current_thread() is threading.main_thread():
+            page_seq, lease_expires_at = _lease_of(scan_id)
+            if page_seq == 0:
+                leases.add(lease_expires_at)
+        return False
+
+    ctx = _context(long_page, published, drain_requested=look_at_the_lease)
+    # When the page task runs, Then its lease moved on while the page was judged
+    assert run_page(published.pop(0), ctx) is Outcome.COMPLETED
+    assert len(leases) > 1
+
+
+def test_a_lease_lost_mid_slice_stops_the_page_and_the_slice(
+    settings: Settings, session: Session
+) -> None:
+    # Given a slice whose page is taken by another delivery (as after a lapsed lease)
+    # while its second page (about 3 s) is judged, with a 2 s lease renewed every 2/3 s;
+    # only the heartbeat's missed renewal can tell, the scan's status and fence unchanged
+    lost = replace(settings, lease_seconds=2)
+    scan_id, published, _ = _start(lost, items=500, item_latency_ms=30)
+    judged_after_taking: list[int] = []
+
+    def take_page_one() -> bool:
+        if threading.current_thread() is not threading.main_thread():
+            return False  # the prefetch of the next page asks too
+        if judged_after_taking:
+            judged_after_taking.append(1)
+        elif _lease_of(scan_id)[0] == 1:
+            with session_scope() as taking:
+                taking.execute(
+                    update(ScanCheckpoint)
+                    .where(ScanCheckpoint.scan_id == scan_id)
+                    .values(lease_task_id="another-delivery")
+                )
+                taking.commit()
+            judged_after_taking.append(1)
+        return False
+
+    ctx = _context(lost, published, drain_requested=take_page_one)
+    # When the page task runs
+    run_page(published.pop(0), ctx)
+    # Then the missed renewal stopped page 1 before its end and the slice walked no
+    # further: nothing past page 1 was committed or published
+    assert 0 < len(judged_after_taking) < 100
+    assert [m.page_seq for m in published] == [1]
+    assert _row(session, scan_id).page_seq == 1

@@ -45,6 +45,7 @@ def test_values_are_read_and_typed() -> None:
         ("MARKETSCAN_CLEANUP_PAUSE_RATIO", "half", "is not a valid float"),
         ("MARKETSCAN_RECOVERY_INTERVAL_SECONDS", "fast", "is not a valid float"),
         ("MARKETSCAN_METRICS_ENABLED", "maybe", "must be one of 1, true, yes, on, 0, false"),
+        ("MARKETSCAN_SLICE_BACKLOG_MS", "-1", "must be between 0 and 60000"),
     ],
 )
 def test_invalid_values_fail_naming_the_variable(name: str, value: str, message: str) -> None:

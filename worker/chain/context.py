@@ -46,8 +46,8 @@ class PageContext:
     owner: str
     settings: Settings
     publish: Callable[[PageMessage], None]
-    # True while other page messages wait in the queue: a slice then ends after its page,
-    # so no scan waits on another's slice (fairness), and the hop is paid per page.
+    # True while other page messages wait in the queue: a slice then ends at its backlog
+    # bound (settings.slice_backlog_ms), so no scan waits long on another's slice.
     others_waiting: Callable[[], bool] = lambda: False
     on_progress: Callable[[ScanProgress], None] = lambda progress: None
     on_completed: Callable[[ScanProgress], None] = lambda progress: None

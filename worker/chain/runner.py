@@ -114,6 +114,7 @@ def _walk(
             and pages.prefetching
             and work.page_complete
             and not (ctx.drain_requested() or beat.lost)
+            and pages.still_has_room(ctx.others_waiting)
         )
         if not going_on:
             pages.abandon_prefetch()
@@ -156,7 +157,7 @@ def _work(
         return _HandOver("while waiting to retry the market")
     if isinstance(page, str):
         return _Failure(page)
-    if page.next_cursor is not None and pages.has_room() and not ctx.others_waiting():
+    if page.next_cursor is not None and pages.has_room(ctx.others_waiting):
         next_cursor = page.next_cursor
         pages.prefetch(lambda give_up: fetch(next_cursor, give_up))
     with observe.timed_phase("judge"):

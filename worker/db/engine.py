@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from worker.errors import ConfigError
 from worker.redaction import redacted
@@ -24,6 +26,12 @@ from worker.settings import get_settings
 
 _SYNC_DRIVER = "postgresql+psycopg2"
 _ASYNC_DRIVER = "postgresql+asyncpg"
+# A pooled connection checked in less than this long ago is taken as alive, without the
+# round trip of a ping: a page task checks out a connection several times a page, each a
+# moment after the last. One that sat idle longer is pinged first, so a PostgreSQL restart
+# is noticed at checkout; one that died within the last seconds fails its first statement,
+# which invalidates the pool, and the task's retry on OperationalError takes a new one.
+PING_IDLE_SECONDS = 5.0
 
 
 def driver_url(database_url: str, driver: str = _SYNC_DRIVER) -> str:
@@ -43,6 +51,9 @@ class _Engines:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.sync: Engine | None = None
+        # Made once with the engine: building a sessionmaker per session was a cost each
+        # page task paid twice or more for nothing.
+        self.sessions: sessionmaker[Session] | None = None
         self.async_: AsyncEngine | None = None
 
 
@@ -59,10 +70,34 @@ def _current() -> _Engines:
 def sync_engine() -> Engine:
     engines = _current()
     if engines.sync is None:
-        engines.sync = create_engine(
-            driver_url(get_settings().database_url), pool_pre_ping=True, pool_size=5
+        engines.sync = ping_when_idle(
+            create_engine(driver_url(get_settings().database_url), pool_size=5),
+            PING_IDLE_SECONDS,
         )
     return engines.sync
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float) -> Engine:
+    """Make `engine` ping a pooled connection at checkout only when it sat idle in the
+    pool for longer than `idle_seconds`; a connection that fails the ping is replaced."""
+
+    @event.listens_for(engine, "checkin")
+    def checked_in(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        # A new connection has no check-in time: it was opened just now.
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at <= idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool's signal to drop this connection and check out another.
+            raise DisconnectionError(f"idle connection is gone: {exc}") from exc
+
+    return engine
 
 
 def async_engine() -> AsyncEngine:
@@ -82,6 +117,7 @@ def reset_engines() -> None:
     if engines.sync is not None:
         engines.sync.dispose(close=False)
     engines.sync = None
+    engines.sessions = None
     engines.async_ = None
 
 
@@ -92,13 +128,17 @@ def close_engines() -> None:
     if engines.sync is not None:
         engines.sync.dispose()
     engines.sync = None
+    engines.sessions = None
     engines.async_ = None
 
 
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A sync session that rolls back on error and always closes."""
-    session = sessionmaker(sync_engine(), expire_on_commit=False)()
+    engines = _current()
+    if engines.sessions is None:
+        engines.sessions = sessionmaker(sync_engine(), expire_on_commit=False)
+    session = engines.sessions()
     try:
         yield session
     except BaseException:
