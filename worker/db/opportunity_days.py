@@ -76,16 +76,20 @@ def make_days_ahead(session: Session, ahead: int = AHEAD_DAYS) -> list[date]:
     for offset in range(ahead + 1):
         day = first + timedelta(days=offset)
         if day not in have and not _undated_holds(session, day):
-            _lock_timeout(session)
-            session.execute(text(_create_sql(day)))
+            make_day(session, day)
             made.append(day)
     return made
 
 
-def _create_sql(day: date) -> str:
-    return (
-        f"CREATE TABLE {table_of(day)} PARTITION OF {_PARENT}"
-        f" FOR VALUES FROM ('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')"
+def make_day(session: Session, day: date) -> None:
+    """Make `day`'s partition (which must not exist yet)."""
+    _lock_timeout(session)
+    session.execute(
+        text(
+            f"CREATE TABLE {table_of(day)} PARTITION OF {_PARENT}"
+            f" FOR VALUES FROM ('{day.isoformat()}')"
+            f" TO ('{(day + timedelta(days=1)).isoformat()}')"
+        )
     )
 
 
