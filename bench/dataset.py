@@ -78,8 +78,9 @@ def relation_bytes(connection: Connection, table: str) -> int:
     """Heap, TOAST and every index of `table`, summed over its partitions if it has any."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(%s::regclass)",
-            (table,),
+            "SELECT coalesce((SELECT sum(pg_total_relation_size(relid))"
+            " FROM pg_partition_tree(%s::regclass)), pg_total_relation_size(%s::regclass))",
+            (table, table),
         )
         row = cursor.fetchone()
     return int(row[0])
