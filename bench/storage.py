@@ -116,12 +116,15 @@ def run(bench: Bench) -> list[Row]:
             note=f"Checkpoints alone ({checkpoint_bytes:.0f} B each) are "
             f"{checkpoints_only / MB:.1f} MB a month, well inside the seed's 10 MB; the "
             f"month is {rate * ITEMS_PER_SCAN:.0f} opportunities x {opportunity_bytes:.0f} B "
-            f"per scan, which the seed never stored. Retention cleanup (cascading to "
-            f"opportunities) caps what stays on disk at about {RETENTION_DAYS} days, "
-            f"{standing / MB:.1f} MB per user. Closing the monthly figure itself: keep "
-            f"only a scan's best opportunities, drop columns that follow from others (fee, "
-            f"profit and profit percent follow from the two prices and the scan's fee), or "
-            f"give opportunities a shorter retention than checkpoints.",
+            f"per scan, which the seed never stored. Fee and profit are no longer stored "
+            f"(derived from the prices and the scan's fee), prices are 4-byte cents; what "
+            f"is left is the heap row (ids, prices, the title) and the unique (scan_id, "
+            f"item_id, scan_day) index, which scans' random uuids leave about half full. "
+            f"Retention (whole days dropped) caps what stays on disk at about "
+            f"{RETENTION_DAYS} days, {standing / MB:.1f} MB per user. Closing the monthly "
+            f"figure itself: key the finds by the checkpoint's bigint id (8 B less in row "
+            f"and index, and inserts in key order that fill the index), keep each title "
+            f"once per item rather than once per find, or keep only a scan's best finds.",
             detail=f"Per scan: one checkpoint + {rate * ITEMS_PER_SCAN:.0f} opportunities = "
             f"{per_scan / 1024:.1f} KiB.",
         ),

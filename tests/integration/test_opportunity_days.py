@@ -190,3 +190,33 @@ def test_an_old_failed_scan_resumed_keeps_its_day(session: Session) -> None:
     assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0) == 0
     assert _rows_of(session, failed) == 2
     assert _today(session) - timedelta(days=10) in days_sql.partitioned_days(session)
+
+
+def test_a_day_whose_table_is_in_use_is_left_untallied_for_the_next_cleanup(
+    session: Session, database_url: str
+) -> None:
+    from sqlalchemy import create_engine
+
+    from worker.db import driver_url
+
+    # Given a finished day, and a reader holding scan_opportunities open (a results query)
+    _scan(session, 10, "completed", 10, 3)
+    day = _today(session) - timedelta(days=10)
+    before = _retired(session)
+    reader_engine = create_engine(driver_url(database_url))
+    reader = reader_engine.connect()
+    reader.execute(text("SELECT count(*) FROM scan_opportunities"))
+    try:
+        # When the cleanup runs, Then it deletes the checkpoint but leaves the day, untallied
+        assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0, sleep=lambda s: None)
+        assert day in days_sql.partitioned_days(session)
+        key = (tallies.RETIRED_OPPORTUNITIES, "")
+        assert _retired(session).get(key, 0) == before.get(key, 0)
+    finally:
+        reader.rollback()
+        reader.close()
+        reader_engine.dispose()
+    # When the next cleanup runs, Then the day goes, its rows tallied once
+    assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0) == 0
+    assert day not in days_sql.partitioned_days(session)
+    assert _retired(session)[key] == before.get(key, 0) + 3

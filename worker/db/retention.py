@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, text, tuple_
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from models import RUNNER_CHAIN, ScanCheckpoint, ScanOpportunity
@@ -50,8 +50,10 @@ def plan_cleanup(session: Session, days: int = 7) -> Plan:
     cutoff_sql = clock_sql.days_ago(v.days_of(days))
     try:
         days_sql.make_days_ahead(session)
-    except OperationalError as exc:
-        # The next cleanup makes them; meanwhile a new day's rows go to `undated`.
+    except DBAPIError as exc:
+        # A lock not had within the timeout, or a row of that very day that reached
+        # `undated` a moment ago: the next cleanup makes the day, and meanwhile its rows
+        # go to `undated`.
         session.rollback()
         log.warning("retention: could not make the coming days' partitions now: %s", exc)
     cutoff = session.scalar(select(cutoff_sql))
@@ -113,8 +115,10 @@ def drop_finished_days(
                 session.commit()
                 dropped.append(day)
                 break
-            except OperationalError as exc:
+            except DBAPIError as exc:
                 session.rollback()
+                if day not in days_sql.partitioned_days(session):
+                    break  # a concurrent cleanup dropped it (and tallied it) first
                 if attempt + 1 == DROP_TRIES:
                     log.warning("retention: day %s left for the next cleanup: %s", day, exc)
                 else:
