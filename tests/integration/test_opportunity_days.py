@@ -220,3 +220,98 @@ def test_a_day_whose_table_is_in_use_is_left_untallied_for_the_next_cleanup(
     assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0) == 0
     assert day not in days_sql.partitioned_days(session)
     assert _retired(session)[key] == before.get(key, 0) + 3
+
+
+def _walk_backdated_scan(session: Session, created_days_ago: int) -> uuid.UUID:
+    """A simulated scan started, its creation backdated, then walked to its end by the page
+    runner itself (in process), as a scan that ran for days would commit its last pages."""
+    from dataclasses import replace
+
+    from worker.chain import lifecycle
+    from worker.chain.runner import PageContext, run_page
+    from worker.db import session_scope
+    from worker.domain.page_message import PageMessage
+    from worker.domain.scan_params import ScanParams
+    from worker.settings import get_settings
+
+    settings = replace(get_settings(), slice_pages=1)
+    published: list[PageMessage] = []
+    params = ScanParams(game="csgo", page_size=100, market_options={"items": 400, "seed": 5})
+    with session_scope() as opened:
+        scan_id = lifecycle.start_scan(opened, params, settings, published.append)
+    session.execute(
+        update(ScanCheckpoint)
+        .where(ScanCheckpoint.scan_id == scan_id)
+        .values(created_at=func.now() - timedelta(days=created_days_ago))
+    )
+    session.commit()
+    context = PageContext(
+        owner="w1@test", settings=settings, publish=published.append, sleep=lambda s: None
+    )
+    while published:
+        run_page(published.pop(0), context)
+    return scan_id
+
+
+def _placed(session: Session, scan_id: uuid.UUID) -> set[str]:
+    return set(
+        session.scalars(
+            text("SELECT DISTINCT tableoid::regclass::text FROM scan_opportunities"
+                 " WHERE scan_id = :scan_id"),
+            {"scan_id": scan_id},
+        )
+    )  # fmt: skip
+
+
+def test_a_page_commit_stores_its_finds_in_the_scans_creation_day(
+    session: Session, env: dict[str, str]
+) -> None:
+    # Given a scan created three days ago, whose day has a partition
+    day = _today(session) - timedelta(days=3)
+    days_sql.make_day(session, day)
+    session.commit()
+    # When its pages commit today, Then every find lands in the day it was created
+    scan_id = _walk_backdated_scan(session, 3)
+    assert _rows_of(session, scan_id) > 0
+    assert _placed(session, scan_id) == {days_sql.table_of(day)}
+
+
+def test_finds_of_a_day_nobody_made_go_to_undated_and_leave_with_their_checkpoint(
+    session: Session, env: dict[str, str]
+) -> None:
+    from worker.db.scan_queries import top_opportunities
+
+    # Given a scan created 20 days ago, a day with no partition (cleanup did not run)
+    scan_id = _walk_backdated_scan(session, 20)
+    found = _rows_of(session, scan_id)
+    assert found > 0 and _placed(session, scan_id) == {f"{days_sql.SCHEMA}.{days_sql.UNDATED}"}
+    # Then results still read them
+    assert len(top_opportunities(session, scan_id, top=1000)) == found
+    # When the scan is past retention, Then cleanup deletes its finds one by one, tallied
+    session.execute(
+        update(ScanCheckpoint)
+        .where(ScanCheckpoint.scan_id == scan_id)
+        .values(updated_at=func.now() - timedelta(days=20))
+    )
+    session.commit()
+    before = _retired(session).get((tallies.RETIRED_OPPORTUNITIES, ""), 0)
+    assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0) == 1
+    assert _rows_of(session, scan_id) == 0
+    assert _retired(session)[(tallies.RETIRED_OPPORTUNITIES, "")] == before + found
+
+
+def test_a_coming_day_whose_finds_already_went_to_undated_is_not_made_over_them(
+    session: Session, env: dict[str, str]
+) -> None:
+    # Given tomorrow's partition missing, and a scan of tomorrow whose finds went to undated
+    tomorrow = _today(session) + timedelta(days=1)
+    session.execute(text(f"DROP TABLE {days_sql.table_of(tomorrow)}"))
+    session.commit()
+    scan_id = _walk_backdated_scan(session, -1)
+    assert _placed(session, scan_id) == {f"{days_sql.SCHEMA}.{days_sql.UNDATED}"}
+    # When the coming days are made, Then tomorrow is left to undated (making it over
+    # those rows would fail), and the days after it are there
+    made = days_sql.make_days_ahead(session, ahead=3)
+    session.commit()
+    assert tomorrow not in made and tomorrow not in days_sql.partitioned_days(session)
+    assert _today(session) + timedelta(days=3) in days_sql.partitioned_days(session)
