@@ -270,6 +270,7 @@ class AsyncStateManager(StateManager, AsyncErrorGuard):
             if deleted < settings.cleanup_batch_size:
                 break
             await asyncio.sleep((time.monotonic() - started) * settings.cleanup_pause_ratio)
-        # Each day's drop is its own short transaction (lock retries block only briefly).
+        # Each day's drop is its own short transaction; a drop that must retry for the
+        # table's lock sleeps this thread (at most 2 s a day, once a day, in a cleanup).
         await self._run(retention.drop_finished_days)
         return deleted_total
