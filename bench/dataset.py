@@ -75,8 +75,12 @@ def vacuum_analyze(connection: Connection) -> None:
 
 
 def relation_bytes(connection: Connection, table: str) -> int:
-    """Heap, TOAST and every index of `table`."""
+    """Heap, TOAST and every index of `table`, summed over its partitions if it has any."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_total_relation_size(%s::regclass)", (table,))
+        cursor.execute(
+            "SELECT coalesce((SELECT sum(pg_total_relation_size(relid))"
+            " FROM pg_partition_tree(%s::regclass)), pg_total_relation_size(%s::regclass))",
+            (table, table),
+        )
         row = cursor.fetchone()
     return int(row[0])

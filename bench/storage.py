@@ -19,7 +19,9 @@ from bench.harness import Bench, connect, say
 from bench.report import Row
 from models import ScanCheckpoint, ScanOpportunity
 from worker.db import driver_url
-from worker.domain.opportunities import Opportunity
+from worker.db.opportunity_days import scan_day
+from worker.domain.opportunities import Opportunity, percent_hundredths
+from worker.domain.reference import REFERENCE_CODES, SUGGESTED
 from worker.markets.simulated import SimulatedOptions, catalog_item
 
 NAME = "storage"
@@ -37,18 +39,18 @@ def catalog_opportunities(items: int) -> list[Opportunity]:
     return [hit for hit in judged if hit is not None]
 
 
-def _opportunity_rows(scan_id: Any, found: list[Opportunity]) -> list[dict[str, Any]]:
+def _opportunity_rows(scan_id: Any, day: Any, found: list[Opportunity]) -> list[dict[str, Any]]:
     return [
         {
             "scan_id": scan_id,
+            "scan_day": day,
             "page_seq": index // 8,
             "item_id": hit.item_id,
             "title": hit.title,
             "price_cents": hit.price_cents,
             "reference_price_cents": hit.reference_price_cents,
-            "fee_cents": hit.fee_cents,
-            "profit_cents": hit.profit_cents,
-            "profit_percent": hit.profit_percent,
+            "profit_hundredths": percent_hundredths(hit.profit_percent),
+            "reference_kind": REFERENCE_CODES[SUGGESTED],
         }
         for index, hit in enumerate(found)
     ]
@@ -69,13 +71,17 @@ def run(bench: Bench) -> list[Row]:
         engine = create_engine(driver_url(url))
         with Session(engine) as session:
             scan_count = math.ceil(wanted / len(found))
-            scan_ids = session.scalars(select(ScanCheckpoint.scan_id).limit(scan_count)).all()
-            for scan_id in scan_ids:
-                session.execute(insert(ScanOpportunity), _opportunity_rows(scan_id, found))
+            scans_and_days = session.execute(
+                select(ScanCheckpoint.scan_id, scan_day(ScanCheckpoint.created_at)).limit(
+                    scan_count
+                )
+            ).all()
+            for scan_id, day in scans_and_days:
+                session.execute(insert(ScanOpportunity), _opportunity_rows(scan_id, day, found))
             session.commit()
         engine.dispose()
         dataset.vacuum_analyze(connection)
-        opportunity_rows = len(scan_ids) * len(found)
+        opportunity_rows = len(scans_and_days) * len(found)
         opportunity_bytes = (
             dataset.relation_bytes(connection, "scan_opportunities") - empty_opportunities
         ) / opportunity_rows
@@ -110,12 +116,15 @@ def run(bench: Bench) -> list[Row]:
             note=f"Checkpoints alone ({checkpoint_bytes:.0f} B each) are "
             f"{checkpoints_only / MB:.1f} MB a month, well inside the seed's 10 MB; the "
             f"month is {rate * ITEMS_PER_SCAN:.0f} opportunities x {opportunity_bytes:.0f} B "
-            f"per scan, which the seed never stored. Retention cleanup (cascading to "
-            f"opportunities) caps what stays on disk at about {RETENTION_DAYS} days, "
-            f"{standing / MB:.1f} MB per user. Closing the monthly figure itself: keep "
-            f"only a scan's best opportunities, drop columns that follow from others (fee, "
-            f"profit and profit percent follow from the two prices and the scan's fee), or "
-            f"give opportunities a shorter retention than checkpoints.",
+            f"per scan, which the seed never stored. Fee and profit are no longer stored "
+            f"(derived from the prices and the scan's fee), prices are 4-byte cents; what "
+            f"is left is the heap row (ids, prices, the title) and the unique (scan_id, "
+            f"item_id, scan_day) index, which scans' random uuids leave about half full. "
+            f"Retention (whole days dropped) caps what stays on disk at about "
+            f"{RETENTION_DAYS} days, {standing / MB:.1f} MB per user. Closing the monthly "
+            f"figure itself: key the finds by the checkpoint's bigint id (8 B less in row "
+            f"and index, and inserts in key order that fill the index), keep each title "
+            f"once per item rather than once per find, or keep only a scan's best finds.",
             detail=f"Per scan: one checkpoint + {rate * ITEMS_PER_SCAN:.0f} opportunities = "
             f"{per_scan / 1024:.1f} KiB.",
         ),

@@ -19,7 +19,7 @@ from celery import Celery
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from models import ScanCheckpoint, ScanOpportunity
+from models import ScanCheckpoint
 from tests.support import commit_log
 from tests.support.processes import CeleryProcess, worker
 from tests.support.scans import (
@@ -30,6 +30,7 @@ from tests.support.scans import (
 from tests.support.services import plain_url
 from worker.db import driver_url
 from worker.db.migrate import upgrade
+from worker.db.scan_queries import top_opportunities
 from worker.devtools.embedded import EmbeddedPostgres
 from worker.domain.scan_params import ScanParams
 
@@ -55,15 +56,12 @@ def scans_in(database_url: str) -> list[ScanCheckpoint]:
 
 
 def opportunity_fees(database_url: str, scan_id: uuid.UUID) -> list[tuple[int, int]]:
+    """(reference, fee) of every find, the fee as results derive it from the scan's own."""
     engine = create_engine(driver_url(database_url))
     with Session(engine) as session:
-        rows = session.execute(
-            select(ScanOpportunity.reference_price_cents, ScanOpportunity.fee_cents).where(
-                ScanOpportunity.scan_id == scan_id
-            )
-        ).all()
+        rows = top_opportunities(session, scan_id, top=100_000)
     engine.dispose()
-    return [(reference, fee) for reference, fee in rows]
+    return [(row["reference_price_cents"], row["fee_cents"]) for row in rows]
 
 
 def wait_for_scan(database_url: str, scan_id: uuid.UUID, timeout: float = 120) -> ScanCheckpoint:

@@ -18,6 +18,7 @@ import redis
 from sqlalchemy.orm import Session
 
 from models import ScanOpportunity
+from tests.support.opportunities import opportunity, reference_for_profit
 from worker.celery_glue.watch_clock import start_pass
 from worker.cli import client
 from worker.db import alert_finds, session_scope
@@ -60,17 +61,18 @@ def _pass(chat_id: int = CHAT) -> uuid.UUID:
     return latest
 
 
-def _finds(scan_id: uuid.UUID, page_seq: int, profits: list[int]) -> list[ScanOpportunity]:
+def _finds(
+    session: Session, scan_id: uuid.UUID, page_seq: int, profits: list[int]
+) -> list[ScanOpportunity]:
+    # The profit shown is derived from the prices and the scan's fee (the default 7 %).
     return [
-        ScanOpportunity(
-            scan_id=scan_id,
-            item_id=f"item-{next(_item_numbers)}",
+        opportunity(
+            session,
+            scan_id,
+            f"item-{next(_item_numbers)}",
             title=f"AK-47 | Redline {profit}",
             price_cents=1000,
-            reference_price_cents=1000 + profit + 100,
-            fee_cents=100,
-            profit_cents=profit,
-            profit_percent=profit / 10,
+            reference_price_cents=reference_for_profit(1000, profit),
             page_seq=page_seq,
         )
         for profit in profits
@@ -78,7 +80,7 @@ def _finds(scan_id: uuid.UUID, page_seq: int, profits: list[int]) -> list[ScanOp
 
 
 def _commit_page(session: Session, scan_id: uuid.UUID, page_seq: int, profits: list[int]) -> None:
-    session.add_all(_finds(scan_id, page_seq, profits))
+    session.add_all(_finds(session, scan_id, page_seq, profits))
     session.commit()
 
 
@@ -106,7 +108,7 @@ def test_a_committed_page_is_alerted_once_with_its_best_finds(
     assert [re.search(r"Redline (\d+)", line).group(1) for line in lines[1:4]] == [  # type: ignore[union-attr]
         "900", "700", "300",
     ]  # fmt: skip
-    assert "$10.00 (reference $20.00), profit $9.00 (90.0%)" in lines[1]
+    assert "$10.00 (reference $20.43), profit $9.00 (90.0%)" in lines[1]
     assert lines[-1] == "… and 2 more"
     assert telegram.calls_of("sendMessage")[0].body["chat_id"] == CHAT
 
@@ -116,7 +118,7 @@ def test_finds_of_an_uncommitted_page_are_not_alerted_until_it_commits(
 ) -> None:
     scan_id = _pass()
     # Given a page whose transaction is open (its finds inserted, not committed)
-    session.add_all(_finds(scan_id, 0, [500, 600]))
+    session.add_all(_finds(session, scan_id, 0, [500, 600]))
     session.flush()
     # When the follower ticks, Then nothing is sent
     assert _tick(desk) == 0
@@ -144,8 +146,10 @@ def test_two_followers_on_the_same_pages_alert_each_page_once(
     assert len(_alerts(telegram)) == 1
 
 
-def _listing(scan_id: uuid.UUID, item_id: str, price_cents: int) -> ScanOpportunity:
-    [find] = _finds(scan_id, 0, [500])
+def _listing(
+    session: Session, scan_id: uuid.UUID, item_id: str, price_cents: int
+) -> ScanOpportunity:
+    [find] = _finds(session, scan_id, 0, [500])
     find.item_id, find.price_cents, find.title = item_id, price_cents, f"{item_id} at {price_cents}"
     return find
 
@@ -154,11 +158,12 @@ def test_a_listing_at_the_same_price_is_not_alerted_again_within_the_window(
     env: dict[str, str], session: Session, telegram: FakeTelegram, desk: AlertDesk
 ) -> None:
     # Given listing X alerted at $10.00 by one watch of the chat
-    session.add(_listing(_pass(), "X", 1000))
+    session.add(_listing(session, _pass(), "X", 1000))
     session.commit()
     assert _tick(desk) == 1
     # When another watch of the same chat finds X at the same price, and a new listing Y
-    session.add_all([_listing(second := _pass(), "X", 1000), _listing(second, "Y", 1000)])
+    second = _pass()
+    session.add_all([_listing(session, second, "X", 1000), _listing(session, second, "Y", 1000)])
     session.commit()
     _wait_for_the_chats_slot()
     assert _tick(desk) == 1
@@ -166,7 +171,7 @@ def test_a_listing_at_the_same_price_is_not_alerted_again_within_the_window(
     assert _alerts(telegram)[-1].startswith("🔔 1 new find (")
     assert "Y at 1000" in _alerts(telegram)[-1] and "X at" not in _alerts(telegram)[-1]
     # And X at another price is news again
-    session.add(_listing(_pass(), "X", 900))
+    session.add(_listing(session, _pass(), "X", 900))
     session.commit()
     _wait_for_the_chats_slot()
     assert _tick(desk) == 1

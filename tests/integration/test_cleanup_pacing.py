@@ -18,25 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
+from tests.support.opportunities import opportunity
 from worker import db
 from worker.db import checkpoints as store
 from worker.db import driver_url, retention
 from worker.settings import get_settings
 from worker.state.manager import StateManager
-
-
-def _opportunity(scan_id: uuid.UUID) -> ScanOpportunity:
-    return ScanOpportunity(
-        scan_id=scan_id,
-        item_id="i1",
-        title="AK-47",
-        price_cents=100,
-        reference_price_cents=200,
-        fee_cents=14,
-        profit_cents=86,
-        profit_percent=86.0,
-        page_seq=0,
-    )
 
 
 def _scans(session: Session) -> tuple[list[uuid.UUID], uuid.UUID, uuid.UUID]:
@@ -50,7 +37,7 @@ def _scans(session: Session) -> tuple[list[uuid.UUID], uuid.UUID, uuid.UUID]:
     for scan_id in old[5:]:
         store.mark_checkpoint_failed(session, scan_id, "boom")
     store.mark_checkpoint_completed(session, recent_done)
-    session.add_all([_opportunity(old[0]), _opportunity(old[6]), _opportunity(recent_done)])
+    session.add_all([opportunity(session, scan_id) for scan_id in (old[0], old[6], recent_done)])
     session.commit()
     session.execute(
         update(ScanCheckpoint)

@@ -14,8 +14,9 @@ import pytest
 import redis
 from sqlalchemy.orm import Session
 
-from models import RUNNER_CALLER, RUNNER_CHAIN, ScanCheckpoint, ScanOpportunity
+from models import RUNNER_CALLER, RUNNER_CHAIN, ScanCheckpoint
 from tests.support import metrics as scraped
+from tests.support.opportunities import opportunity
 from worker import observe
 from worker.chain.recovery import recover
 from worker.db import session_scope
@@ -49,12 +50,8 @@ def _scan(session: Session, *, runner: str, status: str, pages: int, items: int,
     session.flush()
     for index in range(opportunities):
         session.add(
-            ScanOpportunity(
-                scan_id=scan_id, item_id=f"item-{index}", title="AK-47 | Redline (Field-Tested)",
-                price_cents=100, reference_price_cents=200, fee_cents=14, profit_cents=86,
-                profit_percent=86.0, page_seq=0,
-            )
-        )  # fmt: skip
+            opportunity(session, scan_id, f"item-{index}", title="AK-47 | Redline (Field-Tested)")
+        )
     session.commit()
     return scan_id
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity, ScanStatus
+from tests.support.opportunities import opportunity
 from worker.domain.validation import METADATA_MAX_BYTES
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
 from worker.state.manager import StateManager, SyncStateManager
@@ -233,19 +234,7 @@ def test_cleanup_deletes_only_old_terminal_rows_with_their_opportunities(
     manager.mark_checkpoint_completed(old_done)
     manager.mark_checkpoint_failed(old_failed, "boom")
     manager.mark_checkpoint_completed(recent_done)
-    session.add(
-        ScanOpportunity(
-            scan_id=old_done,
-            item_id="i1",
-            title="AK-47",
-            price_cents=100,
-            reference_price_cents=200,
-            fee_cents=14,
-            profit_cents=86,
-            profit_percent=86.0,
-            page_seq=0,
-        )
-    )
+    session.add(opportunity(session, old_done))
     session.commit()
     for scan_id in (old_done, old_failed, old_live):
         _age(session, scan_id, 8)
@@ -276,7 +265,7 @@ def test_cleanup_works_in_bounded_batches(session: Session) -> None:
     from sqlalchemy import event
 
     def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.startswith("DELETE"):
+        if statement.startswith("DELETE FROM scan_checkpoints"):
             statements.append(statement)
 
     engine = session.get_bind()

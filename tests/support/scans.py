@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from models import ScanCheckpoint, ScanOpportunity
 from worker.db import driver_url
 from worker.devtools.reference import reference_opportunities
-from worker.domain.scan_params import ScanParams
+from worker.domain.opportunities import fee_and_profit
+from worker.domain.scan_params import ScanParams, frozen_fee
 from worker.settings import Settings
 
 
@@ -77,15 +78,25 @@ def wait_for_progress(
 
 
 def stored_opportunities(database_url: str, scan_id: uuid.UUID) -> set[tuple[str, int, int]]:
+    """(item_id, price, profit) of what the scan stored, the profit as results derive it."""
     engine = create_engine(driver_url(database_url))
     with Session(engine) as session:
+        params = session.scalar(
+            select(ScanCheckpoint.params).where(ScanCheckpoint.scan_id == scan_id)
+        )
         rows = session.execute(
             select(
-                ScanOpportunity.item_id, ScanOpportunity.price_cents, ScanOpportunity.profit_cents
+                ScanOpportunity.item_id,
+                ScanOpportunity.price_cents,
+                ScanOpportunity.reference_price_cents,
             ).where(ScanOpportunity.scan_id == scan_id)
         ).all()
     engine.dispose()
-    return {tuple(r) for r in rows}  # type: ignore[misc]
+    fee = frozen_fee(params)
+    return {
+        (item_id, price, fee_and_profit(price, reference, fee)[1])
+        for item_id, price, reference in rows
+    }
 
 
 def expected_opportunities(params: ScanParams) -> set[tuple[str, int, int]]:

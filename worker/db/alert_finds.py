@@ -17,7 +17,10 @@ from sqlalchemy.orm import Session
 from models import ACTIVE_STATUSES, ScanCheckpoint, ScanOpportunity, WatchPass
 from worker.db.clock import seconds
 from worker.db.engine import rowcount
+from worker.db.scan_queries import of_scan
 from worker.domain.alert import Find
+from worker.domain.opportunities import fee_and_profit
+from worker.domain.scan_params import frozen_fee
 
 PENDING_LIMIT = 200
 # A pass is followed while it runs and for this long after: later finds are no news, and
@@ -61,9 +64,12 @@ def next_page_finds(session: Session, scan_id: uuid.UUID, after_id: int) -> list
     A scan's pages commit one after another (the fence), so its opportunity ids grow in
     commit order; a page drained midway commits in parts, each its own run.
     """
+    fee = frozen_fee(
+        session.scalar(select(ScanCheckpoint.params).where(ScanCheckpoint.scan_id == scan_id))
+    )
     rows = session.scalars(
         select(ScanOpportunity)
-        .where(ScanOpportunity.scan_id == scan_id, ScanOpportunity.id > after_id)
+        .where(*of_scan(scan_id), ScanOpportunity.id > after_id)
         .order_by(ScanOpportunity.id)
         .limit(PAGE_READ_LIMIT)
     ).all()
@@ -71,6 +77,7 @@ def next_page_finds(session: Session, scan_id: uuid.UUID, after_id: int) -> list
     for row in rows:
         if finds and row.page_seq != finds[0].page_seq:
             break
+        _, profit_cents = fee_and_profit(row.price_cents, row.reference_price_cents, fee)
         finds.append(
             Find(
                 row.id,
@@ -78,7 +85,7 @@ def next_page_finds(session: Session, scan_id: uuid.UUID, after_id: int) -> list
                 row.title,
                 row.price_cents,
                 row.reference_price_cents,
-                row.profit_cents,
+                profit_cents,
                 row.profit_percent,
                 row.page_seq,
             )

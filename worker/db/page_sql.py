@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import cast
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
+    Date,
     DateTime,
-    Float,
     Integer,
     SmallInteger,
     Table,
@@ -29,6 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from models import ScanCheckpoint, ScanOpportunity
 from worker.db import clock
+from worker.db.opportunity_days import scan_day
 from worker.domain.status import ScanStatus
 
 # A scan the user paused or cancelled still takes the commit of the page in flight.
@@ -137,6 +137,8 @@ _PROGRESS = {
 }
 _QUEUED_IF_RUNNING = case((and_(_IN_PROGRESS, ~_CONTINUES), func.now()), else_=None)
 _COMMIT = update(_rows).where(_FENCE, _rows.c.status.in_(_COMMITTABLE))
+# The partition key of the scan's opportunities, returned by each commit for their insert.
+_SCAN_DAY = scan_day(_rows.c.created_at).label("scan_day")
 # Part of a page (drained, paused): same page, further offset, and the ids of the listings
 # judged so far added to those of earlier parts, for the resumed page to skip.
 COMMIT_PART = _COMMIT.values(
@@ -144,7 +146,7 @@ COMMIT_PART = _COMMIT.values(
     page_judged_ids=_rows.c.page_judged_ids.concat(bindparam("judged_ids", type_=ARRAY(Text))),
     queued_at=_QUEUED_IF_RUNNING,
     **_PROGRESS,
-).returning(_rows.c.status)
+).returning(_rows.c.status, _SCAN_DAY)
 # A complete page leaves nothing judged on the next one.
 _NO_JUDGED_IDS = text("'{}'::text[]")
 # A whole page with more to come: next cursor, next page.
@@ -155,7 +157,7 @@ COMMIT_PAGE = _COMMIT.values(
     page_judged_ids=_NO_JUDGED_IDS,
     queued_at=_QUEUED_IF_RUNNING,
     **_PROGRESS,
-).returning(_rows.c.status)
+).returning(_rows.c.status, _SCAN_DAY)
 # The last page completes the scan in the same statement, so a finished scan is never
 # seen in progress with nothing left to do. A scan paused during its last page has nothing
 # left either: it completes too (a resume would walk the market again from the start). A
@@ -172,24 +174,27 @@ COMMIT_LAST = _COMMIT.values(
     queued_at=None,
     note=bindparam("note", type_=Text),
     **_PROGRESS,
-).returning(_rows.c.status)
+).returning(_rows.c.status, _SCAN_DAY)
 # One statement and one round trip for a page's opportunities, whatever their number: the
-# columns travel as arrays and unnest() zips them back into rows.
+# columns travel as arrays and unnest() zips them back into rows. Every row of a scan goes
+# to the day its scan was created (worker.db.opportunity_days), read from the row the
+# commit statement just updated (its RETURNING), so (scan_id, item_id, scan_day) is unique
+# exactly when (scan_id, item_id) is: a re-run page's rows conflict and are dropped.
 OPPORTUNITY_ARRAYS = (
-    ("item_id", Text), ("title", Text), ("price_cents", BigInteger),
-    ("reference_price_cents", BigInteger), ("fee_cents", BigInteger),
-    ("profit_cents", BigInteger), ("profit_percent", Float),
+    ("item_id", Text), ("title", Text), ("price_cents", Integer),
+    ("reference_price_cents", Integer), ("profit_hundredths", Integer),
     ("reference_kind", SmallInteger), ("order_count", Integer),
     ("reference_fetched_at", DateTime(timezone=True)),
 )  # fmt: skip
 INSERT_FOUND = text(
-    f"INSERT INTO {ScanOpportunity.__tablename__} (scan_id, page_seq, "
+    f"INSERT INTO {ScanOpportunity.__tablename__} (scan_id, scan_day, page_seq, "
     + ", ".join(name for name, _ in OPPORTUNITY_ARRAYS)
-    + ") SELECT :scan_id, :page_seq, * FROM unnest("
+    + ") SELECT :scan_id, :scan_day, :page_seq, * FROM unnest("
     + ", ".join(f":{name}" for name, _ in OPPORTUNITY_ARRAYS)
-    + ") ON CONFLICT (scan_id, item_id) DO NOTHING"
+    + ") ON CONFLICT (scan_id, item_id, scan_day) DO NOTHING"
 ).bindparams(
     bindparam("scan_id", type_=Uuid),
+    bindparam("scan_day", type_=Date),
     bindparam("page_seq", type_=Integer),
     *(bindparam(name, type_=ARRAY(kind)) for name, kind in OPPORTUNITY_ARRAYS),
 )

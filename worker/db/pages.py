@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from worker.db import page_sql, rowcount
-from worker.domain.opportunities import Opportunity
+from worker.domain.opportunities import Opportunity, percent_hundredths
 from worker.domain.page_message import PageMessage
 from worker.domain.reference import REFERENCE_CODES
 
@@ -190,7 +190,7 @@ def commit_page(
     else:
         statement = page_sql.COMMIT_PART
     connection = session.connection()
-    status = connection.execute(
+    committed = connection.execute(
         statement,
         _fenced(
             message,
@@ -207,8 +207,8 @@ def commit_page(
             task_id=None if keep is None else keep.task_id,
             lease_seconds=0 if keep is None else keep.seconds,
         ),
-    ).scalar_one_or_none()
-    if status is None:
+    ).one_or_none()
+    if committed is None:
         return None
     if result.opportunities:
         columns = {
@@ -217,14 +217,21 @@ def commit_page(
         }
         connection.execute(
             page_sql.INSERT_FOUND,
-            {"scan_id": message.scan_id, "page_seq": message.page_seq, **columns},
+            {
+                "scan_id": message.scan_id,
+                "scan_day": committed.scan_day,
+                "page_seq": message.page_seq,
+                **columns,
+            },
         )
-    return str(status)
+    return str(committed.status)
 
 
 def _column_value(found: Opportunity, name: str) -> Any:
     if name == "reference_kind":
         return None if found.reference_kind is None else REFERENCE_CODES[found.reference_kind]
+    if name == "profit_hundredths":
+        return percent_hundredths(found.profit_percent)
     return getattr(found, name)
 
 

@@ -1,5 +1,6 @@
-"""Retention: delete terminal checkpoints (and, by cascade, their opportunities) once they
-are older than the retention, paced so running scans do not feel it.
+"""Retention: delete terminal checkpoints once they are older than the retention, and their
+opportunities with them: by dropping whole days of `scan_opportunities` where a day is
+done with (worker.db.opportunity_days), by paced deletes only where it is not.
 
 `cleanup_old_checkpoints` is the one function of worker.db that commits, on purpose and
 per batch (its docstring says why); the others run in the caller's transaction.
@@ -7,21 +8,60 @@ per batch (its docstring says why); the others run in the caller's transaction.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, tuple_
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from models import RUNNER_CHAIN, ScanCheckpoint, ScanOpportunity
 from worker.db import clock as clock_sql
+from worker.db import opportunity_days as days_sql
 from worker.db import tallies
 from worker.db.engine import rowcount
 from worker.domain import validation as v
 from worker.domain.status import TERMINAL_STATUSES
 
+log = logging.getLogger(__name__)
 _TERMINAL = [status.value for status in TERMINAL_STATUSES]
+# A day's drop that cannot have the parent's lock at once is tried again this many times,
+# a pause apart, then left for the next cleanup.
+DROP_TRIES = 5
+DROP_RETRY_PAUSE_S = 0.5
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One cleanup's cutoff (the database's clock, read once) and the partitioned days it
+    will drop at its end: their doomed scans' opportunities are left for the drop."""
+
+    cutoff: datetime
+    dropping: frozenset[date]
+
+
+def plan_cleanup(session: Session, days: int = 7) -> Plan:
+    """Make the coming days' partitions, and name the days this cleanup will drop: those
+    partitioned before yesterday that keep no checkpoint once the doomed ones are gone."""
+    cutoff_sql = clock_sql.days_ago(v.days_of(days))
+    try:
+        days_sql.make_days_ahead(session)
+    except DBAPIError as exc:
+        # A lock not had within the timeout, or a row of that very day that reached
+        # `undated` a moment ago: the next cleanup makes the day, and meanwhile its rows
+        # go to `undated`.
+        session.rollback()
+        log.warning("retention: could not make the coming days' partitions now: %s", exc)
+    cutoff = session.scalar(select(cutoff_sql))
+    assert isinstance(cutoff, datetime)
+    before = days_sql.today(session) - timedelta(days=1)
+    kept = days_sql.kept_days(session, cutoff)
+    dropping = {day for day in days_sql.partitioned_days(session) if day < before} - kept
+    return Plan(cutoff, frozenset(dropping))
 
 
 def cleanup_old_checkpoints(
@@ -33,36 +73,70 @@ def cleanup_old_checkpoints(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    """Delete terminal checkpoints untouched for `days` days, paced, in committed batches.
+    """Delete terminal checkpoints untouched for `days` days, paced, in committed batches,
+    then drop the days of opportunities nothing is left of. The checkpoints deleted.
 
     The one function of this module that commits, on purpose: each batch of `batch_size`
     rows is its own transaction, so no lock and no snapshot outlives a batch, and after
     each full batch it sleeps `pause_ratio` times as long as the batch took, holding
     nothing. What a running scan feels is the deletes' write-ahead log (a full-page image
     of every heap page they touch) and the checkpoint it brings on; the pause leaves the
-    disk and the cores to the scans' commits. Pending work of the caller is committed
-    first, durably.
+    disk and the cores to the scans' commits. Opportunities of a day being dropped are not
+    deleted row by row at all. Pending work of the caller is committed first, durably.
     """
+    session.commit()
+    plan = plan_cleanup(session, days)
     session.commit()
     deleted_total = 0
     while True:
         started = clock()
-        deleted = delete_old_checkpoints(session, days, batch_size)
+        deleted = delete_old_checkpoints(session, days, batch_size, plan)
         session.commit()
         deleted_total += deleted
         if deleted < batch_size:
-            return deleted_total
+            break
         if pause_ratio > 0:
             sleep((clock() - started) * pause_ratio)
+    drop_finished_days(session, sleep=sleep)
+    return deleted_total
 
 
-def delete_old_checkpoints(session: Session, days: int = 7, batch_size: int = 1000) -> int:
+def drop_finished_days(
+    session: Session, *, sleep: Callable[[float], None] = time.sleep
+) -> list[date]:
+    """Drop every partitioned day no checkpoint is left of, each in a transaction of its
+    own that tallies its rows; the days dropped. Commits, like the cleanup it ends."""
+    dropped = []
+    for day in days_sql.droppable_days(session):
+        session.commit()
+        for attempt in range(DROP_TRIES):
+            try:
+                days_sql.drop_day(session, day)
+                session.commit()
+                dropped.append(day)
+                break
+            except DBAPIError as exc:
+                session.rollback()
+                if day not in days_sql.partitioned_days(session):
+                    break  # a concurrent cleanup dropped it (and tallied it) first
+                if attempt + 1 == DROP_TRIES:
+                    log.warning("retention: day %s left for the next cleanup: %s", day, exc)
+                else:
+                    sleep(DROP_RETRY_PAUSE_S)
+    session.commit()
+    return dropped
+
+
+def delete_old_checkpoints(
+    session: Session, days: int = 7, batch_size: int = 1000, plan: Plan | None = None
+) -> int:
     """Delete up to `batch_size` terminal checkpoints older than `days`, in the caller's
-    transaction; their opportunities go with them (ON DELETE CASCADE).
+    transaction, with their opportunities, unless `plan` drops their day whole later.
 
-    What the deleted rows counted (pages, items, opportunities) moves to the metric
-    tallies in the same transaction, so the fleet's counters never go backwards; a batch
-    that finds the end also records the cleanup's success there.
+    What the deleted rows counted (pages, items, opportunities deleted here) moves to the
+    metric tallies in the same transaction, so the fleet's counters never go backwards
+    (a dropped day tallies its own rows as it goes); a batch that finds the end also
+    records the cleanup's success there.
 
     Makes the caller's transaction commit asynchronously (SET LOCAL, so only this one):
     a batch lost to a crash is deleted again by the next cleanup, and its commit then
@@ -70,7 +144,7 @@ def delete_old_checkpoints(session: Session, days: int = 7, batch_size: int = 10
     concurrent cleanups from waiting on each other; SKIP LOCKED lets a scan being resumed
     right now keep its row.
     """
-    cutoff = clock_sql.days_ago(v.days_of(days))
+    cutoff = clock_sql.days_ago(v.days_of(days)) if plan is None else plan.cutoff
     doomed = session.execute(
         select(
             ScanCheckpoint.id,
@@ -79,6 +153,7 @@ def delete_old_checkpoints(session: Session, days: int = 7, batch_size: int = 10
             ScanCheckpoint.page_seq,
             ScanCheckpoint.processed_items,
             ScanCheckpoint.skipped_items,
+            days_sql.scan_day(ScanCheckpoint.created_at).label("scan_day"),
         )
         .where(ScanCheckpoint.status.in_(_TERMINAL), ScanCheckpoint.updated_at < cutoff)
         .order_by(ScanCheckpoint.id)
@@ -88,7 +163,11 @@ def delete_old_checkpoints(session: Session, days: int = 7, batch_size: int = 10
     session.execute(text("SET LOCAL synchronous_commit = off"))
     deleted = 0
     if doomed:
-        _retire(session, doomed)
+        dropping = frozenset() if plan is None else plan.dropping
+        opportunities = _delete_opportunities(
+            session, [(row.scan_id, row.scan_day) for row in doomed if row.scan_day not in dropping]
+        )
+        _retire(session, doomed, opportunities)
         ids = [row.id for row in doomed]
         deleted = rowcount(
             session.execute(delete(ScanCheckpoint).where(ScanCheckpoint.id.in_(ids)))
@@ -98,22 +177,25 @@ def delete_old_checkpoints(session: Session, days: int = 7, batch_size: int = 10
     return deleted
 
 
-def _retire(session: Session, doomed: Sequence[Any]) -> None:
+def _delete_opportunities(session: Session, scans: list[tuple[Any, date]]) -> int:
+    """Delete the opportunities of these (scan_id, scan_day) pairs; how many went."""
+    if not scans:
+        return 0
+    key = tuple_(ScanOpportunity.scan_id, ScanOpportunity.scan_day)
+    return rowcount(session.execute(delete(ScanOpportunity).where(key.in_(scans))))
+
+
+def _retire(session: Session, doomed: Sequence[Any], opportunities: int) -> None:
     """Move what the doomed rows counted into the tallies (the chain's rows only, as the
     live counts read them)."""
     chain = [row for row in doomed if row.runner == RUNNER_CHAIN]
-    opportunities = session.scalar(
-        select(func.count())
-        .select_from(ScanOpportunity)
-        .where(ScanOpportunity.scan_id.in_([row.scan_id for row in doomed]))
-    )
     tallies.add(
         session,
         {
             (tallies.RETIRED_PAGES, ""): sum(row.page_seq for row in chain),
             (tallies.RETIRED_ITEMS, ""): sum(row.processed_items for row in chain),
             (tallies.RETIRED_SKIPPED, ""): sum(row.skipped_items for row in chain),
-            (tallies.RETIRED_OPPORTUNITIES, ""): int(opportunities or 0),
+            (tallies.RETIRED_OPPORTUNITIES, ""): opportunities,
             (tallies.CLEANUP_ROWS_DELETED, ""): len(doomed),
         },
     )

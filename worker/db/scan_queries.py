@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity, ScanStatus
 from worker.db.checkpoints import row_of
+from worker.db.opportunity_days import scan_day
 from worker.domain.checkpoint import Checkpoint
+from worker.domain.opportunities import fee_and_profit
 from worker.domain.reference import REFERENCE_NAMES
+from worker.domain.scan_params import frozen_fee
 from worker.domain.validation import scan_id_of, user_id_of
 from worker.errors import CheckpointNotFound, InvalidInput
 
@@ -48,34 +51,47 @@ def top_opportunities(
     """The scan's best opportunities by profit percent; CheckpointNotFound for an unknown scan."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise InvalidInput(f"top must be a positive integer, got {top!r}")
-    scan = scan_status(session, scan_id).scan_id
+    checkpoint = scan_status(session, scan_id)
+    fee = frozen_fee(checkpoint.params)
     rows = session.scalars(
         select(ScanOpportunity)
-        .where(ScanOpportunity.scan_id == scan)
-        .order_by(ScanOpportunity.profit_percent.desc(), ScanOpportunity.item_id)
+        .where(*of_scan(checkpoint.scan_id))
+        .order_by(ScanOpportunity.profit_hundredths.desc(), ScanOpportunity.item_id)
         .limit(top)
     )
-    return [
-        {
-            "item_id": row.item_id,
-            "title": row.title,
-            "price_cents": row.price_cents,
-            "reference_price_cents": row.reference_price_cents,
-            "fee_cents": row.fee_cents,
-            "profit_cents": row.profit_cents,
-            "profit_percent": row.profit_percent,
-            "page_seq": row.page_seq,
-            # What the listing was judged against (None in rows from before references).
-            "reference_kind": None
-            if row.reference_kind is None
-            else REFERENCE_NAMES.get(row.reference_kind),
-            "order_count": row.order_count,
-            "reference_fetched_at": None
-            if row.reference_fetched_at is None
-            else row.reference_fetched_at.isoformat(),
-        }
-        for row in rows
-    ]
+    return [_shown(row, fee) for row in rows]
+
+
+def of_scan(scan_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
+    """The rows of one scan, looked for in its own day's partition only."""
+    day = select(scan_day(ScanCheckpoint.created_at)).where(ScanCheckpoint.scan_id == scan_id)
+    return (
+        ScanOpportunity.scan_id == scan_id,
+        ScanOpportunity.scan_day == day.scalar_subquery(),
+    )
+
+
+def _shown(row: ScanOpportunity, fee: float) -> dict[str, Any]:
+    """One opportunity as results show it: fee and profit derived from the scan's fee."""
+    fee_cents, profit_cents = fee_and_profit(row.price_cents, row.reference_price_cents, fee)
+    return {
+        "item_id": row.item_id,
+        "title": row.title,
+        "price_cents": row.price_cents,
+        "reference_price_cents": row.reference_price_cents,
+        "fee_cents": fee_cents,
+        "profit_cents": profit_cents,
+        "profit_percent": row.profit_percent,
+        "page_seq": row.page_seq,
+        # What the listing was judged against (None in rows from before references).
+        "reference_kind": None
+        if row.reference_kind is None
+        else REFERENCE_NAMES.get(row.reference_kind),
+        "order_count": row.order_count,
+        "reference_fetched_at": None
+        if row.reference_fetched_at is None
+        else row.reference_fetched_at.isoformat(),
+    }
 
 
 def opportunity_count(session: Session, scan_id: uuid.UUID) -> int:
@@ -83,7 +99,7 @@ def opportunity_count(session: Session, scan_id: uuid.UUID) -> int:
         session.scalar(
             select(func.count())
             .select_from(ScanOpportunity)
-            .where(ScanOpportunity.scan_id == scan_id)
+            .where(*of_scan(scan_id))
         )
         or 0
     )

@@ -76,11 +76,23 @@ class Opportunity:
     reference_fetched_at: datetime | None = None
 
 
-# What the scan_opportunities columns hold: BIGINT cents, NUMERIC(9,2) percent, text
-# without NUL bytes. A value outside them would fail the page's whole commit.
-_BIGINT_MAX = 2**63 - 1
+# What the scan_opportunities columns hold: INTEGER cents (up to $21,474,836.47: no
+# skin trades near it), the percent in INTEGER hundredths, text without NUL bytes. A value
+# outside them would fail the page's whole commit.
 _INT_MAX = 2**31 - 1
 _PERCENT_MAX = 10**7 - 0.01
+
+
+def fee_and_profit(price_cents: int, reference_price_cents: int, fee: float) -> tuple[int, int]:
+    """The market's fee on the reference and the profit left, in cents: stored nowhere,
+    derived from the two prices and the scan's frozen fee wherever they are shown."""
+    fee_cents = round(reference_price_cents * fee)
+    return fee_cents, reference_price_cents - fee_cents - price_cents
+
+
+def percent_hundredths(profit_percent: float) -> int:
+    """The profit percent as stored: integer hundredths (12.35 % is 1235)."""
+    return round(profit_percent * 100)
 
 
 def unstorable_reason(opportunity: Opportunity) -> str | None:
@@ -88,9 +100,9 @@ def unstorable_reason(opportunity: Opportunity) -> str | None:
     for name in ("item_id", "title"):
         if "\x00" in getattr(opportunity, name):
             return f"{name} contains a NUL byte"
-    for name in ("price_cents", "reference_price_cents", "fee_cents", "profit_cents"):
-        if abs(getattr(opportunity, name)) > _BIGINT_MAX:
-            return f"{name} {getattr(opportunity, name)} is beyond a 64-bit integer"
+    for name in ("price_cents", "reference_price_cents"):
+        if abs(getattr(opportunity, name)) > _INT_MAX:
+            return f"{name} {getattr(opportunity, name)} is beyond a 32-bit integer"
     if opportunity.order_count is not None and not 0 <= opportunity.order_count <= _INT_MAX:
         return f"order_count {opportunity.order_count} is beyond a 32-bit integer"
     if abs(opportunity.profit_percent) > _PERCENT_MAX:
@@ -144,8 +156,7 @@ def evaluate(
     reference_weight, price_weight = _rule(fee, min_profit)
     if reference * reference_weight < price * price_weight:
         return None
-    fee_cents = round(reference * fee)
-    profit_cents = reference - fee_cents - price
+    fee_cents, profit_cents = fee_and_profit(price, reference, fee)
     looked_up = item.reference
     return Opportunity(
         item_id=item.item_id,

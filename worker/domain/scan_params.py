@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 MARKETS = ("simulated", "dmarket")
 DEFAULT_USER_ID = 0
 PARAMS_VERSION = 1
+DEFAULT_FEE = 0.07
 # Frozen from the worker's configuration when a scan starts; a request may not set them.
 CONFIGURED_FIELDS = {"fee": "MARKETSCAN_FEE", "level_rule": "MARKETSCAN_LEVELS"}
 
@@ -39,7 +40,7 @@ class ScanParams:
     page_size: int = MAX_PAGE_SIZE
     user_id: int = DEFAULT_USER_ID
     operation_type: str = "market_scan"
-    fee: float = 0.07
+    fee: float = DEFAULT_FEE
     metadata: dict[str, Any] = field(default_factory=dict)
     market_options: dict[str, Any] = field(default_factory=dict)
     # The level's band and minimum profit as configured when the scan started; None only in
@@ -180,3 +181,10 @@ class ScanParams:
                         f"parameter: leave it out"
                     )
         return cls.from_json(data)
+
+
+def frozen_fee(params: dict[str, Any] | None) -> float:
+    """The fee a stored scan judged with, read from its params as they are stored (what its
+    opportunities' fee and profit are derived from); the default for rows without one."""
+    fee = (params or {}).get("fee", DEFAULT_FEE)
+    return float(fee)

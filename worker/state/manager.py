@@ -259,13 +259,18 @@ class AsyncStateManager(StateManager, AsyncErrorGuard):
         """Paced as retention.cleanup_old_checkpoints is, pausing on the event loop instead of
         blocking it: one committed batch per `_run`."""
         settings = get_settings()
+        plan = await self._run(retention.plan_cleanup, days)
         deleted_total = 0
         while True:
             started = time.monotonic()
             deleted = await self._run(
-                retention.delete_old_checkpoints, days, settings.cleanup_batch_size
+                retention.delete_old_checkpoints, days, settings.cleanup_batch_size, plan
             )
             deleted_total += deleted
             if deleted < settings.cleanup_batch_size:
-                return deleted_total
+                break
             await asyncio.sleep((time.monotonic() - started) * settings.cleanup_pause_ratio)
+        # Each day's drop is its own short transaction; a drop that must retry for the
+        # table's lock sleeps this thread (at most 2 s a day, once a day, in a cleanup).
+        await self._run(retention.drop_finished_days)
+        return deleted_total
