@@ -113,6 +113,8 @@ class _Fleet:
         name = moments.choice(WORKERS)
         if fault == "pool child":
             children = psutil.Process(self.workers[name].pid).children()
+            if not children:  # both were just killed and are being replaced
+                return f"no pool child of {name} to kill"
             victim = moments.choice(children)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim.pid, signal.SIGKILL)
