@@ -157,6 +157,14 @@ def _chaos(fleet: _Fleet, telegram: FakeTelegram, moments: random.Random) -> lis
     return sent
 
 
+def _wait_until_confirmed(telegram: FakeTelegram) -> None:
+    """The last bot is left up until it has confirmed every update."""
+    deadline = time.monotonic() + 60
+    while telegram.updates.unconfirmed():
+        assert time.monotonic() < deadline, "updates never confirmed"
+        time.sleep(0.1)
+
+
 def _watch_and_passes(
     database_url: str, watch_id: uuid.UUID
 ) -> tuple[ScanWatch, list[WatchPass], list[uuid.UUID]]:
@@ -229,11 +237,7 @@ def test_every_scan_ends_exactly_while_workers_pool_children_beat_and_the_bot_ar
         # When workers, pool children, beat and the bot are SIGKILLed at random for 30 s
         sent = _chaos(fleet, telegram, moments)
         client.pause_watch(added.watch_id, USER)
-        # (the last bot is left up until every update is confirmed)
-        deadline = time.monotonic() + 60
-        while telegram.updates.unconfirmed():
-            assert time.monotonic() < deadline, "updates never confirmed"
-            time.sleep(0.1)
+        _wait_until_confirmed(telegram)
         # Then the scans are the CLI's, one per /scan under its message's id, and the passes
         row, passes, scan_ids = _watch_and_passes(database_url, added.watch_id)
         chat_scans = {chat_scan_id(USER, telegram.updates.message_id_of(u)) for u in sent}
