@@ -20,8 +20,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The acceptance files run TEST_WORKERS at a time (pytest-xdist, a file's tests together),
+# each xdist worker on its own embedded PostgreSQL and Redis; TEST_WORKERS=0 runs them in
+# one process. Both runs happen even if the first fails, and either failing fails `test`.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/pytest
+	status=0; \
+	$(BIN)/pytest --ignore=tests/acceptance || status=$$?; \
+	$(BIN)/pytest tests/acceptance -n $(TEST_WORKERS) --dist loadfile || status=$$?; \
+	exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -3,6 +3,11 @@
 Each test that asks for `database_url` gets a fresh database cloned from a template that
 was migrated once per session (CREATE DATABASE ... TEMPLATE), so tests never see each
 other's rows, and worker subprocesses can connect to the same database by URL.
+
+Under pytest-xdist (`make test` runs the acceptance suite with `-n 2`) each xdist worker is
+a session of its own: embedded servers in its own temp dir on free ports, and a template of
+its own name when the database is given. A given Redis is refused there, because tests
+empty it whole (FLUSHALL) under the other worker's feet.
 """
 
 from __future__ import annotations
@@ -19,7 +24,17 @@ from sqlalchemy.orm import Session
 
 from tests.support.services import TestServices
 
-TEMPLATE_DATABASE = "marketscan_template"
+# "gw0", "gw1", ... in a pytest-xdist worker; unset in a plain run.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TEMPLATE_DATABASE = "_".join(filter(None, ("marketscan_template", XDIST_WORKER)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("dist", "no") != "no" and "MARKETSCAN_TEST_REDIS_URL" in os.environ:
+        raise pytest.UsageError(
+            "MARKETSCAN_TEST_REDIS_URL would be shared by every xdist worker, and tests flush "
+            "it: unset it (each worker then embeds a Redis of its own) or run without -n"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +42,13 @@ def services() -> Iterator[TestServices]:
     database_url = os.environ.get("MARKETSCAN_TEST_DATABASE_URL")
     redis_url = os.environ.get("MARKETSCAN_TEST_REDIS_URL")
     with (
-        tempfile.TemporaryDirectory(prefix="marketscan-test-") as tmp,
+        tempfile.TemporaryDirectory(prefix=f"marketscan-test-{XDIST_WORKER}") as tmp,
         TestServices.start(Path(tmp), database_url, redis_url) as started,
     ):
         started.create_template(TEMPLATE_DATABASE)
         yield started
+        if database_url is not None:
+            started.drop_database(TEMPLATE_DATABASE)
 
 
 @pytest.fixture

@@ -1,10 +1,6 @@
 """Real workers against the loopback DMarket speaking v2: the opportunities a scan stores
 against the best bid, one lookup per title for a whole fleet, both budgets held at once,
-quirks that end a walk, and an outage ridden out by the circuit breaker.
-
-The outage here lasts 20 seconds, not the issue's 2 minutes: the breaker's behaviour is
-the same at any length (cool-down probes, no retry spent, nothing failed), and a 2-minute
-outage would make this one file run longer than the rest of the suite together.
+quirks that end a walk, and a 2-minute outage ridden out by the circuit breaker.
 """
 
 from __future__ import annotations
@@ -21,7 +17,8 @@ import redis
 
 from tests.fakes.dmarket_server import FakeDMarket, Quirk, dmarket_item, requests_over_rate
 from tests.support.processes import CeleryProcess
-from tests.support.scans import start_scan_cli, wait_for_status
+from tests.support.scans import row as scan_row
+from tests.support.scans import start_scan_cli, wait_for_progress, wait_for_status
 from worker.markets import breaker
 from worker.markets.reference_cache import KEY_PREFIX
 
@@ -35,6 +32,8 @@ ITEMS = [dmarket_item(f"v2-{n:04d}", f"Title {n % 50}", 1000 + 7 * n) for n in r
 # A bid for 40 of the 50 titles, some above a listing's price by the margin, most not.
 BIDS = {f"Title {t}": (1100 + 23 * t, 1 + t % 4) for t in range(40)}
 SCAN_TIMEOUT_SECONDS = 180
+OUTAGE_SECONDS = 120
+COOLDOWN_SECONDS = 2
 
 
 def walked_opportunities(fake: FakeDMarket) -> set[str]:
@@ -190,23 +189,36 @@ def test_a_repeating_cursor_or_three_empty_pages_end_a_scan(
 
 
 def test_an_outage_ends_with_every_scan_completed_exactly_and_none_failed(
-    fleet: Callable[..., dict[str, str]], fake: FakeDMarket, database_url: str
+    fleet: Callable[..., dict[str, str]],
+    start_worker: Callable[..., CeleryProcess],
+    start_beat: Callable[[], CeleryProcess],
+    fake: FakeDMarket,
+    database_url: str,
 ) -> None:
-    # Given 3 scans on 4 processes, DMarket goes down for 20 s once they are under way
+    # Given 3 scans of 10 pages queued, then 4 processes and a beat recovering every second
+    # (leases of 4 s) started, so that the scans run side by side
     env = fleet(
         fake,
-        workers=2,
+        workers=0,
         MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="4",
         MARKETSCAN_DMARKET_BREAKER_FAILURES="3",
-        MARKETSCAN_DMARKET_BREAKER_COOLDOWN_SECONDS="2",
+        MARKETSCAN_DMARKET_BREAKER_COOLDOWN_SECONDS=str(COOLDOWN_SECONDS),
         MARKETSCAN_MAX_RETRIES="3",
     )
     scan_ids = start_scans(env, 3)
-    time.sleep(2)
-    fake.outage(20)
+    start_beat()
+    for hostname in ("outage-1@fleet", "outage-2@fleet"):
+        start_worker(hostname, concurrency=2)
+    # When DMarket goes down for 2 minutes once every scan has committed a page
+    for scan_id in scan_ids:
+        wait_for_progress(database_url, scan_id, PAGE_SIZE)
+    fake.outage(OUTAGE_SECONDS)
+    # Then the breaker opens and stays open, from one moment, through the outage, every scan
+    # waiting in progress meanwhile
+    opened = _watch_the_outage(env, fake, database_url, scan_ids, OUTAGE_SECONDS - 3)
     done = [wait_for_status(database_url, s, ("completed", "failed"), timeout=SCAN_TIMEOUT_SECONDS)
             for s in scan_ids]  # fmt: skip
-    # Then every scan completed exactly, none failed, none was recovered for waiting
+    # And every scan completed exactly, none failed, none was recovered for waiting
     assert [(row.status, row.processed_items, row.recoveries) for row in done] == [
         ("completed", 200, 0)
     ] * 3
@@ -214,4 +226,32 @@ def test_an_outage_ends_with_every_scan_completed_exactly_and_none_failed(
         assert stored_item_ids(database_url, scan_id) == walked_opportunities(fake)
     # And while it was down the fleet sent about one probe per cool-down, not a flood
     refused = [r for r in fake.requests if r.status == 503]
-    assert 3 <= len(refused) <= 3 + 20 / 2 + 4, len(refused)
+    assert 3 <= len(refused) <= 3 + OUTAGE_SECONDS / COOLDOWN_SECONDS + 4, len(refused)
+    print(f"\nbreaker open since {opened.since:%H:%M:%S}; {len(refused)} requests refused")
+
+
+def _watch_the_outage(
+    env: dict[str, str],
+    fake: FakeDMarket,
+    database_url: str,
+    scan_ids: list[uuid.UUID],
+    seconds: float,
+) -> breaker.BreakerState:
+    """The breaker's state, checked every second for `seconds`: open from one `since` on."""
+    client = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+    deadline = time.monotonic() + seconds
+    opened = None
+    try:
+        while time.monotonic() < deadline:
+            state = breaker.breaker_state(client, fake.url)
+            if opened is None:
+                opened = state
+            else:
+                assert state == opened, f"the breaker closed or reopened mid-outage: {state}"
+            statuses = [scan_row(database_url, scan_id).status for scan_id in scan_ids]
+            assert statuses == ["in_progress"] * len(scan_ids), statuses
+            time.sleep(1)
+    finally:
+        client.close()
+    assert opened is not None, "the breaker never opened"
+    return opened

@@ -261,12 +261,17 @@ def test_cleanup_works_in_bounded_batches(session: Session) -> None:
     session.execute(update(ScanCheckpoint).values(updated_at=func.now() - timedelta(days=30)))
     session.commit()
     statements: list[str] = []
+    deleted_ids: list[int] = []
 
     from sqlalchemy import event
 
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+    def record(
+        conn: object, cursor: object, statement: str, parameters: object, *args: object
+    ) -> None:
         if statement.startswith("DELETE FROM scan_checkpoints"):
             statements.append(statement)
+            assert isinstance(parameters, dict)
+            deleted_ids.append(len(parameters))
 
     engine = session.get_bind()
     event.listen(engine, "before_cursor_execute", record)
@@ -274,6 +279,7 @@ def test_cleanup_works_in_bounded_batches(session: Session) -> None:
         assert retention.cleanup_old_checkpoints(session, days=7, batch_size=3) == 7
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    # 3 + 3 + 1: three bounded DELETEs, each committed on its own.
+    # 3 + 3 + 1: three bounded DELETEs (of the rows a LIMITed SELECT ... FOR UPDATE picked),
+    # each committed on its own.
     assert len(statements) == 3
-    assert all("LIMIT" in statement for statement in statements)
+    assert deleted_ids == [3, 3, 1]
