@@ -31,7 +31,14 @@ test: lint
 	$(BIN)/pytest tests/acceptance -n $(TEST_WORKERS) --dist loadfile || status=$$?; \
 	exit $$status
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.installed-bench
+
+# The bench's extra (the DBOS Transact peer) on top of the dev install; demo and test never need it.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:

@@ -41,6 +41,7 @@ FIGURES = {
     "seed-loop": "bench.seed_alternative",
     "budget": "bench.budget",
     "ledger-audit": "bench.ledger_audit",
+    "dbos-peer": "bench.dbos_peer",
     "references": "bench.references",
 }
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"

@@ -21,6 +21,8 @@ MARKET_REQUESTS = "market_requests_total"
 MARKET_BUDGET_WAIT = "market_budget_wait_seconds"
 PAGE_PHASE = "page_seconds"
 STALE_MESSAGES = "stale_messages_dropped_total"
+BOT_UPDATES = "bot_updates_total"
+BOT_ERRORS = "bot_errors_total"
 
 # Recovery causes as marketscan_recoveries_total{cause} names them (recovery tallies them in
 # PostgreSQL, in the reclaim's own transaction; they are listed here for both rooms).
@@ -111,6 +113,17 @@ def timed_phase(phase: str) -> Iterator[None]:
 def stale_dropped() -> None:
     """A page message found the row moved on and was dropped."""
     count(STALE_MESSAGES)
+
+
+def bot_update(allowed: bool) -> None:
+    """The bot's gate let an update on (`allowed`) or refused a stranger."""
+    count(BOT_UPDATES, (("outcome", "allowed" if allowed else "refused"),))
+
+
+def bot_error(bad_input: bool) -> None:
+    """An allowed command ended in an error: its input refused (`bad_input`: the user was
+    told why) or a failure (the operator finds it in the bot's log)."""
+    count(BOT_ERRORS, (("kind", "bad_input" if bad_input else "failure"),))
 
 
 def drain() -> Notes:

@@ -30,6 +30,7 @@ from tests.support.scans import (
 from worker.bot.arguments import chat_scan_id
 from worker.db import driver_url
 from worker.domain.scan_params import ScanParams
+from worker.metrics import events as metric_events
 
 ALLOWED = 424242
 STRANGER = 777001
@@ -177,13 +178,18 @@ def test_a_strangers_scan_stores_nothing_and_gets_one_refusal(
     texts = [text for _, text in telegram.sent_to(STRANGER)]
     assert all("not on its allow-list" in text for text in texts)
     assert all(len(text.splitlines()) == 1 for text in texts)
-    # And nothing was stored or enqueued
-    assert scan_count(database_url) == 0
-    assert redis.Redis.from_url(redis_url).keys("marketscan*") == []
     # And the attempts are logged by id, without what the stranger wrote
     log = process.log()
     assert f"refused update 1 from Telegram user {STRANGER}" in log
     assert "1-50" not in log and "/scan" not in log
+    # And nothing was stored or enqueued: the one key in Redis is the fleet's metric
+    # notes, which count the two refusals and name nobody
+    broker = redis.Redis.from_url(redis_url)
+    wait_until(lambda: broker.exists(metric_events.KEY), "the bot's notes flushed")
+    assert scan_count(database_url) == 0
+    assert broker.keys("marketscan*") == [metric_events.KEY.encode()]
+    notes = metric_events.snapshot(metric_events.RedisEventStore(broker).fields())
+    assert notes.counters == {("bot_updates_total", (("outcome", "refused"),)): 2}
 
 
 def test_an_empty_allow_list_refuses_everyone_and_says_how_to_set_it(
@@ -330,6 +336,17 @@ def test_commands_read_and_steer_only_the_senders_scans_and_name_bad_arguments(
     assert scan_count(database_url) == 1
     telegram_keys = redis.Redis.from_url(redis_url).keys("marketscan:telegram:*")
     assert telegram_keys and all(str(scan_id).encode() in key for key in telegram_keys)
+    # And the seven refused commands (two unknown scans, five bad arguments) are counted as
+    # bad input, none as a failure
+    store = metric_events.RedisEventStore(redis.Redis.from_url(redis_url))
+
+    def bot_errors() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        counters = metric_events.snapshot(store.fields()).counters
+        return {key: value for key, value in counters.items() if key[0] == "bot_errors_total"}
+
+    wait_until(lambda: bot_errors(), "the bot's notes flushed")
+    wait_until(lambda: sum(bot_errors().values()) >= 7, "seven errors counted")
+    assert bot_errors() == {("bot_errors_total", (("kind", "bad_input"),)): 7}
 
 
 def test_watch_commands_add_list_and_remove_the_senders_watches(

@@ -62,6 +62,8 @@ def test_every_metric_of_the_catalogue_is_served(exporter: str, redis_url: str) 
     observe.market_request("dmarket", "market_items", 200)
     observe.page_phase("fetch", 0.2)
     observe.budget_wait(0.0)
+    observe.bot_update(allowed=False)
+    observe.bot_error(bad_input=True)
     events.flush(events.RedisEventStore(redis.Redis.from_url(redis_url)))
     # When Prometheus scrapes, Then every series of the catalogue is there
     served = {name for name, _ in scraped.scrape(exporter)}

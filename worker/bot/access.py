@@ -12,6 +12,7 @@ import logging
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
+from worker import observe
 from worker.bot import replies
 from worker.bot.context import services
 
@@ -25,9 +26,11 @@ async def gate(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     allowed = services(context).settings.telegram_allowed_users
     user = update.effective_user
     if user is not None and user.id in allowed:
+        observe.bot_update(allowed=True)
         return
     if user is None:  # a channel post or the like: nobody to answer
         raise ApplicationHandlerStop
+    observe.bot_update(allowed=False)
     log.warning(
         "refused update %d from Telegram user %d: not in %s",
         update.update_id,

@@ -12,6 +12,7 @@ import logging
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from worker import observe
 from worker.bot import arguments, replies
 from worker.bot.context import latest_scans, own_scan, sender_id, services
 from worker.cli import async_client
@@ -100,6 +101,7 @@ async def top(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A refused command gets its one-line reason; anything else is logged and apologised for."""
     error = context.error
+    observe.bot_error(bad_input=isinstance(error, MarketscanError))
     if isinstance(error, ServiceUnavailable):
         text = f"⚠️ marketscan cannot do that right now: {error}"
     elif isinstance(error, MarketscanError):

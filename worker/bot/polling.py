@@ -22,9 +22,11 @@ from datetime import timedelta
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
 
-from worker import broker_redis
+from worker import broker_redis, observe
 from worker.bot.application import BotApplication, bot_commands, build
 from worker.errors import ConfigError, MarketscanError, ServiceUnavailable
+from worker.metrics import events as metric_events
+from worker.metrics.exporter import process_store
 from worker.redaction import redacted
 from worker.settings import Settings, get_settings
 
@@ -56,9 +58,17 @@ async def run(settings: Settings) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     connection = broker_redis.new_client(settings.broker_url, settings.sentinel_master)
+    # The bot notes what its gate and commands did; a thread flushes the notes to the
+    # fleet's store every second, as a worker's does, and once more on the way out.
+    observe.enable(settings.metrics_enabled)
+    notes = process_store(settings.broker_url, settings.sentinel_master)
+    if settings.metrics_enabled:
+        metric_events.keep_flushing(notes)
     try:
         await serve(build(settings, connection), settings, stop)
     finally:
+        if settings.metrics_enabled:
+            metric_events.flush(notes)
         connection.close()
 
 

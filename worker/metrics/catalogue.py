@@ -70,6 +70,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("marketscan_market_requests_total", Kind.COUNTER,
            "Market requests completed, by market, endpoint and HTTP status (or error class).",
            Source.NOTES, ("market", "endpoint", "code")),
+    Metric("marketscan_bot_updates_total", Kind.COUNTER,
+           "Telegram updates the bot's allow-list let on, or refused, by outcome.",
+           Source.NOTES, ("outcome",)),
+    Metric("marketscan_bot_errors_total", Kind.COUNTER,
+           "Allowed bot commands that ended in an error: bad_input (the user was told why) "
+           "or failure (see the bot's log).", Source.NOTES, ("kind",)),
     Metric("marketscan_queue_depth", Kind.GAUGE,
            "Page messages waiting in each queue.", Source.BROKER, ("queue",)),
     Metric("marketscan_oldest_queued_page_age_seconds", Kind.GAUGE,
@@ -111,5 +117,5 @@ def of_note(note_name: str) -> Metric:
 
 # Every note worker.observe can make has its metric here (checked at import).
 for _note in (observe.MARKET_REQUESTS, observe.MARKET_BUDGET_WAIT, observe.PAGE_PHASE,
-              observe.STALE_MESSAGES):  # fmt: skip
+              observe.STALE_MESSAGES, observe.BOT_UPDATES, observe.BOT_ERRORS):  # fmt: skip
     assert of_note(_note).source is Source.NOTES, _note
