@@ -1,4 +1,12 @@
-"""The `scan_checkpoints` table: one row per scan, the single source of truth of its progress."""
+"""The `scan_checkpoints` table: one row per scan, the single source of truth of its progress.
+
+The table is partitioned by range of `created_at`, one partition per UTC day in schema
+`scan_checkpoint_days` (worker.db.opportunity_days), the same days as its scans'
+opportunities: retention drops a day of both tables whole, writing almost no WAL. A unique
+key of a partitioned table must hold the partition key, so `scan_id` is unique together
+with `created_at` only; a scan id's uniqueness across days is kept by its one writer,
+worker.db.checkpoints.create_checkpoint, under a transaction-scoped advisory lock.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +19,12 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
-    Identity,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
     false,
     func,
@@ -33,6 +42,9 @@ _STATUS_VALUES = ", ".join(f"'{status.value}'" for status in ScanStatus)
 # `caller`: the user's own loop through StateManager; recovery never touches those rows.
 RUNNER_CHAIN = "chain"
 RUNNER_CALLER = "caller"
+# Ids come from one sequence rather than an identity column, which PostgreSQL 15 refuses
+# on a partitioned table.
+CHECKPOINT_ID_SEQUENCE = "scan_checkpoint_ids"
 
 
 class ScanCheckpoint(Base):
@@ -45,10 +57,17 @@ class ScanCheckpoint(Base):
         CheckConstraint(f"runner IN ('{RUNNER_CHAIN}', '{RUNNER_CALLER}')", name="runner"),
         Index("ix_scan_checkpoints_status_lease_expires_at", "status", "lease_expires_at"),
         Index("ix_scan_checkpoints_status_updated_at", "status", "updated_at"),
+        PrimaryKeyConstraint("id", "created_at"),
+        UniqueConstraint("scan_id", "created_at"),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    scan_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, nullable=False)
+    id: Mapped[int] = mapped_column(
+        BigInteger,
+        nullable=False,
+        server_default=text(f"nextval('{CHECKPOINT_ID_SEQUENCE}'::regclass)"),
+    )
+    scan_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     user_id: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
     operation_type: Mapped[str] = mapped_column(String(50), nullable=False)
     cursor: Mapped[str | None] = mapped_column(Text)

@@ -34,6 +34,9 @@ def _scan(
     its day's partition made if missing."""
     scan_id = uuid.uuid4()
     created = datetime.now(UTC) - timedelta(days=created_days_ago)
+    day = created.date()
+    if day not in days_sql.partitioned_days(session):
+        days_sql.make_day(session, day)
     session.add(
         ScanCheckpoint(
             scan_id=scan_id, user_id=1, operation_type="market_scan", status=status,
@@ -42,9 +45,6 @@ def _scan(
         )
     )  # fmt: skip
     session.flush()
-    day = created.date()
-    if day not in days_sql.partitioned_days(session):
-        days_sql.make_day(session, day)
     session.add_all(opportunity(session, scan_id, f"item-{n}") for n in range(finds))
     session.commit()
     return scan_id
@@ -92,13 +92,13 @@ def test_cleanup_drops_finished_days_whole_and_keeps_every_live_scan(session: Se
     c_old, c_long = _scan(session, 12, "cancelled", 12, 6), _scan(session, 12, "completed", 1, 7)
     today = _today(session)
     day_a, day_b, day_c = (today - timedelta(days=n) for n in (10, 9, 12))
-    assert retention.plan_cleanup(session, 7).dropping == {day_a}
+    assert days_sql.droppable_days(session, retention.plan_cleanup(session, 7).cutoff) == [day_a]
     session.rollback()
     before = _retired(session)
     deletes: list[object] = []
 
     def record(conn: object, cursor: object, statement: str, params: object, *a: object) -> None:
-        if statement.startswith("DELETE FROM scan_opportunities"):
+        if statement.startswith(("DELETE FROM scan_opportunities", "DELETE FROM scan_checkp")):
             deletes.append(params)
 
     engine = session.get_bind()
@@ -108,9 +108,10 @@ def test_cleanup_drops_finished_days_whole_and_keeps_every_live_scan(session: Se
         assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0) == 3
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    # Then day A is gone whole, no row of it deleted one by one
-    days = set(days_sql.partitioned_days(session))
-    assert day_a not in days and {day_b, day_c} <= days
+    # Then day A is gone whole from both tables, no row of it deleted one by one
+    for table in days_sql.TABLES:
+        days = set(days_sql.partitioned_days(session, table))
+        assert day_a not in days and {day_b, day_c} <= days
     assert not any(str(scan) in str(params) for params in deletes for scan in (a1, a2))
     # And the live, paused and recent scans keep their rows and checkpoints
     left = set(session.scalars(select(ScanCheckpoint.scan_id)))
@@ -132,9 +133,11 @@ def test_cleanup_drops_finished_days_whole_and_keeps_every_live_scan(session: Se
 def test_a_cleanup_killed_midway_loses_and_double_counts_nothing_and_a_rerun_finishes(
     session: Session, env: dict[str, str]
 ) -> None:
-    # Given a day of 40 finished scans (3 finds each) and a live scan of another old day
+    # Given a day of 40 finished scans (3 finds each) kept by a live scan of the same day
+    # (so they go one by one), and a finished day of 5 scans (dropped whole)
     doomed = [_scan(session, 10, "completed", 10, 3) for _ in range(40)]
-    live = _scan(session, 11, "in_progress", 11, 4)
+    live = _scan(session, 10, "in_progress", 10, 4)
+    finished_day = [_scan(session, 12, "completed", 12, 2) for _ in range(5)]
     total = session.scalar(select(func.count()).select_from(ScanOpportunity))
     before = _retired(session)
     # When a cleanup of one row a batch, pausing long between batches, is killed midway
@@ -149,19 +152,24 @@ def test_a_cleanup_killed_midway_loses_and_double_counts_nothing_and_a_rerun_fin
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    # Then what it did so far stands, and the counters already add up
+    # Then what it did so far stands (the finished day dropped before the batches began),
+    # the live scan is whole, and the counters already add up
     assert 0 < _left(session, doomed) < 40
+    assert _left(session, finished_day) == 0
+    assert _rows_of(session, live) == 4 and _left(session, [live]) == 1
     _assert_counted(session, before, total)
-    # When the cleanup runs again, Then it finishes: the day dropped, the live scan whole
+    # When the cleanup runs again, Then it finishes: the kept day's finished scans gone one
+    # by one, the live scan and its day whole, each row counted once
     retention.cleanup_old_checkpoints(session, 7, pause_ratio=0)
     assert _left(session, doomed) == 0
-    assert _today(session) - timedelta(days=10) not in days_sql.partitioned_days(session)
-    assert _rows_of(session, live) == 4
+    assert _today(session) - timedelta(days=12) not in days_sql.partitioned_days(session)
+    assert _today(session) - timedelta(days=10) in days_sql.partitioned_days(session)
+    assert _rows_of(session, live) == 4 and _left(session, [live]) == 1
     _assert_counted(session, before, total)
     after = _retired(session)
     assert after[(tallies.CLEANUP_ROWS_DELETED, "")] - before.get(
         (tallies.CLEANUP_ROWS_DELETED, ""), 0
-    ) == 40
+    ) == 45
 
 
 def _left(session: Session, scans: list[uuid.UUID]) -> int:
@@ -200,24 +208,27 @@ def test_a_day_whose_table_is_in_use_is_left_untallied_for_the_next_cleanup(
     from worker.db import driver_url
 
     # Given a finished day, and a reader holding scan_opportunities open (a results query)
-    _scan(session, 10, "completed", 10, 3)
+    scan_id = _scan(session, 10, "completed", 10, 3)
     day = _today(session) - timedelta(days=10)
     before = _retired(session)
     reader_engine = create_engine(driver_url(database_url))
     reader = reader_engine.connect()
     reader.execute(text("SELECT count(*) FROM scan_opportunities"))
     try:
-        # When the cleanup runs, Then it deletes the checkpoint but leaves the day, untallied
-        assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0, sleep=lambda s: None)
+        # When the cleanup runs, Then it leaves the day whole, checkpoint included, untallied
+        cleanup = retention.cleanup_old_checkpoints
+        assert cleanup(session, 7, pause_ratio=0, sleep=lambda s: None) == 0
         assert day in days_sql.partitioned_days(session)
+        assert _left(session, [scan_id]) == 1 and _rows_of(session, scan_id) == 3
         key = (tallies.RETIRED_OPPORTUNITIES, "")
-        assert _retired(session).get(key, 0) == before.get(key, 0)
+        counted = {name: n for name, n in _retired(session).items() if name[0].startswith("re")}
+        assert counted == {name: n for name, n in before.items() if name[0].startswith("re")}
     finally:
         reader.rollback()
         reader.close()
         reader_engine.dispose()
     # When the next cleanup runs, Then the day goes, its rows tallied once
-    assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0) == 0
+    assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0) == 1
     assert day not in days_sql.partitioned_days(session)
     assert _retired(session)[key] == before.get(key, 0) + 3
 
@@ -313,5 +324,6 @@ def test_a_coming_day_whose_finds_already_went_to_undated_is_not_made_over_them(
     # those rows would fail), and the days after it are there
     made = days_sql.make_days_ahead(session, ahead=3)
     session.commit()
-    assert tomorrow not in made and tomorrow not in days_sql.partitioned_days(session)
+    assert tomorrow not in made
+    assert tomorrow not in days_sql.partitioned_days(session, days_sql.OPPORTUNITIES)
     assert _today(session) + timedelta(days=3) in days_sql.partitioned_days(session)

@@ -126,15 +126,21 @@ def create_checkpoint(
     if lease_token is not None:
         values["runner"] = RUNNER_CHAIN
         values["queued_at"] = func.now()
-    inserted = session.execute(
-        insert(ScanCheckpoint)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["scan_id"])
-        .returning(ScanCheckpoint)
-    ).scalar_one_or_none()
-    if inserted is None:
+    _hold_scan_id(session, scan)
+    if row_of(session, scan) is not None:
         raise DuplicateScan.of_scan(scan)
-    return Checkpoint.from_row(inserted)
+    inserted = session.execute(insert(ScanCheckpoint).values(**values).returning(ScanCheckpoint))
+    return Checkpoint.from_row(inserted.scalar_one())
+
+
+def _hold_scan_id(session: Session, scan: uuid.UUID) -> None:
+    """Hold `scan`'s id until the caller's transaction ends, so that of two starts racing
+    on it exactly one inserts: the table is partitioned by day, and a unique key of its
+    own would have to hold the day too, so uniqueness across days is kept here instead.
+    The lock is taken in a statement of its own: the existence check after it reads a
+    snapshot taken once the lock is held, which sees the other start's committed row."""
+    key = int.from_bytes(scan.bytes[:8], "big", signed=True)
+    session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def save_checkpoint(

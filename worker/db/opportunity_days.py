@@ -1,12 +1,15 @@
-"""The days of `scan_opportunities`: one partition per UTC day its scans were created, made
-ahead of time, dropped whole once no checkpoint of that day is left.
+"""The days of a scan's rows: one partition per UTC day its scans were created, of both
+`scan_checkpoints` and `scan_opportunities`, made ahead of time, dropped whole together once
+every checkpoint of the day is terminal and past the retention.
 
-A scan's `scan_day` is the UTC date of its checkpoint's `created_at`, so every row of one
-scan lies in one partition and a day is done with as soon as its checkpoints are gone:
-dropping it writes a few catalogue records to the WAL instead of one record (and a page
-image) per row. The partitions live in schema `scan_opportunity_days`, out of the models'
-sight; a default partition (`undated`) takes the rows of a day nobody made ahead (cleanup
-did not run for a week), which leave with their checkpoints like any other.
+A scan's day is the UTC date of its checkpoint's `created_at` (the opportunities' `scan_day`
+column; the checkpoints are partitioned by range of `created_at` itself, a day's partition
+spanning its UTC midnights), so every row of one scan lies in one day of each table, and
+dropping a day writes a few catalogue records to the WAL instead of one record (and a page
+image) per row. The partitions live in schemas `scan_checkpoint_days` and
+`scan_opportunity_days`, out of the models' sight; each table's default partition
+(`undated`) takes the rows of a day nobody made ahead (cleanup did not run for a week),
+which cleanup deletes row by row.
 
 Nothing here commits. DDL on a partition takes an ACCESS EXCLUSIVE lock on the parent table
 for a moment; it is asked for with a short lock timeout, so a page commit waits at most
@@ -15,48 +18,81 @@ that long behind it, and a day that cannot be had now is simply left for the nex
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, text
 from sqlalchemy.orm import Session
 
-from models import ScanOpportunity
+from models import RUNNER_CHAIN, ScanCheckpoint, ScanOpportunity
 from worker.db import tallies
-from worker.domain.status import TERMINAL_STATUSES
+from worker.domain.status import TERMINAL_STATUSES, ScanStatus
 
-SCHEMA = "scan_opportunity_days"
 UNDATED = "undated"
 # Days made ahead, so a scan started before the next cleanup finds its day.
 AHEAD_DAYS = 7
 # How long DDL may wait for the parent's lock (and so how long a page commit may wait
 # behind that DDL).
 LOCK_TIMEOUT_MS = 100
-_PARENT = ScanOpportunity.__tablename__
 _TERMINAL = [status.value for status in TERMINAL_STATUSES]
+_ACTIVE = [status.value for status in ScanStatus if status not in TERMINAL_STATUSES]
+
+
+@dataclass(frozen=True)
+class DayTable:
+    """A table partitioned by its scans' day: where its days live, and its key's bounds."""
+
+    parent: str
+    schema: str
+    key: str
+    # SQL type of a day's bounds: a date, or the UTC midnight as a timestamptz.
+    bound_type: str
+
+    def bound(self, day: date) -> str:
+        suffix = " 00:00:00+00" if self.bound_type == "timestamptz" else ""
+        return f"'{day.isoformat()}{suffix}'"
+
+    def table_of(self, day: date) -> str:
+        return f"{self.schema}.d{day:%Y%m%d}"
+
+
+# Checkpoints first: every statement locking both tables takes them in the order a page
+# commit does (its checkpoint's UPDATE, then its opportunities' INSERT).
+CHECKPOINTS = DayTable(
+    ScanCheckpoint.__tablename__, "scan_checkpoint_days", "created_at", "timestamptz"
+)
+OPPORTUNITIES = DayTable(ScanOpportunity.__tablename__, "scan_opportunity_days", "scan_day", "date")
+TABLES = (CHECKPOINTS, OPPORTUNITIES)
+SCHEMA = OPPORTUNITIES.schema
 
 
 def scan_day(created_at: Any) -> ColumnElement[Any]:
-    """The partition key of a scan created at `created_at`: its UTC date."""
+    """The day of a scan created at `created_at`: its UTC date."""
     return func.date(func.timezone("UTC", created_at))
 
 
 def table_of(day: date) -> str:
-    return f"{SCHEMA}.d{day:%Y%m%d}"
+    """`day`'s partition of the opportunities."""
+    return OPPORTUNITIES.table_of(day)
 
 
-def partitioned_days(session: Session) -> list[date]:
-    """The days that have a partition of their own, oldest first."""
-    names = session.scalars(
-        text(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE i.inhparent = CAST(:parent AS regclass) AND n.nspname = :schema"
-            " AND c.relname ~ '^d[0-9]{8}$'"
-        ),
-        {"parent": _PARENT, "schema": SCHEMA},
-    )
-    return sorted(datetime.strptime(name[1:], "%Y%m%d").date() for name in names)
+def partitioned_days(session: Session, table: DayTable | None = None) -> list[date]:
+    """The days that have a partition of their own (in `table`, or in either), oldest first."""
+    days: set[date] = set()
+    for one in TABLES if table is None else (table,):
+        names = session.scalars(
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE i.inhparent = CAST(:parent AS regclass) AND n.nspname = :schema"
+                " AND c.relname ~ '^d[0-9]{8}$'"
+            ),
+            {"parent": one.parent, "schema": one.schema},
+        )
+        days.update(datetime.strptime(name[1:], "%Y%m%d").date() for name in names)
+    return sorted(days)
 
 
 def today(session: Session) -> date:
@@ -68,36 +104,50 @@ def today(session: Session) -> date:
 
 def make_days_ahead(session: Session, ahead: int = AHEAD_DAYS) -> list[date]:
     """Make the partitions of today and the next `ahead` days that are missing; the days
-    made. A day whose rows already went to `undated` is left there (a partition for it
-    would have to move them)."""
+    any partition was made for. A day whose rows already went to either table's `undated`
+    is left there in both (a partition for it would have to move them, and a checkpoint's
+    day dropped whole must take every opportunity of it)."""
     first = today(session)
-    have = set(partitioned_days(session))
-    made = []
+    made = set()
     for offset in range(ahead + 1):
         day = first + timedelta(days=offset)
-        if day not in have and not _undated_holds(session, day):
-            make_day(session, day)
-            made.append(day)
-    return made
+        missing = [table for table in TABLES if day not in partitioned_days(session, table)]
+        if missing and not any(_undated_holds(session, table, day) for table in TABLES):
+            for table in missing:
+                _make(session, table, day)
+            made.add(day)
+    return sorted(made)
 
 
 def make_day(session: Session, day: date) -> None:
-    """Make `day`'s partition (which must not exist yet)."""
+    """Make `day`'s partitions, in each table that has none yet."""
+    for table in TABLES:
+        if day not in partitioned_days(session, table):
+            _make(session, table, day)
+
+
+def _make(session: Session, table: DayTable, day: date) -> None:
     _lock_timeout(session)
     session.execute(
         text(
-            f"CREATE TABLE {table_of(day)} PARTITION OF {_PARENT}"
-            f" FOR VALUES FROM ('{day.isoformat()}')"
-            f" TO ('{(day + timedelta(days=1)).isoformat()}')"
+            f"CREATE TABLE {table.table_of(day)} PARTITION OF {table.parent}"
+            f" FOR VALUES FROM ({table.bound(day)}) TO ({table.bound(day + timedelta(days=1))})"
         )
     )
 
 
-def _undated_holds(session: Session, day: date) -> bool:
+def _within(table: DayTable, day: date) -> str:
+    lower, upper = table.bound(day), table.bound(day + timedelta(days=1))
+    return f"{table.key} >= {lower} AND {table.key} < {upper}"
+
+
+def _undated_holds(session: Session, table: DayTable, day: date) -> bool:
     return bool(
         session.scalar(
-            text(f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.{UNDATED} WHERE scan_day = :day)"),
-            {"day": day},
+            text(
+                f"SELECT EXISTS (SELECT 1 FROM {table.schema}.{UNDATED}"
+                f" WHERE {_within(table, day)})"
+            )
         )
     )
 
@@ -106,55 +156,105 @@ def _lock_timeout(session: Session) -> None:
     session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))
 
 
-def kept_days(session: Session, doomed_before: Any) -> set[date]:
-    """The days that keep a checkpoint after a cleanup deleting the terminal rows last
-    updated before `doomed_before`: their partitions stay, so their doomed scans' rows
-    must be deleted one by one (a scan that ran longer than the retention keeps its day)."""
-    kept = session.scalars(
-        text(
-            f"SELECT DISTINCT {_day_sql()} FROM scan_checkpoints"
-            " WHERE NOT (status = ANY(:terminal) AND updated_at < :before)"
-        ),
-        {"terminal": _TERMINAL, "before": doomed_before},
-    )
-    return set(kept)
-
-
 def _day_sql() -> str:
     return "(created_at AT TIME ZONE 'UTC')::date"
 
 
-def droppable_days(session: Session) -> list[date]:
-    """Partitioned days before yesterday with no checkpoint left: nothing can write to
-    them any more (a scan's rows go to its creation day, and scans are created now)."""
+def kept_days(session: Session, cutoff: Any, where: str = "true") -> set[date]:
+    """The days (of the checkpoints matching `where`) that keep a checkpoint once the
+    terminal ones last updated before `cutoff` are gone: an active scan, or a terminal one
+    touched since. Two reads the (status, updated_at) index answers, however many doomed
+    rows a day holds."""
+    kept: set[date] = set()
+    for condition in (
+        "status = ANY(:active)",
+        "status = ANY(:terminal) AND updated_at >= :cutoff",
+    ):
+        kept.update(
+            session.scalars(
+                text(
+                    f"SELECT DISTINCT {_day_sql()} FROM scan_checkpoints"
+                    f" WHERE ({where}) AND {condition}"
+                ),
+                {"active": _ACTIVE, "terminal": _TERMINAL, "cutoff": cutoff},
+            )
+        )
+    return kept
+
+
+def droppable_days(session: Session, cutoff: Any) -> list[date]:
+    """Partitioned days before yesterday whose every checkpoint is terminal and last
+    updated before `cutoff`: nothing can write to them any more (a scan's rows go to its
+    creation day, scans are created now, and a terminal scan is written again only by a
+    resume, which makes it active and recent)."""
     before = today(session) - timedelta(days=1)
     candidates = [day for day in partitioned_days(session) if day < before]
     if not candidates:
         return []
-    remaining = set(
-        session.scalars(
-            text(
-                f"SELECT DISTINCT {_day_sql()} FROM scan_checkpoints"
-                f" WHERE created_at < CAST(:before AS timestamp) AT TIME ZONE 'UTC'"
-            ),
-            {"before": before},
+    kept = kept_days(session, cutoff, f"created_at < {CHECKPOINTS.bound(before)}")
+    # A day some of whose finds went to `undated` is not dropped: they would stay behind.
+    return [
+        day
+        for day in candidates
+        if day not in kept and not _undated_holds(session, OPPORTUNITIES, day)
+    ]
+
+
+class DayInUse(Exception):
+    """A day about to be dropped holds a checkpoint that is no longer done with."""
+
+
+def drop_day(session: Session, day: date, cutoff: Any) -> int:
+    """Drop `day`'s partitions of both tables in the caller's transaction, moving what
+    their rows counted into the tallies in that same transaction; the checkpoints dropped.
+
+    The tallies are summed first, under no lock a page commit waits for: the rows of a
+    droppable day no longer change. Then the parents' locks are asked for with the short
+    timeout, and under them the day is checked again (two index reads): a scan resumed
+    meanwhile raises DayInUse. Raises OperationalError (lock timeout) when a lock cannot be
+    had at once. Either way the caller rolls back, and the day waits for the next try.
+    """
+    counted = _counts_of(session, day)
+    _lock_timeout(session)
+    session.execute(
+        text(
+            f"LOCK TABLE ONLY {CHECKPOINTS.parent}, ONLY {OPPORTUNITIES.parent}"
+            " IN ACCESS EXCLUSIVE MODE"
         )
     )
-    return [day for day in candidates if day not in remaining]
+    if kept_days(session, cutoff, _within(CHECKPOINTS, day)):
+        raise DayInUse(f"day {day} keeps a live or recent checkpoint")
+    tallies.add(session, counted)
+    for table in _tables_having(session, day):
+        session.execute(text(f"DROP TABLE {table.table_of(day)}"))
+    return counted.get((tallies.CLEANUP_ROWS_DELETED, ""), 0)
 
 
-def drop_day(session: Session, day: date) -> int:
-    """Drop `day`'s partition in the caller's transaction, moving its row count into the
-    retired-opportunities tally in that same transaction; the rows it held.
+def _tables_having(session: Session, day: date) -> Iterable[DayTable]:
+    return [table for table in TABLES if day in partitioned_days(session, table)]
 
-    The share lock on the partition keeps its count exact up to the drop. Raises
-    OperationalError (lock timeout) when the parent's lock cannot be had at once: the
-    caller rolls back, and the day waits for the next try.
-    """
-    table = table_of(day)
-    session.execute(text(f"LOCK TABLE {table} IN SHARE MODE"))
-    rows = int(session.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
-    tallies.add(session, {(tallies.RETIRED_OPPORTUNITIES, ""): rows})
-    _lock_timeout(session)
-    session.execute(text(f"DROP TABLE {table}"))
-    return rows
+
+def _counts_of(session: Session, day: date) -> dict[tuple[str, str], int]:
+    """What `day`'s rows count, as the tallies take it (the chain's rows only, as the live
+    counts read them)."""
+    counts: dict[tuple[str, str], int] = {}
+    having = list(_tables_having(session, day))
+    if CHECKPOINTS in having:
+        row = session.execute(
+            text(
+                "SELECT count(*) AS rows,"
+                " coalesce(sum(page_seq) FILTER (WHERE runner = :chain), 0) AS pages,"
+                " coalesce(sum(processed_items) FILTER (WHERE runner = :chain), 0) AS items,"
+                " coalesce(sum(skipped_items) FILTER (WHERE runner = :chain), 0) AS skipped"
+                f" FROM {CHECKPOINTS.table_of(day)}"
+            ),
+            {"chain": RUNNER_CHAIN},
+        ).one()
+        counts[(tallies.CLEANUP_ROWS_DELETED, "")] = int(row.rows)
+        counts[(tallies.RETIRED_PAGES, "")] = int(row.pages)
+        counts[(tallies.RETIRED_ITEMS, "")] = int(row.items)
+        counts[(tallies.RETIRED_SKIPPED, "")] = int(row.skipped)
+    if OPPORTUNITIES in having:
+        found = session.scalar(text(f"SELECT count(*) FROM {OPPORTUNITIES.table_of(day)}"))
+        counts[(tallies.RETIRED_OPPORTUNITIES, "")] = int(found or 0)
+    return counts

@@ -1,6 +1,7 @@
 """Retention: delete terminal checkpoints once they are older than the retention, and their
-opportunities with them: by dropping whole days of `scan_opportunities` where a day is
-done with (worker.db.opportunity_days), by paced deletes only where it is not.
+opportunities with them: by dropping whole days of both tables where every checkpoint of
+the day is done with (worker.db.opportunity_days), by paced deletes only where not (a scan
+that ran longer than the retention keeps its day; `undated` rows have no day of their own).
 
 `cleanup_old_checkpoints` is the one function of worker.db that commits, on purpose and
 per batch (its docstring says why); the others run in the caller's transaction.
@@ -11,11 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, tuple_
+from sqlalchemy import delete, func, select, text, true, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -37,16 +38,17 @@ DROP_RETRY_PAUSE_S = 0.5
 
 @dataclass(frozen=True)
 class Plan:
-    """One cleanup's cutoff (the database's clock, read once) and the partitioned days it
-    will drop at its end: their doomed scans' opportunities are left for the drop."""
+    """One cleanup's cutoff (the database's clock, read once), and what its drops did:
+    the checkpoints they took, and the days whose drop is left for the next cleanup (their
+    rows wait for it rather than being deleted one by one)."""
 
     cutoff: datetime
-    dropping: frozenset[date]
+    dropped: int = 0
+    left: frozenset[date] = frozenset()
 
 
 def plan_cleanup(session: Session, days: int = 7) -> Plan:
-    """Make the coming days' partitions, and name the days this cleanup will drop: those
-    partitioned before yesterday that keep no checkpoint once the doomed ones are gone."""
+    """Make the coming days' partitions, and read the cleanup's cutoff."""
     cutoff_sql = clock_sql.days_ago(v.days_of(days))
     try:
         days_sql.make_days_ahead(session)
@@ -58,10 +60,7 @@ def plan_cleanup(session: Session, days: int = 7) -> Plan:
         log.warning("retention: could not make the coming days' partitions now: %s", exc)
     cutoff = session.scalar(select(cutoff_sql))
     assert isinstance(cutoff, datetime)
-    before = days_sql.today(session) - timedelta(days=1)
-    kept = days_sql.kept_days(session, cutoff)
-    dropping = {day for day in days_sql.partitioned_days(session) if day < before} - kept
-    return Plan(cutoff, frozenset(dropping))
+    return Plan(cutoff)
 
 
 def cleanup_old_checkpoints(
@@ -73,21 +72,23 @@ def cleanup_old_checkpoints(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    """Delete terminal checkpoints untouched for `days` days, paced, in committed batches,
-    then drop the days of opportunities nothing is left of. The checkpoints deleted.
+    """Drop the days whose every checkpoint is terminal and untouched for `days` days, then
+    delete the other such checkpoints, paced, in committed batches. The checkpoints gone.
 
-    The one function of this module that commits, on purpose: each batch of `batch_size`
-    rows is its own transaction, so no lock and no snapshot outlives a batch, and after
-    each full batch it sleeps `pause_ratio` times as long as the batch took, holding
-    nothing. What a running scan feels is the deletes' write-ahead log (a full-page image
-    of every heap page they touch) and the checkpoint it brings on; the pause leaves the
-    disk and the cores to the scans' commits. Opportunities of a day being dropped are not
-    deleted row by row at all. Pending work of the caller is committed first, durably.
+    The one function of this module that commits, on purpose: each day's drop and each
+    batch of `batch_size` rows is its own transaction, so no lock and no snapshot outlives
+    one, and after each full batch it sleeps `pause_ratio` times as long as the batch took,
+    holding nothing. A drop writes a few catalogue records; what a running scan feels of
+    the deletes is their write-ahead log (a full-page image of every heap page they touch)
+    and the checkpoint it brings on, so they are left only the rows no drop can take, and
+    the pause leaves the disk and the cores to the scans' commits. Pending work of the
+    caller is committed first, durably.
     """
     session.commit()
     plan = plan_cleanup(session, days)
     session.commit()
-    deleted_total = 0
+    plan = drop_finished_days(session, plan, sleep=sleep)
+    deleted_total = plan.dropped
     while True:
         started = clock()
         deleted = delete_old_checkpoints(session, days, batch_size, plan)
@@ -97,23 +98,25 @@ def cleanup_old_checkpoints(
             break
         if pause_ratio > 0:
             sleep((clock() - started) * pause_ratio)
-    drop_finished_days(session, sleep=sleep)
     return deleted_total
 
 
 def drop_finished_days(
-    session: Session, *, sleep: Callable[[float], None] = time.sleep
-) -> list[date]:
-    """Drop every partitioned day no checkpoint is left of, each in a transaction of its
-    own that tallies its rows; the days dropped. Commits, like the cleanup it ends."""
-    dropped = []
-    for day in days_sql.droppable_days(session):
+    session: Session, plan: Plan, *, sleep: Callable[[float], None] = time.sleep
+) -> Plan:
+    """Drop every partitioned day whose checkpoints are all past `plan`'s cutoff, each in a
+    transaction of its own that tallies its rows; `plan` with what was dropped and what was
+    left. Commits, like the cleanup it begins."""
+    dropped, left = 0, set()
+    for day in days_sql.droppable_days(session, plan.cutoff):
         session.commit()
         for attempt in range(DROP_TRIES):
             try:
-                days_sql.drop_day(session, day)
+                dropped += days_sql.drop_day(session, day, plan.cutoff)
                 session.commit()
-                dropped.append(day)
+                break
+            except days_sql.DayInUse:
+                session.rollback()  # resumed meanwhile: its doomed rows go one by one
                 break
             except DBAPIError as exc:
                 session.rollback()
@@ -121,21 +124,23 @@ def drop_finished_days(
                     break  # a concurrent cleanup dropped it (and tallied it) first
                 if attempt + 1 == DROP_TRIES:
                     log.warning("retention: day %s left for the next cleanup: %s", day, exc)
+                    left.add(day)
                 else:
                     sleep(DROP_RETRY_PAUSE_S)
     session.commit()
-    return dropped
+    return replace(plan, dropped=plan.dropped + dropped, left=plan.left | left)
 
 
 def delete_old_checkpoints(
     session: Session, days: int = 7, batch_size: int = 1000, plan: Plan | None = None
 ) -> int:
     """Delete up to `batch_size` terminal checkpoints older than `days`, in the caller's
-    transaction, with their opportunities, unless `plan` drops their day whole later.
+    transaction, with their opportunities, except those of the days `plan` left for the
+    next cleanup's drop.
 
     What the deleted rows counted (pages, items, opportunities deleted here) moves to the
     metric tallies in the same transaction, so the fleet's counters never go backwards
-    (a dropped day tallies its own rows as it goes); a batch that finds the end also
+    (a dropped day tallies its own rows as it drops); a batch that finds the end also
     records the cleanup's success there.
 
     Makes the caller's transaction commit asynchronously (SET LOCAL, so only this one):
@@ -145,6 +150,8 @@ def delete_old_checkpoints(
     right now keep its row.
     """
     cutoff = clock_sql.days_ago(v.days_of(days)) if plan is None else plan.cutoff
+    left = frozenset() if plan is None else plan.left
+    day = days_sql.scan_day(ScanCheckpoint.created_at)
     doomed = session.execute(
         select(
             ScanCheckpoint.id,
@@ -153,9 +160,10 @@ def delete_old_checkpoints(
             ScanCheckpoint.page_seq,
             ScanCheckpoint.processed_items,
             ScanCheckpoint.skipped_items,
-            days_sql.scan_day(ScanCheckpoint.created_at).label("scan_day"),
+            day.label("scan_day"),
         )
         .where(ScanCheckpoint.status.in_(_TERMINAL), ScanCheckpoint.updated_at < cutoff)
+        .where(day.not_in(left) if left else true())
         .order_by(ScanCheckpoint.id)
         .limit(batch_size)
         .with_for_update(skip_locked=True)
@@ -163,9 +171,8 @@ def delete_old_checkpoints(
     session.execute(text("SET LOCAL synchronous_commit = off"))
     deleted = 0
     if doomed:
-        dropping = frozenset() if plan is None else plan.dropping
         opportunities = _delete_opportunities(
-            session, [(row.scan_id, row.scan_day) for row in doomed if row.scan_day not in dropping]
+            session, [(row.scan_id, row.scan_day) for row in doomed]
         )
         _retire(session, doomed, opportunities)
         ids = [row.id for row in doomed]

@@ -260,7 +260,10 @@ class AsyncStateManager(StateManager, AsyncErrorGuard):
         blocking it: one committed batch per `_run`."""
         settings = get_settings()
         plan = await self._run(retention.plan_cleanup, days)
-        deleted_total = 0
+        # Each day's drop is its own short transaction; a drop that must retry for the
+        # tables' lock sleeps this thread (at most 2 s a day, once a day, in a cleanup).
+        plan = await self._run(retention.drop_finished_days, plan)
+        deleted_total = plan.dropped
         while True:
             started = time.monotonic()
             deleted = await self._run(
@@ -270,7 +273,4 @@ class AsyncStateManager(StateManager, AsyncErrorGuard):
             if deleted < settings.cleanup_batch_size:
                 break
             await asyncio.sleep((time.monotonic() - started) * settings.cleanup_pause_ratio)
-        # Each day's drop is its own short transaction; a drop that must retry for the
-        # table's lock sleeps this thread (at most 2 s a day, once a day, in a cleanup).
-        await self._run(retention.drop_finished_days)
         return deleted_total
