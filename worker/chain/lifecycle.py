@@ -43,7 +43,7 @@ def start_scan(
     params = params.configured(settings)
     scan_id, token = scan_id or uuid.uuid4(), uuid.uuid4()
     try:
-        # INSERT ... ON CONFLICT DO NOTHING: of two racing starts, exactly one inserts.
+        # Under the scan id's advisory lock: of two racing starts, exactly one inserts.
         checkpoint_store.create_checkpoint(
             session,
             scan_id,
