@@ -208,13 +208,16 @@ def drop_day(session: Session, day: date, cutoff: Any) -> int:
     """Drop `day`'s partitions of both tables in the caller's transaction, moving what
     their rows counted into the tallies in that same transaction; the checkpoints dropped.
 
-    The tallies are summed first, under no lock a page commit waits for: the rows of a
-    droppable day no longer change. Then the parents' locks are asked for with the short
-    timeout, and under them the day is checked again (two index reads): a scan resumed
-    meanwhile raises DayInUse. Raises OperationalError (lock timeout) when a lock cannot be
-    had at once. Either way the caller rolls back, and the day waits for the next try.
+    The tallies are summed and added first, under no lock a page commit waits for (the
+    rows of a droppable day no longer change). Then the parents' locks are asked for with
+    the short timeout, and under them, for as short a moment as can be, the day is checked
+    again (two index reads: a scan resumed meanwhile raises DayInUse) and dropped. Raises
+    OperationalError (lock timeout) when a lock cannot be had at once. Either way the
+    caller rolls back, tallies included, and the day waits for the next try.
     """
-    counted = _counts_of(session, day)
+    having = _tables_having(session, day)
+    counted = _counts_of(session, day, having)
+    tallies.add(session, counted)
     _lock_timeout(session)
     session.execute(
         text(
@@ -224,21 +227,23 @@ def drop_day(session: Session, day: date, cutoff: Any) -> int:
     )
     if kept_days(session, cutoff, _within(CHECKPOINTS, day)):
         raise DayInUse(f"day {day} keeps a live or recent checkpoint")
-    tallies.add(session, counted)
-    for table in _tables_having(session, day):
+    for table in having:
         session.execute(text(f"DROP TABLE {table.table_of(day)}"))
     return counted.get((tallies.CLEANUP_ROWS_DELETED, ""), 0)
 
 
-def _tables_having(session: Session, day: date) -> Iterable[DayTable]:
+def _tables_having(session: Session, day: date) -> list[DayTable]:
     return [table for table in TABLES if day in partitioned_days(session, table)]
 
 
-def _counts_of(session: Session, day: date) -> dict[tuple[str, str], int]:
+def _counts_of(
+    session: Session, day: date, having: Iterable[DayTable]
+) -> dict[tuple[str, str], int]:
     """What `day`'s rows count, as the tallies take it (the chain's rows only, as the live
-    counts read them)."""
+    counts read them). One backend reads them: parallel workers would take the cores the
+    running scans' commits need."""
     counts: dict[tuple[str, str], int] = {}
-    having = list(_tables_having(session, day))
+    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     if CHECKPOINTS in having:
         row = session.execute(
             text(
