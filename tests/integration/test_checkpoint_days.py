@@ -201,3 +201,31 @@ def test_the_fleets_counters_stay_whole_through_drops_and_deletes(session: Sessi
     assert [_count(session, s) for s in (live, kept_finished, today_scan)] == [1, 0, 1]
     twelve_days_ago = days_sql.today(session) - timedelta(days=12)
     assert twelve_days_ago not in days_sql.partitioned_days(session)
+
+
+def test_cleanup_makes_the_coming_days_of_both_tables_and_new_scans_land_in_today(
+    session: Session,
+) -> None:
+    # Given the coming days' partitions gone from both tables
+    today = days_sql.today(session)
+    coming = [today + timedelta(days=n) for n in range(days_sql.AHEAD_DAYS + 1)]
+    for table in days_sql.TABLES:
+        for day in coming[1:]:
+            session.execute(text(f"DROP TABLE IF EXISTS {table.table_of(day)}"))
+    session.commit()
+    # When a cleanup plans its run, Then every coming day has a partition in each table
+    retention.plan_cleanup(session, 7)
+    session.commit()
+    for table in days_sql.TABLES:
+        assert set(coming) <= set(days_sql.partitioned_days(session, table))
+    # And a scan started now lies in today's partition of each table
+    scan_id = _scan(session, 0, "in_progress", 1)
+    tables = session.scalars(
+        text(
+            "SELECT tableoid::regclass::text FROM scan_checkpoints WHERE scan_id = :s"
+            " UNION ALL SELECT tableoid::regclass::text FROM scan_opportunities"
+            " WHERE scan_id = :s"
+        ),
+        {"s": scan_id},
+    ).all()
+    assert sorted(tables) == sorted(table.table_of(today) for table in days_sql.TABLES)
