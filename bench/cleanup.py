@@ -131,8 +131,9 @@ def _detail(
         f"the machine's own noise, no cleanup running). Every row lies in one finished day, "
         f"so the cleanup drops that day's partitions of checkpoints and opportunities whole: "
         f"it reads the day once to tally what its rows counted (under no lock a page waits "
-        f"for), then holds both tables' locks for the moment of the DROP (asked for with a "
-        f"{days_sql.LOCK_TIMEOUT_MS} ms lock timeout); {wal_bytes_per_row:,.1f} B of WAL a "
+        f"for), holds both tables' locks for the moment of detaching it (asked for with a "
+        f"{days_sql.LOCK_TIMEOUT_MS} ms lock timeout), then drops the detached tables, which "
+        f"no page touches; {wal_bytes_per_row:,.1f} B of WAL a "
         f"row, {checkpoints} checkpoints requested during the cleanup. Rows deleted one by "
         f"one (a day a live scan keeps) still pay a full-page image per heap page touched."
     )
@@ -143,8 +144,8 @@ def _p99(values: list[float]) -> float:
 
 
 _MISSED = (
-    "What is left is the drop's moment under both tables' locks (a page commit waits for "
-    "it, and for the read of the day that tallies its rows, which takes a core for a "
-    "while), and the machine's own noise: compare with the worst page before; on a shared "
-    "2-core machine the scan alone misses 3x too."
+    "What is left is the detach's moment under both tables' locks (a page commit waits "
+    "for it), the read of the day that tallies its rows and the unlinking of its files, "
+    "which take a core and the disk for a while, and the machine's own noise: compare with "
+    "the worst page before; on a shared 2-core machine the scan alone misses 3x too."
 )

@@ -158,7 +158,7 @@ def test_a_scan_resumed_just_before_its_days_drop_keeps_the_day(session: Session
     before = tallies.read(session)
     # Then the drop refuses, and the scan, its finds and its day stay, nothing tallied
     with pytest.raises(days_sql.DayInUse):
-        days_sql.drop_day(session, day, plan.cutoff)
+        days_sql.detach_day(session, day, plan.cutoff)
     session.rollback()
     assert _count(session, failed) == 1
     assert day in days_sql.partitioned_days(session, days_sql.CHECKPOINTS)
@@ -229,3 +229,24 @@ def test_cleanup_makes_the_coming_days_of_both_tables_and_new_scans_land_in_toda
         {"s": scan_id},
     ).all()
     assert sorted(tables) == sorted(table.table_of(today) for table in days_sql.TABLES)
+
+
+def test_a_day_detached_by_a_cleanup_that_stopped_is_dropped_by_the_next_counted_once(
+    session: Session,
+) -> None:
+    # Given a finished day that a cleanup detached (its rows tallied) and then stopped
+    _scan(session, 10, "completed", 3)
+    day = days_sql.today(session) - timedelta(days=10)
+    before = _fleet_totals(session)
+    plan = retention.plan_cleanup(session, 7)
+    session.commit()
+    assert days_sql.detach_day(session, day, plan.cutoff) == 1
+    session.commit()
+    detached = days_sql.detached_tables(session)
+    assert detached == sorted(table.table_of(day) for table in days_sql.TABLES)
+    # Then the counters already add up, though the tables are still on disk
+    assert _fleet_totals(session) == before
+    # When the next cleanup runs, Then the detached tables are gone, counted once
+    assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0) == 0
+    assert days_sql.detached_tables(session) == []
+    assert _fleet_totals(session) == before

@@ -104,16 +104,18 @@ def cleanup_old_checkpoints(
 def drop_finished_days(
     session: Session, plan: Plan, *, sleep: Callable[[float], None] = time.sleep
 ) -> Plan:
-    """Drop every partitioned day whose checkpoints are all past `plan`'s cutoff, each in a
-    transaction of its own that tallies its rows; `plan` with what was dropped and what was
-    left. Commits, like the cleanup it begins."""
+    """Drop every partitioned day whose checkpoints are all past `plan`'s cutoff: detach it
+    in a transaction of its own that tallies its rows, then drop the detached tables; `plan`
+    with what was dropped and what was left. Commits, like the cleanup it begins."""
     dropped, left = 0, set()
+    _drop_detached(session)  # a cleanup that stopped between detaching and dropping
     for day in days_sql.droppable_days(session, plan.cutoff):
         session.commit()
         for attempt in range(DROP_TRIES):
             try:
-                dropped += days_sql.drop_day(session, day, plan.cutoff)
+                dropped += days_sql.detach_day(session, day, plan.cutoff)
                 session.commit()
+                _drop_detached(session)
                 break
             except days_sql.DayInUse:
                 session.rollback()  # resumed meanwhile: its doomed rows go one by one
@@ -129,6 +131,14 @@ def drop_finished_days(
                     sleep(DROP_RETRY_PAUSE_S)
     session.commit()
     return replace(plan, dropped=plan.dropped + dropped, left=plan.left | left)
+
+
+def _drop_detached(session: Session) -> None:
+    """Drop the detached day tables, each in a transaction of its own."""
+    for table in days_sql.detached_tables(session):
+        days_sql.drop_detached(session, table)
+        session.commit()
+    session.commit()
 
 
 def delete_old_checkpoints(
