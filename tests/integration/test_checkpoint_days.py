@@ -250,3 +250,26 @@ def test_a_day_detached_by_a_cleanup_that_stopped_is_dropped_by_the_next_counted
     assert retention.cleanup_old_checkpoints(session, 7, pause_ratio=0) == 0
     assert days_sql.detached_tables(session) == []
     assert _fleet_totals(session) == before
+
+
+def test_a_days_tallies_read_piece_by_piece_add_up_to_its_rows(session: Session) -> None:
+    from worker.db import day_tallies
+
+    # Given a finished day of 60 scans with 4 finds each, spanning many heap blocks
+    for _ in range(60):
+        _scan(session, 10, "completed", 4)
+    day = days_sql.today(session) - timedelta(days=10)
+    tables = (days_sql.CHECKPOINTS.table_of(day), days_sql.OPPORTUNITIES.table_of(day))
+    pieces: list[float] = []
+    # When its rows are counted one heap block at a time
+    counted = day_tallies.counts_of(session, *tables, pieces.append, lambda: 0.0, 1)
+    session.rollback()
+    # Then the pieces were many and their sums are the day's own
+    assert len(pieces) > 3
+    assert counted == {
+        (tallies.CLEANUP_ROWS_DELETED, ""): 60,
+        (tallies.RETIRED_PAGES, ""): 120,
+        (tallies.RETIRED_ITEMS, ""): 12_000,
+        (tallies.RETIRED_SKIPPED, ""): 60,
+        (tallies.RETIRED_OPPORTUNITIES, ""): 240,
+    }

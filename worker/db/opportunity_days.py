@@ -18,7 +18,8 @@ that long behind it, and a day that cannot be had now is simply left for the nex
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,8 +27,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, text
 from sqlalchemy.orm import Session
 
-from models import RUNNER_CHAIN, ScanCheckpoint, ScanOpportunity
-from worker.db import tallies
+from models import ScanCheckpoint, ScanOpportunity
+from worker.db import day_tallies, tallies
 from worker.domain.status import TERMINAL_STATUSES, ScanStatus
 
 UNDATED = "undated"
@@ -204,13 +205,20 @@ class DayInUse(Exception):
     """A day about to be dropped holds a checkpoint that is no longer done with."""
 
 
-def detach_day(session: Session, day: date, cutoff: Any) -> int:
+def detach_day(
+    session: Session,
+    day: date,
+    cutoff: Any,
+    pace: Callable[[float], None] = lambda took_s: None,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
     """Detach `day`'s partitions from both tables in the caller's transaction, moving what
     their rows counted into the tallies in that same transaction; the checkpoints taken.
     `drop_detached` then drops them, after the caller's commit.
 
     The tallies are summed and added first, under no lock a page commit waits for (the
-    rows of a droppable day no longer change). Then the parents' locks are asked for with
+    rows of a droppable day no longer change), piece by piece, `pace` told how long each
+    piece took (worker.db.day_tallies). Then the parents' locks are asked for with
     the short timeout, and under them, for as short a moment as can be, the day is checked
     again (two index reads: a scan resumed meanwhile raises DayInUse) and detached. Raises
     OperationalError (lock timeout) when a lock cannot be had at once. Either way the
@@ -221,7 +229,13 @@ def detach_day(session: Session, day: date, cutoff: Any) -> int:
     and every page commit would wait that long; a detached table is one no page touches.
     """
     having = _tables_having(session, day)
-    counted = _counts_of(session, day, having)
+    counted = day_tallies.counts_of(
+        session,
+        CHECKPOINTS.table_of(day) if CHECKPOINTS in having else None,
+        OPPORTUNITIES.table_of(day) if OPPORTUNITIES in having else None,
+        pace,
+        clock,
+    )
     tallies.add(session, counted)
     _lock_timeout(session)
     session.execute(
@@ -259,32 +273,3 @@ def drop_detached(session: Session, table: str) -> None:
 
 def _tables_having(session: Session, day: date) -> list[DayTable]:
     return [table for table in TABLES if day in partitioned_days(session, table)]
-
-
-def _counts_of(
-    session: Session, day: date, having: Iterable[DayTable]
-) -> dict[tuple[str, str], int]:
-    """What `day`'s rows count, as the tallies take it (the chain's rows only, as the live
-    counts read them). One backend reads them: parallel workers would take the cores the
-    running scans' commits need."""
-    counts: dict[tuple[str, str], int] = {}
-    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    if CHECKPOINTS in having:
-        row = session.execute(
-            text(
-                "SELECT count(*) AS rows,"
-                " coalesce(sum(page_seq) FILTER (WHERE runner = :chain), 0) AS pages,"
-                " coalesce(sum(processed_items) FILTER (WHERE runner = :chain), 0) AS items,"
-                " coalesce(sum(skipped_items) FILTER (WHERE runner = :chain), 0) AS skipped"
-                f" FROM {CHECKPOINTS.table_of(day)}"
-            ),
-            {"chain": RUNNER_CHAIN},
-        ).one()
-        counts[(tallies.CLEANUP_ROWS_DELETED, "")] = int(row.rows)
-        counts[(tallies.RETIRED_PAGES, "")] = int(row.pages)
-        counts[(tallies.RETIRED_ITEMS, "")] = int(row.items)
-        counts[(tallies.RETIRED_SKIPPED, "")] = int(row.skipped)
-    if OPPORTUNITIES in having:
-        found = session.scalar(text(f"SELECT count(*) FROM {OPPORTUNITIES.table_of(day)}"))
-        counts[(tallies.RETIRED_OPPORTUNITIES, "")] = int(found or 0)
-    return counts

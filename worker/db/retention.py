@@ -87,7 +87,7 @@ def cleanup_old_checkpoints(
     session.commit()
     plan = plan_cleanup(session, days)
     session.commit()
-    plan = drop_finished_days(session, plan, sleep=sleep)
+    plan = drop_finished_days(session, plan, pause_ratio, sleep=sleep)
     deleted_total = plan.dropped
     while True:
         started = clock()
@@ -102,18 +102,28 @@ def cleanup_old_checkpoints(
 
 
 def drop_finished_days(
-    session: Session, plan: Plan, *, sleep: Callable[[float], None] = time.sleep
+    session: Session,
+    plan: Plan,
+    pause_ratio: float = 1.0,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Plan:
     """Drop every partitioned day whose checkpoints are all past `plan`'s cutoff: detach it
     in a transaction of its own that tallies its rows, then drop the detached tables; `plan`
-    with what was dropped and what was left. Commits, like the cleanup it begins."""
+    with what was dropped and what was left. The read that tallies a day pauses as the
+    deletes do (`pause_ratio` times each piece's time). Commits, like the cleanup it begins."""
     dropped, left = 0, set()
+
+    def pace(took_s: float) -> None:
+        if pause_ratio > 0:
+            sleep(took_s * pause_ratio)
+
     _drop_detached(session)  # a cleanup that stopped between detaching and dropping
     for day in days_sql.droppable_days(session, plan.cutoff):
         session.commit()
         for attempt in range(DROP_TRIES):
             try:
-                dropped += days_sql.detach_day(session, day, plan.cutoff)
+                dropped += days_sql.detach_day(session, day, plan.cutoff, pace)
                 session.commit()
                 _drop_detached(session)
                 break
