@@ -130,12 +130,13 @@ def _detail(
         f"{ms(_p99(before))}, worst {ms(max(before))} ({max(before) / median_before:.1f}x, "
         f"the machine's own noise, no cleanup running). Every row lies in one finished day, "
         f"so the cleanup drops that day's partitions of checkpoints and opportunities whole: "
-        f"it reads the day once to tally what its rows counted (under no lock a page waits "
-        f"for), holds both tables' locks for the moment of detaching it (asked for with a "
-        f"{days_sql.LOCK_TIMEOUT_MS} ms lock timeout), then drops the detached tables, which "
-        f"no page touches; {wal_bytes_per_row:,.1f} B of WAL a "
-        f"row, {checkpoints} checkpoints requested during the cleanup. Rows deleted one by "
-        f"one (a day a live scan keeps) still pay a full-page image per heap page touched."
+        f"it reads the day to tally what its rows counted (in pieces of heap blocks, pausing "
+        f"as the deletes do, under no lock a page waits for), holds both tables' locks for "
+        f"the moment of detaching it (asked for with a {days_sql.LOCK_TIMEOUT_MS} ms lock "
+        f"timeout), then drops the detached tables, which no page touches; "
+        f"{wal_bytes_per_row:,.1f} B of WAL a row, {checkpoints} checkpoints requested during "
+        f"the cleanup. Rows deleted one by one (a day a live scan keeps) still pay a "
+        f"full-page image per heap page touched."
     )
 
 
