@@ -133,7 +133,7 @@ def settings(
 
 
 def test_a_scan_rides_out_an_outage_waiting_and_completes_exactly(
-    settings: tuple[Settings, FakeDMarket], session: Session
+    settings: tuple[Settings, FakeDMarket], session: Session, caplog: pytest.LogCaptureFixture
 ) -> None:
     config, fake = settings
     published: list[PageMessage] = []
@@ -145,8 +145,12 @@ def test_a_scan_rides_out_an_outage_waiting_and_completes_exactly(
     assert run_page(published.pop(0), context) is Outcome.NEXT_PUBLISHED
     fake.outage(2.0)
     outcomes = []
-    while published:
-        outcomes.append(run_page(published.pop(0), context))
+    with caplog.at_level(logging.WARNING, logger="worker.chain.fetch"):
+        while published:
+            outcomes.append(run_page(published.pop(0), context))
+    # (the page that waited said so once, not at every poll of the breaker)
+    waits = [record for record in caplog.records if "waiting, trying again" in record.message]
+    assert len(waits) == 1, [record.message for record in caplog.records]
     # Then the scan completed exactly, never failed, and recovered nothing
     row = _row(session, scan_id)
     assert outcomes[-1] is Outcome.COMPLETED
