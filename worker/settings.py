@@ -110,7 +110,7 @@ class Settings:
         defaults = cls()
         dmarket_public_key, dmarket_secret_key = _dmarket_keys(env)
         limits = dmarket_limits.limits_for(signed=dmarket_public_key is not None)
-        settings = cls(
+        return cls(
             database_url=reader.text("DATABASE_URL", defaults.database_url),
             broker_url=reader.text("CELERY_BROKER_URL", defaults.broker_url),
             retention_days=reader.number(
@@ -251,25 +251,9 @@ class Settings:
                 "MARKETSCAN_BOT_MARKET_OPTIONS", env.get("MARKETSCAN_BOT_MARKET_OPTIONS", "")
             ),
         )
-        _check_outage_is_waited(settings)
-        return settings
 
 
 DMARKET_APIS = ("v2", "v1")
-
-
-def _check_outage_is_waited(settings: Settings) -> None:
-    """A market that is down is waited for, never failed (DESIGN invariant 11): a page spends
-    MARKETSCAN_MAX_RETRIES + 1 failures before it fails, and the breaker turns the failure
-    that opens it into a wait, so it must open by then, even for a scan alone on the API."""
-    failures, retries = settings.dmarket_breaker_failures, settings.max_retries
-    if failures > retries + 1:
-        raise ConfigError(
-            f"MARKETSCAN_DMARKET_BREAKER_FAILURES={failures} with MARKETSCAN_MAX_RETRIES="
-            f"{retries}: a scan alone on DMarket would fail before the breaker opens; "
-            f"allowed: MARKETSCAN_DMARKET_BREAKER_FAILURES <= MARKETSCAN_MAX_RETRIES + 1 "
-            f"(here <= {retries + 1}, or MARKETSCAN_MAX_RETRIES >= {failures - 1})"
-        )
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:

@@ -181,8 +181,6 @@ def test_a_page_waiting_for_the_budget_spends_none_of_its_retries(
     monkeypatch.setenv("MARKETSCAN_DMARKET_URL", fake.url)
     monkeypatch.setenv("MARKETSCAN_DMARKET_API", "v1")
     monkeypatch.setenv("MARKETSCAN_MAX_RETRIES", "0")
-    # The breaker opens at a page's first failure then, or the settings are refused.
-    monkeypatch.setenv("MARKETSCAN_DMARKET_BREAKER_FAILURES", "1")
     monkeypatch.setenv("MARKETSCAN_SLICE_PAGES", "1")  # this page alone, then the queue
     get_settings.cache_clear()
     reset_engines()

@@ -136,28 +136,3 @@ def test_bad_levels_fail_naming_the_variable(value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as error:
         Settings.from_env({"MARKETSCAN_LEVELS": value})
     assert str(error.value).startswith("MARKETSCAN_LEVELS")
-
-
-@pytest.mark.parametrize(
-    ("retries", "failures"), [("0", "2"), ("2", "4"), ("3", "10")]
-)
-def test_retries_that_run_out_before_the_breaker_opens_are_refused(
-    retries: str, failures: str
-) -> None:
-    # A scan alone on DMarket would fail during an outage instead of waiting for it.
-    with pytest.raises(ConfigError, match="MARKETSCAN_DMARKET_BREAKER_FAILURES") as error:
-        Settings.from_env(
-            {"MARKETSCAN_MAX_RETRIES": retries, "MARKETSCAN_DMARKET_BREAKER_FAILURES": failures}
-        )
-    assert f"MARKETSCAN_MAX_RETRIES={retries}" in str(error.value)
-
-
-@pytest.mark.parametrize(("retries", "failures"), [("0", "1"), ("2", "3"), ("5", "5")])
-def test_a_breaker_that_opens_within_the_retries_is_allowed(retries: str, failures: str) -> None:
-    settings = Settings.from_env(
-        {"MARKETSCAN_MAX_RETRIES": retries, "MARKETSCAN_DMARKET_BREAKER_FAILURES": failures}
-    )
-    assert (settings.max_retries, settings.dmarket_breaker_failures) == (
-        int(retries),
-        int(failures),
-    )
