@@ -168,6 +168,32 @@ def test_a_scan_rides_out_an_outage_waiting_and_completes_exactly(
     assert 3 <= len(refused) <= 3 + 2.0 / COOLDOWN_SECONDS + 1
 
 
+def test_fewer_retries_than_the_breaker_asks_still_wait_out_an_outage(
+    settings: tuple[Settings, FakeDMarket], session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given one retry a page, under a breaker set to open at the third failure in a row
+    _, fake = settings
+    monkeypatch.setenv("MARKETSCAN_MAX_RETRIES", "1")
+    get_settings.cache_clear()
+    config = get_settings()
+    assert config.dmarket_breaker_failures == 3
+    published: list[PageMessage] = []
+    params = ScanParams(game="csgo", market="dmarket", page_size=10)
+    with session_scope() as opened:
+        scan_id = scans.start_scan(opened, params, config, published.append)
+    context = PageContext("w1@test", config, publish=published.append)
+    assert run_page(published.pop(0), context) is Outcome.NEXT_PUBLISHED
+    # When DMarket goes down for 1.5 seconds
+    fake.outage(1.5)
+    outcomes = []
+    while published:
+        outcomes.append(run_page(published.pop(0), context))
+    # Then the breaker opened by the page's last retry and the scan waited, never failed
+    row = _row(session, scan_id)
+    assert outcomes[-1] is Outcome.COMPLETED
+    assert (row.status, row.processed_items, row.error_message) == ("completed", 40, None)
+
+
 def test_scan_status_prints_the_wait_while_the_breaker_is_open(
     settings: tuple[Settings, FakeDMarket], client: redis.Redis
 ) -> None:

@@ -108,14 +108,16 @@ def test_a_malformed_body_fails_the_scan_naming_the_problem_and_resume_finishes_
 def test_retries_run_out_and_the_scan_fails_with_the_last_error(
     settings: Settings, fake: FakeDMarket, session: Session
 ) -> None:
+    # (429s: a 5xx in a row that many times opens the breaker, and the page waits instead,
+    # tests/integration/test_dmarket_breaker.py)
     for n in range(4):
-        fake.script(n, ScriptedReply.error(503))
+        fake.script(n, ScriptedReply.rate_limited(retry_after="0"))
     scan_id, published = _start(settings)
     assert _drive(settings, published) == [Outcome.FAILED]
     failed = _row(session, scan_id)
     assert failed.status == "failed"
     assert "market failed 4 times" in (failed.error_message or "")
-    assert "503" in (failed.error_message or "")
+    assert "429" in (failed.error_message or "")
     assert len(fake.requests) == 4
 
 

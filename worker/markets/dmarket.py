@@ -288,10 +288,15 @@ def dmarket_budgets(settings: Settings) -> dict[str, RequestBudget | None]:
 
 
 def fleet_breaker(settings: Settings) -> CircuitBreaker:
-    """The circuit breaker every process shares for the configured DMarket."""
+    """The circuit breaker every process shares for the configured DMarket.
+
+    It opens by a page's last retry at the latest: a page fails after
+    MARKETSCAN_MAX_RETRIES + 1 failures, and the failure that opens the breaker becomes a
+    wait, so a scan alone on the API waits out an outage instead of failing (invariant 11).
+    """
     return CircuitBreaker(
         process_pool.redis_client(settings.broker_url, settings.sentinel_master),
         settings.dmarket_url,
-        settings.dmarket_breaker_failures,
+        min(settings.dmarket_breaker_failures, settings.max_retries + 1),
         settings.dmarket_breaker_cooldown_seconds,
     )
