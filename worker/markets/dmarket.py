@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from worker.domain.reference import DMARKET_API_OPTION, dmarket_api_of
 from worker.errors import InvalidInput
 from worker.markets import dmarket_auth, process_pool
 from worker.markets.base import GAME_IDS, Item, Page, check_page_limit
@@ -37,7 +38,7 @@ OFFERS_PATH = "/marketplace-api/v2/offers"
 CURRENCY = "USD"
 ORDER_DIRECTIONS = ("asc", "desc")
 # What a scan's market_options may say to DMarket; everything else is refused by name.
-MARKET_OPTIONS = ("order_by", "order_dir")
+MARKET_OPTIONS = ("order_by", "order_dir", DMARKET_API_OPTION)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,8 @@ class DMarketMarket:
             signer=dmarket_auth.signer_from(
                 settings.dmarket_public_key, settings.dmarket_secret_key
             ),
-            api=settings.dmarket_api,
+            # Rows stored before the API was frozen into them use the worker's.
+            api=dmarket_api_of(options.get(DMARKET_API_OPTION, settings.dmarket_api)),
             max_empty_pages=settings.dmarket_max_empty_pages,
             breaker=breaker,
         )
