@@ -12,8 +12,10 @@ switching it off; `slice_backlog_ms=0` gives one page per task under a backlog, 
 before. The bound is short (50 ms by default) because a queued scan waits for the slices
 of every scan ahead of it, about scans/slots of them: with 16 scans of 20 ms pages on
 two slots, 300 ms slices made a scan's worst wait between commits 1.7 s, against 0.5 s
-one page per task, and 50 ms slices (about three such pages) 0.66 s. Pages that cost the
-market nothing still walk about ten per slice.
+one page per task. A slice of S against one page p adds about (scans/slots - 1) x (S - p)
+to that wait (bench/fairness.py works it out), so at 50 ms such a scan walks one or two
+20 ms pages a task and a DMarket page (500 ms) is one a task; pages that cost the market
+nothing still walk several per slice.
 
 Inside the backlog bound the queue is not even asked, which saves a broker round trip a
 page. The bound is looked at before the next page's prefetch starts and again once the
