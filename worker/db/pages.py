@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from worker.db import page_sql, rowcount
+from worker.db.engine import is_relaxed
 from worker.domain.opportunities import Opportunity, percent_hundredths
 from worker.domain.page_message import PageMessage
 from worker.domain.reference import REFERENCE_CODES
@@ -125,8 +127,7 @@ def claim(
     `count_delivery` is False for a retry of a delivery that returned (a database outage):
     only deliveries that started the page and never came back count toward the poison limit.
     """
-    connection = session.connection()
-    connection.execute(page_sql.RELAXED_COMMIT)
+    connection = _relaxed_connection(session)
     row = connection.execute(
         page_sql.CLAIM,
         _fenced(
@@ -153,10 +154,18 @@ def claim(
     )
 
 
+def _relaxed_connection(session: Session) -> Connection:
+    """The session's connection, its transaction told not to wait for its WAL flush;
+    a session of a relaxed engine is so already, and spends no round trip on it."""
+    connection = session.connection()
+    if not is_relaxed(session):
+        connection.execute(page_sql.RELAXED_COMMIT)
+    return connection
+
+
 def renew(session: Session, message: PageMessage, task_id: str, lease_seconds: float) -> bool:
     """Extend the running page's lease; False if the page is no longer this delivery's."""
-    connection = session.connection()
-    connection.execute(page_sql.RELAXED_COMMIT)
+    connection = _relaxed_connection(session)
     result = connection.execute(
         page_sql.RENEW, _fenced(message, task_id=task_id, lease_seconds=lease_seconds)
     )
