@@ -6,6 +6,7 @@ no longer matches the row is stale and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -220,10 +221,7 @@ def commit_page(
     if committed is None:
         return None
     if result.opportunities:
-        columns = {
-            name: [_column_value(found, name) for found in result.opportunities]
-            for name, _ in page_sql.OPPORTUNITY_ARRAYS
-        }
+        columns = opportunity_columns(result.opportunities)
         connection.execute(
             page_sql.INSERT_FOUND,
             {
@@ -234,6 +232,13 @@ def commit_page(
             },
         )
     return str(committed.status)
+
+
+def opportunity_columns(found: Sequence[Opportunity]) -> dict[str, list[Any]]:
+    """A page's opportunities as the arrays page_sql.INSERT_FOUND takes, one per column."""
+    return {
+        name: [_column_value(one, name) for one in found] for name, _ in page_sql.OPPORTUNITY_ARRAYS
+    }
 
 
 def _column_value(found: Opportunity, name: str) -> Any:
