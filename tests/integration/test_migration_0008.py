@@ -1,4 +1,4 @@
-"""Revision 0009 stores opportunities' item ids as compact bytea without losing or changing
+"""Revision 0008 stores opportunities' item ids as compact bytea without losing or changing
 one, and the downgrade gives the 0007 text column back as it was."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ COLUMNS = ("id", "scan_id", "scan_day", "item_id", "title", "price_cents",
 
 @pytest.fixture
 def at_0007(services: TestServices) -> Iterator[str]:
-    name = f"m0009_{uuid.uuid4().hex[:12]}"
+    name = f"m0008_{uuid.uuid4().hex[:12]}"
     services._admin(f'CREATE DATABASE "{name}"')
     try:
         url = services.url_of(name)

@@ -7,7 +7,7 @@ upgrade first checks that every stored id reads back as it is, and refuses, chan
 nothing, if one would not; the row count is checked after. The downgrade gives the text
 column back, value for value.
 
-Revision ID: 0009
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-03 09:00:00.000000
 """
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -55,13 +55,13 @@ def upgrade() -> None:
     )
     if changed:
         raise RuntimeError(
-            f"revision 0009: {changed} {TABLE} item ids would not read back as stored; "
+            f"revision 0008: {changed} {TABLE} item ids would not read back as stored; "
             "nothing was changed"
         )
     op.execute(
         f"ALTER TABLE {TABLE} ALTER COLUMN item_id TYPE bytea USING {item_key_sql('item_id')}"
     )
-    _check_count("0009", before)
+    _check_count("0008", before)
 
 
 def downgrade() -> None:
@@ -69,7 +69,7 @@ def downgrade() -> None:
     op.execute(
         f"ALTER TABLE {TABLE} ALTER COLUMN item_id TYPE text USING {item_id_text_sql('item_id')}"
     )
-    _check_count("0009 (downgrade)", before)
+    _check_count("0008 (downgrade)", before)
 
 
 def _count() -> int:
