@@ -136,18 +136,9 @@ def test_a_scan_rides_out_an_outage_waiting_and_completes_exactly(
     settings: tuple[Settings, FakeDMarket], session: Session, caplog: pytest.LogCaptureFixture
 ) -> None:
     config, fake = settings
-    published: list[PageMessage] = []
-    params = ScanParams(game="csgo", market="dmarket", page_size=10)
-    with session_scope() as opened:
-        scan_id = scans.start_scan(opened, params, config, published.append)
-    context = PageContext("w1@test", config, publish=published.append)
     # Given page 0 done, and then DMarket down for 2 seconds
-    assert run_page(published.pop(0), context) is Outcome.NEXT_PUBLISHED
-    fake.outage(2.0)
-    outcomes = []
     with caplog.at_level(logging.WARNING, logger="worker.chain.fetch"):
-        while published:
-            outcomes.append(run_page(published.pop(0), context))
+        scan_id, outcomes = _scan_through_outage(config, fake, 2.0)
     # (the page that waited said so once, not at every poll of the breaker)
     waits = [record for record in caplog.records if "waiting, trying again" in record.message]
     assert len(waits) == 1, [record.message for record in caplog.records]
@@ -177,17 +168,8 @@ def test_fewer_retries_than_the_breaker_asks_still_wait_out_an_outage(
     get_settings.cache_clear()
     config = get_settings()
     assert config.dmarket_breaker_failures == 3
-    published: list[PageMessage] = []
-    params = ScanParams(game="csgo", market="dmarket", page_size=10)
-    with session_scope() as opened:
-        scan_id = scans.start_scan(opened, params, config, published.append)
-    context = PageContext("w1@test", config, publish=published.append)
-    assert run_page(published.pop(0), context) is Outcome.NEXT_PUBLISHED
-    # When DMarket goes down for 1.5 seconds
-    fake.outage(1.5)
-    outcomes = []
-    while published:
-        outcomes.append(run_page(published.pop(0), context))
+    # When DMarket goes down for 1.5 seconds once page 0 is done
+    scan_id, outcomes = _scan_through_outage(config, fake, 1.5)
     # Then the breaker opened by the page's last retry and the scan waited, never failed
     row = _row(session, scan_id)
     assert outcomes[-1] is Outcome.COMPLETED
@@ -230,6 +212,24 @@ def test_status_says_waiting_market_unavailable_while_the_breaker_is_open(
     waiting = app_client.market_wait(checkpoint)
     assert waiting is not None and waiting.startswith("market unavailable since ")
     assert waiting.endswith("(DMarket answered 503)")
+
+
+def _scan_through_outage(
+    config: Settings, fake: FakeDMarket, outage_seconds: float
+) -> tuple[uuid.UUID, list[Outcome]]:
+    """A scan of 10-item pages whose page 0 is done before DMarket goes down for
+    `outage_seconds`, then driven to its end; its id and the later pages' outcomes."""
+    published: list[PageMessage] = []
+    params = ScanParams(game="csgo", market="dmarket", page_size=10)
+    with session_scope() as opened:
+        scan_id = scans.start_scan(opened, params, config, published.append)
+    context = PageContext("w1@test", config, publish=published.append)
+    assert run_page(published.pop(0), context) is Outcome.NEXT_PUBLISHED
+    fake.outage(outage_seconds)
+    outcomes = []
+    while published:
+        outcomes.append(run_page(published.pop(0), context))
+    return scan_id, outcomes
 
 
 def _row(session: Session, scan_id: uuid.UUID) -> ScanCheckpoint:
