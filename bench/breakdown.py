@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench.scans import params
 from worker.chain import lifecycle as scans
 from worker.chain.runner import PageContext, run_page
-from worker.db import driver_url
+from worker.db import driver_url, relaxed_engine, relaxed_sessions
 from worker.db import pages as page_store
 from worker.db.pages import ClaimedPage, Lease, PageResult
 from worker.domain.page_message import PageMessage
@@ -152,12 +152,15 @@ def in_process_page(database_url: str, pages: int) -> PageBreakdown:
     with sessions() as session:
         scans.start_scan(session, scan_params, settings, published.append)
     store.seconds.clear()
-    waited = _time_statements(engine)
+    # The claim and the lease renewals go through the worker's relaxed engine, as in a worker.
+    relaxed = relaxed_engine(database_url)
+    waited = _time_statements(engine, _time_statements(relaxed))
     context = PageContext(
         owner="inprocess@bench",
         settings=settings,
         publish=published.append,
         sessions=sessions,
+        lease_sessions=relaxed_sessions(relaxed),
         store=store,
     )
     started = time.perf_counter()
@@ -165,6 +168,7 @@ def in_process_page(database_url: str, pages: int) -> PageBreakdown:
         run_page(published.pop(0), context)
     total = time.perf_counter() - started
     engine.dispose()
+    relaxed.dispose()
     fetch_s, judge_s = item_work_seconds(pages)
     return PageBreakdown(
         total_s=total / pages,
@@ -177,9 +181,10 @@ def in_process_page(database_url: str, pages: int) -> PageBreakdown:
     )
 
 
-def _time_statements(engine: Engine) -> list[float]:
-    """A one-element list that accumulates the seconds `engine` spends in cursor.execute."""
-    waited = [0.0]
+def _time_statements(engine: Engine, waited: list[float] | None = None) -> list[float]:
+    """A one-element list that accumulates the seconds `engine` spends in cursor.execute
+    (`waited`, when given, adds up more than one engine's)."""
+    waited = [0.0] if waited is None else waited
     started: list[float] = []
 
     @event.listens_for(engine, "before_cursor_execute")

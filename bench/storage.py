@@ -9,27 +9,28 @@ the simulated market's default scan (1,000 items), with the measured opportunity
 from __future__ import annotations
 
 import math
+import uuid
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from bench import dataset, scans
-from bench.harness import Bench, connect, say
+from bench import storage_notes as notes
+from bench.harness import Bench, Connection, connect, say
 from bench.report import Row
-from models import ScanCheckpoint, ScanOpportunity
-from worker.db import driver_url
+from bench.storage_notes import PerRow
+from models import ScanCheckpoint
+from worker.db import driver_url, page_sql
 from worker.db.opportunity_days import scan_day
-from worker.domain.opportunities import Opportunity, percent_hundredths
-from worker.domain.reference import REFERENCE_CODES, SUGGESTED
-from worker.markets.simulated import SimulatedOptions, catalog_item
+from worker.db.pages import opportunity_columns
+from worker.domain.opportunities import Opportunity
+from worker.markets.simulated import catalog_item
 
 NAME = "storage"
-SCANS_PER_MONTH = 100 * 30
-ITEMS_PER_SCAN = SimulatedOptions().items
-RETENTION_DAYS = 7
-MB = 1_000_000
-GOAL_BYTES = 10 * MB
+# About what a 100-listing page of the bench's catalog holds (7.7 % of its items).
+FINDS_PER_PAGE = 8
 
 
 def catalog_opportunities(items: int) -> list[Opportunity]:
@@ -39,21 +40,71 @@ def catalog_opportunities(items: int) -> list[Opportunity]:
     return [hit for hit in judged if hit is not None]
 
 
-def _opportunity_rows(scan_id: Any, day: Any, found: list[Opportunity]) -> list[dict[str, Any]]:
-    return [
-        {
-            "scan_id": scan_id,
-            "scan_day": day,
-            "page_seq": index // 8,
-            "item_id": hit.item_id,
-            "title": hit.title,
-            "price_cents": hit.price_cents,
-            "reference_price_cents": hit.reference_price_cents,
-            "profit_hundredths": percent_hundredths(hit.profit_percent),
-            "reference_kind": REFERENCE_CODES[SUGGESTED],
-        }
-        for index, hit in enumerate(found)
-    ]
+def _insert_pages(session: Session, scan_id: Any, day: Any, found: list[Opportunity]) -> None:
+    """The scan's finds, 8 to a page, through the page commit's own statement."""
+    for page_seq, first in enumerate(range(0, len(found), FINDS_PER_PAGE)):
+        page = found[first : first + FINDS_PER_PAGE]
+        session.execute(
+            page_sql.INSERT_FOUND,
+            {
+                "scan_id": scan_id,
+                "scan_day": day,
+                "page_seq": page_seq,
+                **opportunity_columns(page),
+            },
+        )
+
+
+def _split(connection: Connection, table: str) -> tuple[int, int]:
+    """Bytes of `table`'s heap (TOAST included) and of its indexes, over its partitions."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(pg_table_size(relid)), 0),"
+            " coalesce(sum(pg_indexes_size(relid)), 0)"
+            " FROM pg_partition_tree(%s::regclass)",
+            (table,),
+        )
+        heap, index = cursor.fetchone()
+    return int(heap), int(index)
+
+
+def _reindexed_index_bytes(connection: Connection, table: str) -> int:
+    """The indexes' bytes once rebuilt (leaves packed to the default fillfactor, 90 %)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"REINDEX TABLE {table}")
+    return _split(connection, table)[1]
+
+
+def dmarket_shaped(found: list[Opportunity]) -> list[Opportunity]:
+    """The same finds with DMarket's kind of item id, a canonical UUID string."""
+    return [replace(hit, item_id=str(uuid.uuid5(uuid.NAMESPACE_URL, hit.item_id))) for hit in found]
+
+
+def opportunity_bytes(url: str, found: list[Opportunity], wanted: int) -> PerRow:
+    """Store about `wanted` finds, `found` again and again for scans of the database, and
+    measure them; the rows are deleted after, so the next measure starts empty."""
+    connection = connect(url)
+    empty = dataset.relation_bytes(connection, "scan_opportunities")
+    engine = create_engine(driver_url(url))
+    with Session(engine) as session:
+        scans_and_days = session.execute(
+            select(ScanCheckpoint.scan_id, scan_day(ScanCheckpoint.created_at)).limit(
+                math.ceil(wanted / len(found))
+            )
+        ).all()
+        for scan_id, day in scans_and_days:
+            _insert_pages(session, scan_id, day, found)
+        session.commit()
+    engine.dispose()
+    dataset.vacuum_analyze(connection)
+    rows = len(scans_and_days) * len(found)
+    total = dataset.relation_bytes(connection, "scan_opportunities") - empty
+    heap, index = _split(connection, "scan_opportunities")
+    packed_index = _reindexed_index_bytes(connection, "scan_opportunities")
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE scan_opportunities")
+    connection.close()
+    return PerRow(total / rows, heap / rows, index / rows, packed_index / rows)
 
 
 def run(bench: Bench) -> list[Row]:
@@ -63,69 +114,19 @@ def run(bench: Bench) -> list[Row]:
     with bench.database(NAME) as url:
         connection = connect(url)
         empty_checkpoints = dataset.relation_bytes(connection, "scan_checkpoints")
-        empty_opportunities = dataset.relation_bytes(connection, "scan_opportunities")
         dataset.insert_checkpoints(connection, rows, users=rows // 100)
         checkpoint_bytes = (
             dataset.relation_bytes(connection, "scan_checkpoints") - empty_checkpoints
         ) / rows
-        engine = create_engine(driver_url(url))
-        with Session(engine) as session:
-            scan_count = math.ceil(wanted / len(found))
-            scans_and_days = session.execute(
-                select(ScanCheckpoint.scan_id, scan_day(ScanCheckpoint.created_at)).limit(
-                    scan_count
-                )
-            ).all()
-            for scan_id, day in scans_and_days:
-                session.execute(insert(ScanOpportunity), _opportunity_rows(scan_id, day, found))
-            session.commit()
-        engine.dispose()
-        dataset.vacuum_analyze(connection)
-        opportunity_rows = len(scans_and_days) * len(found)
-        opportunity_bytes = (
-            dataset.relation_bytes(connection, "scan_opportunities") - empty_opportunities
-        ) / opportunity_rows
         connection.close()
-    per_scan = checkpoint_bytes + rate * ITEMS_PER_SCAN * opportunity_bytes
-    month = SCANS_PER_MONTH * per_scan
-    checkpoints_only = SCANS_PER_MONTH * checkpoint_bytes
-    standing = month * RETENTION_DAYS / 30
+        simulated = opportunity_bytes(url, found, wanted)
+        dmarket = opportunity_bytes(url, dmarket_shaped(found), wanted)
     say(
-        f"{NAME}: {checkpoint_bytes:.0f} B/checkpoint, {opportunity_bytes:.0f} B/opportunity, "
-        f"{month / MB:.1f} MB/month"
+        f"{NAME}: {checkpoint_bytes:.0f} B/checkpoint; per opportunity, simulated ids "
+        f"{simulated.text()}, DMarket's UUID ids {dmarket.text()}"
     )
-    return [
-        Row(
-            figure="8a storage per row",
-            measured=f"{checkpoint_bytes:.0f} B/checkpoint, {opportunity_bytes:.0f} B/opportunity",
-            floor=f"{rows:,} checkpoints, {opportunity_rows:,} opportunities",
-            goal="none set (report)",
-            met=None,
-            detail=f"Opportunity rate of the simulated catalog: {rate:.2%} of items "
-            f"({len(found):,} in {sample:,}), so {rate * ITEMS_PER_SCAN:.0f} per "
-            f"{ITEMS_PER_SCAN:,}-item scan.",
-        ),
-        Row(
-            figure=f"8b storage per active user and month ({SCANS_PER_MONTH:,} scans of "
-            f"{ITEMS_PER_SCAN:,} items)",
-            measured=f"{month / MB:.1f} MB/month",
-            floor=f"checkpoints alone {checkpoints_only / MB:.1f} MB; standing with "
-            f"{RETENTION_DAYS}-day retention {standing / MB:.1f} MB",
-            goal="< 10 MB/month",
-            met=month < GOAL_BYTES,
-            note=f"Checkpoints alone ({checkpoint_bytes:.0f} B each) are "
-            f"{checkpoints_only / MB:.1f} MB a month, well inside the seed's 10 MB; the "
-            f"month is {rate * ITEMS_PER_SCAN:.0f} opportunities x {opportunity_bytes:.0f} B "
-            f"per scan, which the seed never stored. Fee and profit are no longer stored "
-            f"(derived from the prices and the scan's fee), prices are 4-byte cents; what "
-            f"is left is the heap row (ids, prices, the title) and the unique (scan_id, "
-            f"item_id, scan_day) index, which scans' random uuids leave about half full. "
-            f"Retention (whole days dropped) caps what stays on disk at about "
-            f"{RETENTION_DAYS} days, {standing / MB:.1f} MB per user. Closing the monthly "
-            f"figure itself: key the finds by the checkpoint's bigint id (8 B less in row "
-            f"and index, and inserts in key order that fill the index), keep each title "
-            f"once per item rather than once per find, or keep only a scan's best finds.",
-            detail=f"Per scan: one checkpoint + {rate * ITEMS_PER_SCAN:.0f} opportunities = "
-            f"{per_scan / 1024:.1f} KiB.",
-        ),
-    ]
+    return notes.rows(
+        notes.Measured(checkpoint_bytes, simulated, dmarket, rate, len(found), sample),
+        rows,
+        math.ceil(wanted / len(found)) * len(found),
+    )

@@ -113,6 +113,7 @@ def nodb_page(
         others_waiting=pages_waiting,
         on_progress=progress,
         sessions=_unbound_session,
+        lease_sessions=_unbound_session,
         store=store,
     )
     outcome = run_page(message, context)

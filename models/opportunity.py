@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
+from models.item_key import ItemKey
 
 # Ids keep growing across partitions (alert cursors compare them), so they come from one
 # sequence rather than an identity column, which PostgreSQL 15 refuses on a partitioned table.
@@ -49,7 +50,8 @@ class ScanOpportunity(Base):
     )
 
     scan_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
-    item_id: Mapped[str] = mapped_column(Text, nullable=False)
+    # A DMarket id (a canonical UUID) in 16 bytes, any other id exactly (models.item_key).
+    item_id: Mapped[str] = mapped_column(ItemKey, nullable=False)
     scan_day: Mapped[date] = mapped_column(Date, nullable=False)
     # Commit order within a scan: what the alert follower's cursor walks.
     id: Mapped[int] = mapped_column(

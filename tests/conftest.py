@@ -22,6 +22,7 @@ import pytest
 import redis
 from sqlalchemy.orm import Session
 
+from tests.fakes.telegram_server import FakeTelegram
 from tests.support.services import TestServices
 
 # "gw0", "gw1", ... in a pytest-xdist worker; unset in a plain run.
@@ -100,3 +101,10 @@ def session(database_url: str) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as opened:
         yield opened
     engine.dispose()
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    """The loopback Bot API, for the notifier, the alerts and the bot."""
+    with FakeTelegram() as fake:
+        yield fake

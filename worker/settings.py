@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import TypeVar
 
 from worker.domain.opportunities import LEVELS, Level
+from worker.domain.reference import DMARKET_APIS
 from worker.errors import ConfigError, InvalidInput
 from worker.markets import dmarket_limits
 
@@ -252,8 +253,6 @@ class Settings:
             ),
         )
 
-
-DMARKET_APIS = ("v2", "v1")
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:

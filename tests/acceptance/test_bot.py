@@ -40,12 +40,6 @@ SLOW_SCAN_OPTIONS = "items=2000,item_latency_ms=5,seed=11"
 
 
 @pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 def celery_env(celery_env: dict[str, str], telegram: FakeTelegram) -> dict[str, str]:
     """Workers and the bot with Telegram on, pointed at the loopback Bot API."""
     return {

@@ -20,7 +20,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,12 +56,6 @@ CLI_OPTIONS = ("items=6000", "item_latency_ms=3", "seed=11")
 # Watch passes and chat scans of 3 pages of ~0.5 s: well inside the watch's interval.
 PASS_OPTIONS = {"items": 300, "item_latency_ms": 5, "seed": 5}
 BOT_OPTIONS = "items=300,item_latency_ms=5,seed=9"
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
 
 
 @pytest.fixture

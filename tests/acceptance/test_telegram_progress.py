@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -15,12 +15,6 @@ from tests.support.scans import start_scan_cli, wait_for_status
 CHAT_ID = 424242
 MIN_INTERVAL_SECONDS = 0.5
 SUMMARY_TIMEOUT_SECONDS = 30.0
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
 
 
 @pytest.fixture

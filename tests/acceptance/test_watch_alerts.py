@@ -8,7 +8,7 @@ import itertools
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import create_engine, func, select
@@ -28,12 +28,6 @@ OWNER = 0
 # be messaged, so alerts queue behind the chat's rate.
 PASS_OPTIONS = {"items": 800, "item_latency_ms": 3, "seed": 7}
 HEADER = re.compile(r"^🔔 (\d+) new finds? \(scan (\w+), page (\d+)\)")
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -35,12 +35,6 @@ _item_numbers = itertools.count()
 
 
 @pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 def desk(telegram: FakeTelegram, redis_url: str) -> Iterator[AlertDesk]:
     connection = redis.Redis.from_url(redis_url)
     with TelegramClient(telegram.api_url, telegram.token, 5.0) as bot_api:

@@ -28,12 +28,6 @@ def connection(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 def notifier(connection: redis.Redis, telegram: FakeTelegram) -> Iterator[ProgressMessages]:
     """What a worker's sender thread runs, without its throttle."""
     with TelegramClient(telegram.api_url, telegram.token, 5.0) as client:

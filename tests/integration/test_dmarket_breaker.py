@@ -133,20 +133,15 @@ def settings(
 
 
 def test_a_scan_rides_out_an_outage_waiting_and_completes_exactly(
-    settings: tuple[Settings, FakeDMarket], session: Session
+    settings: tuple[Settings, FakeDMarket], session: Session, caplog: pytest.LogCaptureFixture
 ) -> None:
     config, fake = settings
-    published: list[PageMessage] = []
-    params = ScanParams(game="csgo", market="dmarket", page_size=10)
-    with session_scope() as opened:
-        scan_id = scans.start_scan(opened, params, config, published.append)
-    context = PageContext("w1@test", config, publish=published.append)
     # Given page 0 done, and then DMarket down for 2 seconds
-    assert run_page(published.pop(0), context) is Outcome.NEXT_PUBLISHED
-    fake.outage(2.0)
-    outcomes = []
-    while published:
-        outcomes.append(run_page(published.pop(0), context))
+    with caplog.at_level(logging.WARNING, logger="worker.chain.fetch"):
+        scan_id, outcomes = _scan_through_outage(config, fake, 2.0)
+    # (the page that waited said so once, not at every poll of the breaker)
+    waits = [record for record in caplog.records if "waiting, trying again" in record.message]
+    assert len(waits) == 1, [record.message for record in caplog.records]
     # Then the scan completed exactly, never failed, and recovered nothing
     row = _row(session, scan_id)
     assert outcomes[-1] is Outcome.COMPLETED
@@ -162,6 +157,23 @@ def test_a_scan_rides_out_an_outage_waiting_and_completes_exactly(
     # and while DMarket was down, the fleet sent it a request per cool-down at most
     refused = [request for request in fake.requests if request.status == 503]
     assert 3 <= len(refused) <= 3 + 2.0 / COOLDOWN_SECONDS + 1
+
+
+def test_fewer_retries_than_the_breaker_asks_still_wait_out_an_outage(
+    settings: tuple[Settings, FakeDMarket], session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given one retry a page, under a breaker set to open at the third failure in a row
+    _, fake = settings
+    monkeypatch.setenv("MARKETSCAN_MAX_RETRIES", "1")
+    get_settings.cache_clear()
+    config = get_settings()
+    assert config.dmarket_breaker_failures == 3
+    # When DMarket goes down for 1.5 seconds once page 0 is done
+    scan_id, outcomes = _scan_through_outage(config, fake, 1.5)
+    # Then the breaker opened by the page's last retry and the scan waited, never failed
+    row = _row(session, scan_id)
+    assert outcomes[-1] is Outcome.COMPLETED
+    assert (row.status, row.processed_items, row.error_message) == ("completed", 40, None)
 
 
 def test_scan_status_prints_the_wait_while_the_breaker_is_open(
@@ -200,6 +212,24 @@ def test_status_says_waiting_market_unavailable_while_the_breaker_is_open(
     waiting = app_client.market_wait(checkpoint)
     assert waiting is not None and waiting.startswith("market unavailable since ")
     assert waiting.endswith("(DMarket answered 503)")
+
+
+def _scan_through_outage(
+    config: Settings, fake: FakeDMarket, outage_seconds: float
+) -> tuple[uuid.UUID, list[Outcome]]:
+    """A scan of 10-item pages whose page 0 is done before DMarket goes down for
+    `outage_seconds`, then driven to its end; its id and the later pages' outcomes."""
+    published: list[PageMessage] = []
+    params = ScanParams(game="csgo", market="dmarket", page_size=10)
+    with session_scope() as opened:
+        scan_id = scans.start_scan(opened, params, config, published.append)
+    context = PageContext("w1@test", config, publish=published.append)
+    assert run_page(published.pop(0), context) is Outcome.NEXT_PUBLISHED
+    fake.outage(outage_seconds)
+    outcomes = []
+    while published:
+        outcomes.append(run_page(published.pop(0), context))
+    return scan_id, outcomes
 
 
 def _row(session: Session, scan_id: uuid.UUID) -> ScanCheckpoint:

@@ -144,12 +144,6 @@ def test_a_listing_beyond_the_capped_total_is_judged_whole_and_no_view_shows_ove
     assert "completed: 10050 items" in texts[-1]
 
 
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
 def test_a_page_resumed_on_a_live_listing_judges_every_listing_present_throughout_once(
     settings: Settings, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:

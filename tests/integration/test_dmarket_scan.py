@@ -15,6 +15,7 @@ from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
 from worker.chain import lifecycle as scans
 from worker.chain.runner import Outcome, PageContext, run_page
 from worker.db import reset_engines, session_scope
+from worker.devtools.dmarket_server import ITEMS_PATH
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.settings import Settings, get_settings
@@ -108,14 +109,16 @@ def test_a_malformed_body_fails_the_scan_naming_the_problem_and_resume_finishes_
 def test_retries_run_out_and_the_scan_fails_with_the_last_error(
     settings: Settings, fake: FakeDMarket, session: Session
 ) -> None:
+    # (429s: a 5xx in a row that many times opens the breaker, and the page waits instead,
+    # tests/integration/test_dmarket_breaker.py)
     for n in range(4):
-        fake.script(n, ScriptedReply.error(503))
+        fake.script(n, ScriptedReply.rate_limited(retry_after="0"))
     scan_id, published = _start(settings)
     assert _drive(settings, published) == [Outcome.FAILED]
     failed = _row(session, scan_id)
     assert failed.status == "failed"
     assert "market failed 4 times" in (failed.error_message or "")
-    assert "503" in (failed.error_message or "")
+    assert "429" in (failed.error_message or "")
     assert len(fake.requests) == 4
 
 
@@ -224,3 +227,23 @@ def test_a_slice_fetches_each_next_page_ahead_and_never_one_too_many(
     found = set(session.scalars(select(ScanOpportunity.item_id)))
     assert found == {f"dm-{n:04d}" for n in range(0, 250, 7)}
     assert len(fake.requests) == 3
+
+
+def test_a_scan_keeps_the_listing_api_it_started_on_when_the_workers_change_theirs(
+    settings: Settings, fake: FakeDMarket, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a scan started on the v1 listing, one page done
+    scan_id, published = _start(settings)
+    context = PageContext("w1@test", settings, publish=published.append)
+    assert run_page(published.pop(0), context) is Outcome.NEXT_PUBLISHED
+    stored = ScanParams.from_json(_row(session, scan_id).params)
+    assert stored.market_options == {"api": "v1"}
+    # When the workers are switched to v2 while it runs
+    monkeypatch.setenv("MARKETSCAN_DMARKET_API", "v2")
+    get_settings.cache_clear()
+    switched = get_settings()
+    assert _drive(switched, published)[-1] is Outcome.COMPLETED
+    # Then every page still went to v1 (a v1 cursor means nothing to v2), and it ends exact
+    assert {request.path for request in fake.requests} == {ITEMS_PATH}
+    done = _row(session, scan_id)
+    assert (done.status, done.processed_items) == ("completed", 250)

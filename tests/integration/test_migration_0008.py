@@ -1,24 +1,31 @@
-"""Revision 0008 takes a populated database of the 0007 schema to day-partitioned
-checkpoints without losing or changing a row, and back; a scan whose finds went to the
-opportunities' `undated` gets no checkpoint day of its own (its day is not dropped whole)."""
+"""Revision 0008 stores opportunities' item ids as compact bytea without losing or changing
+one, and the downgrade gives the 0007 text column back as it was."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from models import ScanOpportunity
 from tests.support.services import TestServices
-from worker.db import checkpoints as store
 from worker.db import driver_url
 from worker.db.migrate import downgrade, upgrade
-from worker.errors import DuplicateScan
+from worker.db.scan_queries import top_opportunities
+
+DMARKET_ID = str(uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"))
+# Every kind of id a market may send; profits tie in pairs, so ties are ordered by the id.
+# (A UUID's bytes sort apart from its text: "a" ties with DMARKET_ID and must follow it.)
+IDS = ["a", DMARKET_ID, DMARKET_ID.upper(), str(uuid.UUID(int=7)), "sim-42-00000013",
+       "sim-42-000000013", "ключ-1234567", ""]  # fmt: skip
+COLUMNS = ("id", "scan_id", "scan_day", "item_id", "title", "price_cents",
+           "reference_price_cents", "profit_hundredths", "page_seq", "order_count",
+           "reference_kind", "reference_fetched_at", "found_at")  # fmt: skip
 
 
 @pytest.fixture
@@ -33,95 +40,99 @@ def at_0007(services: TestServices) -> Iterator[str]:
         services.drop_database(name)
 
 
-def _store(engine: Engine, created_days_ago: int, status: str, finds: int) -> uuid.UUID:
-    """A scan of the 0007 schema with every kind of column filled, and its finds."""
+def _store(engine: Engine) -> uuid.UUID:
+    """A finished scan of the 0007 schema with one opportunity for each id."""
     scan_id = uuid.uuid4()
-    created = datetime.now(UTC) - timedelta(days=created_days_ago)
     with engine.begin() as connection:
         connection.execute(
             text(
-                "INSERT INTO scan_checkpoints (scan_id, user_id, operation_type, cursor,"
-                " processed_items, total_items, metadata, status, params, page_seq, page_offset,"
-                " lease_token, lease_owner, page_judged_ids, skipped_items, runner, recoveries,"
-                " note, created_at, updated_at) VALUES (:scan_id, 5000000000, 'market_scan',"
-                " 'c-42', 420, 1000, CAST(:meta AS jsonb), :status, CAST(:params AS jsonb), 4, 2,"
-                " :token, 'w1@host', ARRAY['a','b'], 3, 'chain', 1, 'ended early', :created,"
-                " :created)"
+                "INSERT INTO scan_checkpoints (scan_id, user_id, operation_type, status, params,"
+                " runner) VALUES (:scan_id, 1, 'market_scan', 'completed',"
+                " CAST('{\"fee\": 0.07}' AS jsonb), 'chain')"
             ),
-            {"scan_id": scan_id, "meta": '{"chat": 7}', "status": status,
-             "params": '{"game": "csgo", "fee": 0.07}', "token": uuid.uuid4(),
-             "created": created},
-        )  # fmt: skip
-        for number in range(finds):
+            {"scan_id": scan_id},
+        )
+        for number, item_id in enumerate(IDS):
             connection.execute(
                 text(
                     "INSERT INTO scan_opportunities (scan_id, scan_day, item_id, title,"
-                    " price_cents, reference_price_cents, profit_hundredths, page_seq)"
-                    " VALUES (:scan_id, :day, :item, 'AK', 100, 200, 8600, 0)"
+                    " price_cents, reference_price_cents, profit_hundredths, page_seq,"
+                    " order_count, reference_kind, reference_fetched_at) SELECT :scan_id,"
+                    " (created_at AT TIME ZONE 'UTC')::date, :item_id, :title, 1000, 1500,"
+                    " :profit, :page_seq, :orders, 3, now() FROM scan_checkpoints"
+                    " WHERE scan_id = :scan_id"
                 ),
-                {"scan_id": scan_id, "day": created.date(), "item": f"item-{number}"},
-            )
+                {"scan_id": scan_id, "item_id": item_id, "title": f"Item {number}",
+                 "profit": 4000 - 100 * (number // 2), "page_seq": number // 3,
+                 "orders": number or None},
+            )  # fmt: skip
     return scan_id
 
 
 def _rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as connection:
         rows = connection.execute(
-            text("SELECT to_jsonb(c) AS row FROM scan_checkpoints c ORDER BY id")
-        )
-        return [row.row for row in rows]
+            text(f"SELECT {', '.join(COLUMNS)} FROM scan_opportunities ORDER BY id")
+        ).mappings()
+        return [dict(row) for row in rows]
 
 
-def _placed(engine: Engine) -> dict[str, str]:
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text("SELECT scan_id::text, tableoid::regclass::text FROM scan_checkpoints")
-        )
-        return {row[0]: row[1] for row in rows}
-
-
-def test_upgrade_keeps_every_checkpoint_and_value_and_downgrade_gives_them_back(
-    at_0007: str,
-) -> None:
+def test_upgrade_keeps_every_id_and_value_and_downgrade_gives_them_back(at_0007: str) -> None:
     engine = create_engine(driver_url(at_0007))
-    # Given scans of today, of two days ago (a day 0007 made ahead of none: its finds are
-    # in the opportunities' undated) and of ten days ago with no finds
-    today_scan = _store(engine, 0, "in_progress", 3)
-    undated_scan = _store(engine, 2, "completed", 2)
-    old_scan = _store(engine, 10, "failed", 0)
+    # Given a scan of the 0007 schema with ids of every kind, and the order results showed
+    scan_id = _store(engine)
     before = _rows(engine)
+    with engine.connect() as connection:
+        order_before = connection.scalars(
+            text("SELECT item_id FROM scan_opportunities ORDER BY profit_hundredths DESC, item_id")
+        ).all()
     # When the database is upgraded to head
     upgrade(at_0007)
-    # Then every row is there with every value as it was, ids included
-    assert _rows(engine) == before
-    # And each lies in its own day, but the day whose finds are undated has none
-    today = datetime.now(UTC).date()
-    old_day = today - timedelta(days=10)
-    placed = _placed(engine)
-    assert placed[str(today_scan)] == f"scan_checkpoint_days.d{today:%Y%m%d}"
-    assert placed[str(old_scan)] == f"scan_checkpoint_days.d{old_day:%Y%m%d}"
-    assert placed[str(undated_scan)] == "scan_checkpoint_days.undated"
-    # And a new scan gets an id above every old one, and an old id cannot start again
+    # Then every row reads back with the very same values, and results show the same
     with Session(engine) as session:
-        new_scan = uuid.uuid4()
-        store.create_checkpoint(session, new_scan, 1, "market_scan")
-        session.commit()
-        new_id = session.scalar(
-            text("SELECT id FROM scan_checkpoints WHERE scan_id = :s"), {"s": new_scan}
+        stored = session.scalars(select(ScanOpportunity).order_by(ScanOpportunity.id)).all()
+        assert [{c: getattr(row, c) for c in COLUMNS} for row in stored] == before
+        shown = top_opportunities(session, scan_id, top=100)
+    assert [find["item_id"] for find in shown] == order_before
+    by_id = {row["item_id"]: row for row in before}
+    assert all(
+        (find["price_cents"], find["profit_percent"], find["order_count"])
+        == (by_id[find["item_id"]]["price_cents"], by_id[find["item_id"]]["profit_hundredths"]
+            / 100, by_id[find["item_id"]]["order_count"])
+        for find in shown
+    )  # fmt: skip
+    # And only the canonical UUIDs take 16 bytes
+    with engine.connect() as connection:
+        sizes = dict(
+            connection.execute(
+                text("SELECT id, octet_length(item_id) FROM scan_opportunities")
+            ).all()
         )
-        assert new_id == max(row["id"] for row in before) + 1
-        with pytest.raises(DuplicateScan):
-            store.create_checkpoint(session, old_scan, 1, "market_scan")
-        session.rollback()
-        session.execute(text("DELETE FROM scan_checkpoints WHERE id = :id"), {"id": new_id})
-        session.commit()
-    # When it is downgraded again, Then the 0007 table holds the same rows
+    assert {row["item_id"] for row in before if sizes[row["id"]] == 16} == {
+        DMARKET_ID, str(uuid.UUID(int=7))
+    }  # fmt: skip
+    # When it is downgraded again, Then the 0007 rows are back as they were
     downgrade(at_0007, "0007")
     assert _rows(engine) == before
-    with engine.connect() as connection:
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
-        kind = connection.scalar(
-            text("SELECT relkind FROM pg_class WHERE relname = 'scan_checkpoints'")
-        )
-        assert kind == "r"
     engine.dispose()
+
+
+def test_a_page_stores_each_item_once_whatever_its_id(session: Session) -> None:
+    from datetime import date
+
+    from worker.db import page_sql
+
+    scan_id = uuid.uuid4()
+    arrays = {
+        "item_id": IDS, "title": [f"T{n}" for n in range(len(IDS))],
+        "price_cents": [100] * len(IDS), "reference_price_cents": [200] * len(IDS),
+        "profit_hundredths": [8600] * len(IDS), "reference_kind": [3] * len(IDS),
+        "order_count": [None] * len(IDS), "reference_fetched_at": [None] * len(IDS),
+    }  # fmt: skip
+    for page_seq in (0, 1):  # the same listings again, as a redelivered or moved page
+        session.execute(
+            page_sql.INSERT_FOUND,
+            {"scan_id": scan_id, "scan_day": date(2026, 12, 3), "page_seq": page_seq, **arrays},
+        )
+    stored = session.execute(select(ScanOpportunity.item_id, ScanOpportunity.page_seq)).all()
+    assert sorted(stored) == sorted((item_id, 0) for item_id in IDS)

@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import event, func, literal_column, select, text, update
 from sqlalchemy.orm import Session
 
 from models import RUNNER_CHAIN, ScanCheckpoint, ScanOpportunity
@@ -77,8 +77,9 @@ def test_a_scans_rows_go_to_its_creation_day_and_a_rerun_page_stores_nothing_twi
             {"scan_id": scan_id, "scan_day": day, "page_seq": page_seq, **arrays},
         )
     session.commit()
+    table = literal_column("tableoid::regclass::text")
     placed = session.execute(
-        text("SELECT item_id, page_seq, tableoid::regclass::text FROM scan_opportunities")
+        select(ScanOpportunity.item_id, ScanOpportunity.page_seq, table)
     ).all()
     assert sorted(placed) == [("a", 0, days_sql.table_of(day)), ("b", 0, days_sql.table_of(day))]
 

@@ -37,12 +37,6 @@ MakeNotifier = Callable[..., TelegramNotifier]
 
 
 @pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 def make_notifier(redis_url: str, telegram: FakeTelegram) -> Iterator[MakeNotifier]:
     """Notifiers on the test Redis, pointed at the fake unless told otherwise."""
     made: list[TelegramNotifier] = []

@@ -38,7 +38,8 @@ def _slice(clock: _Clock, **bounds: int) -> PageSlice:
 def test_inside_the_backlog_bound_a_slice_has_room_without_asking_the_queue() -> None:
     clock, queue = _Clock(), _Queue(waiting=True)
     pages = _slice(clock, slice_pages=10, slice_ms=10_000, slice_backlog_ms=300)
-    clock.now_s += 0.299
+    clock.now_s += 0.1
+    # 100 ms into a page, one more like it ends at 200 ms, inside the 300 ms bound
     assert pages.has_room(queue) and queue.asked == 0
 
 
@@ -105,3 +106,37 @@ def test_a_queue_asked_before_the_prefetch_is_not_asked_again() -> None:
     assert pages.has_room(queue) and queue.asked == 1
     queue.waiting = True
     assert pages.still_has_room(queue) and queue.asked == 1
+
+
+def test_a_page_that_would_end_past_the_backlog_bound_is_not_started_unasked() -> None:
+    # Given a 50 ms backlog bound and a first page that took 20 ms, then a second of 20 ms
+    clock, queue = _Clock(), _Queue(waiting=True)
+    pages = _slice(clock, slice_pages=10, slice_ms=10_000, slice_backlog_ms=50)
+    clock.now_s += 0.020
+    assert pages.has_room(queue) and queue.asked == 0
+    pages.advance()
+    clock.now_s += 0.020
+    # When the slice is at 40 ms, inside its bound but with no room for another 20 ms page
+    # Then the queue is asked, and a waiting one ends the slice rather than outrun 50 ms
+    assert not pages.has_room(queue) and queue.asked == 1
+
+
+def test_a_page_judged_near_the_backlog_bound_asks_the_queue_before_the_next() -> None:
+    # Given a slice whose first page was judged at 30 ms of a 50 ms bound
+    clock, queue = _Clock(), _Queue(waiting=True)
+    pages = _slice(clock, slice_pages=10, slice_ms=10_000, slice_backlog_ms=50)
+    clock.now_s += 0.010
+    assert pages.has_room(queue) and queue.asked == 0
+    clock.now_s += 0.020
+    # When the next page would take as long, Then a waiting queue ends the slice
+    assert not pages.still_has_room(queue) and queue.asked == 1
+
+
+def test_a_slice_bound_is_not_outrun_by_a_page_started_inside_it() -> None:
+    clock, queue = _Clock(), _Queue(waiting=False)
+    pages = _slice(clock, slice_pages=10, slice_ms=1_000, slice_backlog_ms=300)
+    clock.now_s += 0.6
+    pages.advance()
+    clock.now_s += 0.3
+    # At 900 ms of a 1 s slice whose last page took 300 ms, nothing has room
+    assert not pages.has_room(queue)

@@ -128,3 +128,28 @@ def test_same_request_ignores_only_what_the_configuration_froze_in() -> None:
     asked = ScanParams(game="csgo", user_id=3)
     assert asked.configured(settings).same_request(asked.configured(Settings()))
     assert not asked.configured(settings).same_request(ScanParams(game="csgo", user_id=4))
+
+
+def test_a_dmarket_scan_is_frozen_to_the_listing_api_it_starts_on() -> None:
+    v1 = Settings.from_env({"MARKETSCAN_DMARKET_API": "v1"})
+    asked = ScanParams(game="csgo", market="dmarket")
+    assert asked.configured(v1).market_options == {"api": "v1"}
+    assert asked.configured(Settings()).market_options == {"api": "v2"}
+    # asked for, it is kept, and the reference follows the scan's API, not the worker's
+    chosen = ScanParams(game="csgo", market="dmarket", market_options={"api": "v1"})
+    assert chosen.configured(Settings()).reference == "suggested"
+    # a simulated scan has no listing API to freeze
+    assert ScanParams(game="csgo").configured(v1).market_options == {}
+
+
+def test_a_listing_api_dmarket_does_not_have_is_refused_naming_the_option() -> None:
+    asked = ScanParams(game="csgo", market="dmarket", market_options={"api": "v3"})
+    with pytest.raises(InvalidInput, match="market option api must be one of v2, v1, got 'v3'"):
+        asked.configured(Settings())
+
+
+def test_a_scan_stored_before_the_api_was_frozen_is_the_same_request() -> None:
+    stored = ScanParams(game="csgo", market="dmarket", reference="best_bid")
+    assert stored.same_request(ScanParams(game="csgo", market="dmarket").configured(Settings()))
+    v1 = ScanParams(game="csgo", market="dmarket", market_options={"api": "v1"})
+    assert not v1.configured(Settings()).same_request(stored.configured(Settings()))

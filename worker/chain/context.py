@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from worker.db import Session, session_scope
+from worker.db import Session, relaxed_session_scope, session_scope
 from worker.db import pages as page_store
 from worker.db.pages import PageStore
 from worker.domain.page_message import PageMessage
@@ -53,6 +53,9 @@ class PageContext:
     on_completed: Callable[[ScanProgress], None] = lambda progress: None
     on_failed: Callable[[ScanProgress, str], None] = lambda progress, error_message: None
     sessions: Callable[[], AbstractContextManager[Session]] = session_scope
+    # For the page's claim and lease renewals, each a statement of its own that needs no
+    # WAL flush (worker.db.engine.relaxed_engine): one round trip each.
+    lease_sessions: Callable[[], AbstractContextManager[Session]] = relaxed_session_scope
     # The worker's drain flag (worker.celery_glue.drain), which the Celery task hands in.
     drain_requested: Callable[[], bool] = lambda: False
     sleep: Callable[[float], None] = field(default=time.sleep)

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 # How often a waiting page looks at its stop condition.
 STOP_POLL_SECONDS = 0.25
+# A page waiting its turn (the fleet's budget, an open breaker) polls about once a second;
+# it says so when it starts waiting and then once this often, not at every poll.
+WAIT_LOG_EVERY_SECONDS = 60.0
 
 
 def fetch(
@@ -34,6 +37,7 @@ def fetch(
 ) -> Page | str | None:
     """The page, or the failure text once retries run out, or None if told to stop."""
     attempt = 0
+    waiting_logged_at: float | None = None
     while True:
         try:
             return market.fetch_page(cursor, limit)
@@ -46,7 +50,13 @@ def fetch(
                 settings.retry_backoff_max_seconds,
                 exc.retry_after_seconds,
             )
-            log.warning("page %s: %s; retry %d in %.1fs", label, exc, attempt + 1, delay)
+            if exc.counts_as_retry:
+                log.warning("page %s: %s; retry %d in %.1fs", label, exc, attempt + 1, delay)
+            elif waiting_logged_at is None or (
+                time.monotonic() - waiting_logged_at >= WAIT_LOG_EVERY_SECONDS
+            ):
+                waiting_logged_at = time.monotonic()
+                log.warning("page %s: %s; waiting, trying again in %.1fs", label, exc, delay)
             if not _wait(delay, should_stop, sleep):
                 return None
             if exc.counts_as_retry:  # a wait for the fleet's rate budget is not a failure

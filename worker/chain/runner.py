@@ -50,7 +50,7 @@ class _Failure:
 
 def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
     """Run the page of `message`, and the scan's next pages while its time slice lasts."""
-    with ctx.sessions() as session:
+    with ctx.lease_sessions() as session:
         claimed = ctx.store.claim(
             session,
             message,
@@ -176,7 +176,7 @@ def _work(
 
 
 def _renew(pages: PageSlice, ctx: PageContext) -> bool:
-    with pages.lock, ctx.sessions() as session:
+    with pages.lock, ctx.lease_sessions() as session:
         renewed = ctx.store.renew(session, pages.message, ctx.task_id, ctx.settings.lease_seconds)
         session.commit()
     return renewed

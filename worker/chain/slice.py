@@ -12,13 +12,19 @@ switching it off; `slice_backlog_ms=0` gives one page per task under a backlog, 
 before. The bound is short (50 ms by default) because a queued scan waits for the slices
 of every scan ahead of it, about scans/slots of them: with 16 scans of 20 ms pages on
 two slots, 300 ms slices made a scan's worst wait between commits 1.7 s, against 0.5 s
-one page per task, and 50 ms slices (about three such pages) 0.66 s. Pages that cost the
-market nothing still walk about ten per slice.
+one page per task. A slice of S against one page p adds about (scans/slots - 1) x (S - p)
+to that wait (bench/fairness.py works it out), so at 50 ms such a scan walks one or two
+20 ms pages a task and a DMarket page (500 ms) is one a task; pages that cost the market
+nothing still walk several per slice.
 
 Inside the backlog bound the queue is not even asked, which saves a broker round trip a
 page. The bound is looked at before the next page's prefetch starts and again once the
 current page is judged, so a page that took the slice past it (judged for long) still
-ends the slice, its prefetch abandoned.
+ends the slice, its prefetch abandoned. "Inside" counts the page about to start: a next
+page is walked unasked only if it ends inside the bound, judged by the last page's
+duration (the first page's time so far, before one is known). A bound is a promise to the
+scans that wait, so a slice does not outrun it by the page it started just before it;
+the slice bound (`slice_ms`) is kept the same way.
 
 With nobody waiting, the slice is what pays the hop once per `slice_pages` pages, at the
 simulated market's 20 ms a page as at DMarket's 500 ms; `slice_ms` (10 s by default)
@@ -55,6 +61,9 @@ class PageSlice:
     ) -> None:
         self._message = message
         started = clock()
+        # When the current page started, and how long the last one took (None: none yet).
+        self._page_started = started
+        self._page_s: float | None = None
         self._deadline = started + settings.slice_ms / 1000
         self._backlog_deadline = started + min(settings.slice_ms, settings.slice_backlog_ms) / 1000
         self._pages_left = settings.slice_pages - 1
@@ -76,25 +85,36 @@ class PageSlice:
         is asked only once the slice is past its backlog bound."""
         if self._pages_left <= 0:
             return False
-        now = self._clock()
-        self._asked = now >= self._backlog_deadline
+        ends = self._next_page_ends()
+        self._asked = ends >= self._backlog_deadline
         if not self._asked:
             return True
-        return now < self._deadline and not others_waiting()
+        return ends <= self._deadline and not others_waiting()
 
     def still_has_room(self, others_waiting: Callable[[], bool]) -> bool:
         """Whether to walk the prefetched page, now that the current one is judged. A
         page judged for long may take the slice past its backlog bound after has_room()
         said yes without asking: the queue is asked then, once, so a slice of slow pages
         under a backlog still hands over after one page (its prefetch abandoned)."""
-        if self._asked or self._clock() < self._backlog_deadline:
+        if self._asked:
             return True
-        return not others_waiting()
+        ends = self._next_page_ends()
+        if ends < self._backlog_deadline:
+            return True
+        return ends <= self._deadline and not others_waiting()
+
+    def _next_page_ends(self) -> float:
+        """When a page started now would end, if it takes as long as the last one."""
+        now = self._clock()
+        page_s = self._page_s if self._page_s is not None else now - self._page_started
+        return now + page_s
 
     def advance(self) -> None:
         """The current page committed and kept the scan running: hold the next one."""
         self._message = self._message.at(self._message.page_seq + 1, 0)
         self._pages_left -= 1
+        now = self._clock()
+        self._page_s, self._page_started = now - self._page_started, now
 
     def prefetch(self, fetch: Fetch) -> None:
         """Start fetching the next page in the background."""

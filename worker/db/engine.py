@@ -32,6 +32,8 @@ _ASYNC_DRIVER = "postgresql+asyncpg"
 # is noticed at checkout; one that died within the last seconds fails its first statement,
 # which invalidates the pool, and the task's retry on OperationalError takes a new one.
 PING_IDLE_SECONDS = 5.0
+# session.info key of the sessions of relaxed_session_scope (see relaxed_engine).
+RELAXED = "relaxed"
 
 
 def driver_url(database_url: str, driver: str = _SYNC_DRIVER) -> str:
@@ -54,6 +56,7 @@ class _Engines:
         # Made once with the engine: building a sessionmaker per session was a cost each
         # page task paid twice or more for nothing.
         self.sessions: sessionmaker[Session] | None = None
+        self.relaxed: sessionmaker[Session] | None = None
         self.async_: AsyncEngine | None = None
 
 
@@ -75,6 +78,37 @@ def sync_engine() -> Engine:
             PING_IDLE_SECONDS,
         )
     return engines.sync
+
+
+def relaxed_engine(database_url: str) -> Engine:
+    """An engine for statements that are each a transaction of their own and need no WAL
+    flush: a page's claim and its lease renewals (worker.db.pages). Autocommit, with
+    synchronous_commit off for the connection: one round trip a statement, where a
+    transaction on the main engine pays four (BEGIN, SET LOCAL, the statement, COMMIT).
+
+    Losing such a write in a database crash is harmless: a lease simply lapses, and the
+    WAL is written in order, so the page's own durable commit, which comes later, flushes
+    its claim too. Nothing that must survive a crash may use this engine.
+    """
+    return ping_when_idle(
+        create_engine(
+            driver_url(database_url),
+            pool_size=2,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"options": "-c synchronous_commit=off"},
+        ),
+        PING_IDLE_SECONDS,
+    )
+
+
+def relaxed_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on a relaxed_engine, marked so the page store sends no SET LOCAL."""
+    return sessionmaker(engine, expire_on_commit=False, info={RELAXED: True})
+
+
+def is_relaxed(session: Session) -> bool:
+    """Whether `session` runs on a relaxed_engine (each statement commits on its own)."""
+    return bool(session.info.get(RELAXED))
 
 
 def ping_when_idle(engine: Engine, idle_seconds: float) -> Engine:
@@ -118,7 +152,16 @@ def reset_engines() -> None:
         engines.sync.dispose(close=False)
     engines.sync = None
     engines.sessions = None
+    _drop_relaxed(engines, close=False)
     engines.async_ = None
+
+
+def _drop_relaxed(engines: _Engines, *, close: bool) -> None:
+    if engines.relaxed is not None:
+        bind = engines.relaxed.kw["bind"]
+        assert isinstance(bind, Engine)
+        bind.dispose(close=close)
+    engines.relaxed = None
 
 
 def close_engines() -> None:
@@ -129,6 +172,7 @@ def close_engines() -> None:
         engines.sync.dispose()
     engines.sync = None
     engines.sessions = None
+    _drop_relaxed(engines, close=True)
     engines.async_ = None
 
 
@@ -144,6 +188,20 @@ def session_scope() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def relaxed_session_scope() -> Iterator[Session]:
+    """A session on this process's relaxed engine (see relaxed_engine): each statement
+    commits as it runs, with no WAL flush waited for."""
+    engines = _current()
+    if engines.relaxed is None:
+        engines.relaxed = relaxed_sessions(relaxed_engine(get_settings().database_url))
+    session = engines.relaxed()
+    try:
+        yield session
     finally:
         session.close()
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from models import ScanCheckpoint, ScanOpportunity
+from models.item_key import ItemKey
 from worker.db import clock
 from worker.db.opportunity_days import scan_day
 from worker.domain.status import ScanStatus
@@ -181,7 +182,7 @@ COMMIT_LAST = _COMMIT.values(
 # commit statement just updated (its RETURNING), so (scan_id, item_id, scan_day) is unique
 # exactly when (scan_id, item_id) is: a re-run page's rows conflict and are dropped.
 OPPORTUNITY_ARRAYS = (
-    ("item_id", Text), ("title", Text), ("price_cents", Integer),
+    ("item_id", ItemKey), ("title", Text), ("price_cents", Integer),
     ("reference_price_cents", Integer), ("profit_hundredths", Integer),
     ("reference_kind", SmallInteger), ("order_count", Integer),
     ("reference_fetched_at", DateTime(timezone=True)),

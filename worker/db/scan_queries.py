@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity, ScanStatus
+from models.item_key import item_id_text_sql
 from worker.db.checkpoints import row_of
 from worker.db.opportunity_days import scan_day
 from worker.domain.checkpoint import Checkpoint
@@ -19,6 +20,10 @@ from worker.domain.validation import scan_id_of, user_id_of
 from worker.errors import CheckpointNotFound, InvalidInput
 
 LIST_LIMIT = 200
+# Ties in profit are ordered by the id as text, as they were when the column was text.
+ITEM_ID_ORDER: ColumnElement[str] = literal_column(
+    item_id_text_sql(f"{ScanOpportunity.__tablename__}.{ScanOpportunity.item_id.key}")
+)
 
 
 def scan_status(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
@@ -56,7 +61,7 @@ def top_opportunities(
     rows = session.scalars(
         select(ScanOpportunity)
         .where(*of_scan(checkpoint.scan_id))
-        .order_by(ScanOpportunity.profit_hundredths.desc(), ScanOpportunity.item_id)
+        .order_by(ScanOpportunity.profit_hundredths.desc(), ITEM_ID_ORDER)
         .limit(top)
     )
     return [_shown(row, fee) for row in rows]

@@ -1,13 +1,14 @@
-"""The loopback DMarket's HTTP plumbing: a threading server that hands each GET and POST to
-the fake."""
+"""The loopback DMarket's HTTP plumbing: the handler that hands each GET and POST to the
+fake."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol, cast
 
 from worker.devtools.dmarket_replies import Answer
+from worker.devtools.loopback import LoopbackHTTPServer
 
 
 class Answering(Protocol):
@@ -23,19 +24,6 @@ class Answering(Protocol):
     ) -> Answer: ...
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        fake: Answering,
-    ) -> None:
-        super().__init__(address, handler)
-        self.fake = fake
-
-
 class Handler(BaseHTTPRequestHandler):
     # Keep-alive, as the real API: a client that pools connections reuses one.
     protocol_version = "HTTP/1.1"
@@ -49,7 +37,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _reply(self, method: str, body: bytes) -> None:
         host, port = self.client_address[:2]
-        answer = cast(Server, self.server).fake._answer(
+        answer = cast(Answering, cast(LoopbackHTTPServer, self.server).fake)._answer(
             self.path,
             {name.lower(): value for name, value in self.headers.items()},
             (str(host), int(port)),

@@ -19,12 +19,11 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from worker.devtools.dmarket_budgets import EVERY_CLASS, Budgets, requests_over_rate
-from worker.devtools.dmarket_http import Handler, Server
+from worker.devtools.dmarket_http import Handler
 from worker.devtools.dmarket_replies import (
     Answer,
     Quirk,
@@ -48,6 +47,7 @@ from worker.devtools.dmarket_v2_replies import (
     offers_page,
     offers_query_problem,
 )
+from worker.devtools.loopback import LoopbackService
 
 # The fake's whole surface, one import for tests and the bench.
 __all__ = [
@@ -61,12 +61,11 @@ __all__ = [
 ]
 
 ITEMS_PATH = "/exchange/v1/market/items"
-SHUTDOWN_POLL_SECONDS = 0.01
 
 TotalFormat = Literal["object", "int", "missing"]
 
 
-class FakeDMarket:
+class FakeDMarket(LoopbackService):
     """The fake server; use as a context manager and point the client at `.url`."""
 
     def __init__(
@@ -98,6 +97,7 @@ class FakeDMarket:
         `public_key_hex`: require requests signed by this DMarket key (401 otherwise).
         `headers` given to `_answer` are keyed in lower case.
         """
+        super().__init__()
         budgets = dict(class_budgets or {})
         if requests_per_second is not None:
             budgets = {EVERY_CLASS: requests_per_second}
@@ -114,19 +114,16 @@ class FakeDMarket:
         self._fresh_cursors = 0
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._closing = threading.Event()
         # Cursors are hashes under a per-server salt: opaque to the client, stable per offset.
         self._cursor_salt = secrets.token_hex(8)
         self._offsets_by_cursor: dict[str, int] = {}
-        self._server: Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeDMarket is not running; use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.base_url
+
+    def _handler(self) -> type[Handler]:
+        return Handler
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -158,30 +155,6 @@ class FakeDMarket:
         """List new items at `position` of the listing: those after them move down."""
         with self._lock:
             self._items[position:position] = [copy.deepcopy(dict(item)) for item in items]
-
-    def __enter__(self) -> FakeDMarket:
-        self._server = Server(("127.0.0.1", 0), Handler, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            # shutdown() waits up to one poll for the loop to notice; keep tests quick.
-            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._closing.set()  # wakes handlers sleeping in a `slow` reply
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _answer(
         self,

@@ -13,15 +13,15 @@ and can be scripted to answer chosen calls with a rate limit (429 with
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, cast
 
+from worker.devtools.loopback import LoopbackHTTPServer, LoopbackService
 from worker.devtools.telegram_replies import (
     NOT_MODIFIED_DESCRIPTION,
     HeldCall,
@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 DEFAULT_TOKEN = "123456:TEST-token"
-SHUTDOWN_POLL_SECONDS = 0.01
 # Methods that only say "done" here; the bot calls them at start-up or after a button.
 ACKNOWLEDGED = frozenset({"deleteWebhook", "setMyCommands", "answerCallbackQuery"})
 
@@ -54,10 +53,11 @@ class _Message:
     reply_markup: dict[str, Any] | None
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackService):
     """The fake Bot API; use as a context manager and point the bot at `.api_url`."""
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+        super().__init__()
         self.token = token
         self.updates = UpdateQueue()
         self._calls: list[RecordedCall] = []
@@ -67,16 +67,10 @@ class FakeTelegram:
         self._next_message_id = 1
         self._held: dict[str, HeldCall] = {}
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def api_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeTelegram is not running; use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.base_url
 
     @property
     def calls(self) -> list[RecordedCall]:
@@ -150,15 +144,8 @@ class FakeTelegram:
         with self._lock:
             self._answer_all = reply
 
-    def __enter__(self) -> FakeTelegram:
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+    def _handler(self) -> type[_Handler]:
+        return _Handler
 
     def __exit__(
         self,
@@ -166,13 +153,8 @@ class FakeTelegram:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._closing.set()  # wakes handlers sleeping in a slow reply
-        self.updates.close()  # and long polls
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self.updates.close()  # wakes long polls
+        super().__exit__(exc_type, exc, traceback)
 
     def _answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | bytes]:
         prefix = f"/bot{self.token}/"
@@ -253,24 +235,6 @@ class FakeTelegram:
         return message_id
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # A bot killed mid-request (the tests do it) resets its connection: not an error.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        fake: FakeTelegram,
-    ) -> None:
-        super().__init__(address, handler)
-        self.fake = fake
-
-
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 keep-alive, as Telegram's: a bot library pools its connections.
     protocol_version = "HTTP/1.1"
@@ -278,7 +242,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = decoded_body(self.rfile.read(length), self.headers.get("Content-Type") or "")
-        status, answer = cast(_Server, self.server).fake._answer(self.path, body)
+        status, answer = cast(FakeTelegram, cast(LoopbackHTTPServer, self.server).fake)._answer(
+            self.path, body
+        )
         encoded = answer if isinstance(answer, bytes) else _json_bytes(answer)
         try:
             self.send_response(status)

@@ -19,6 +19,10 @@ REFERENCE_KINDS: Final = (BEST_BID, LAST_SALES, SUGGESTED)
 # How scan_opportunities stores the kind: a smallint, since the table holds many rows.
 REFERENCE_CODES: Final = {BEST_BID: 1, LAST_SALES: 2, SUGGESTED: 3}
 REFERENCE_NAMES: Final = {code: name for name, code in REFERENCE_CODES.items()}
+# DMarket's listing APIs, the default first. A scan's is frozen into its market options
+# (`api`) at start: the two APIs' cursors mean nothing to each other.
+DMARKET_APIS: Final = ("v2", "v1")
+DMARKET_API_OPTION: Final = "api"
 # Which references each market (and DMarket listing API) can give, its default first:
 # v1 keeps judging against its suggested price unless asked otherwise.
 ALLOWED_REFERENCES: Final = {
@@ -39,6 +43,16 @@ class Reference:
     price_cents: int
     order_count: int | None
     fetched_at: datetime
+
+
+def dmarket_api_of(value: object) -> str:
+    """A DMarket listing API a scan may be frozen to; InvalidInput naming the option if not."""
+    if value not in DMARKET_APIS:
+        raise InvalidInput(
+            f"market option {DMARKET_API_OPTION} must be one of {', '.join(DMARKET_APIS)}, "
+            f"got {value!r}"
+        )
+    return str(value)
 
 
 def reference_for(reference: object, market: str, dmarket_api: str) -> str:

@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from worker.domain.listing import GAME_IDS, MAX_PAGE_SIZE, Item
 from worker.domain.opportunities import Level, Opportunity, evaluate, level_named
-from worker.domain.reference import REFERENCE_KINDS, reference_for
+from worker.domain.reference import (
+    DMARKET_API_OPTION,
+    REFERENCE_KINDS,
+    dmarket_api_of,
+    reference_for,
+)
 from worker.domain.validation import (
     finite_number_of,
     metadata_of,
@@ -105,19 +110,35 @@ class ScanParams:
             raise InvalidInput(f"level_rule must be the rule of level {self.level!r}, got {rule!r}")
 
     def configured(self, settings: Settings) -> ScanParams:
-        """These params with the worker's fee, level rule and the reference frozen in, as
-        every start does; InvalidInput if the market cannot give the reference asked for."""
+        """These params with the worker's fee, level rule, reference and (on DMarket) listing
+        API frozen in, as every start does; InvalidInput if the market cannot give the
+        reference asked for."""
+        options = self.market_options
+        api = settings.dmarket_api
+        if self.market == "dmarket":
+            api = dmarket_api_of(options.get(DMARKET_API_OPTION, api))
+            options = {**options, DMARKET_API_OPTION: api}
         return replace(
             self,
             fee=settings.fee,
             level_rule=level_named(self.level, settings.levels),
-            reference=reference_for(self.reference, self.market, settings.dmarket_api),
+            reference=reference_for(self.reference, self.market, api),
+            market_options=options,
         )
 
     def same_request(self, other: ScanParams) -> bool:
         """Whether `other` asks for the same scan, whatever the configuration froze in."""
         reference = other.reference if self.reference is None else self.reference
-        frozen = replace(self, fee=other.fee, level_rule=other.level_rule, reference=reference)
+        options = self.market_options
+        if DMARKET_API_OPTION in other.market_options and DMARKET_API_OPTION not in options:
+            options = {**options, DMARKET_API_OPTION: other.market_options[DMARKET_API_OPTION]}
+        frozen = replace(
+            self,
+            fee=other.fee,
+            level_rule=other.level_rule,
+            reference=reference,
+            market_options=options,
+        )
         return frozen == other
 
     @property

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from worker.domain.reference import DMARKET_API_OPTION, dmarket_api_of
 from worker.errors import InvalidInput
 from worker.markets import dmarket_auth, process_pool
 from worker.markets.base import GAME_IDS, Item, Page, check_page_limit
@@ -37,7 +38,7 @@ OFFERS_PATH = "/marketplace-api/v2/offers"
 CURRENCY = "USD"
 ORDER_DIRECTIONS = ("asc", "desc")
 # What a scan's market_options may say to DMarket; everything else is refused by name.
-MARKET_OPTIONS = ("order_by", "order_dir")
+MARKET_OPTIONS = ("order_by", "order_dir", DMARKET_API_OPTION)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,8 @@ class DMarketMarket:
             signer=dmarket_auth.signer_from(
                 settings.dmarket_public_key, settings.dmarket_secret_key
             ),
-            api=settings.dmarket_api,
+            # Rows stored before the API was frozen into them use the worker's.
+            api=dmarket_api_of(options.get(DMARKET_API_OPTION, settings.dmarket_api)),
             max_empty_pages=settings.dmarket_max_empty_pages,
             breaker=breaker,
         )
@@ -288,10 +290,15 @@ def dmarket_budgets(settings: Settings) -> dict[str, RequestBudget | None]:
 
 
 def fleet_breaker(settings: Settings) -> CircuitBreaker:
-    """The circuit breaker every process shares for the configured DMarket."""
+    """The circuit breaker every process shares for the configured DMarket.
+
+    It opens by a page's last retry at the latest: a page fails after
+    MARKETSCAN_MAX_RETRIES + 1 failures, and the failure that opens the breaker becomes a
+    wait, so a scan alone on the API waits out an outage instead of failing (invariant 11).
+    """
     return CircuitBreaker(
         process_pool.redis_client(settings.broker_url, settings.sentinel_master),
         settings.dmarket_url,
-        settings.dmarket_breaker_failures,
+        min(settings.dmarket_breaker_failures, settings.max_retries + 1),
         settings.dmarket_breaker_cooldown_seconds,
     )

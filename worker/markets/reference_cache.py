@@ -60,8 +60,16 @@ class ReferenceCache:
         while missing:
             mine = self._claim(missing)
             if mine:
-                found.update(self._fetch_and_store(mine, fetch))
-            others = [title for title in missing if title not in mine]
+                # Another process may have stored and released a title between our miss and
+                # our claim: read again, or the fleet asks twice within one TTL.
+                stored = self._cached(mine)
+                found.update(stored)
+                if stored:
+                    self._release(list(stored))
+                unanswered = [title for title in mine if title not in stored]
+                if unanswered:
+                    found.update(self._fetch_and_store(unanswered, fetch))
+            others = [title for title in missing if title not in found]
             if others:
                 if time.monotonic() > deadline:
                     raise RetryableMarketError(
@@ -78,7 +86,7 @@ class ReferenceCache:
             fetched = dict(fetch(titles))
         except BaseException:
             # Let another process (or this one's retry) ask at once, not after the claim.
-            self._client.delete(*(self._claim_key(title) for title in titles))
+            self._release(titles)
             raise
         answers = {title: fetched.get(title) for title in titles}
         with self._client.pipeline(transaction=False) as pipe:
@@ -104,6 +112,9 @@ class ReferenceCache:
                 pipe.set(self._claim_key(title), b"1", nx=True, px=round(CLAIM_SECONDS * 1000))
             granted = pipe.execute()
         return [title for title, ok in zip(titles, granted, strict=True) if ok]
+
+    def _release(self, titles: list[str]) -> None:
+        self._client.delete(*(self._claim_key(title) for title in titles))
 
     def _key(self, title: str) -> str:
         return self._prefix + title

@@ -7,9 +7,9 @@ a partitioned table must hold the partition key: `scan_id` is unique with `creat
 across days by create_checkpoint's advisory lock. Every row is copied, ids included; the
 upgrade refuses, changing nothing, if a scan id is stored twice or a row did not move.
 
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-03 08:40:00.000000
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-03 11:40:00.000000
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -29,8 +29,8 @@ SCHEMA = "scan_checkpoint_days"
 OPPORTUNITY_SCHEMA = "scan_opportunity_days"
 SEQUENCE = "scan_checkpoint_ids"
 AHEAD_DAYS = 7
-OLD = "scan_checkpoints_0007"
-NEW = "scan_checkpoints_0008"
+OLD = "scan_checkpoints_0008"
+NEW = "scan_checkpoints_0009"
 DAY = "(created_at AT TIME ZONE 'UTC')::date"
 INDEXES = (
     ("ix_scan_checkpoints_user_id", "(user_id)"),
@@ -40,7 +40,7 @@ INDEXES = (
 
 
 def upgrade() -> None:
-    _rename_away("scan_checkpoints", OLD, "0007")
+    _rename_away("scan_checkpoints", OLD, "0008")
     _refuse_duplicates()
     op.execute(f"CREATE SCHEMA {SCHEMA}")
     max_id = op.get_bind().scalar(sa.text(f"SELECT coalesce(max(id), 0) FROM {OLD}"))
@@ -89,7 +89,7 @@ def _refuse_duplicates() -> None:
         sa.text(f"SELECT count(*) - count(DISTINCT scan_id) FROM {OLD}")
     )
     if duplicated:
-        raise RuntimeError(f"revision 0008: {duplicated} scan ids stored twice; nothing changed")
+        raise RuntimeError(f"revision 0009: {duplicated} scan ids stored twice; nothing changed")
 
 
 def _days_to_make() -> list[date]:
@@ -123,11 +123,11 @@ def _check_every_row_moved(old: str) -> None:
     before = bind.scalar(sa.text(f"SELECT count(*) FROM {old}"))
     after = bind.scalar(sa.text("SELECT count(*) FROM scan_checkpoints"))
     if before != after:
-        raise RuntimeError(f"revision 0008: {before} rows before, {after} after; rolled back")
+        raise RuntimeError(f"revision 0009: {before} rows before, {after} after; rolled back")
 
 
 def downgrade() -> None:
-    _rename_away("scan_checkpoints", NEW, "0008")
+    _rename_away("scan_checkpoints", NEW, "0009")
     op.execute(
         f"CREATE TABLE scan_checkpoints (LIKE {NEW} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
     )
