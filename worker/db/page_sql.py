@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Executable,
     Integer,
     SmallInteger,
     Table,
@@ -87,6 +88,7 @@ CLAIM = (
         _rows.c.user_id,
         _rows.c.total_is_lower_bound,
         _rows.c.page_judged_ids,
+        _rows.c.created_at,
     )
 )
 # Only the delivery holding the page renews its heartbeat; a pause, a cancel or a
@@ -212,3 +214,10 @@ FAIL = (
     )
 )
 STATUS = select(_rows.c.status).where(_FENCE)
+# Each fenced statement again, naming its row's partition key too (worker.db.chain_days):
+# planned against that one day's partition instead of every day's.
+_IN_DAY = _rows.c.created_at == bindparam("fence_created_at")
+IN_DAY: dict[Executable, Executable] = {
+    statement: statement.where(_IN_DAY)
+    for statement in (CLAIM, RENEW, RELEASE, COMMIT_PART, COMMIT_PAGE, COMMIT_LAST, FAIL, STATUS)
+}

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable
 from sqlalchemy.orm import Session
 
-from worker.db import page_sql, rowcount
+from worker.db import chain_days, page_sql, rowcount
 from worker.db.engine import is_relaxed
 from worker.domain.opportunities import Opportunity, percent_hundredths
 from worker.domain.page_message import PageMessage
@@ -104,14 +104,21 @@ class PageStore(Protocol):
     def current_status(self, session: Session, message: PageMessage) -> str | None: ...
 
 
-def _fenced(message: PageMessage, **values: Any) -> dict[str, Any]:
-    return {
+def _fenced(
+    statement: Executable, message: PageMessage, **values: Any
+) -> tuple[Executable, dict[str, Any]]:
+    """`statement` with the message's fence, pruned to its row's day once that is known."""
+    fence = {
         "fence_scan_id": message.scan_id,
         "fence_lease_token": message.lease_token,
         "fence_page_seq": message.page_seq,
         "fence_page_offset": message.page_offset,
         **values,
     }
+    created_at = chain_days.created_at_of(message.scan_id, message.lease_token)
+    if created_at is None:
+        return statement, fence
+    return page_sql.IN_DAY[statement], {**fence, "fence_created_at": created_at}
 
 
 def claim(
@@ -130,8 +137,8 @@ def claim(
     """
     connection = _relaxed_connection(session)
     row = connection.execute(
-        page_sql.CLAIM,
-        _fenced(
+        *_fenced(
+            page_sql.CLAIM,
             message,
             owner=owner,
             task_id=task_id,
@@ -141,6 +148,7 @@ def claim(
     ).one_or_none()
     if row is None:
         return None
+    chain_days.remember(message.scan_id, message.lease_token, row.created_at)
     return ClaimedPage(
         cursor=row.cursor,
         params=row.params or {},
@@ -168,14 +176,14 @@ def renew(session: Session, message: PageMessage, task_id: str, lease_seconds: f
     """Extend the running page's lease; False if the page is no longer this delivery's."""
     connection = _relaxed_connection(session)
     result = connection.execute(
-        page_sql.RENEW, _fenced(message, task_id=task_id, lease_seconds=lease_seconds)
+        *_fenced(page_sql.RENEW, message, task_id=task_id, lease_seconds=lease_seconds)
     )
     return bool(rowcount(result))
 
 
 def release(session: Session, message: PageMessage, task_id: str) -> bool:
     """Return the page to the queue uncommitted (the caller republishes it); False if stale."""
-    result = session.connection().execute(page_sql.RELEASE, _fenced(message, task_id=task_id))
+    result = session.connection().execute(*_fenced(page_sql.RELEASE, message, task_id=task_id))
     return bool(rowcount(result))
 
 
@@ -201,8 +209,8 @@ def commit_page(
         statement = page_sql.COMMIT_PART
     connection = session.connection()
     committed = connection.execute(
-        statement,
-        _fenced(
+        *_fenced(
+            statement,
             message,
             items_done=result.items_done,
             skipped=result.skipped,
@@ -251,11 +259,13 @@ def _column_value(found: Opportunity, name: str) -> Any:
 
 def fail(session: Session, message: PageMessage, error_message: str) -> bool:
     """Mark the scan failed if this message still holds it; the checkpoint stays resumable."""
-    result = session.connection().execute(page_sql.FAIL, _fenced(message, reason=error_message))
+    result = session.connection().execute(
+        *_fenced(page_sql.FAIL, message, reason=error_message)
+    )
     return bool(rowcount(result))
 
 
 def current_status(session: Session, message: PageMessage) -> str | None:
     """The row's status if this message still holds the scan, else None."""
-    status = session.connection().execute(page_sql.STATUS, _fenced(message)).scalar_one_or_none()
+    status = session.connection().execute(*_fenced(page_sql.STATUS, message)).scalar_one_or_none()
     return None if status is None else str(status)
