@@ -12,12 +12,10 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
-from worker.chain import lifecycle as scans
+from tests.support.scans import queued_page
 from worker.db import chain_days, relaxed_session_scope, session_scope, sync_engine
 from worker.db import pages as page_store
 from worker.db.pages import PageResult
-from worker.domain.page_message import PageMessage
-from worker.domain.scan_params import ScanParams
 from worker.settings import Settings, get_settings
 
 # One "Update on <partition> <alias>" line per partition the UPDATE is planned against.
@@ -30,13 +28,6 @@ def settings(env: dict[str, str]) -> Iterator[Settings]:
     yield get_settings()
     chain_days.forget_all()
 
-
-def _queued_page(settings: Settings) -> PageMessage:
-    published: list[PageMessage] = []
-    params = ScanParams(game="csgo", page_size=100, fee=settings.fee, market_options={"items": 200})
-    with session_scope() as session:
-        scans.start_scan(session, params, settings, published.append)
-    return published[0]
 
 
 def _partitions_planned(session: Session, statement: str, parameters: Any) -> set[str]:
@@ -70,7 +61,7 @@ def _checkpoint_statements(run: Any) -> list[tuple[str, Any]]:
 def test_after_its_claim_a_chains_statements_are_planned_against_its_day_alone(
     settings: Settings, session: Session
 ) -> None:
-    message = _queued_page(settings)
+    message = queued_page(settings)
     partitions = session.scalar(
         text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'scan_checkpoints'::regclass")
     )
@@ -97,16 +88,12 @@ def test_a_remembered_day_matches_only_its_own_chains_row(
     settings: Settings, session: Session
 ) -> None:
     # Given a chain claimed (its day remembered), then its row gone and its id started anew
-    old = _queued_page(settings)
+    old = queued_page(settings)
     with relaxed_session_scope() as relaxed:
         assert page_store.claim(relaxed, old, "w1@test", "task-1", 30) is not None
     session.execute(text("DELETE FROM scan_checkpoints WHERE scan_id = :s"), {"s": old.scan_id})
     session.commit()
-    published: list[PageMessage] = []
-    params = ScanParams(game="csgo", page_size=100, fee=settings.fee, market_options={"items": 200})
-    with session_scope() as own:
-        scans.start_scan(own, params, settings, published.append, scan_id=old.scan_id)
-    new = published[0]
+    new = queued_page(settings, old.scan_id)
     # Then the old chain's message matches nothing, and the new chain's is claimed
     with relaxed_session_scope() as relaxed:
         assert not page_store.renew(relaxed, old, "task-1", 30)

@@ -12,11 +12,9 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint
-from worker.chain import lifecycle as scans
+from tests.support.scans import queued_page
 from worker.db import is_relaxed, relaxed_session_scope, session_scope
 from worker.db import pages as page_store
-from worker.domain.page_message import PageMessage
-from worker.domain.scan_params import ScanParams
 from worker.settings import Settings, get_settings
 
 
@@ -24,13 +22,6 @@ from worker.settings import Settings, get_settings
 def settings(env: dict[str, str]) -> Iterator[Settings]:
     yield get_settings()
 
-
-def _queued_page(settings: Settings) -> PageMessage:
-    published: list[PageMessage] = []
-    params = ScanParams(game="csgo", page_size=100, fee=settings.fee, market_options={"items": 200})
-    with session_scope() as session:
-        scans.start_scan(session, params, settings, published.append)
-    return published[0]
 
 
 def _lease_task_id(session: Session, scan_id: uuid.UUID) -> str | None:
@@ -43,7 +34,7 @@ def test_a_claim_through_a_relaxed_session_is_committed_as_it_runs(
     settings: Settings, session: Session
 ) -> None:
     # Given a queued page
-    message = _queued_page(settings)
+    message = queued_page(settings)
     # When it is claimed through a relaxed session that is never committed
     with relaxed_session_scope() as relaxed:
         assert is_relaxed(relaxed)
@@ -60,7 +51,7 @@ def test_a_claim_through_a_relaxed_session_is_committed_as_it_runs(
 
 
 def test_the_sessions_that_commit_pages_stay_durable(settings: Settings) -> None:
-    message = _queued_page(settings)
+    message = queued_page(settings)
     with relaxed_session_scope() as relaxed:
         page_store.claim(relaxed, message, "w1@test", "task-1", 30)
     with session_scope() as session:

@@ -13,9 +13,11 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
-from worker.db import driver_url
+from worker.chain import lifecycle
+from worker.db import driver_url, session_scope
 from worker.devtools.reference import reference_opportunities
 from worker.domain.opportunities import fee_and_profit
+from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams, frozen_fee
 from worker.settings import Settings
 
@@ -112,3 +114,12 @@ def expected_opportunities(params: ScanParams) -> set[tuple[str, int, int]]:
         (hit.item_id, hit.price_cents, hit.profit_cents)
         for hit in reference_opportunities(quiet, Settings())
     }
+
+
+def queued_page(settings: Settings, scan_id: uuid.UUID | None = None) -> PageMessage:
+    """Start a 200-item simulated scan in this process; the first page's message."""
+    published: list[PageMessage] = []
+    params = ScanParams(game="csgo", page_size=100, fee=settings.fee, market_options={"items": 200})
+    with session_scope() as session:
+        lifecycle.start_scan(session, params, settings, published.append, scan_id=scan_id)
+    return published[0]
