@@ -1,9 +1,9 @@
 """The partition each running chain's row lives in, as this process learned it.
 
 `scan_checkpoints` is partitioned by its rows' `created_at` (one partition a day). A
-statement that matches on `scan_id` alone is planned against every day's partition, which
-costs the page hot path about a millisecond a statement at two weeks of days. A statement
-that also names `created_at` is pruned to one partition when it is planned.
+statement that matches on `scan_id` alone is planned against every day's partition: an
+UPDATE by `scan_id` took 3.5 ms instead of 1.1 ms with 18 days (pgbench). A statement that
+also names `created_at` is pruned to one partition when it is planned.
 
 A page task's claim returns its row's `created_at`; every later statement of that chain in
 this process names it. The key is the chain, (scan_id, lease_token): a row's `created_at`
