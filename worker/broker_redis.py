@@ -64,8 +64,8 @@ def new_client(url: str, master_name: str, **options: Any) -> redis.Redis:
         return redis.Redis.from_url(url, **options)
     sentinels, password, db = _sentinel_parts(url)
     timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
-    sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts)  # type: ignore[no-untyped-call]
-    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(sentinels, sentinel_kwargs=timeouts)
+    client: redis.Redis = sentinel.master_for(
         master_name, redis_class=redis.Redis, db=db, password=password, **options
     )
     return client
