@@ -61,7 +61,9 @@ def run(bench: Bench) -> list[Row]:
             floor=f"off {ms(median(wall['false']))}/page, on {ms(median(wall['true']))}/page",
             goal=f"<= +{GOAL_SECONDS * 1000:.1f} ms/page",
             met=wall_cost <= GOAL_SECONDS,
-            note="" if wall_cost <= GOAL_SECONDS else (
+            note=""
+            if wall_cost <= GOAL_SECONDS
+            else (
                 "a difference inside the runs' spreads (below) is the machine's noise, not "
                 "the notes: the second row times them alone"
             ),

@@ -80,9 +80,7 @@ class WatchPass(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     slot_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # The highest scan_opportunities.id already alerted (claimed by a compare-and-set).
-    alerted_through_id: Mapped[int] = mapped_column(
-        BigInteger, nullable=False, server_default="0"
-    )
+    alerted_through_id: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), index=True
     )

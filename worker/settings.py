@@ -254,7 +254,6 @@ class Settings:
         )
 
 
-
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
     """One of `allowed` (case-insensitive), or ConfigError naming the variable and the values."""
     raw = env.get(name, "").strip().lower()

@@ -109,9 +109,7 @@ def _days_to_make() -> list[date]:
     ).all()
     partitioned = {date(int(n[1:5]), int(n[5:7]), int(n[7:9])) for n in names}
     undated = set(
-        bind.scalars(
-            sa.text(f"SELECT DISTINCT scan_day FROM {OPPORTUNITY_SCHEMA}.undated")
-        ).all()
+        bind.scalars(sa.text(f"SELECT DISTINCT scan_day FROM {OPPORTUNITY_SCHEMA}.undated")).all()
     )
     today = bind.scalar(sa.text("SELECT (now() AT TIME ZONE 'UTC')::date"))
     ahead = {today + timedelta(days=offset) for offset in range(AHEAD_DAYS + 1)}

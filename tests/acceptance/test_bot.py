@@ -54,9 +54,7 @@ def celery_env(celery_env: dict[str, str], telegram: FakeTelegram) -> dict[str, 
 
 
 @pytest.fixture
-def start_bot(
-    celery_env: dict[str, str], tmp_path: Path
-) -> Iterator[Callable[..., CeleryProcess]]:
+def start_bot(celery_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., CeleryProcess]]:
     """Start `marketscan bot` processes, always stopped at teardown."""
     started: list[CeleryProcess] = []
 
@@ -195,7 +193,7 @@ def test_an_empty_allow_list_refuses_everyone_and_says_how_to_set_it(
     telegram.user_says(ALLOWED, "/scan csgo")
     wait_until(lambda: telegram.sent_to(ALLOWED), "the refusal")
     # Then they are refused, told which variable to set and their own id; nothing is stored
-    (_, text), = telegram.sent_to(ALLOWED)
+    ((_, text),) = telegram.sent_to(ALLOWED)
     assert "MARKETSCAN_TELEGRAM_ALLOWED_USERS" in text and str(ALLOWED) in text
     assert scan_count(database_url) == 0
 
@@ -383,7 +381,7 @@ def test_sigterm_while_a_reply_is_in_flight_lets_it_finish_then_confirms(
     assert process.wait(timeout=30) == 0
     assert telegram.updates.unconfirmed() == []
     assert telegram.updates.confirmed_offset == update_id + 1
-    (message_id, _), = telegram.sent_to(ALLOWED)
+    ((message_id, _),) = telegram.sent_to(ALLOWED)
     scan_id = chat_scan_id(ALLOWED, telegram.updates.message_id_of(update_id))
     wait_for_status(database_url, scan_id)
     wait_until(
@@ -439,9 +437,7 @@ def test_a_conflicting_poller_is_waited_out_not_fatal(
         ScriptedReply.failure(409, "Conflict: terminated by other getUpdates request"),
     )
     telegram.user_says(ALLOWED, "/start")  # ends the long poll in hand
-    wait_until(
-        lambda: 409 in {call.status for call in telegram.calls_of("getUpdates")}, "the 409"
-    )
+    wait_until(lambda: 409 in {call.status for call in telegram.calls_of("getUpdates")}, "the 409")
     # When a user asks for help after it
     telegram.user_says(ALLOWED, "/help")
     # Then the bot polled again and answers, still running

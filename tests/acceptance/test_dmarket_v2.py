@@ -149,9 +149,7 @@ def test_both_budgets_hold_at_once_and_the_items_budget_is_used(
 ) -> None:
     # Given a DMarket enforcing DMarket's unsigned budgets: items 2/s, other methods 6/s,
     # and short TTLs so lookups keep coming
-    with FakeDMarket(
-        ITEMS, best_bids=BIDS, class_budgets={"market_items": 2, "other": 6}
-    ) as fake:
+    with FakeDMarket(ITEMS, best_bids=BIDS, class_budgets={"market_items": 2, "other": 6}) as fake:
         env = fleet(fake, workers=2, MARKETSCAN_REFERENCE_TTL_SECONDS="1")
         scan_ids = start_scans(env, 2)
         done = [wait_for_status(database_url, s, timeout=SCAN_TIMEOUT_SECONDS) for s in scan_ids]

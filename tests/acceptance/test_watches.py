@@ -186,9 +186,7 @@ def test_buffer_one_runs_a_slot_that_fell_due_as_soon_as_the_pass_before_ends(
     done = [wait_for_status(database_url, p.scan_id, timeout=60) for p in passes]
     # Then each pass after the first is a slot that fell due while the one before ran
     # (skip would have dropped it), started after that one ended, before the next slot
-    for (previous, following), later_slot in zip(
-        itertools.pairwise(done), passes[1:], strict=True
-    ):
+    for (previous, following), later_slot in zip(itertools.pairwise(done), passes[1:], strict=True):
         assert later_slot.slot_at < previous.updated_at  # it was due while `previous` ran
         assert previous.updated_at <= following.created_at
         assert (following.created_at - previous.updated_at).total_seconds() < EVERY_SECONDS

@@ -67,9 +67,7 @@ class StoreUnderTest:
 class Awaited:
     """An asyncio state manager driven from sync test code, every call on one loop."""
 
-    def __init__(
-        self, store: AsyncStateManagerProtocol, loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def __init__(self, store: AsyncStateManagerProtocol, loop: asyncio.AbstractEventLoop) -> None:
         self._store = store
         self._loop = loop
 

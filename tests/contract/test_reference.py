@@ -92,9 +92,7 @@ def memory_case() -> SourceCase:
         made.append(MemoryReferenceSource(prices))
         return made[-1]
 
-    return SourceCase(
-        source, lambda: len(made[-1].lookups), lambda: made[-1].fail_next(), BEST_BID
-    )
+    return SourceCase(source, lambda: len(made[-1].lookups), lambda: made[-1].fail_next(), BEST_BID)
 
 
 @pytest.fixture(params=["best_bid", "last_sales", "memory"])

@@ -49,9 +49,10 @@ def test_workers_edit_the_bots_message_in_its_chat_keeping_its_buttons_until_the
     scan_id = uuid.uuid4()
     assert bot_messages.reserve(connection, scan_id)
     message_id = _bot_sends(telegram, GROUP, "started")
-    assert bot_messages.adopt(
-        connection, scan_id, GROUP, message_id, "started ", json.dumps(MARKUP)
-    ) is None
+    assert (
+        bot_messages.adopt(connection, scan_id, GROUP, message_id, "started ", json.dumps(MARKUP))
+        is None
+    )
     # When a worker reports progress for the scan of user USER
     notifier.show_progress(ScanProgress(scan_id, USER, 100, 1000))
     # Then it edits that message, in the group, buttons kept, and sends nothing of its own

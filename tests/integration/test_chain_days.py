@@ -29,7 +29,6 @@ def settings(env: dict[str, str]) -> Iterator[Settings]:
     chain_days.forget_all()
 
 
-
 def _partitions_planned(session: Session, statement: str, parameters: Any) -> set[str]:
     cursor = session.connection().connection.cursor()
     cursor.execute("EXPLAIN " + statement, parameters)

@@ -34,8 +34,7 @@ from worker.markets.reference_cache import KEY_PREFIX
 from worker.settings import Settings, get_settings
 
 ITEMS = [
-    dmarket_item(f"o-{n:03d}", f"Title {n}", 1000 + 10 * n, 1300 + (n % 3) * 100)
-    for n in range(40)
+    dmarket_item(f"o-{n:03d}", f"Title {n}", 1000 + 10 * n, 1300 + (n % 3) * 100) for n in range(40)
 ]
 COOLDOWN_SECONDS = 0.4
 

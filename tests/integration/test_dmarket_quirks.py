@@ -43,9 +43,7 @@ def settings_for(env: dict[str, str], fake: FakeDMarket, mp: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-def scan_of(
-    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Any]:
+def scan_of(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Run a whole v2 scan of a fake listing `items` with `quirk`; its row and the fake."""
     with_fakes: list[FakeDMarket] = []
 
@@ -123,9 +121,7 @@ def test_listings_with_empty_or_missing_prices_are_skipped_and_counted(
     assert (row.status, row.processed_items, row.skipped_items) == ("completed", 17, 3)
 
 
-def test_an_item_id_that_is_not_a_uuid_is_stored_as_it_is(
-    scan_of: Any, session: Session
-) -> None:
+def test_an_item_id_that_is_not_a_uuid_is_stored_as_it_is(scan_of: Any, session: Session) -> None:
     peer_to_peer = "3035672245:188530139:31415926535:730"
     items = [dmarket_item(peer_to_peer, "Title p2p", 500, 900)]
     scan_of(items)

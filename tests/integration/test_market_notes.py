@@ -30,7 +30,8 @@ def _requests(notes: observe.Notes, market: str, endpoint: str) -> dict[str, flo
     return {
         dict(labels)["code"]: amount
         for (name, labels), amount in notes.counts.items()
-        if name == REQUESTS and dict(labels)["market"] == market
+        if name == REQUESTS
+        and dict(labels)["market"] == market
         and dict(labels)["endpoint"] == endpoint
     }
 

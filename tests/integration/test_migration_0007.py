@@ -76,8 +76,7 @@ def _old_rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as connection:
         rows = connection.execute(
             text(
-                "SELECT scan_id, " + ", ".join(OLD_COLUMNS) + " FROM scan_opportunities"
-                " ORDER BY id"
+                "SELECT scan_id, " + ", ".join(OLD_COLUMNS) + " FROM scan_opportunities ORDER BY id"
             )
         ).mappings()
         return [dict(row) for row in rows]

@@ -78,9 +78,7 @@ def test_a_scans_rows_go_to_its_creation_day_and_a_rerun_page_stores_nothing_twi
         )
     session.commit()
     table = literal_column("tableoid::regclass::text")
-    placed = session.execute(
-        select(ScanOpportunity.item_id, ScanOpportunity.page_seq, table)
-    ).all()
+    placed = session.execute(select(ScanOpportunity.item_id, ScanOpportunity.page_seq, table)).all()
     assert sorted(placed) == [("a", 0, days_sql.table_of(day)), ("b", 0, days_sql.table_of(day))]
 
 
@@ -168,9 +166,11 @@ def test_a_cleanup_killed_midway_loses_and_double_counts_nothing_and_a_rerun_fin
     assert _rows_of(session, live) == 4 and _left(session, [live]) == 1
     _assert_counted(session, before, total)
     after = _retired(session)
-    assert after[(tallies.CLEANUP_ROWS_DELETED, "")] - before.get(
-        (tallies.CLEANUP_ROWS_DELETED, ""), 0
-    ) == 45
+    assert (
+        after[(tallies.CLEANUP_ROWS_DELETED, "")]
+        - before.get((tallies.CLEANUP_ROWS_DELETED, ""), 0)
+        == 45
+    )
 
 
 def _left(session: Session, scans: list[uuid.UUID]) -> int:

@@ -23,7 +23,6 @@ def settings(env: dict[str, str]) -> Iterator[Settings]:
     yield get_settings()
 
 
-
 def _lease_task_id(session: Session, scan_id: uuid.UUID) -> str | None:
     session.expire_all()
     query = select(ScanCheckpoint.lease_task_id).where(ScanCheckpoint.scan_id == scan_id)

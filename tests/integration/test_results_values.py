@@ -36,9 +36,7 @@ SCAN_IDS = {0.07: uuid.UUID(int=0x21B07), 0.035: uuid.UUID(int=0x21B035)}
 def _run_scan(fee: float, scan_id: uuid.UUID) -> None:
     settings = replace(get_settings(), fee=fee, slice_pages=1)
     published: list[PageMessage] = []
-    params = ScanParams(
-        game="csgo", page_size=100, market_options={"items": 1500, "seed": 21}
-    )
+    params = ScanParams(game="csgo", page_size=100, market_options={"items": 1500, "seed": 21})
     with session_scope() as session:
         scans.start_scan(session, params, settings, published.append, scan_id=scan_id)
     context = PageContext(

@@ -77,9 +77,7 @@ def test_checkpoint_data_takes_upstreams_fields_and_dumps_them() -> None:
         ({"extra_data": {"a": 1}, "metadata": {"b": 2}}, "extra_data"),
     ],
 )
-def test_checkpoint_data_refuses_bad_fields_by_name(
-    kwargs: dict[str, object], field: str
-) -> None:
+def test_checkpoint_data_refuses_bad_fields_by_name(kwargs: dict[str, object], field: str) -> None:
     arguments: dict[str, object] = {"scan_id": uuid.uuid4(), **kwargs}
     with pytest.raises(InvalidInput) as refused:
         CheckpointData(**arguments)  # type: ignore[arg-type]

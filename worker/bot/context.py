@@ -60,4 +60,3 @@ async def own_scan(user_id: int, ref: ScanRef) -> Checkpoint:
 
 async def latest_scans(user_id: int) -> list[Checkpoint]:
     return (await async_client.scans(user_id=user_id))[:LATEST_SCANS]
-

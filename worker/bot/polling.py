@@ -41,9 +41,7 @@ READY_LOG = "marketscan bot @%s is polling for %d allowed users"
 
 def main() -> None:
     """The process: logging, settings, the loop until a signal; a refusal is one line."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Their request lines carry the bot token in the URL.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

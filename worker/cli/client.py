@@ -108,6 +108,8 @@ def market_wait(checkpoint: Checkpoint) -> str | None:
     if state is None:
         return None
     return f"market unavailable since {state.since.isoformat(timespec='seconds')} ({state.cause})"
+
+
 def scans(user_id: int | None = None, status: str | None = None) -> list[Checkpoint]:
     """The newest scans first (at most a few hundred), only `user_id`'s or `status`'s if given."""
     from worker.db.scan_queries import list_scans

@@ -259,9 +259,7 @@ def _column_value(found: Opportunity, name: str) -> Any:
 
 def fail(session: Session, message: PageMessage, error_message: str) -> bool:
     """Mark the scan failed if this message still holds it; the checkpoint stays resumable."""
-    result = session.connection().execute(
-        *_fenced(page_sql.FAIL, message, reason=error_message)
-    )
+    result = session.connection().execute(*_fenced(page_sql.FAIL, message, reason=error_message))
     return bool(rowcount(result))
 
 

@@ -87,9 +87,7 @@ def queued_pages(
         columns = columns.add_columns(
             clock.older_than(_rows.queued_at, suspect_seconds).label("suspect")
         )
-    rows = session.execute(
-        columns.where(*candidates).order_by(_rows.id).limit(limit)
-    ).all()
+    rows = session.execute(columns.where(*candidates).order_by(_rows.id).limit(limit)).all()
     return [Candidate(**row._mapping) for row in rows]
 
 

@@ -101,10 +101,6 @@ def _shown(row: ScanOpportunity, fee: float) -> dict[str, Any]:
 
 def opportunity_count(session: Session, scan_id: uuid.UUID) -> int:
     return (
-        session.scalar(
-            select(func.count())
-            .select_from(ScanOpportunity)
-            .where(*of_scan(scan_id))
-        )
+        session.scalar(select(func.count()).select_from(ScanOpportunity).where(*of_scan(scan_id)))
         or 0
     )

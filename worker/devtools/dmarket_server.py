@@ -177,9 +177,7 @@ class FakeDMarket(LoopbackService):
             answer = self._gatekeeper(path, reply, signed, spent.over_wait_seconds, received_at)
             status = answer.status if answer is not None else reply.status
             self._requests.append(
-                RecordedRequest(
-                    path, query, received_at, connection, status, signed, method, body
-                )
+                RecordedRequest(path, query, received_at, connection, status, signed, method, body)
             )
         if answer is None:
             answer = self._served(method, path, query, query_pairs, body, reply)

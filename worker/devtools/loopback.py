@@ -23,9 +23,7 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(
-        self, handler: type[BaseHTTPRequestHandler], fake: LoopbackService
-    ) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], fake: LoopbackService) -> None:
         super().__init__(("127.0.0.1", 0), handler)
         self.fake = fake
 

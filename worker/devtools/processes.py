@@ -185,6 +185,4 @@ def beat(env: Mapping[str, str], log_path: Path, schedule_dir: Path) -> CeleryPr
 
 def metrics_exporter(env: Mapping[str, str], log_path: Path, port: int) -> CeleryProcess:
     """`marketscan metrics` on 127.0.0.1:`port`, stopped like the Celery processes."""
-    return CeleryProcess(
-        ["metrics", "--port", str(port)], env, log_path, module="worker.cli"
-    )
+    return CeleryProcess(["metrics", "--port", str(port)], env, log_path, module="worker.cli")

@@ -218,9 +218,7 @@ class FakeTelegram(LoopbackService):
             return self._edit(chat_id, body.get("message_id"), _Message(text, markup))
         return 404, failure(404, "Not Found")
 
-    def _edit(
-        self, chat_id: int, message_id: object, new: _Message
-    ) -> tuple[int, dict[str, Any]]:
+    def _edit(self, chat_id: int, message_id: object, new: _Message) -> tuple[int, dict[str, Any]]:
         # An edit without reply_markup takes the buttons away, as Telegram's does.
         if not isinstance(message_id, int) or (chat_id, message_id) not in self._messages:
             return 400, failure(400, "Bad Request: message to edit not found")

@@ -135,9 +135,7 @@ class CircuitBreaker:
 
 def breaker_state(client: redis.Redis, market: str) -> BreakerState | None:
     """The open breaker of `market` (its base URL), or None while it is closed."""
-    fields = {
-        _text(name): _text(value) for name, value in client.hgetall(_keys(market)[1]).items()
-    }
+    fields = {_text(name): _text(value) for name, value in client.hgetall(_keys(market)[1]).items()}
     if not fields:
         return None
     since = float(fields.get("since", "0"))

@@ -78,7 +78,7 @@ def _cents(value: object, path: str) -> int:
     except InvalidOperation:
         dollars = None
     if dollars is None or not dollars.is_finite() or dollars < 0:
-        raise _malformed(path, "a string of USD dollars such as \"12.34\"", value)
+        raise _malformed(path, 'a string of USD dollars such as "12.34"', value)
     return int((dollars * 100).to_integral_value())
 
 

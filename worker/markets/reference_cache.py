@@ -32,9 +32,7 @@ Lookup = Callable[[list[str]], Mapping[str, Reference | None]]
 class ReferenceCache:
     """Looked-up references of one kind and game, for `ttl_seconds`, across the fleet."""
 
-    def __init__(
-        self, client: redis.Redis, kind: str, game_id: str, ttl_seconds: float
-    ) -> None:
+    def __init__(self, client: redis.Redis, kind: str, game_id: str, ttl_seconds: float) -> None:
         self._client = client
         self._kind = kind
         self._prefix = f"{KEY_PREFIX}{kind}:{game_id}:"

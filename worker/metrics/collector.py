@@ -112,9 +112,7 @@ def _from_rows(rows: FleetRows, tallied: dict[tuple[str, str], int]) -> Iterator
         {(): rows.opportunities + retired(tallies.RETIRED_OPPORTUNITIES)},
     )
     # Every cause at zero before its first recovery, so rate() sees the first one.
-    recoveries: dict[tuple[str, ...], float] = {
-        (label,): 0.0 for label in observe.RECOVERY_CAUSES
-    }
+    recoveries: dict[tuple[str, ...], float] = {(label,): 0.0 for label in observe.RECOVERY_CAUSES}
     for (name, label), value in tallied.items():
         if name == tallies.RECOVERIES:
             recoveries[(label,)] = value

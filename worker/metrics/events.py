@@ -204,4 +204,3 @@ def _cumulative(bounds: tuple[float, ...], counts: Mapping[str, float]) -> list[
         running += counts.get(bound, 0)
         cumulative.append((bound, running))
     return cumulative
-

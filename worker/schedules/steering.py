@@ -78,9 +78,7 @@ def resume_watch(session: Session, watch_id: uuid.UUID | str, owner_id: int) -> 
 
 
 def remove_watch(session: Session, watch_id: uuid.UUID | str, owner_id: int) -> None:
-    watch_store.delete_watch(
-        session, watch_rules.watch_id_of(watch_id), user_id_of(owner_id)
-    )
+    watch_store.delete_watch(session, watch_rules.watch_id_of(watch_id), user_id_of(owner_id))
     session.commit()
 
 

@@ -262,9 +262,7 @@ class AsyncStateManager(StateManager, AsyncErrorGuard):
         plan = await self._run(retention.plan_cleanup, days)
         # Each day's drop is its own short transaction; a drop that must retry for the
         # tables' lock sleeps this thread (at most 2 s a day, once a day, in a cleanup).
-        plan = await self._run(
-            retention.drop_finished_days, plan, settings.cleanup_pause_ratio
-        )
+        plan = await self._run(retention.drop_finished_days, plan, settings.cleanup_pause_ratio)
         deleted_total = plan.dropped
         while True:
             started = time.monotonic()
