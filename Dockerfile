@@ -19,15 +19,23 @@ WORKDIR /app
 
 # The source tree stays in /app and comes first on PYTHONPATH: worker.migrate finds
 # migrations/ next to worker/, and celery finds celeryconfig.py from any directory.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md uv.lock ./
+COPY deploy/uv-requirements.txt ./deploy/
 COPY worker ./worker
 COPY tasks ./tasks
 COPY models ./models
 COPY migrations ./migrations
 COPY celeryconfig.py alembic.ini ./
+# The image holds the versions `make test` tested: uv.lock's runtime set, hash-checked,
+# then the project itself on top with no resolution of its own.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install . \
-    && rm -rf build ./*.egg-info
+    pip install --require-hashes --no-deps -r deploy/uv-requirements.txt \
+    && uv export --frozen --no-dev --no-emit-project --format requirements-txt \
+        --output-file /tmp/requirements.txt \
+    && pip install --require-hashes --no-deps -r /tmp/requirements.txt \
+    && pip install --no-deps . \
+    && pip uninstall --yes uv \
+    && rm -rf build ./*.egg-info /tmp/requirements.txt
 
 USER marketscan
 
