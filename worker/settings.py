@@ -99,6 +99,11 @@ class Settings:
     # and how long one getUpdates long poll waits for an update.
     telegram_allowed_users: frozenset[int] = frozenset()
     telegram_poll_timeout_seconds: int = 30
+    # A stranger's command is refused once per this window; their other updates get nothing.
+    telegram_refusal_window_seconds: float = 600.0
+    # What one chat user may have at once: scans running (or queued) and watches.
+    chat_max_running_scans: int = 10
+    chat_max_watches: int = 25
     # The market (and its options, KEY=VALUE pairs) of the scans and watches the bot starts.
     bot_market: str = "simulated"
     bot_market_options: tuple[tuple[str, int | float | str], ...] = ()
@@ -246,6 +251,19 @@ class Settings:
                 defaults.telegram_poll_timeout_seconds,
                 0,
                 50,
+            ),
+            telegram_refusal_window_seconds=reader.number(
+                "MARKETSCAN_TELEGRAM_REFUSAL_WINDOW_SECONDS",
+                float,
+                defaults.telegram_refusal_window_seconds,
+                0.0,
+                86_400.0,
+            ),
+            chat_max_running_scans=reader.number(
+                "MARKETSCAN_CHAT_MAX_RUNNING_SCANS", int, defaults.chat_max_running_scans, 1
+            ),
+            chat_max_watches=reader.number(
+                "MARKETSCAN_CHAT_MAX_WATCHES", int, defaults.chat_max_watches, 1
             ),
             bot_market=reader.text("MARKETSCAN_BOT_MARKET", defaults.bot_market),
             bot_market_options=options_of(
