@@ -23,6 +23,7 @@ from telegram.ext import (
 
 from worker.bot import access, commands, replies, steering, watch_commands
 from worker.bot.context import SERVICES_KEY, BotServices
+from worker.bot.refusals import Refusals
 from worker.errors import ConfigError
 from worker.settings import Settings
 
@@ -62,7 +63,13 @@ def build(settings: Settings, connection: redis.Redis) -> BotApplication:
         .get_updates_read_timeout(timeout)
         .build()
     )
-    application.bot_data[SERVICES_KEY] = BotServices(settings, connection)
+    refusals = Refusals.over(
+        settings.telegram_bot_token,
+        settings.telegram_api_url,
+        timeout,
+        settings.telegram_refusal_window_seconds,
+    )
+    application.bot_data[SERVICES_KEY] = BotServices(settings, connection, refusals)
     application.add_handler(TypeHandler(object, access.gate), group=GATE_GROUP)
     for name, callback in (
         ("start", commands.help_command),

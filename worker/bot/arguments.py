@@ -47,8 +47,10 @@ class ScanRef:
     scan_id: uuid.UUID | None
     prefix: str
 
-    def matches(self, some_id: uuid.UUID) -> bool:
-        return some_id == self.scan_id if self.scan_id else some_id.hex.startswith(self.prefix)
+    @property
+    def id_prefix(self) -> str:
+        """The hex digits every id it names starts with: all 32 of a whole id."""
+        return self.scan_id.hex if self.scan_id else self.prefix
 
 
 def scan_request(words: Sequence[str]) -> ScanRequest:

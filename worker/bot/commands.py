@@ -13,8 +13,8 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from worker import observe
-from worker.bot import arguments, replies
-from worker.bot.context import latest_scans, own_scan, sender_id, services
+from worker.bot import access, arguments, limits, replies
+from worker.bot.context import latest_scans, own_scan, services
 from worker.cli import async_client
 from worker.errors import MarketscanError, ServiceUnavailable
 from worker.notify import bot_messages
@@ -39,10 +39,13 @@ async def scan(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     request = arguments.scan_request(context.args or [])
     found = services(context)
     settings = found.settings
+    owner = access.allowed_sender(update, context)
     scan_id = arguments.chat_scan_id(message.chat_id, message.message_id)
     # Before the scan exists, so that no worker starts a progress message of its own.
     fresh = await asyncio.to_thread(bot_messages.reserve, found.redis, scan_id)
     try:
+        if fresh:  # a redelivered /scan's scan is counted already, and goes on
+            limits.check_running_scans(await async_client.running_scans(owner), settings)
         await async_client.start(
             request.game,
             market=settings.bot_market,
@@ -50,7 +53,7 @@ async def scan(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             level=request.level,
             min_price_cents=request.min_price_cents,
             max_price_cents=request.max_price_cents,
-            user_id=sender_id(update),
+            user_id=owner,
             metadata={"started_by": "telegram", "chat_id": message.chat_id},
             scan_id=scan_id,
         )
@@ -81,9 +84,9 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     words = context.args or []
     if words:
         ref = arguments.scan_ref(words, "/status [SCAN]")
-        text = replies.scan_line(await own_scan(sender_id(update), ref))
+        text = replies.scan_line(await own_scan(access.allowed_sender(update, context), ref))
     else:
-        text = replies.scans_text(await latest_scans(sender_id(update)))
+        text = replies.scans_text(await latest_scans(access.allowed_sender(update, context)))
     await update.effective_message.reply_text(text)
 
 
@@ -93,7 +96,7 @@ async def top(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     words = context.args or []
     ref = arguments.scan_ref(words, arguments.TOP_USAGE)
     count = arguments.top_count(words)
-    checkpoint = await own_scan(sender_id(update), ref)
+    checkpoint = await own_scan(access.allowed_sender(update, context), ref)
     found = await async_client.results(checkpoint.scan_id, count)
     await update.effective_message.reply_text(replies.top_text(checkpoint.scan_id, found))
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis
-from telegram import Update
 from telegram.ext import ContextTypes
 
 from worker.bot.arguments import ScanRef
+from worker.bot.refusals import Refusals
 from worker.cli import async_client
 from worker.domain.checkpoint import Checkpoint
 from worker.errors import CheckpointNotFound, InvalidInput
@@ -26,18 +27,17 @@ class BotServices:
     settings: Settings
     # The notifier's state (worker.notify) lives in the broker's Redis.
     redis: redis.Redis
+    refusals: Refusals
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> BotServices:
-    found = context.bot_data[SERVICES_KEY]
+    return services_in(context.bot_data)
+
+
+def services_in(bot_data: Mapping[str, object]) -> BotServices:
+    found = bot_data[SERVICES_KEY]
     assert isinstance(found, BotServices)
     return found
-
-
-def sender_id(update: Update) -> int:
-    """The Telegram id of who sent the update; the gate lets no update without one through."""
-    assert update.effective_user is not None
-    return update.effective_user.id
 
 
 async def own_scan(user_id: int, ref: ScanRef) -> Checkpoint:
@@ -50,7 +50,7 @@ async def own_scan(user_id: int, ref: ScanRef) -> Checkpoint:
         if checkpoint is None or checkpoint.user_id != user_id:
             raise CheckpointNotFound(f"you have no scan {ref.scan_id}")
         return checkpoint
-    matching = [c for c in await async_client.scans(user_id=user_id) if ref.matches(c.scan_id)]
+    matching = await async_client.scans(user_id=user_id, id_prefix=ref.id_prefix)
     if not matching:
         raise CheckpointNotFound(f"you have no scan starting with {ref.prefix}")
     if len(matching) > 1:

@@ -24,6 +24,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, Tim
 
 from worker import broker_redis, observe
 from worker.bot.application import BotApplication, bot_commands, build
+from worker.bot.context import services_in
 from worker.errors import ConfigError, MarketscanError, ServiceUnavailable
 from worker.metrics import events as metric_events
 from worker.metrics.exporter import process_store
@@ -101,6 +102,7 @@ async def serve(application: BotApplication, settings: Settings, stop: asyncio.E
     finally:
         if offset:
             await _confirm(application, offset)
+        await services_in(application.bot_data).refusals.close()
         await application.shutdown()
         log.info("marketscan bot stopped; updates confirmed up to offset %d", offset)
 

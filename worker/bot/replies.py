@@ -15,6 +15,8 @@ from worker.domain.status import ScanStatus
 from worker.redaction import redacted
 
 ALLOWED_USERS_VARIABLE = "MARKETSCAN_TELEGRAM_ALLOWED_USERS"
+# Telegram's longest message text.
+MESSAGE_MAX_CHARS = 4096
 # The buttons' callback data: "<action>:<scan_id>", 43 bytes of Telegram's 64.
 ACTIONS = ("pause", "resume", "cancel")
 BUTTON_LABELS = {"pause": "⏸ Pause", "resume": "▶️ Resume", "cancel": "⏹ Cancel"}
@@ -40,6 +42,19 @@ COMMANDS = (
     ("unwatch", "WATCH", "remove a watch"),
     ("help", "", "this list"),
 )
+
+
+def in_messages(text: str) -> list[str]:
+    """`text` cut at line ends into messages Telegram takes (at most MESSAGE_MAX_CHARS each)."""
+    messages: list[str] = []
+    current = ""
+    for line in text.splitlines():
+        line = line[:MESSAGE_MAX_CHARS]
+        if current and len(current) + 1 + len(line) > MESSAGE_MAX_CHARS:
+            messages.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    return [*messages, current] if current else messages
 
 
 def command_description(arguments: str, does: str) -> str:

@@ -15,8 +15,8 @@ from telegram import Bot, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from worker.bot import arguments, replies
-from worker.bot.context import BotServices, own_scan, sender_id, services
+from worker.bot import access, arguments, replies
+from worker.bot.context import BotServices, own_scan, services
 from worker.cli import async_client
 from worker.domain.checkpoint import Checkpoint
 from worker.errors import InvalidInput
@@ -36,7 +36,7 @@ async def steer_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     assert message is not None and message.text is not None
     action = message.text.split(maxsplit=1)[0].lstrip("/").split("@", 1)[0].lower()
     ref = arguments.scan_ref(context.args or [], f"/{action} SCAN")
-    checkpoint = await own_scan(sender_id(update), ref)
+    checkpoint = await own_scan(access.allowed_sender(update, context), ref)
     steered = await steer(context.bot, services(context), action, checkpoint.scan_id)
     await message.reply_text(replies.steered_text(action, steered))
 
@@ -49,7 +49,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if action not in STEERS:
         raise InvalidInput(f"this button is not one of {', '.join(STEERS)}")
     ref = arguments.scan_ref([raw_scan_id], "a button")
-    checkpoint = await own_scan(sender_id(update), ref)
+    checkpoint = await own_scan(access.allowed_sender(update, context), ref)
     steered = await steer(context.bot, services(context), action, checkpoint.scan_id)
     await query.answer(f"Scan {replies.short(steered.scan_id)} {replies.STEERED[action]}")
 

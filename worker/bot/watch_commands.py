@@ -12,10 +12,10 @@ from datetime import UTC
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from worker.bot import arguments
-from worker.bot.context import sender_id, services
+from worker.bot import access, arguments, limits, replies
+from worker.bot.context import services
 from worker.cli import async_client
-from worker.domain.watch import Watch, parse_every
+from worker.domain.watch import Watch, parse_every, state_text
 from worker.errors import InvalidInput, WatchNotFound
 
 UNWATCH_USAGE = "/unwatch WATCH"
@@ -27,9 +27,14 @@ async def watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert message is not None
     request, every = arguments.watch_request(context.args or [])
     settings = services(context).settings
+    owner = access.allowed_sender(update, context)
+    watch_id = arguments.chat_watch_id(message.chat_id, message.message_id)
+    owned = await async_client.list_watches(owner)
+    if watch_id not in {w.watch_id for w in owned}:  # a redelivered /watch is counted already
+        limits.check_watches(len(owned), settings)
     added = await async_client.add_watch(
         request.game,
-        owner_id=sender_id(update),
+        owner_id=owner,
         chat_id=message.chat_id,
         every_seconds=parse_every(every),
         level=request.level,
@@ -37,7 +42,7 @@ async def watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         max_price_cents=request.max_price_cents,
         market=settings.bot_market,
         market_options=dict(settings.bot_market_options),
-        watch_id=arguments.chat_watch_id(message.chat_id, message.message_id),
+        watch_id=watch_id,
     )
     await message.reply_text(
         f"👁 Watch {added.watch_id.hex[:8]} added: {watch_line(added)}\n"
@@ -48,16 +53,17 @@ async def watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def watches(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/watches: the sender's watches."""
     assert update.effective_message is not None
-    owned = await async_client.list_watches(sender_id(update))
-    await update.effective_message.reply_text(watches_text(owned))
+    owned = await async_client.list_watches(access.allowed_sender(update, context))
+    for text in replies.in_messages(watches_text(owned)):
+        await update.effective_message.reply_text(text)
 
 
 async def unwatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/unwatch WATCH: remove one of the sender's watches (its scans are kept)."""
     assert update.effective_message is not None
-    owner = sender_id(update)
+    owner = access.allowed_sender(update, context)
     ref = arguments.id_ref(context.args or [], "WATCH", f"{UNWATCH_USAGE}; /watches lists them")
-    matching = [w for w in await async_client.list_watches(owner) if ref.matches(w.watch_id)]
+    matching = await async_client.list_watches(owner, id_prefix=ref.id_prefix)
     if not matching:
         raise WatchNotFound(f"you have no watch {ref.scan_id or ref.prefix}")
     if len(matching) > 1:
@@ -74,7 +80,7 @@ def watch_line(watch: Watch) -> str:
         high = "" if params.max_price_cents is None else f"{params.max_price_cents / 100:.2f}"
         prices = f", ${low:.2f}-{high}"
     next_due = watch.next_due_at.astimezone(UTC)
-    state = "paused" if watch.paused else f"next {next_due:%H:%M:%S} UTC"
+    state = state_text(watch, f"next {next_due:%H:%M:%S} UTC")
     return (
         f"{params.game} {params.level}{prices} every {every_text(watch.every_seconds)}, "
         f"{watch.overlap}, {state}, {watch.skipped_slots} skipped"

@@ -5,9 +5,10 @@ getMe, deleteWebhook, setMyCommands, getUpdates (offset and long-poll timeout),
 sendMessage, editMessageText, editMessageReplyMarkup and answerCallbackQuery. It keeps the
 messages it sent with their inline buttons, answers an edit that changes nothing with
 Telegram's own "message is not modified" error, records every call with its arrival time,
-and can be scripted to answer chosen calls with a rate limit (429 with
-`parameters.retry_after`) or an error. A test plays the users: `user_says` and
-`user_presses` queue updates, handed out again and again until the bot confirms them.
+and can be scripted to answer chosen calls, or every call about one chat, with a rate
+limit (429 with `parameters.retry_after`), an error or a delay. A test plays the users:
+`user_says` and `user_presses` queue updates, handed out again and again until the bot
+confirms them.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class FakeTelegram(LoopbackService):
         self._calls: list[RecordedCall] = []
         self._scripted: dict[str, deque[ScriptedReply]] = {}
         self._answer_all: ScriptedReply | None = None
+        self._chat_replies: dict[int, ScriptedReply] = {}
         self._messages: dict[tuple[int, int], _Message] = {}
         self._next_message_id = 1
         self._held: dict[str, HeldCall] = {}
@@ -144,6 +146,14 @@ class FakeTelegram(LoopbackService):
         with self._lock:
             self._answer_all = reply
 
+    def answer_chat_with(self, chat_id: int, reply: ScriptedReply | None) -> None:
+        """Answer every call about `chat_id` with `reply` from now on (None: back to normal)."""
+        with self._lock:
+            if reply is None:
+                self._chat_replies.pop(chat_id, None)
+            else:
+                self._chat_replies[chat_id] = reply
+
     def _handler(self) -> type[_Handler]:
         return _Handler
 
@@ -168,8 +178,11 @@ class FakeTelegram(LoopbackService):
         with self._lock:
             scripted = self._scripted.get(method)
             reply: ScriptedReply | tuple[int, dict[str, Any]] | None = None
+            chat_reply = self._chat_replies.get(cast(int, body.get("chat_id")))
             if self._answer_all is not None:
                 reply = self._answer_all
+            elif chat_reply is not None:
+                reply = chat_reply
             elif scripted:
                 reply = scripted.popleft()
             elif not path.startswith(prefix):

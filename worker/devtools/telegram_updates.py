@@ -22,6 +22,9 @@ def user_of(user_id: int) -> dict[str, Any]:
 
 
 def chat_of(chat_id: int) -> dict[str, Any]:
+    """A user's private chat (its id is theirs), or a group (Telegram's are negative)."""
+    if chat_id < 0:
+        return {"id": chat_id, "type": "supergroup", "title": f"group{-chat_id}"}
     return {"id": chat_id, "type": "private"}
 
 

@@ -10,17 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import redis
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.orm import Session
 
-from models import ScanCheckpoint
 from tests.fakes.telegram_server import FakeTelegram, ScriptedReply
-from tests.support.processes import CeleryProcess, bot
+from tests.support.bot import ALLOWED, WAIT_SECONDS, ask, scan_count, wait_until
+from tests.support.processes import CeleryProcess
 from tests.support.scans import (
     expected_opportunities,
     stored_opportunities,
@@ -28,60 +25,8 @@ from tests.support.scans import (
     wait_for_status,
 )
 from worker.bot.arguments import chat_scan_id
-from worker.db import driver_url
 from worker.domain.scan_params import ScanParams
 from worker.metrics import events as metric_events
-
-ALLOWED = 424242
-STRANGER = 777001
-WAIT_SECONDS = 60.0
-# 2,000 items at 5 ms each: a scan that runs long enough to be paused midway.
-SLOW_SCAN_OPTIONS = "items=2000,item_latency_ms=5,seed=11"
-
-
-@pytest.fixture
-def celery_env(celery_env: dict[str, str], telegram: FakeTelegram) -> dict[str, str]:
-    """Workers and the bot with Telegram on, pointed at the loopback Bot API."""
-    return {
-        **celery_env,
-        "MARKETSCAN_TELEGRAM_BOT_TOKEN": telegram.token,
-        "MARKETSCAN_TELEGRAM_API_URL": telegram.api_url,
-        "MARKETSCAN_TELEGRAM_MIN_INTERVAL_SECONDS": "0.3",
-        "MARKETSCAN_TELEGRAM_ALLOWED_USERS": str(ALLOWED),
-        "MARKETSCAN_TELEGRAM_POLL_TIMEOUT_SECONDS": "5",
-        "MARKETSCAN_BOT_MARKET_OPTIONS": SLOW_SCAN_OPTIONS,
-    }
-
-
-@pytest.fixture
-def start_bot(celery_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., CeleryProcess]]:
-    """Start `marketscan bot` processes, always stopped at teardown."""
-    started: list[CeleryProcess] = []
-
-    def start(**env: str) -> CeleryProcess:
-        process = bot({**celery_env, **env}, tmp_path / f"bot-{len(started)}.log").start()
-        started.append(process)
-        process.wait_for_log("is polling")
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-
-
-def wait_until(condition: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def scan_count(database_url: str) -> int:
-    engine = create_engine(driver_url(database_url))
-    with Session(engine) as session:
-        count = session.scalar(select(func.count()).select_from(ScanCheckpoint)) or 0
-    engine.dispose()
-    return count
 
 
 def test_an_allowed_users_scan_completes_in_the_message_it_replied_with_and_its_buttons_steer_it(
@@ -152,36 +97,6 @@ def test_the_cancel_button_cancels_the_scan_and_takes_the_buttons_away(
         lambda: "cancelled" in (telegram.text_of(ALLOWED, message_id) or ""), "cancelled text"
     )
     assert telegram.buttons_of(ALLOWED, message_id) == []
-
-
-def test_a_strangers_scan_stores_nothing_and_gets_one_refusal(
-    database_url: str,
-    redis_url: str,
-    telegram: FakeTelegram,
-    start_bot: Callable[..., CeleryProcess],
-) -> None:
-    # Given the bot, allow-listing someone else
-    process = start_bot()
-    # When a stranger sends /scan, then /help
-    telegram.user_says(STRANGER, "/scan csgo standard 1-50")
-    telegram.user_says(STRANGER, "/help")
-    wait_until(lambda: len(telegram.sent_to(STRANGER)) == 2, "two refusals")
-    # Then each update got one refusal line, naming the allow-list
-    texts = [text for _, text in telegram.sent_to(STRANGER)]
-    assert all("not on its allow-list" in text for text in texts)
-    assert all(len(text.splitlines()) == 1 for text in texts)
-    # And the attempts are logged by id, without what the stranger wrote
-    log = process.log()
-    assert f"refused update 1 from Telegram user {STRANGER}" in log
-    assert "1-50" not in log and "/scan" not in log
-    # And nothing was stored or enqueued: the one key in Redis is the fleet's metric
-    # notes, which count the two refusals and name nobody
-    broker = redis.Redis.from_url(redis_url)
-    wait_until(lambda: broker.exists(metric_events.KEY), "the bot's notes flushed")
-    assert scan_count(database_url) == 0
-    assert broker.keys("marketscan*") == [metric_events.KEY.encode()]
-    notes = metric_events.snapshot(metric_events.RedisEventStore(broker).fields())
-    assert notes.counters == {("bot_updates_total", (("outcome", "refused"),)): 2}
 
 
 def test_an_empty_allow_list_refuses_everyone_and_says_how_to_set_it(
@@ -270,14 +185,6 @@ def test_sigterm_stops_the_bot_after_confirming_what_it_handled(
     assert process.wait(timeout=30) == 0
     assert telegram.updates.confirmed_offset == update_id + 1
     assert telegram.updates.unconfirmed() == []
-
-
-def ask(telegram: FakeTelegram, user_id: int, text: str) -> str:
-    """Send `text` as `user_id` and return the bot's reply (the next message it sends them)."""
-    before = len(telegram.sent_to(user_id))
-    telegram.user_says(user_id, text)
-    wait_until(lambda: len(telegram.sent_to(user_id)) > before, f"a reply to {text!r}")
-    return telegram.sent_to(user_id)[before][1]
 
 
 OTHER = 515151
