@@ -262,8 +262,9 @@ class Settings:
             chat_max_running_scans=reader.number(
                 "MARKETSCAN_CHAT_MAX_RUNNING_SCANS", int, defaults.chat_max_running_scans, 1
             ),
+            # At most what one listing of a user's watches holds (worker.db.watches).
             chat_max_watches=reader.number(
-                "MARKETSCAN_CHAT_MAX_WATCHES", int, defaults.chat_max_watches, 1
+                "MARKETSCAN_CHAT_MAX_WATCHES", int, defaults.chat_max_watches, 1, 200
             ),
             bot_market=reader.text("MARKETSCAN_BOT_MARKET", defaults.bot_market),
             bot_market_options=options_of(

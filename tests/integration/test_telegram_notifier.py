@@ -25,6 +25,7 @@ from worker.chain.runner import Outcome, PageContext, ScanProgress, run_page
 from worker.db import session_scope
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
+from worker.domain.watch import PROGRESS_MESSAGES
 from worker.notify.messages import ProgressMessages, completed_text
 from worker.notify.notifier import SENDER_THREAD_NAME, Notifier, TelegramNotifier, notifier_for
 from worker.notify.telegram import TelegramClient
@@ -422,10 +423,16 @@ def test_the_bot_token_stays_out_of_http_logs(
     assert telegram.token not in caplog.text
 
 
-def _start_scan(settings: Settings) -> tuple[uuid.UUID, list[PageMessage]]:
+def _start_scan(
+    settings: Settings, metadata: dict[str, object] | None = None
+) -> tuple[uuid.UUID, list[PageMessage]]:
     published: list[PageMessage] = []
     params = ScanParams(
-        game="csgo", page_size=100, user_id=CHAT_ID, market_options={"items": 250, "seed": 3}
+        game="csgo",
+        page_size=100,
+        user_id=CHAT_ID,
+        market_options={"items": 250, "seed": 3},
+        metadata=metadata or {},
     )
     with session_scope() as session:
         scan_id = scans.start_scan(session, params, settings, published.append)
@@ -500,3 +507,37 @@ def test_a_failed_scan_tells_its_user_the_error_stored_on_its_row(
     assert _methods(telegram.calls) == ["sendMessage", "editMessageText"]
     text = telegram.text_of(CHAT_ID, 1) or ""
     assert "failed after 100 items" in text and error_message in text
+
+
+@pytest.mark.parametrize(
+    ("metadata", "messages"),
+    [
+        ({"watch_id": str(uuid.UUID(int=7)), "watch_slot": "2026-12-07T00:00:00+00:00"}, 0),
+        ({"watch_id": str(uuid.UUID(int=7)), PROGRESS_MESSAGES: True}, 4),
+    ],
+    ids=["a-pass", "a-pass-that-asked"],
+)
+def test_a_watchs_pass_tells_its_owner_nothing_in_private_unless_the_watch_asked(
+    env: dict[str, str], telegram: FakeTelegram, metadata: dict[str, object], messages: int
+) -> None:
+    # Given a notifier wired into the page runner, and the pass of a watch
+    settings = replace(
+        get_settings(),
+        telegram_bot_token=telegram.token,
+        telegram_api_url=telegram.api_url,
+        telegram_min_interval_seconds=0.0,
+    )
+    notifier = TelegramNotifier(settings)
+    try:
+        # When the pass runs to its end
+        _, published = _start_scan(settings, metadata)
+        outcomes = []
+        while published:
+            outcomes.append(_run_page(settings, notifier, published))
+        _flushed(notifier)
+    finally:
+        notifier.close()
+    # Then its owner got no progress message (its finds go to the watch's chat as alerts),
+    # unless the watch asked for them
+    assert outcomes[-1] == Outcome.COMPLETED
+    assert len(telegram.calls) == messages

@@ -42,4 +42,7 @@ def alerts_on() -> bool:
 
 def alert_committed_finds() -> int:
     """One tick of the follower; how many alerts it sent."""
-    return alerting.tick(session_scope, _desk(), get_settings().alert_top)
+    settings = get_settings()
+    return alerting.tick(
+        session_scope, _desk(), settings.alert_top, settings.telegram_allowed_users
+    )

@@ -27,5 +27,9 @@ def fire_due_watches() -> int:
     """One tick of the clock; how many passes it started."""
     settings = get_settings()
     return firing.tick(
-        session_scope, start_pass, settings.watch_catchup_seconds, settings.retention_days
+        session_scope,
+        start_pass,
+        settings.watch_catchup_seconds,
+        settings.retention_days,
+        settings.telegram_allowed_users,
     )

@@ -15,6 +15,7 @@ from worker.chain.slice import PageSlice
 from worker.db import DataError, IntegrityError
 from worker.db.pages import ClaimedPage, Lease, PageResult
 from worker.domain import progress as scan_total
+from worker.domain import watch as watch_rules
 from worker.domain.page_message import PageMessage
 from worker.domain.progress import ScanProgress
 from worker.domain.status import ScanStatus
@@ -93,7 +94,13 @@ def _progress(message: PageMessage, claimed: ClaimedPage, result: PageResult) ->
         claimed.total_is_lower_bound or result.total_is_lower_bound,
     )
     return ScanProgress(
-        message.scan_id, claimed.user_id, processed, total, lower_bound, message.page_seq
+        message.scan_id,
+        claimed.user_id,
+        processed,
+        total,
+        lower_bound,
+        message.page_seq,
+        watch_rules.tells_its_user(claimed.params),
     )
 
 
@@ -139,6 +146,7 @@ def fail(
         claimed.processed_items,
         claimed.total_items,
         claimed.total_is_lower_bound,
+        tell_user=watch_rules.tells_its_user(claimed.params),
     )
     report(ctx.on_failed, progress, error_message)
     return Outcome.FAILED

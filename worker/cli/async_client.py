@@ -29,8 +29,14 @@ async def status(scan_id: uuid.UUID | str) -> Checkpoint:
     return await asyncio.to_thread(client.status, scan_id)
 
 
-async def scans(user_id: int | None = None, status: str | None = None) -> list[Checkpoint]:
-    return await asyncio.to_thread(client.scans, user_id, status)
+async def scans(
+    user_id: int | None = None, status: str | None = None, id_prefix: str | None = None
+) -> list[Checkpoint]:
+    return await asyncio.to_thread(client.scans, user_id, status, id_prefix)
+
+
+async def running_scans(user_id: int) -> int:
+    return await asyncio.to_thread(client.running_scans, user_id)
 
 
 async def results(scan_id: uuid.UUID | str, top: int = 20) -> list[dict[str, Any]]:
@@ -54,8 +60,8 @@ async def add_watch(game: str, **options: Any) -> Watch:
     return await asyncio.to_thread(client.add_watch, game, **options)
 
 
-async def list_watches(owner_id: int) -> list[Watch]:
-    return await asyncio.to_thread(client.list_watches, owner_id)
+async def list_watches(owner_id: int, id_prefix: str | None = None) -> list[Watch]:
+    return await asyncio.to_thread(client.list_watches, owner_id, id_prefix)
 
 
 async def pause_watch(watch_id: uuid.UUID | str, owner_id: int) -> Watch:

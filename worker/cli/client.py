@@ -23,7 +23,7 @@ from worker.domain.checkpoint import Checkpoint
 from worker.domain.scan_params import DEFAULT_USER_ID, ScanParams
 from worker.domain.status import TERMINAL_STATUSES
 from worker.domain.validation import scan_id_of
-from worker.domain.watch import Watch
+from worker.domain.watch import PROGRESS_MESSAGES, Watch
 from worker.errors import InvalidInput, ServiceUnavailable
 from worker.markets.base import MAX_PAGE_SIZE
 from worker.redaction import redacted
@@ -110,12 +110,23 @@ def market_wait(checkpoint: Checkpoint) -> str | None:
     return f"market unavailable since {state.since.isoformat(timespec='seconds')} ({state.cause})"
 
 
-def scans(user_id: int | None = None, status: str | None = None) -> list[Checkpoint]:
-    """The newest scans first (at most a few hundred), only `user_id`'s or `status`'s if given."""
+def scans(
+    user_id: int | None = None, status: str | None = None, id_prefix: str | None = None
+) -> list[Checkpoint]:
+    """The newest scans first (at most a few hundred), only `user_id`'s, `status`'s or those
+    whose id starts with `id_prefix` (hex digits, as short ids show them) if given."""
     from worker.db.scan_queries import list_scans
 
     with session() as opened:
-        return list_scans(opened, status, user_id)
+        return list_scans(opened, status, user_id, id_prefix)
+
+
+def running_scans(user_id: int) -> int:
+    """How many of the user's scans run or wait in the queue, their watches' passes aside."""
+    from worker.db.scan_queries import running_scans as running
+
+    with session() as opened:
+        return running(opened, user_id)
 
 
 def results(scan_id: uuid.UUID | str, top: int = 20) -> list[dict[str, Any]]:
@@ -185,14 +196,18 @@ def add_watch(
     market: str = "simulated",
     market_options: dict[str, Any] | None = None,
     watch_id: uuid.UUID | str | None = None,
+    progress_messages: bool = False,
 ) -> Watch:
     """Store a watch: the scan again every `every_seconds`, its finds alerted to `chat_id`.
 
     Its first pass is due at once. With `watch_id`, adding again is harmless (the stored
     watch is returned). `overlap`: `skip` or `buffer_one` (see the README's watches).
+    `progress_messages`: each pass also shows its progress in the owner's private chat.
     """
     from worker.schedules.steering import add_watch as add
 
+    if not isinstance(progress_messages, bool):
+        raise InvalidInput(f"progress_messages must be true or false, got {progress_messages!r}")
     params = ScanParams(
         game=game,
         market=market,
@@ -201,6 +216,7 @@ def add_watch(
         max_price_cents=max_price_cents,
         user_id=owner_id,
         market_options=dict(market_options or {}),
+        metadata={PROGRESS_MESSAGES: True} if progress_messages else {},
     )
     with session() as opened:
         return add(
@@ -214,12 +230,14 @@ def add_watch(
         )
 
 
-def list_watches(owner_id: int) -> list[Watch]:
-    """The owner's watches, oldest first."""
+def list_watches(owner_id: int, id_prefix: str | None = None) -> list[Watch]:
+    """The owner's watches, oldest first; only those whose id starts with `id_prefix` (hex
+    digits, as short ids show them) if given. While the bot's allow-list lacks the owner,
+    each shows paused, saying so: the watch clock starts none of their passes."""
     from worker.schedules.steering import list_watches as listed
 
     with session() as opened:
-        return listed(opened, owner_id)
+        return listed(opened, owner_id, id_prefix, get_settings().telegram_allowed_users)
 
 
 def pause_watch(watch_id: uuid.UUID | str, owner_id: int) -> Watch:

@@ -7,7 +7,7 @@ import click
 from worker.cli.scan import _cents, _pairs
 from worker.cli.support import emit_json, handle_errors
 from worker.domain.scan_params import MARKETS
-from worker.domain.watch import OVERLAP_POLICIES, Watch, parse_every
+from worker.domain.watch import OVERLAP_POLICIES, Watch, parse_every, state_text
 from worker.markets.base import GAME_IDS
 
 _OWNER = click.option(
@@ -20,7 +20,7 @@ def _line(watch: Watch) -> str:
     band = ""
     if params.min_price_cents is not None or params.max_price_cents is not None:
         band = f" {params.min_price_cents or 0}-{params.max_price_cents or '∞'}c"
-    state = "paused" if watch.paused else f"next {watch.next_due_at.isoformat(timespec='seconds')}"
+    state = state_text(watch, f"next {watch.next_due_at.isoformat(timespec='seconds')}")
     return (
         f"{watch.watch_id}  {params.game} {params.level}{band} every {watch.every_seconds}s "
         f"({watch.overlap}; {state}; skipped {watch.skipped_slots}, missed {watch.missed_slots})"
@@ -52,6 +52,11 @@ def watch() -> None:
 @click.option("--market", type=click.Choice(MARKETS), default="simulated", show_default=True)
 @click.option("--market-opt", multiple=True, metavar="KEY=VALUE", help="Market option.")
 @click.option("--watch-id", help="Your own id for the watch: adding it again changes nothing.")
+@click.option(
+    "--progress-messages",
+    is_flag=True,
+    help="Each pass also shows its progress in the owner's private chat.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @handle_errors
 def add(
@@ -66,6 +71,7 @@ def add(
     market: str,
     market_opt: tuple[str, ...],
     watch_id: str | None,
+    progress_messages: bool,
     as_json: bool,
 ) -> None:
     """Add a watch; its first pass is due at once. Prints the watch."""
@@ -83,6 +89,7 @@ def add(
         market=market,
         market_options=_pairs("--market-opt", market_opt),
         watch_id=watch_id,
+        progress_messages=progress_messages,
     )
     if as_json:
         emit_json(added.to_json())

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from models import ACTIVE_STATUSES, ScanCheckpoint, ScanOpportunity, WatchPass
+from models import ACTIVE_STATUSES, ScanCheckpoint, ScanOpportunity, ScanWatch, WatchPass
 from worker.db.clock import seconds
 from worker.db.engine import rowcount
 from worker.db.scan_queries import of_scan
+from worker.db.watches import owner_allowed
 from worker.domain.alert import Find
 from worker.domain.opportunities import fee_and_profit
 from worker.domain.scan_params import frozen_fee
@@ -38,9 +39,12 @@ class PendingPass:
     alerted_through_id: int
 
 
-def pending_passes(session: Session, within_seconds: float) -> list[PendingPass]:
+def pending_passes(
+    session: Session, within_seconds: float, allowed_owners: frozenset[int] = frozenset()
+) -> list[PendingPass]:
     """Passes started in the last `within_seconds`, running or just ended, with finds after
-    their cursor, oldest first."""
+    their cursor, oldest first; only of watches whose owner is on the allow-list (of every
+    watch while none is set)."""
     unalerted = exists().where(
         ScanOpportunity.scan_id == WatchPass.scan_id,
         ScanOpportunity.id > WatchPass.alerted_through_id,
@@ -51,7 +55,13 @@ def pending_passes(session: Session, within_seconds: float) -> list[PendingPass]
     rows = session.execute(
         select(WatchPass.scan_id, WatchPass.chat_id, WatchPass.alerted_through_id)
         .join(ScanCheckpoint, ScanCheckpoint.scan_id == WatchPass.scan_id)
-        .where(WatchPass.created_at > func.now() - seconds(within_seconds), followed, unalerted)
+        .join(ScanWatch, ScanWatch.id == WatchPass.watch_id)
+        .where(
+            WatchPass.created_at > func.now() - seconds(within_seconds),
+            followed,
+            unalerted,
+            owner_allowed(allowed_owners),
+        )
         .order_by(WatchPass.created_at)
         .limit(PENDING_LIMIT)
     )

@@ -16,7 +16,7 @@ from worker.domain.checkpoint import Checkpoint
 from worker.domain.opportunities import fee_and_profit
 from worker.domain.reference import REFERENCE_NAMES
 from worker.domain.scan_params import frozen_fee
-from worker.domain.validation import scan_id_of, user_id_of
+from worker.domain.validation import id_span_of, scan_id_of, user_id_of
 from worker.errors import CheckpointNotFound, InvalidInput
 
 LIST_LIMIT = 200
@@ -35,10 +35,17 @@ def scan_status(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
 
 
 def list_scans(
-    session: Session, status: str | None = None, user_id: int | None = None
+    session: Session,
+    status: str | None = None,
+    user_id: int | None = None,
+    id_prefix: str | None = None,
 ) -> list[Checkpoint]:
-    """The newest scans first, at most LIST_LIMIT of them."""
+    """The newest scans first, at most LIST_LIMIT of them; only those whose id starts with
+    `id_prefix` if given (found among all the scans, not only the newest)."""
     query = select(ScanCheckpoint)
+    if id_prefix is not None:
+        lowest, highest = id_span_of("id_prefix", id_prefix)
+        query = query.where(ScanCheckpoint.scan_id.between(lowest, highest))
     if status is not None:
         allowed = [s.value for s in ScanStatus]
         if status not in allowed:
@@ -48,6 +55,21 @@ def list_scans(
         query = query.where(ScanCheckpoint.user_id == user_id_of(user_id))
     query = query.order_by(ScanCheckpoint.created_at.desc(), ScanCheckpoint.id.desc())
     return [Checkpoint.from_row(row) for row in session.scalars(query.limit(LIST_LIMIT))]
+
+
+def running_scans(session: Session, user_id: int) -> int:
+    """How many of the user's scans run or wait in the queue, their watches' passes aside."""
+    watch_pass = ScanCheckpoint.params["metadata"].has_key("watch_id")
+    count = session.scalar(
+        select(func.count())
+        .select_from(ScanCheckpoint)
+        .where(
+            ScanCheckpoint.user_id == user_id_of(user_id),
+            ScanCheckpoint.status == ScanStatus.IN_PROGRESS.value,
+            watch_pass.is_not(True),
+        )
+    )
+    return count or 0
 
 
 def top_opportunities(

@@ -19,7 +19,7 @@ from models import ACTIVE_STATUSES, ScanCheckpoint, ScanWatch, WatchPass
 from worker.db import tallies
 from worker.db.clock import days_ago, seconds
 from worker.db.engine import rowcount
-from worker.db.watches import watch_of
+from worker.db.watches import owner_allowed, watch_of
 from worker.domain.watch import Watch
 
 DUE_LIMIT = 500
@@ -55,13 +55,15 @@ def database_now(session: Session) -> datetime:
     return now
 
 
-def due_watches(session: Session) -> list[DueWatch]:
-    """Unpaused watches whose next slot is due, or that hold a buffered slot."""
+def due_watches(session: Session, allowed_owners: frozenset[int] = frozenset()) -> list[DueWatch]:
+    """Unpaused watches whose next slot is due, or that hold a buffered slot, of the owners
+    on the allow-list (of everyone while none is set)."""
     rows = session.execute(
         select(ScanWatch, ScanCheckpoint.status)
         .outerjoin(ScanCheckpoint, ScanCheckpoint.scan_id == ScanWatch.last_scan_id)
         .where(
             ScanWatch.paused.is_(False),
+            owner_allowed(allowed_owners),
             (ScanWatch.next_due_at <= func.now()) | ScanWatch.buffered_slot_at.is_not(None),
         )
         .order_by(ScanWatch.next_due_at)

@@ -9,17 +9,25 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from models import ScanWatch
 from worker.db.engine import rowcount
 from worker.domain.scan_params import ScanParams
+from worker.domain.validation import id_span_of
 from worker.domain.watch import Watch
 from worker.errors import WatchNotFound
 
 LIST_LIMIT = 200
+
+
+def owner_allowed(allowed_owners: frozenset[int]) -> ColumnElement[bool]:
+    """The watches whose owner is on the allow-list; all of them while none is set."""
+    if not allowed_owners:
+        return true()
+    return ScanWatch.owner_id.in_(sorted(allowed_owners))
 
 
 def watch_of(row: ScanWatch) -> Watch:
@@ -84,14 +92,14 @@ def owned_watch(session: Session, watch_id: uuid.UUID, owner_id: int) -> Watch:
     return watch_of(row)
 
 
-def list_watches(session: Session, owner_id: int) -> list[Watch]:
-    """The owner's watches, oldest first, at most LIST_LIMIT."""
-    rows = session.scalars(
-        select(ScanWatch)
-        .where(ScanWatch.owner_id == owner_id)
-        .order_by(ScanWatch.created_at, ScanWatch.id)
-        .limit(LIST_LIMIT)
-    )
+def list_watches(session: Session, owner_id: int, id_prefix: str | None = None) -> list[Watch]:
+    """The owner's watches, oldest first, at most LIST_LIMIT; only those whose id starts
+    with `id_prefix` if given (found among all of them, not only the first LIST_LIMIT)."""
+    query = select(ScanWatch).where(ScanWatch.owner_id == owner_id)
+    if id_prefix is not None:
+        lowest, highest = id_span_of("id_prefix", id_prefix)
+        query = query.where(ScanWatch.id.between(lowest, highest))
+    rows = session.scalars(query.order_by(ScanWatch.created_at, ScanWatch.id).limit(LIST_LIMIT))
     return [watch_of(row) for row in rows]
 
 

@@ -53,3 +53,5 @@ class ScanProgress:
     total_is_lower_bound: bool = False
     # The page whose commit this reports (None: the scan's failure, not a page).
     page_seq: int | None = None
+    # Whether its user is told at all (worker.domain.watch.tells_its_user).
+    tell_user: bool = True

@@ -45,6 +45,17 @@ def user_id_of(value: object) -> int:
     return value
 
 
+def id_span_of(name: str, prefix: object) -> tuple[uuid.UUID, uuid.UUID]:
+    """The lowest and highest ids whose hex digits start with `prefix` (a short id, as the
+    bot shows them): a range the id's index answers, however many ids its owner has."""
+    if not isinstance(prefix, str) or not 1 <= len(prefix) <= 32:
+        raise InvalidInput(f"{name} must be 1 to 32 hex digits, got {prefix!r}")
+    digits = prefix.lower()
+    if digits.strip("0123456789abcdef"):
+        raise InvalidInput(f"{name} must be hex digits (0-9, a-f), got {prefix!r}")
+    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+
+
 def operation_type_of(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"operation_type must be a non-empty string, got {value!r}")

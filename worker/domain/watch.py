@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidInput
@@ -105,6 +107,8 @@ class Watch:
     missed_slots: int
     created_at: datetime
     updated_at: datetime
+    # Why it starts nothing, when that is not its owner's own pause.
+    paused_reason: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -119,11 +123,44 @@ class Watch:
             "every_seconds": self.every_seconds,
             "overlap": self.overlap,
             "paused": self.paused,
+            "paused_reason": self.paused_reason,
             "next_due_at": self.next_due_at.isoformat(),
             "last_scan_id": None if self.last_scan_id is None else str(self.last_scan_id),
             "skipped_slots": self.skipped_slots,
             "missed_slots": self.missed_slots,
         }
+
+
+# A watch's params.metadata key: its passes' progress messages are wanted in the owner's
+# private chat (they are not by default: the watch's finds are alerted to its chat anyway).
+PROGRESS_MESSAGES = "progress_messages"
+
+
+def tells_its_user(params: Mapping[str, Any]) -> bool:
+    """Whether a scan's progress goes to its user: not for a watch's pass, unless asked."""
+    metadata = params.get("metadata")
+    if not isinstance(metadata, Mapping) or "watch_id" not in metadata:
+        return True
+    return metadata.get(PROGRESS_MESSAGES) is True
+
+
+# Why the watch clock starts no pass of a watch whose owner was taken off the allow-list.
+OWNER_NOT_ALLOWED = "its owner is not on MARKETSCAN_TELEGRAM_ALLOWED_USERS"
+
+
+def as_clocked(watch: Watch, allowed_owners: frozenset[int]) -> Watch:
+    """The watch as the clock treats it: paused, saying why, while a set allow-list lacks
+    its owner (worker.schedules.firing starts nothing for it)."""
+    if not allowed_owners or watch.owner_id in allowed_owners or watch.paused:
+        return watch
+    return replace(watch, paused=True, paused_reason=OWNER_NOT_ALLOWED)
+
+
+def state_text(watch: Watch, running: str) -> str:
+    """`running` while it runs; "paused", and why when it is not its owner's pause."""
+    if not watch.paused:
+        return running
+    return f"paused: {watch.paused_reason}" if watch.paused_reason else "paused"
 
 
 @dataclass(frozen=True)

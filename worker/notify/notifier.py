@@ -146,8 +146,8 @@ class TelegramNotifier(Notifier):
         thread.join(timeout_seconds)
 
     def _offer(self, event: _Event) -> None:
-        if event.progress.user_id == 0:
-            return  # a scan started for nobody (the CLI default) has nobody to tell
+        if event.progress.user_id == 0 or not event.progress.tell_user:
+            return  # a scan for nobody (the CLI default), or a watch's pass not asked to tell
         events = self._queue()
         if events is None:
             return

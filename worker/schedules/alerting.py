@@ -37,10 +37,13 @@ class AlertOutlet(Protocol):
         """Send one message; False if it could not be delivered."""
 
 
-def tick(sessions: Sessions, outlet: AlertOutlet, top: int) -> int:
-    """Alert at most one page per chat; how many alerts were sent."""
+def tick(
+    sessions: Sessions, outlet: AlertOutlet, top: int, allowed_owners: frozenset[int] = frozenset()
+) -> int:
+    """Alert at most one page per chat; how many alerts were sent. While an allow-list is
+    set, nothing is sent for a watch whose owner is not on it."""
     with sessions() as session:
-        pending = alert_finds.pending_passes(session, FOLLOW_SECONDS)
+        pending = alert_finds.pending_passes(session, FOLLOW_SECONDS, allowed_owners)
     served: set[int] = set()
     sent = 0
     for one in pending:

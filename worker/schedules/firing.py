@@ -61,9 +61,17 @@ def _start(
 
 
 def tick(
-    sessions: Sessions, start: StartPass, catchup_seconds: float, retention_days: int = 7
+    sessions: Sessions,
+    start: StartPass,
+    catchup_seconds: float,
+    retention_days: int = 7,
+    allowed_owners: frozenset[int] = frozenset(),
 ) -> int:
-    """One pass of the clock; how many passes it started."""
+    """One pass of the clock; how many passes it started.
+
+    While an allow-list is set, the watches of owners not on it start nothing: removed
+    from the bot, an owner no longer spends the operator's budget.
+    """
     started = 0
     with sessions() as session:
         slots.prune_passes(session, retention_days)
@@ -78,7 +86,7 @@ def tick(
         started += _start_pass(start, watch, slot_at)
     with sessions() as session:
         now = slots.database_now(session)
-        due = slots.due_watches(session)
+        due = slots.due_watches(session, allowed_owners)
         session.rollback()
         for one in due:
             step = next_move(one, now, catchup_seconds)

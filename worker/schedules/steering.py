@@ -64,8 +64,15 @@ def add_watch(
     return existing
 
 
-def list_watches(session: Session, owner_id: int) -> list[Watch]:
-    return watch_store.list_watches(session, user_id_of(owner_id))
+def list_watches(
+    session: Session,
+    owner_id: int,
+    id_prefix: str | None = None,
+    allowed_owners: frozenset[int] = frozenset(),
+) -> list[Watch]:
+    """The owner's watches, each paused with its reason while the allow-list lacks them."""
+    listed = watch_store.list_watches(session, user_id_of(owner_id), id_prefix)
+    return [watch_rules.as_clocked(watch, allowed_owners) for watch in listed]
 
 
 def pause_watch(session: Session, watch_id: uuid.UUID | str, owner_id: int) -> Watch:
