@@ -40,13 +40,14 @@ worker_prefetch_multiplier = 1
 worker_cancel_long_running_tasks_on_connection_loss = True
 
 # Flower sees every task and its progress events: received, started (the task-started
-# event), succeeded and task-progress, each under the page's shadow name. Priced by
+# event), succeeded and task-progress, each page under the task's own name (its scan is in
+# its arguments and result: a name per page would grow Flower's metrics). Priced by
 # `python -m bench --only hop-settings`, this is the dearest setting of the hop.
 worker_send_task_events = True
 # Left at Celery's defaults, as they serve nothing here (see BENCHMARKS.md's hop table):
 # - task_send_sent_event: one more event per publish; Flower lists a page from its
-#   task-received event, which carries the shadow name, so it only showed queued pages
-#   as SENT (`marketscan scan list` shows the backlog).
+#   task-received event, with its arguments, so it only showed queued pages as SENT
+#   (`marketscan scan list` shows the backlog).
 # - task_track_started: it stores STARTED in a result backend, and with task_ignore_result
 #   Celery's tracer skips it anyway.
 

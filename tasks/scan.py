@@ -79,11 +79,12 @@ def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset:
         task_id=self.request.id,
         is_retry=bool(self.request.retries),
     )
-    outcome = run_page(message, context).value
+    outcome = f"{message.label()}: {run_page(message, context).value}"
     if not reached:
         return outcome
-    # The result is what Flower's task list shows: how far the scan got with this task,
-    # and over how many pages when its time slice walked more than one.
+    # The result is what Flower's task list shows beside the task's one shared name (and
+    # what its search and the worker's log find): which scan and page, how far the scan got
+    # with this task, and over how many pages when its time slice walked more than one.
     total = total_text(reached[-1].total, reached[-1].total_is_lower_bound) or "?"
     pages = f" over pages {reached[0].page_seq}-{reached[-1].page_seq}" if len(reached) > 1 else ""
     return f"{outcome}: {reached[-1].processed} of {total} items{pages}"

@@ -1,16 +1,18 @@
 """Flower, run as docker-compose.yml runs it, shows scans' page tasks and their progress.
 
-Each page task is published with a Celery shadow name, `scan <scan_id> page <n>`, so
-Flower's task list shows its scan and how far the scan got without opening the task, and a
-search for a scan id finds all its pages. The message's real name stays
-`marketscan.scan.page` for routing; Flower's `taskname=` filter matches the shown name.
+Every page task is listed under the task's own name, `marketscan.scan.page`: Flower labels
+its Prometheus metrics by the shown name and never drops a label, so a name per page would
+grow its memory and /metrics with every page run. A page shows its scan in its arguments
+(the scan id first) and in its result, `scan <scan_id> page <n>: <outcome>: <processed> of
+<total> items`, so a search for a scan id finds all its pages, and the list says how far
+the scan got without opening a task.
 
 What Flower makes observable about a page's `task-progress` event: Celery's event state
 turns it into the custom task state PROGRESS, but the event is sent at the page's commit,
 a moment before task-succeeded replaces that state, so PROGRESS is only a glimpse; Flower's
 API serialises a task's standard fields only, so `processed` and `total` never appear in
 it. What lasts is Flower's Prometheus counter
-`flower_events_total{type="task-progress", task="scan <scan_id> page <n>"}`. The event's
+`flower_events_total{type="task-progress", task="marketscan.scan.page"}`. The event's
 contents are checked on the same event stream Flower consumes.
 """
 
@@ -127,22 +129,23 @@ def test_flower_lists_a_scans_page_tasks_by_scan_and_page_and_counts_progress_pe
         )
         assert sorted(tasks) == list(range(pages))
         assert {task["worker"] for task in tasks.values()} == {WORKER}
-        # And each shows its scan and page in the name column, the list's first
-        assert [tasks[seq]["name"] for seq in range(pages)] == [
-            f"scan {scan_id} page {seq}" for seq in range(pages)
-        ]
-        # And each shows how far the scan got in its result, the last one the whole scan
+        # And each is listed under the page task's own name
+        assert {tasks[seq]["name"] for seq in range(pages)} == {"marketscan.scan.page"}
+        # And each shows its scan, its page and how far the scan got in its result, the
+        # last one the whole scan
         per_page = ITEMS // pages
+        reached = [f"next_published: {(seq + 1) * per_page}" for seq in range(pages - 1)]
+        reached.append(f"completed: {ITEMS}")
         assert [tasks[seq]["result"] for seq in range(pages)] == [
-            repr(f"next_published: {(seq + 1) * per_page} of {ITEMS} items")
-            for seq in range(pages - 1)
-        ] + [repr(f"completed: {ITEMS} of {ITEMS} items")]
+            repr(f"scan {scan_id} page {seq}: {outcome} of {ITEMS} items")
+            for seq, outcome in enumerate(reached)
+        ]
         # And searching Flower for the scan id finds exactly its pages
         assert set(search(flower, scan_id)) == {task["uuid"] for task in tasks.values()}
         assert set(search(flower, scan_id[:8])) == {task["uuid"] for task in tasks.values()}
-        # And the taskname filter takes the shown name
-        third = flower.get(f"/api/tasks?taskname=scan {scan_id} page 2", auth=AUTH).json()
-        assert list(third) == [tasks[2]["uuid"]]
+        # And so does searching for one page of it
+        third = search(flower, f'"scan {scan_id} page 2:"')
+        assert third == [tasks[2]["uuid"]]
 
         # And Flower counted one task-progress event per committed page
         def progress_count() -> float | None:
@@ -152,7 +155,7 @@ def test_flower_lists_a_scans_page_tasks_by_scan_and_page_and_counts_progress_pe
                 if name == "flower_events_total"
                 and labels.get("type") == "task-progress"
                 and labels.get("worker") == WORKER
-                and labels.get("task", "").startswith(f"scan {scan_id} page ")
+                and labels.get("task") == "marketscan.scan.page"
             )
 
         flower.poll(
@@ -240,7 +243,8 @@ def test_flowers_task_list_in_a_browser_shows_each_page_of_a_searched_scan(
     # When a real browser opens Flower's task list searched for the scan's short id
     page = f"{flower.base_url.replace('://', '://user:secret@')}/tasks?name={scan_id[:8]}"
     dom = chromium("--dump-dom", page)
-    # Then the list shows every page of the scan by its scan and page, without opening one
+    # Then the list shows every page of the scan by its scan and page (its result), without
+    # opening one
     assert dom.returncode == 0, dom.stderr
     for seq in range(5):
         assert f"scan {scan_id} page {seq}" in dom.stdout, dom.stdout[-3000:]
@@ -264,12 +268,50 @@ def test_a_sliced_task_says_which_pages_it_walked(
     scan_id = str(scan_uuid)
     assert wait_for_status(database_url, scan_uuid).page_seq == 5
 
-    # Then Flower lists one task for it, named for its first page, whose result names the
-    # pages it walked
+    # Then Flower lists one task for it, whose result names its first page and the pages
+    # it walked
     def one_task_done() -> dict[int, dict[str, Any]] | None:
         found = page_tasks_of(flower, scan_id)
         return found if [t["state"] for t in found.values()] == ["SUCCESS"] else None
 
     tasks = flower.poll(one_task_done, lambda: str(page_tasks_of(flower, scan_id)), 60)
-    assert tasks[0]["name"] == f"scan {scan_id} page 0"
-    assert tasks[0]["result"] == "'completed: 500 of 500 items over pages 0-4'"
+    assert tasks[0]["name"] == "marketscan.scan.page"
+    assert (
+        tasks[0]["result"] == f"'scan {scan_id} page 0: completed: 500 of 500 items over pages 0-4'"
+    )
+
+
+def test_flowers_metrics_keep_the_same_series_however_many_pages_run(
+    celery_env: dict[str, str],
+    database_url: str,
+    start_worker: Callable[..., CeleryProcess],
+    start_flower: Callable[..., Flower],
+) -> None:
+    # Given a worker and Flower
+    start_worker(WORKER)
+    flower = start_flower("--basic-auth=user:secret")
+    flower.wait_until_worker_online(WORKER)
+
+    def run_scan_of_30_pages() -> int:
+        """The number of series on Flower's /metrics once it has seen the scan's 30 pages."""
+        scan_uuid = start_scan_cli(celery_env, "--market-opt", "items=3000")
+        scan_id = str(scan_uuid)
+        assert wait_for_status(database_url, scan_uuid).page_seq == 30
+
+        def all_pages_succeeded() -> dict[int, dict[str, Any]] | None:
+            found = page_tasks_of(flower, scan_id)
+            states = {task["state"] for task in found.values()}
+            return found if len(found) == 30 and states == {"SUCCESS"} else None
+
+        tasks = flower.poll(all_pages_succeeded, lambda: str(page_tasks_of(flower, scan_id)), 60)
+        # Each page stays findable in Flower by its scan id, and says how far the scan got
+        assert set(search(flower, scan_id)) == {task["uuid"] for task in tasks.values()}
+        assert tasks[29]["result"] == f"'scan {scan_id} page 29: completed: 3000 of 3000 items'"
+        return len(list(flower.metrics()))
+
+    # When a scan of 30 pages runs, and then another one
+    after_first = run_scan_of_30_pages()
+    after_second = run_scan_of_30_pages()
+    # Then the second scan added no series to Flower's metrics: its pages were counted
+    # under the same task names as the first one's
+    assert after_second == after_first

@@ -1,4 +1,4 @@
-"""A page message's label: what Flower's task list shows for a page task."""
+"""A page message's label: how a page task's result, which Flower shows, names the page."""
 
 from __future__ import annotations
 

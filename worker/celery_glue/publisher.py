@@ -19,14 +19,12 @@ RECOVERED_QUEUE = page_message.RECOVERED_QUEUE
 def publish_page(message: PageMessage, *, recovered: bool = False) -> None:
     from worker.app import app
 
-    # The shadow name is what Flower and worker logs show; routing uses the real name.
-    label = message.label()
+    # No shadow name: Flower labels its metrics by a task's shown name and never forgets a
+    # label, so a name per page would grow its memory and /metrics with every page run.
+    # Flower finds a page by its arguments (the scan id first) and its result instead.
     broker_ledger.publishing(message)
     app.send_task(
-        PAGE_TASK,
-        args=message.as_args(),
-        queue=RECOVERED_QUEUE if recovered else PAGE_QUEUE,
-        shadow=label,
+        PAGE_TASK, args=message.as_args(), queue=RECOVERED_QUEUE if recovered else PAGE_QUEUE
     )
     broker_ledger.sent(message)
 

@@ -47,7 +47,8 @@ class PageMessage:
         return (str(self.scan_id), str(self.lease_token), self.page_seq, self.page_offset)
 
     def label(self) -> str:
-        """How the page shows in Flower's task list: its scan, its page, where in the page."""
+        """How a page task's result names the page (Flower's task list and search, the
+        worker's log): its scan, its page, where in the page."""
         offset = f" from item {self.page_offset}" if self.page_offset else ""
         return f"scan {self.scan_id} page {self.page_seq}{offset}"
 
