@@ -26,12 +26,14 @@ from worker.domain.page_message import QUEUES
 from worker.markets import breaker
 from worker.metrics import catalogue, events, presence
 from worker.metrics.catalogue import Kind
+from worker.metrics.single_flight import SingleFlight
 
 Sessions = Callable[[], AbstractContextManager[Session]]
 
 
 class FleetCollector(Collector):
-    """Reads the fleet's state at each scrape."""
+    """Reads the fleet's state at each scrape, once for all the scrapes that arrive while
+    it reads."""
 
     def __init__(
         self,
@@ -46,14 +48,26 @@ class FleetCollector(Collector):
         self._broker = broker
         self._store = store
         self._breakers = dict(breakers or {})
+        self._reading = SingleFlight(self._read)
+
+    @property
+    def waiting(self) -> int:
+        """Scrapes waiting for the reading under way, to be served its result."""
+        return self._reading.waiting
 
     def collect(self) -> Iterator[Metric]:
+        # Scrapes that arrive together share one reading (worker.metrics.single_flight).
+        return iter(self._reading())
+
+    def _read(self) -> list[Metric]:
         with self._sessions() as session:
             rows = tallies.fleet_rows(session)
             tallied = tallies.read(session)
-        yield from _from_rows(rows, tallied)
-        yield from _from_notes(events.snapshot(self._store.fields()))
-        yield from self._from_broker()
+        return [
+            *_from_rows(rows, tallied),
+            *_from_notes(events.snapshot(self._store.fields())),
+            *self._from_broker(),
+        ]
 
     def _from_broker(self) -> Iterator[Metric]:
         with self._broker.pipeline(transaction=False) as pipe:

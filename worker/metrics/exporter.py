@@ -27,15 +27,19 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9808
 
 
-def registry(
+def fleet_collector(
     sessions: Sessions, broker: redis.Redis, store: events.EventStore
-) -> CollectorRegistry:
+) -> FleetCollector:
+    """The fleet's collector, with the configured DMarket's breaker (the simulated market
+    has none)."""
+    return FleetCollector(sessions, broker, store, {"dmarket": get_settings().dmarket_url})
+
+
+def registry(fleet: FleetCollector) -> CollectorRegistry:
     """A registry holding only the fleet's collector (no exporter-process metrics)."""
-    fleet = CollectorRegistry(auto_describe=False)
-    # The configured DMarket's breaker; the simulated market has none.
-    breakers = {"dmarket": get_settings().dmarket_url}
-    fleet.register(FleetCollector(sessions, broker, store, breakers))
-    return fleet
+    served = CollectorRegistry(auto_describe=False)
+    served.register(fleet)
+    return served
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -51,7 +55,8 @@ class Exporter:
     ) -> None:
         self._host = host
         broker = broker_redis.shared(broker_url, sentinel_master)
-        app = make_wsgi_app(registry(session_scope, broker, events.RedisEventStore(broker)))
+        self.collector = fleet_collector(session_scope, broker, events.RedisEventStore(broker))
+        app = make_wsgi_app(registry(self.collector))
         self._server = make_server(
             host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler
         )
