@@ -57,7 +57,7 @@ def test_an_allowed_users_scan_completes_in_the_message_it_replied_with_and_its_
     assert paused.processed_items < 2000
     wait_until(lambda: "paused" in (telegram.text_of(ALLOWED, message_id) or ""), "paused text")
     assert len(telegram.buttons_of(ALLOWED, message_id)) == 3
-    assert telegram.calls_of("answerCallbackQuery")
+    wait_until(lambda: telegram.calls_of("answerCallbackQuery"), "the press answered")
     # When the user presses Resume
     telegram.user_presses(ALLOWED, message_id, f"resume:{scan_id}")
     done = wait_for_status(database_url, scan_id)
