@@ -19,6 +19,7 @@ from worker.domain import watch as watch_rules
 from worker.domain.page_message import PageMessage
 from worker.domain.progress import ScanProgress
 from worker.domain.status import ScanStatus
+from worker.redaction import redacted
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,9 @@ def hand_over(message: PageMessage, ctx: PageContext, when: str) -> Outcome:
 def fail(
     message: PageMessage, ctx: PageContext, claimed: ClaimedPage, error_message: str
 ) -> Outcome:
+    # The cause may quote a credential (a market, or a proxy before it, echoing a URL): it
+    # is stored, logged and sent to the scan's user, so it is hidden once, here, for all three.
+    error_message = redacted(error_message)
     with ctx.sessions() as session:
         failed = ctx.store.fail(session, message, error_message)
         session.commit()

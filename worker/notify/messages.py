@@ -22,6 +22,7 @@ from redis.typing import EncodableT
 from worker.domain import progress as scan_total
 from worker.domain.progress import ScanProgress
 from worker.notify.telegram import TelegramClient, TelegramError, TelegramRateLimited
+from worker.redaction import redacted
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,8 @@ def completed_text(progress: ScanProgress) -> str:
 
 
 def failed_text(progress: ScanProgress, error_message: str) -> str:
-    error = error_message
+    # Whoever hands the cause in, no password it quotes reaches the chat.
+    error = redacted(error_message)
     if len(error) > MAX_ERROR_CHARS:
         error = error[: MAX_ERROR_CHARS - 1] + "…"
     return f"❌ Scan {progress.scan_id.hex[:8]} failed after {progress.processed} items: {error}"
