@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # marketscan's one image: a Celery worker by default; docker-compose.yml also runs beat,
 # Flower and the migrations from it. Build with `docker compose build`.
-FROM python:3.11-slim
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

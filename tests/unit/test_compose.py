@@ -24,37 +24,45 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from tests.support.compose_file import (
+    REQUIRED_VARIABLE,
+    ROOT,
+    VARIABLE,
+    built_services,
+    compose,
+    env_example,
+    env_example_values,
+    environment_of,
+    filled_env_example,
+    interpolated,
+    options_of,
+    services,
+    variables_in,
+)
 from worker.cli.main import main as marketscan_cli
 from worker.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
 # The Dockerfile's WORKDIR: the repository's files live there in the image.
 IMAGE_ROOT = "/app"
 CELERY_SUBCOMMANDS = ("worker", "beat", "flower")
 MIN_GRACE_SECONDS = 30
-# `${VAR}`, `${VAR:-default}`, `${VAR:?error}` and `$VAR`, but not the `$$` escape.
-VARIABLE = re.compile(r"(?<!\$)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))")
-REQUIRED_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?")
 ENV_NAME = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
+# Settings that carry a credential: each reaches only the services that use it
+# (tests/unit/test_compose_secrets.py holds the table). Compose builds the two URLs itself,
+# from the application role's and Redis's passwords, so .env holds each password once.
+SETTINGS_WITH_CREDENTIALS = frozenset(
+    {
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "MARKETSCAN_DMARKET_PUBLIC_KEY",
+        "MARKETSCAN_DMARKET_SECRET_KEY",
+        "MARKETSCAN_TELEGRAM_BOT_TOKEN",
+    }
+)
+BUILT_BY_COMPOSE = frozenset({"DATABASE_URL", "CELERY_BROKER_URL"})
 
 
 # --- the files under test -------------------------------------------------------------
-
-
-@functools.cache
-def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    return loaded
-
-
-def services() -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = compose()["services"]
-    return found
-
-
-def built_services() -> dict[str, dict[str, Any]]:
-    """The services that run this repository's image."""
-    return {name: service for name, service in services().items() if "build" in service}
 
 
 @functools.cache
@@ -94,44 +102,9 @@ def service_argv(service: Mapping[str, Any]) -> list[str]:
     return [*entrypoint, *command]
 
 
-def env_example() -> list[tuple[str, str, str | None]]:
-    """(name, value, comment above it) of every variable of .env.example."""
-    entries = []
-    comment: str | None = None
-    for line in (ROOT / ".env.example").read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            comment = stripped.lstrip("# ").strip() or comment
-        elif "=" in stripped:
-            name, _, value = stripped.partition("=")
-            entries.append((name.strip(), value.strip(), comment))
-            comment = None
-        else:
-            comment = None
-    return entries
-
-
-def env_example_values() -> dict[str, str]:
-    return {name: value for name, value, _ in env_example()}
-
-
-def strings_in(node: Any) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, Mapping):
-        for key, value in node.items():
-            yield from strings_in(key)
-            yield from strings_in(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from strings_in(item)
-
-
 def compose_variables() -> set[str]:
     """Every variable docker-compose.yml interpolates."""
-    return {
-        braced or bare for text in strings_in(compose()) for braced, bare in VARIABLE.findall(text)
-    }
+    return variables_in(compose())
 
 
 def settings_variables() -> list[str]:
@@ -167,22 +140,6 @@ def readme_variables() -> set[str]:
             first_cell = line.strip().strip("|").split("|")[0]
             names.update(ENV_NAME.findall(first_cell))
     return names
-
-
-def environment_of(service: Mapping[str, Any]) -> dict[str, str]:
-    environment = service.get("environment") or {}
-    if isinstance(environment, list):
-        return options_of(environment)
-    return {str(key): str(value) for key, value in environment.items()}
-
-
-def options_of(argv: list[str]) -> dict[str, str]:
-    """NAME=VALUE or --name=value tokens as a dict."""
-    pairs = {}
-    for token in argv:
-        name, _, value = token.partition("=")
-        pairs[name] = value
-    return pairs
 
 
 def duration_seconds(value: str) -> float:
@@ -401,7 +358,11 @@ def assert_on_volume(service: Mapping[str, Any], path: str) -> None:
     assert any(path.startswith(target.rstrip("/") + "/") for target in targets), (
         f"{path} is not on a volume ({targets}): it would be lost with the container"
     )
-    named = {volume.split(":")[0] for volume in service.get("volumes", []) if ":" in volume}
+    named = {
+        volume.split(":")[0]
+        for volume in service.get("volumes", [])
+        if ":" in volume and not volume.startswith((".", "/"))
+    }
     assert named <= set(compose().get("volumes") or {}), named
 
 
@@ -478,9 +439,10 @@ def test_postgres_reports_health_with_pg_isready_and_keeps_its_data() -> None:
 # --- configuration ----------------------------------------------------------------------
 
 
-def test_every_setting_reaches_every_process_of_the_image() -> None:
-    settings = settings_variables()
-    assert {"DATABASE_URL", "CELERY_BROKER_URL", "MARKETSCAN_LEASE_SECONDS"} <= set(settings)
+def test_every_setting_but_the_credentials_reaches_every_process_of_the_image() -> None:
+    settings = [name for name in settings_variables() if name not in SETTINGS_WITH_CREDENTIALS]
+    assert "MARKETSCAN_LEASE_SECONDS" in settings
+    assert set(settings_variables()) >= SETTINGS_WITH_CREDENTIALS, "a credential was renamed"
     for name, service in built_services().items():
         environment = environment_of(service)
         missing = [variable for variable in settings if variable not in environment]
@@ -492,27 +454,30 @@ def test_every_setting_reaches_every_process_of_the_image() -> None:
 def test_env_example_lists_every_variable_with_a_comment() -> None:
     names = [name for name, _, _ in env_example()]
     assert len(names) == len(set(names)), "a variable is listed twice"
-    assert set(settings_variables()) <= set(names)
+    assert set(settings_variables()) - BUILT_BY_COMPOSE <= set(names)
     assert compose_variables() <= set(names), compose_variables() - set(names)
     undocumented = [name for name, _, comment in env_example() if not comment]
     assert undocumented == [], f"no comment above {undocumented}"
 
 
 def test_env_example_shows_the_defaults_and_points_at_the_compose_services() -> None:
-    example = env_example_values()
-    settings = Settings.from_env(example)
+    # Given .env.example filled in, and the worker's environment compose builds from it
+    example = filled_env_example()
+    settings = Settings.from_env(interpolated(environment_of(services()["worker"]), example))
     # Every tunable shown is the built-in default, so the example documents them.
     defaults = Settings()
     tunables = replace(settings, database_url=defaults.database_url, broker_url=defaults.broker_url)
     assert tunables == defaults
+    # And the connections name the compose services, as the application's role
     database = make_url(settings.database_url)
     broker = make_url(settings.broker_url)
     assert database.host in services() and broker.host in services()
     assert (database.username, database.password, database.database) == (
-        example["POSTGRES_USER"],
-        example["POSTGRES_PASSWORD"],
+        example["MARKETSCAN_DB_USER"],
+        example["MARKETSCAN_DB_PASSWORD"],
         example["POSTGRES_DB"],
     )
+    assert broker.password == example["MARKETSCAN_REDIS_PASSWORD"]
 
 
 def test_readme_documents_every_variable() -> None:
@@ -526,7 +491,10 @@ def test_readme_documents_every_variable() -> None:
 
 def test_the_image_is_python_311_slim_runs_as_a_user_and_holds_the_runtime() -> None:
     instructions = dockerfile()
-    assert instructions[0] == ("FROM", "python:3.11-slim")
+    assert instructions[0][0] == "FROM"
+    assert re.fullmatch(
+        r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", instructions[0][1]
+    )
     users = [arguments for keyword, arguments in instructions if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), users
     cmd_at = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "CMD")
