@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import TypeVar
 
@@ -12,6 +12,7 @@ from worker.domain.opportunities import LEVELS, Level
 from worker.domain.reference import DMARKET_APIS
 from worker.errors import ConfigError, InvalidInput
 from worker.markets import dmarket_limits
+from worker.redaction import redacted
 
 T = TypeVar("T")
 
@@ -52,7 +53,7 @@ class Settings:
     dmarket_url: str = "https://api.dmarket.com"
     dmarket_requests_per_second: float = 2.0
     # Optional DMarket API keys (hex): with both set, requests are signed. Kept out of repr
-    # so a logged Settings never shows them.
+    # (see __repr__), as the bot token is.
     dmarket_public_key: str | None = field(default=None, repr=False)
     dmarket_secret_key: str | None = field(default=None, repr=False)
     http_timeout_seconds: float = 15.0
@@ -67,7 +68,7 @@ class Settings:
     alert_top: int = 5
     alert_chat_interval_seconds: float = 1.0
     alert_messages_per_second: int = 30
-    telegram_bot_token: str | None = None
+    telegram_bot_token: str | None = field(default=None, repr=False)
     telegram_api_url: str = "https://api.telegram.org"
     telegram_min_interval_seconds: float = 3.0
     # Metrics (README "Monitoring"): off, workers note nothing and flush nothing; the
@@ -107,6 +108,16 @@ class Settings:
     # The market (and its options, KEY=VALUE pairs) of the scans and watches the bot starts.
     bot_market: str = "simulated"
     bot_market_options: tuple[tuple[str, int | float | str], ...] = ()
+
+    def __repr__(self) -> str:
+        # Settings get logged and land in tracebacks (inside whatever carries them): the
+        # keys and the token are left out (repr=False), and every URL's password hidden.
+        shown = (
+            f"{item.name}={redacted(repr(getattr(self, item.name)))}"
+            for item in fields(self)
+            if item.repr
+        )
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from worker.errors import ConfigError
@@ -136,3 +138,53 @@ def test_bad_levels_fail_naming_the_variable(value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as error:
         Settings.from_env({"MARKETSCAN_LEVELS": value})
     assert str(error.value).startswith("MARKETSCAN_LEVELS")
+
+
+# Every credential a Settings may hold, each with "hunter" in it: no repr may show one.
+BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5hunter2"
+DMARKET_SECRET_KEY = "ab" * 64
+SECRET_SETTINGS = Settings(
+    database_url="postgresql://scanner:db hunter/2@db:5432/marketscan",
+    broker_url="redis://:redis-hunter2@redis:6379/0",
+    dmarket_url="https://scanner:dm'hunter2@proxy.example",
+    telegram_api_url="https://tg.example/relay?password=tg-hunter2",
+    telegram_bot_token=BOT_TOKEN,
+    dmarket_public_key=DMARKET_PUBLIC_KEY,
+    dmarket_secret_key=DMARKET_SECRET_KEY,
+)
+
+
+def _bot_services() -> object:
+    import redis
+
+    from worker.bot.context import BotServices
+    from worker.bot.refusals import Refusals
+
+    settings = SECRET_SETTINGS
+    refusals = Refusals.over(BOT_TOKEN, settings.telegram_api_url, 1.0, 60.0)
+    return BotServices(settings, redis.Redis.from_url(settings.broker_url), refusals)
+
+
+def _page_context() -> object:
+    from worker.chain.context import PageContext
+
+    return PageContext("w1@test", SECRET_SETTINGS, publish=lambda message: None)
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [lambda: SECRET_SETTINGS, _bot_services, _page_context],
+    ids=["Settings", "BotServices", "PageContext"],
+)
+def test_no_repr_of_the_settings_or_what_carries_them_shows_a_credential(
+    holder: Callable[[], object],
+) -> None:
+    # Given settings holding every kind of credential, alone or inside what carries them
+    # When they are shown (a log line, a traceback's locals, a debugger)
+    shown = repr(holder())
+    # Then no password, token or key is in sight, and what is not secret still is
+    assert "hunter" not in shown
+    assert DMARKET_SECRET_KEY not in shown and "AAHdqTcv" not in shown
+    assert "postgresql://scanner:***@db:5432/marketscan" in shown
+    assert "redis://:***@redis:6379/0" in shown and "lease_seconds=30" in shown
+    assert str(SECRET_SETTINGS) == repr(SECRET_SETTINGS)
