@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -308,7 +309,8 @@ def allowed_users_of(name: str, raw: str) -> frozenset[int]:
     """Telegram user ids from `raw`, separated by commas or spaces, e.g. `12345,67890`."""
     users: set[int] = set()
     for entry in raw.replace(",", " ").split():
-        if not entry.isdigit() or int(entry) == 0:
+        # ASCII digits only: str.isdigit() also takes '²' and '①', which int() refuses.
+        if not (entry.isascii() and entry.isdigit()) or int(entry) == 0:
             raise ConfigError(
                 f"{name}: {entry!r} is not a Telegram user id; give numeric ids separated by"
                 " commas, e.g. 12345,67890 (a user's id is shown by @userinfobot)"
@@ -327,16 +329,20 @@ def options_of(name: str, raw: str) -> tuple[tuple[str, int | float | str], ...]
         key, sep, value = entry.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{name}: {entry!r} must be KEY=VALUE, e.g. items=2000")
-        pairs[key.strip()] = _scalar(value.strip())
+        pairs[key.strip()] = _scalar(name, key.strip(), value.strip())
     return tuple(pairs.items())
 
 
-def _scalar(raw: str) -> int | float | str:
+def _scalar(name: str, key: str, raw: str) -> int | float | str:
     for kind in (int, float):
         try:
-            return kind(raw)
+            number = kind(raw)
         except ValueError:
-            pass
+            continue
+        # NaN would pass every range check the market makes.
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ConfigError(f"{name}: {key}={raw!r} is not a finite number")
+        return number
     return raw
 
 
@@ -403,9 +409,15 @@ class _Reader:
             raise ConfigError(
                 f"{name}={raw!r} is not a valid {getattr(kind, '__name__', 'value')}"
             ) from None
-        number = float(value)  # type: ignore[arg-type]
+        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except OverflowError:  # an int past every float is past every range too
+            raise ConfigError(f"{name}={raw!r} is out of range: must be {allowed}") from None
+        # NaN passes every comparison below, and an infinity any range without a maximum.
+        if not math.isfinite(number):
+            raise ConfigError(f"{name}={raw!r} is not a finite number")
         if number < minimum or (maximum is not None and number > maximum):
-            allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
             raise ConfigError(f"{name}={raw!r} is out of range: must be {allowed}")
         return value
 

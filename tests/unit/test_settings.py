@@ -48,6 +48,8 @@ def test_values_are_read_and_typed() -> None:
         ("MARKETSCAN_RECOVERY_INTERVAL_SECONDS", "fast", "is not a valid float"),
         ("MARKETSCAN_METRICS_ENABLED", "maybe", "must be one of 1, true, yes, on, 0, false"),
         ("MARKETSCAN_SLICE_BACKLOG_MS", "-1", "must be between 0 and 60000"),
+        # An int no float can hold: out of range, not an OverflowError.
+        ("MARKETSCAN_RETENTION_DAYS", "9" * 400, "is out of range: must be >= 1"),
     ],
 )
 def test_invalid_values_fail_naming_the_variable(name: str, value: str, message: str) -> None:
@@ -188,3 +190,104 @@ def test_no_repr_of_the_settings_or_what_carries_them_shows_a_credential(
     assert "postgresql://scanner:***@db:5432/marketscan" in shown
     assert "redis://:***@redis:6379/0" in shown and "lease_seconds=30" in shown
     assert str(SECRET_SETTINGS) == repr(SECRET_SETTINGS)
+
+
+# Every variable read as a float: an int variable refuses "nan" and "inf" as not an int.
+FLOAT_VARIABLES = [
+    "MARKETSCAN_RECOVERY_INTERVAL_SECONDS",
+    "MARKETSCAN_CLEANUP_PAUSE_RATIO",
+    "MARKETSCAN_RETRY_BACKOFF_SECONDS",
+    "MARKETSCAN_RETRY_BACKOFF_MAX_SECONDS",
+    "MARKETSCAN_FEE",
+    "MARKETSCAN_DMARKET_REQUESTS_PER_SECOND",
+    "MARKETSCAN_HTTP_TIMEOUT_SECONDS",
+    "MARKETSCAN_WATCH_TICK_SECONDS",
+    "MARKETSCAN_WATCH_CATCHUP_SECONDS",
+    "MARKETSCAN_ALERT_CHAT_INTERVAL_SECONDS",
+    "MARKETSCAN_TELEGRAM_MIN_INTERVAL_SECONDS",
+    "MARKETSCAN_LEDGER_AUDIT_SECONDS",
+    "MARKETSCAN_REFERENCE_TTL_SECONDS",
+    "MARKETSCAN_DMARKET_OTHER_REQUESTS_PER_SECOND",
+    "MARKETSCAN_DMARKET_LAST_SALES_REQUESTS_PER_SECOND",
+    "MARKETSCAN_DMARKET_BREAKER_COOLDOWN_SECONDS",
+    "MARKETSCAN_TELEGRAM_REFUSAL_WINDOW_SECONDS",
+]
+
+
+def test_the_float_variables_are_every_float_setting() -> None:
+    # (So the table below cannot miss one added later.)
+    read = set(settings_variables())
+    floats = {name for name in read if _reads_a_float(name)}
+    assert floats == set(FLOAT_VARIABLES)
+
+
+@pytest.mark.parametrize("name", FLOAT_VARIABLES)
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999"])
+def test_a_number_that_is_not_finite_is_refused_naming_the_variable(name: str, value: str) -> None:
+    # Given a numeric variable set to NaN or an infinity, which every range check lets by
+    # When the settings are read, Then they are refused at once, naming the variable
+    with pytest.raises(ConfigError, match="is not a finite number") as refused:
+        Settings.from_env({name: value})
+    assert str(refused.value).startswith(f"{name}={value!r}")
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        # str.isdigit() takes superscripts and circled digits, which int() refuses.
+        ({"MARKETSCAN_TELEGRAM_ALLOWED_USERS": "²"}, "'²' is not a Telegram user id"),
+        ({"MARKETSCAN_TELEGRAM_ALLOWED_USERS": "12345,1²"}, "'1²' is not a Telegram user id"),
+        ({"MARKETSCAN_TELEGRAM_ALLOWED_USERS": "①"}, "'①' is not a Telegram user id"),
+        ({"MARKETSCAN_TELEGRAM_ALLOWED_USERS": "١٢٣"}, "'١٢٣' is not a Telegram user id"),
+        ({"MARKETSCAN_TELEGRAM_ALLOWED_USERS": "-5"}, "'-5' is not a Telegram user id"),
+        ({"MARKETSCAN_TELEGRAM_ALLOWED_USERS": "0"}, "'0' is not a Telegram user id"),
+        ({"MARKETSCAN_BOT_MARKET_OPTIONS": "items=nan"}, "items='nan' is not a finite number"),
+        ({"MARKETSCAN_BOT_MARKET_OPTIONS": "seed=7,items=-inf"}, "items='-inf' is not a finite"),
+        ({"MARKETSCAN_BOT_MARKET_OPTIONS": "items=1e999"}, "items='1e999' is not a finite"),
+        ({"MARKETSCAN_BOT_MARKET_OPTIONS": "items"}, "'items' must be KEY=VALUE"),
+        ({"MARKETSCAN_LEVELS": "cheap=50-5000:nan"}, "min_profit must be a fraction from 0"),
+        ({"MARKETSCAN_LEVELS": "cheap=50-5000:inf"}, "min_profit must be a fraction from 0"),
+        ({"MARKETSCAN_LEVELS": "cheap=5²-50:0.1"}, "not a number"),
+    ],
+)
+def test_lists_and_pairs_refuse_what_is_not_a_plain_number_naming_the_variable(
+    environ: dict[str, str], message: str
+) -> None:
+    ((name, _),) = environ.items()
+    with pytest.raises(ConfigError, match=message) as refused:
+        Settings.from_env(environ)
+    assert str(refused.value).startswith(name)
+
+
+def test_market_options_keep_numbers_and_words() -> None:
+    options = Settings.from_env({"MARKETSCAN_BOT_MARKET_OPTIONS": "items=2000,fail_rate=0.5,a=b"})
+    assert options.bot_market_options == (("items", 2000), ("fail_rate", 0.5), ("a", "b"))
+    # An int no float can hold is still an int: the market checks its range.
+    huge = Settings.from_env({"MARKETSCAN_BOT_MARKET_OPTIONS": "items=" + "9" * 400})
+    assert huge.bot_market_options == (("items", int("9" * 400)),)
+
+
+def settings_variables() -> list[str]:
+    """Every environment variable Settings.from_env reads, in the order it reads them."""
+    read: list[str] = []
+
+    class Recording(dict[str, str]):
+        def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+            read.append(key)
+            return default
+
+        def __getitem__(self, key: str) -> str:
+            read.append(key)
+            raise KeyError(key)
+
+    Settings.from_env(Recording())
+    return list(dict.fromkeys(read))
+
+
+def _reads_a_float(name: str) -> bool:
+    """Whether `name` is read as a float: "0.5" passes or is out of range, "x" is no float."""
+    try:
+        Settings.from_env({name: "x"})
+    except ConfigError as refused:
+        return "is not a valid float" in str(refused)
+    return False
