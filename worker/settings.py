@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import TypeVar
@@ -20,6 +20,8 @@ T = TypeVar("T")
 DEFAULT_DATABASE_URL = "postgresql://marketscan:marketscan@localhost:5432/marketscan"
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
 DEFAULT_SENTINEL_MASTER = "mymaster"
+# What .env.example puts where a secret goes; a value still holding it was never filled in.
+PLACEHOLDER = "change-me"
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `environ` (the process environment by default)."""
-        env = os.environ if environ is None else environ
+        env = _Filled(os.environ if environ is None else environ)
         reader = _Reader(env)
         defaults = cls()
         dmarket_public_key, dmarket_secret_key = _dmarket_keys(env)
@@ -370,6 +372,34 @@ def levels_of(name: str, raw: str) -> tuple[Level, ...]:
             raise ConfigError(f"{name}: level {level.name!r} is defined twice")
         levels[level.name] = level
     return tuple(levels.values())
+
+
+class _Filled(Mapping[str, str]):
+    """The environment, refusing a value that still holds .env.example's placeholder.
+
+    Every variable Settings reads goes through here, so a password left as `change-me`
+    (alone, or inside DATABASE_URL or CELERY_BROKER_URL) stops the process at start-up
+    instead of running with a password anyone can read in the repository.
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def __getitem__(self, name: str) -> str:
+        value = self._env[name]
+        if PLACEHOLDER in value.lower():
+            # The value itself is not quoted: the rest of it may be a real secret.
+            raise ConfigError(
+                f"{name} still holds the placeholder {PLACEHOLDER!r} of .env.example: set a "
+                "real value (a password, for instance, from `openssl rand -hex 32`)"
+            )
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
 
 
 class _Reader:

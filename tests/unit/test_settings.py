@@ -291,3 +291,30 @@ def _reads_a_float(name: str) -> bool:
     except ConfigError as refused:
         return "is not a valid float" in str(refused)
     return False
+
+
+def _placeholder_value(name: str) -> str:
+    """`name` as .env.example leaves it before it is filled in."""
+    urls = {
+        "DATABASE_URL": "postgresql://marketscan:change-me@postgres:5432/marketscan",
+        "CELERY_BROKER_URL": "redis://:change-me@redis:6379/0",
+    }
+    return urls.get(name, "change-me")
+
+
+@pytest.mark.parametrize("name", settings_variables())
+def test_a_value_still_holding_the_env_example_placeholder_is_refused_naming_it(name: str) -> None:
+    # Given .env.example copied and one variable left as its "change-me" placeholder
+    value = _placeholder_value(name)
+    # When the settings are read, Then they are refused, naming the variable and what to do
+    with pytest.raises(ConfigError, match="placeholder") as refused:
+        Settings.from_env({name: value})
+    message = str(refused.value)
+    assert message.startswith(f"{name} still holds") and "set a real value" in message
+    assert "://" not in message  # the value is not quoted: the rest of it may be secret
+
+
+@pytest.mark.parametrize("value", ["CHANGE-ME", "redis://:Change-Me-2@redis:6379/0"])
+def test_the_placeholder_is_found_in_any_case_and_inside_a_value(value: str) -> None:
+    with pytest.raises(ConfigError, match="CELERY_BROKER_URL still holds"):
+        Settings.from_env({"CELERY_BROKER_URL": value})
