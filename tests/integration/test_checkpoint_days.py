@@ -253,7 +253,7 @@ def test_a_day_detached_by_a_cleanup_that_stopped_is_dropped_by_the_next_counted
 
 
 def test_a_days_tallies_read_piece_by_piece_add_up_to_its_rows(session: Session) -> None:
-    from worker.db import day_tallies
+    from worker.db import day_tallies, row_tallies
 
     # Given a finished day of 60 scans with 4 finds each, spanning many heap blocks
     for _ in range(60):
@@ -266,10 +266,8 @@ def test_a_days_tallies_read_piece_by_piece_add_up_to_its_rows(session: Session)
     session.rollback()
     # Then the pieces were many and their sums are the day's own
     assert len(pieces) > 3
-    assert counted == {
-        (tallies.CLEANUP_ROWS_DELETED, ""): 60,
-        (tallies.RETIRED_PAGES, ""): 120,
-        (tallies.RETIRED_ITEMS, ""): 12_000,
-        (tallies.RETIRED_SKIPPED, ""): 60,
-        (tallies.RETIRED_OPPORTUNITIES, ""): 240,
-    }
+    assert counted == row_tallies.Stored(
+        scans_by_status={"in_progress": 0, "paused": 0, "completed": 60, "failed": 0,
+                         "cancelled": 0},
+        pages=120, items=12_000, skipped=60, opportunities=240,
+    )  # fmt: skip

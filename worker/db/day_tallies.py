@@ -1,5 +1,5 @@
-"""What a day's partitions count, read for the tallies before the day is detached: the
-chain's pages, items and skipped items and the rows of its checkpoints, and its finds.
+"""What a day's partitions count, read for the tallies before the day is detached: its
+checkpoints by status, the chain's pages, items and skipped items, and its finds.
 
 A day about to go holds only rows that no longer change, so it can be read in pieces, in
 whatever transaction: each piece is a range of heap blocks (a TID range scan, no index
@@ -17,22 +17,24 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from models import RUNNER_CHAIN
-from worker.db import tallies
+from worker.db import row_tallies
+from worker.domain.status import ScanStatus
 
 # Heap blocks a piece reads: 32 MB of 8 kB blocks.
 PIECE_BLOCKS = 4096
-_CHECKPOINT_SUMS = (
-    "SELECT count(*) AS rows,"
-    " coalesce(sum(page_seq) FILTER (WHERE runner = :chain), 0) AS pages,"
-    " coalesce(sum(processed_items) FILTER (WHERE runner = :chain), 0) AS items,"
-    " coalesce(sum(skipped_items) FILTER (WHERE runner = :chain), 0) AS skipped"
+_CHAIN_SUMS = {"pages": "page_seq", "items": "processed_items", "skipped": "skipped_items"}
+_CHECKPOINT_SUMS = "SELECT " + ", ".join(
+    [
+        *(
+            f"count(*) FILTER (WHERE status = '{status.value}') AS {status.value}"
+            for status in ScanStatus
+        ),
+        *(
+            f"coalesce(sum({column}) FILTER (WHERE runner = :chain), 0) AS {name}"
+            for name, column in _CHAIN_SUMS.items()
+        ),
+    ]
 )
-_NAMES = {
-    "rows": tallies.CLEANUP_ROWS_DELETED,
-    "pages": tallies.RETIRED_PAGES,
-    "items": tallies.RETIRED_ITEMS,
-    "skipped": tallies.RETIRED_SKIPPED,
-}
 
 
 def counts_of(
@@ -42,12 +44,12 @@ def counts_of(
     pace: Callable[[float], None],
     clock: Callable[[], float],
     piece_blocks: int = PIECE_BLOCKS,
-) -> dict[tuple[str, str], int]:
-    """The tallies' amounts of the day tables `checkpoints` and `opportunities` (either may
+) -> row_tallies.Stored:
+    """What the rows of the day tables `checkpoints` and `opportunities` count (either may
     be None: no such partition), read `piece_blocks` heap blocks at a time."""
     session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    counts = dict.fromkeys(((name, "") for name in _NAMES.values()), 0)
-    counts[(tallies.RETIRED_OPPORTUNITIES, "")] = 0
+    counts = dict.fromkeys([*(status.value for status in ScanStatus), *_CHAIN_SUMS], 0)
+    found = 0
     for table, select_sql in (
         (checkpoints, _CHECKPOINT_SUMS),
         (opportunities, "SELECT count(*) AS rows"),
@@ -60,10 +62,18 @@ def counts_of(
                 text(f"{select_sql} FROM {table} WHERE {piece}"), {"chain": RUNNER_CHAIN}
             ).one()
             for key, amount in row._mapping.items():
-                name = _NAMES[key] if table == checkpoints else tallies.RETIRED_OPPORTUNITIES
-                counts[(name, "")] += int(amount)
+                if table == checkpoints:
+                    counts[key] += int(amount)
+                else:
+                    found += int(amount)
             pace(clock() - started)
-    return counts
+    return row_tallies.Stored(
+        scans_by_status={status.value: counts[status.value] for status in ScanStatus},
+        pages=counts["pages"],
+        items=counts["items"],
+        skipped=counts["skipped"],
+        opportunities=found,
+    )
 
 
 def _pieces(session: Session, table: str, piece_blocks: int) -> Iterator[str]:

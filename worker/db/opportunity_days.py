@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, func, text
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
-from worker.db import day_tallies, tallies
+from worker.db import day_tallies, row_tallies, tallies
 from worker.domain.status import TERMINAL_STATUSES, ScanStatus
 
 UNDATED = "undated"
@@ -213,7 +213,8 @@ def detach_day(
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Detach `day`'s partitions from both tables in the caller's transaction, moving what
-    their rows counted into the tallies in that same transaction; the checkpoints taken.
+    their rows counted from the row tallies into the tallies in that same transaction; the
+    checkpoints taken.
     `drop_detached` then drops them, after the caller's commit.
 
     The tallies are summed and added first, under no lock a page commit waits for (the
@@ -236,7 +237,7 @@ def detach_day(
         pace,
         clock,
     )
-    tallies.add(session, counted)
+    tallies.add(session, tallies.retirement(counted))
     _lock_timeout(session)
     session.execute(
         text(
@@ -248,7 +249,10 @@ def detach_day(
         raise DayInUse(f"day {day} keeps a live or recent checkpoint")
     for table in having:
         session.execute(text(f"ALTER TABLE {table.parent} DETACH PARTITION {table.table_of(day)}"))
-    return counted.get((tallies.CLEANUP_ROWS_DELETED, ""), 0)
+    # A detach fires no trigger: the day's rows leave the row tallies here. Under the
+    # parents' locks, so no page commit holds this backend's tally shard meanwhile.
+    row_tallies.forget(session, counted)
+    return counted.checkpoints
 
 
 def detached_tables(session: Session) -> list[str]:

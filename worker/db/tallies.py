@@ -1,10 +1,11 @@
 """The SQL of the metrics: tallies written inside the transactions that change the rows,
-and the fleet's counts read from the rows themselves at scrape time.
+and the fleet's counts read from them at scrape time.
 
-A counter of committed work is the sum of what the chain's rows hold (DESIGN invariant 10
-holds by construction: a page adds to the rows only by committing, once) plus what
-cleanup took out of the rows, tallied in the delete's own transaction. So no page commit
-writes anything more, and no two commits ever wait on one counter row.
+A counter of committed work is what the chain's stored rows hold (DESIGN invariant 10
+holds by construction: a page adds to the rows only by committing, once) plus what cleanup
+took out of the rows, tallied in the delete's own transaction. What the stored rows hold
+is itself tallied by triggers in the statements that write them (worker.db.row_tallies),
+so a scrape reads a few dozen rows, never every stored one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from models import RUNNER_CHAIN, MetricTally, ScanCheckpoint, ScanOpportunity
+from models import RUNNER_CHAIN, MetricTally, ScanCheckpoint
+from worker.db import row_tallies
 from worker.domain.status import ScanStatus
 
 # Tally names: what cleanup retired from the rows, recoveries by cause, cleanup's runs,
@@ -67,6 +69,18 @@ def _upsert(
     )
 
 
+def retirement(gone: row_tallies.Stored) -> dict[tuple[str, str], int]:
+    """What the tallies gain when cleanup takes out the rows that counted `gone`: the
+    chain's work they held, and the checkpoints deleted."""
+    return {
+        (RETIRED_PAGES, ""): gone.pages,
+        (RETIRED_ITEMS, ""): gone.items,
+        (RETIRED_SKIPPED, ""): gone.skipped,
+        (RETIRED_OPPORTUNITIES, ""): gone.opportunities,
+        (CLEANUP_ROWS_DELETED, ""): gone.checkpoints,
+    }
+
+
 def read(session: Session) -> dict[tuple[str, str], int]:
     """Every tally, by (name, label)."""
     rows = session.execute(select(_tallies.c.name, _tallies.c.label, _tallies.c.value))
@@ -86,8 +100,7 @@ class FleetRows:
     stalest_commit_age_seconds: float
 
 
-_CHAIN = _rows.runner == RUNNER_CHAIN
-_CHAIN_IN_PROGRESS = (_CHAIN, _rows.status == ScanStatus.IN_PROGRESS.value)
+_CHAIN_IN_PROGRESS = (_rows.runner == RUNNER_CHAIN, _rows.status == ScanStatus.IN_PROGRESS.value)
 
 
 def _age(moment: Any) -> ColumnElement[Any]:
@@ -95,21 +108,10 @@ def _age(moment: Any) -> ColumnElement[Any]:
 
 
 def fleet_rows(session: Session) -> FleetRows:
-    """Counts by status, the chain's committed work, and the oldest waits; four reads."""
-    by_status = {
-        str(status): int(count)
-        for status, count in session.execute(
-            select(_rows.status, func.count()).group_by(_rows.status)
-        )
-    }
-    work = session.execute(
-        select(
-            func.coalesce(func.sum(_rows.page_seq), 0),
-            func.coalesce(func.sum(_rows.processed_items), 0),
-            func.coalesce(func.sum(_rows.skipped_items), 0),
-        ).where(_CHAIN)
-    ).one()
-    opportunities = session.scalar(select(func.count()).select_from(ScanOpportunity)) or 0
+    """The stored rows' counts and the oldest waits; two reads, neither of which grows with
+    the stored rows: the counts are the row tallies', the waits are read from the running
+    scans alone (through the status index)."""
+    stored = row_tallies.read(session)
     ages = session.execute(
         select(
             _age(_rows.queued_at).label("queued"),
@@ -117,11 +119,11 @@ def fleet_rows(session: Session) -> FleetRows:
         ).where(*_CHAIN_IN_PROGRESS)
     ).one()
     return FleetRows(
-        scans_by_status={status.value: by_status.get(status.value, 0) for status in ScanStatus},
-        pages=int(work[0]),
-        items=int(work[1]),
-        skipped=int(work[2]),
-        opportunities=int(opportunities),
+        scans_by_status=dict(stored.scans_by_status),
+        pages=stored.pages,
+        items=stored.items,
+        skipped=stored.skipped,
+        opportunities=stored.opportunities,
         oldest_queued_age_seconds=float(ages.queued),
         stalest_commit_age_seconds=float(ages.commit),
     )

@@ -1,5 +1,6 @@
 """The collector `marketscan metrics` serves: every metric of the catalogue, read at
-scrape time from PostgreSQL (the rows and tallies), the notes store and the broker.
+scrape time from PostgreSQL (the tallies, and the running scans' waits), the notes store
+and the broker; one reading serves every scrape that arrives while it runs.
 
 A scrape that cannot reach PostgreSQL or Redis fails whole (HTTP 500), so Prometheus
 marks the target down instead of recording zeros that would look like counter resets.

@@ -2,7 +2,9 @@
 
 It holds no counter of its own: every value is read at scrape time from where the fleet
 keeps it (PostgreSQL, the notes hash and the queues in the broker's Redis), so any number
-of exporters, restarted at any time, serve the same numbers.
+of exporters, restarted at any time, serve the same numbers. A scrape's reads do not grow
+with the stored rows (worker.db.row_tallies), and scrapes that arrive together, however
+many, share one reading (worker.metrics.single_flight).
 """
 
 from __future__ import annotations
