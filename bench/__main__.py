@@ -43,6 +43,7 @@ FIGURES = {
     "ledger-audit": "bench.ledger_audit",
     "dbos-peer": "bench.dbos_peer",
     "references": "bench.references",
+    "scrape-cost": "bench.scrape_cost",
 }
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 

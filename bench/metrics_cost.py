@@ -4,9 +4,10 @@ once with MARKETSCAN_METRICS_ENABLED true and once false, in a worker started fo
 the order inside a pair alternates. Measured: first to last page commit over the pages
 between, as in figure 1, and the CPU time of the worker's processes (main and pool child)
 per page, which other load on the machine disturbs less; the cost is the median of the
-pairs' differences. The counters of committed work add nothing to a page (they are read
-from the rows at scrape time), so what this measures is the notes: a few dict updates per
-page, and one Redis MULTI a second from a thread of the pool child. The second row times
+pairs' differences. The counters of committed work are kept by the database's row tallies
+whether metrics are on or off (figure 15 prices their triggers), so what this measures is
+the notes: a few dict updates per page, and one Redis MULTI a second from a thread of the
+pool child. The second row times
 exactly that in the bench process: a page's notes, and one flush, per page (the worst case:
 a flush per page instead of per second).
 """
