@@ -22,7 +22,7 @@ from types import ModuleType
 from bench.harness import Bench, connect, say, scalar
 from bench.report import Row, machine, markdown, plain_table, text_table
 from worker.devtools.embedded import embedded_services
-from worker.settings import get_settings
+from worker.settings import DEV_MODE_VARIABLE, get_settings
 
 # Module of each figure, in the table's order; --only takes the names.
 FIGURES = {
@@ -71,6 +71,8 @@ def _point_at(database_url: str, broker_url: str) -> None:
     # Before anything reads settings: the bench process publishes pages through worker.app.
     os.environ["DATABASE_URL"] = database_url
     os.environ["CELERY_BROKER_URL"] = broker_url
+    # The bench's scans inject latencies, in this process and in the workers it starts.
+    os.environ[DEV_MODE_VARIABLE] = "1"
     get_settings.cache_clear()
 
 

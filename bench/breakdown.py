@@ -201,7 +201,9 @@ def _time_statements(engine: Engine, waited: list[float] | None = None) -> list[
 def item_work_seconds(pages: int) -> tuple[float, float]:
     """Seconds per page of building 100 simulated items, and of inspecting and judging them."""
     scan_params = params(pages * 100)
-    market = SimulatedMarket(SimulatedOptions.from_json(scan_params.market_options))
+    market = SimulatedMarket(
+        SimulatedOptions.from_json(scan_params.market_options, development=True)
+    )
     cursor = None
     fetching = judging = 0.0
     for _ in range(pages):

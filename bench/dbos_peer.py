@@ -122,7 +122,9 @@ def _scan_workflow(page_step: Callable[[int, str | None], Any]) -> Callable[[int
 def _catalog(items: int) -> tuple[ScanParams, SimulatedMarket]:
     # One market per catalog for the whole workflow, as a worker process keeps its own.
     scan_params = params(items)
-    return scan_params, SimulatedMarket(SimulatedOptions.from_json(scan_params.market_options))
+    return scan_params, SimulatedMarket(
+        SimulatedOptions.from_json(scan_params.market_options, development=True)
+    )
 
 
 def _page(items: int, cursor: str | None) -> tuple[str | None, list[dict[str, Any]]]:

@@ -68,7 +68,9 @@ def main(job: LoopJob, counters: LoopCounters) -> None:
             )
         state_manager.register_shutdown_handlers(scan_id=scan_id)
         scan_params = params(job.items, latency_ms=job.latency_ms)
-        market = SimulatedMarket(SimulatedOptions.from_json(scan_params.market_options))
+        market = SimulatedMarket(
+            SimulatedOptions.from_json(scan_params.market_options, development=True)
+        )
         results = os.open(job.results_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         started = time.perf_counter()
         while True:

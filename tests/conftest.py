@@ -81,7 +81,13 @@ def env(
     from worker.db import reset_engines
     from worker.settings import get_settings
 
-    values = {"DATABASE_URL": database_url, "CELERY_BROKER_URL": redis_url}
+    # Development on: the suites inject faults (crash_item, latencies) on purpose, in this
+    # process and in every one a test starts; tests of production's refusal turn it off.
+    values = {
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": redis_url,
+        "MARKETSCAN_DEV_MODE": "1",
+    }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()

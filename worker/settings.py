@@ -22,6 +22,8 @@ DEFAULT_BROKER_URL = "redis://localhost:6379/0"
 DEFAULT_SENTINEL_MASTER = "mymaster"
 # What .env.example puts where a secret goes; a value still holding it was never filled in.
 PLACEHOLDER = "change-me"
+# Switches development on: the simulated market's fault injection (worker.markets.simulated).
+DEV_MODE_VARIABLE = "MARKETSCAN_DEV_MODE"
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,9 @@ class Settings:
     # The market (and its options, KEY=VALUE pairs) of the scans and watches the bot starts.
     bot_market: str = "simulated"
     bot_market_options: tuple[tuple[str, int | float | str], ...] = ()
+    # A development fleet (`marketscan dev` and `demo`, the test suites, the bench): only
+    # there may a scan inject faults (crash a process, stall a page, fail requests).
+    dev_mode: bool = False
 
     def __repr__(self) -> str:
         # Settings get logged and land in tracebacks (inside whatever carries them): the
@@ -284,6 +289,7 @@ class Settings:
             bot_market_options=options_of(
                 "MARKETSCAN_BOT_MARKET_OPTIONS", env.get("MARKETSCAN_BOT_MARKET_OPTIONS", "")
             ),
+            dev_mode=reader.flag(DEV_MODE_VARIABLE, defaults.dev_mode),
         )
 
 

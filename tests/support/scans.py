@@ -19,6 +19,7 @@ from worker.devtools.reference import reference_opportunities
 from worker.domain.opportunities import fee_and_profit
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams, frozen_fee
+from worker.markets.simulated import FAULT_OPTIONS
 from worker.settings import Settings
 
 
@@ -107,7 +108,7 @@ def expected_opportunities(params: ScanParams) -> set[tuple[str, int, int]]:
     quiet = ScanParams.from_json(
         {**params.to_json(), "market_options": {
             k: v for k, v in params.market_options.items()
-            if k not in ("latency_ms", "item_latency_ms", "fail_rate", "crash_item")
+            if k not in FAULT_OPTIONS
         }}
     )  # fmt: skip
     return {

@@ -62,6 +62,34 @@ def test_bad_options_are_refused_by_name(options: dict[str, object], message: st
 
 
 def test_numeric_strings_from_the_cli_are_accepted() -> None:
-    assert SimulatedOptions.from_json({"items": "20", "fail_rate": "0.5"}) == SimulatedOptions(
+    options = {"items": "20", "fail_rate": "0.5"}
+    assert SimulatedOptions.from_json(options, development=True) == SimulatedOptions(
         items=20, fail_rate=0.5
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "refused"),
+    [
+        ({"crash_item": 0}, "crash_item"),
+        ({"latency_ms": 1}, "latency_ms"),
+        ({"item_latency_ms": "60000"}, "item_latency_ms"),
+        ({"fail_rate": 0.01}, "fail_rate"),
+        ({"items": 50, "seed": 1, "latency_ms": 0, "crash_item": 7}, "crash_item"),
+        # At their defaults they inject nothing, and need no development.
+        ({"latency_ms": 0, "item_latency_ms": 0, "fail_rate": 0, "crash_item": -1}, None),
+        ({"items": 50, "seed": 1}, None),
+    ],
+)
+def test_fault_injection_needs_development_and_says_how_to_switch_it_on(
+    options: dict[str, object], refused: str | None
+) -> None:
+    # Given options that inject a fault (or none), read outside development and inside it
+    with_development = SimulatedOptions.from_json(options, development=True)
+    if refused is None:
+        assert SimulatedOptions.from_json(options) == with_development
+        return
+    # Then outside development the fault is refused by name, with the variable that allows it
+    with pytest.raises(InvalidInput, match=f"option {refused} injects faults") as error:
+        SimulatedOptions.from_json(options)
+    assert "unless MARKETSCAN_DEV_MODE=1" in str(error.value)

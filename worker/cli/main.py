@@ -98,13 +98,15 @@ def dev(directory: str) -> None:
 
     from worker.devtools.devstack import dev_stack, flower_credentials, stop_on_signals
     from worker.devtools.embedded import free_port
-    from worker.settings import get_settings
+    from worker.settings import DEV_MODE_VARIABLE, get_settings
 
     stop_on_signals()
     with dev_stack(Path(directory).resolve()) as stack:
         port, basic_auth = flower_credentials()
         click.echo(f"DATABASE_URL={redacted(stack.services.database_url)}")
         click.echo(f"CELERY_BROKER_URL={redacted(stack.services.broker_url)}")
+        # A development fleet: a CLI that starts scans injecting faults must say so too.
+        click.echo(f"{DEV_MODE_VARIABLE}=1")
         stack.worker()
         stack.beat()
         stack.flower(port, basic_auth)

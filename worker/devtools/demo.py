@@ -35,7 +35,8 @@ from worker.devtools.reference import reference_opportunities
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.scan_params import ScanParams
 from worker.domain.status import ACTIVE_STATUSES, ScanStatus
-from worker.settings import Settings, get_settings
+from worker.markets.simulated import FAULT_OPTIONS
+from worker.settings import DEV_MODE_VARIABLE, Settings, get_settings
 
 DEMO_ITEMS = 3000
 DEMO_OPTIONS = {"items": DEMO_ITEMS, "seed": 2026, "latency_ms": 40, "item_latency_ms": 3}
@@ -62,9 +63,10 @@ def run_demo(console: Console) -> bool:
 
 
 def _run(stack: DevStack, console: Console) -> bool:
-    # This process publishes pages too: point its settings (read once) at the stack.
+    # This process publishes pages too: point its settings (read once) at the stack, a
+    # development one (the demo's scan has latencies).
     os.environ.update(
-        DATABASE_URL=stack.services.database_url, CELERY_BROKER_URL=stack.services.broker_url
+        {key: stack.env[key] for key in ("DATABASE_URL", "CELERY_BROKER_URL", DEV_MODE_VARIABLE)}
     )
     get_settings.cache_clear()
     settings = get_settings()
@@ -198,5 +200,5 @@ def _summary(
 
 
 def _without_delays(params: ScanParams) -> ScanParams:
-    options = {k: v for k, v in params.market_options.items() if not k.endswith("latency_ms")}
+    options = {k: v for k, v in params.market_options.items() if k not in FAULT_OPTIONS}
     return ScanParams.from_json({**params.to_json(), "market_options": options})

@@ -20,6 +20,7 @@ from worker.db.migrate import upgrade
 from worker.devtools import processes
 from worker.devtools.embedded import EmbeddedServices, embedded_services, free_port
 from worker.devtools.processes import CeleryProcess, metrics_exporter
+from worker.settings import DEV_MODE_VARIABLE
 
 STOP_TIMEOUT_SECONDS = 20.0
 
@@ -38,6 +39,8 @@ class DevStack:
             **os.environ,
             "DATABASE_URL": self.services.database_url,
             "CELERY_BROKER_URL": self.services.broker_url,
+            # A development fleet: scans may inject faults (the demo's latencies, a crash).
+            DEV_MODE_VARIABLE: "1",
             "PYTHONUNBUFFERED": "1",
         }
 

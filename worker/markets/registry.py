@@ -14,7 +14,8 @@ from worker.settings import Settings
 def build_market(
     params: ScanParams, settings: Settings, should_stop: Callable[[], bool] = lambda: False
 ) -> MarketSource:
-    """The market of `params`; raises InvalidInput naming a bad market option.
+    """The market of `params`; raises InvalidInput naming a bad market option (and a fault
+    injected outside development: worker.markets.simulated.FAULT_OPTIONS).
 
     A market that waits (for a shared request budget) stops waiting once `should_stop`
     says so: the page task hands in its worker's drain flag.
@@ -22,7 +23,8 @@ def build_market(
     if params.market not in MARKETS:
         raise InvalidInput(f"market must be one of {', '.join(MARKETS)}, got {params.market!r}")
     if params.market == "simulated":
-        return SimulatedMarket(SimulatedOptions.from_json(params.market_options))
+        options = SimulatedOptions.from_json(params.market_options, development=settings.dev_mode)
+        return SimulatedMarket(options)
     from worker.markets.dmarket import DMarketMarket, fleet_breaker
     from worker.markets.referenced import ReferencedMarket
     from worker.markets.references import dmarket_reference

@@ -18,6 +18,7 @@ from typing import Any
 from worker import observe
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
 from worker.markets.base import Item, Page, check_page_limit
+from worker.settings import DEV_MODE_VARIABLE
 
 WEAPONS = (
     "AK-47", "M4A4", "M4A1-S", "AWP", "Desert Eagle", "USP-S", "Glock-18", "P250",
@@ -36,6 +37,13 @@ EXTERIORS = (
 )  # fmt: skip
 _CURSOR_PREFIX = "sim1:"
 CRASH_EXIT_CODE = 137
+# The options that make a scan misbehave on purpose, for tests, demos and benchmarks: a
+# crash kills the worker process that inspects the item, a latency holds a worker for up
+# to a minute a page or an item, injected 429s and 5xx fail scans. Set to anything but
+# their default, they are refused unless development is on (MARKETSCAN_DEV_MODE), so a
+# start from anywhere (the CLI, a client, the bot, a broker message, Flower) cannot use
+# them against a production fleet, and a production worker fails a scan that does.
+FAULT_OPTIONS = ("latency_ms", "item_latency_ms", "fail_rate", "crash_item")
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,8 @@ class SimulatedOptions:
     crash_item: int = -1
 
     @classmethod
-    def from_json(cls, options: dict[str, Any]) -> SimulatedOptions:
+    def from_json(cls, options: dict[str, Any], *, development: bool = False) -> SimulatedOptions:
+        """The options of a scan's params; fault injection only with `development`."""
         known = {"items", "seed", "latency_ms", "item_latency_ms", "fail_rate", "crash_item"}
         unknown = sorted(set(options) - known)
         if unknown:
@@ -60,7 +69,7 @@ class SimulatedOptions:
                 f"unknown simulated market option {unknown[0]!r}: allowed are "
                 f"{', '.join(sorted(known))}"
             )
-        return cls(
+        parsed = cls(
             items=_integer(options, "items", 1000, 0, 10_000_000),
             seed=_integer(options, "seed", 42, -(2**63), 2**63 - 1),
             latency_ms=_integer(options, "latency_ms", 0, 0, 60_000),
@@ -68,6 +77,9 @@ class SimulatedOptions:
             fail_rate=_fraction(options, "fail_rate", 0.0),
             crash_item=_integer(options, "crash_item", -1, -1, 10_000_000),
         )
+        if not development:
+            _refuse_faults(parsed)
+        return parsed
 
 
 class SimulatedMarket:
@@ -141,6 +153,17 @@ def decode_cursor(cursor: str | None) -> int:
     except (ValueError, UnicodeDecodeError):
         pass
     raise PermanentMarketError(f"simulated market: cursor {cursor!r} is not one it issued")
+
+
+def _refuse_faults(options: SimulatedOptions) -> None:
+    quiet = SimulatedOptions()
+    for name in FAULT_OPTIONS:
+        if getattr(options, name) != getattr(quiet, name):
+            raise InvalidInput(
+                f"simulated market option {name} injects faults, which only a development "
+                f"fleet runs: refused unless {DEV_MODE_VARIABLE}=1 is set where the scan is "
+                "started and where its pages run"
+            )
 
 
 def _integer(options: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
