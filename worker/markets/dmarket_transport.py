@@ -1,8 +1,9 @@
 """Every HTTP request marketscan makes to DMarket, sent here and named by its endpoint class.
 
-One door: the budget of the request's class is drawn on, the request is signed, sent, and
-its failure turned into the market error it means. Requests are counted
-per (endpoint class, status) in `send`, the only place that sees them all.
+One door: the budget of the request's class is drawn on, the request is signed, sent, its
+body read within a bound (worker.markets.response_body), and its failure turned into the
+market error it means. Requests are counted per (endpoint class, status) in `send`, the
+only place that sees them all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 
 from worker import observe
 from worker.errors import MarketError, PermanentMarketError, RetryableMarketError
+from worker.markets import response_body
 from worker.markets.breaker import CircuitBreaker, MarketUnavailable
 from worker.markets.dmarket_auth import (
     PUBLIC_KEY_VARIABLE,
@@ -25,6 +27,7 @@ from worker.markets.dmarket_auth import (
     RequestSigner,
 )
 from worker.markets.rate_limit import RequestBudget
+from worker.markets.response_body import Body
 
 # The endpoint classes: the names budgets, logs and metrics know DMarket's requests by.
 MARKET_ITEMS: Final = "market_items"
@@ -33,6 +36,9 @@ LAST_SALES: Final = "last_sales"
 ENDPOINT_CLASSES: Final = (MARKET_ITEMS, AGGREGATED_PRICES, LAST_SALES)
 # Enough of an error body to tell "bad gameId" from "blocked", short enough for a log line.
 BODY_EXCERPT_CHARS: Final = 200
+# What an excerpt is cut from: a few times its length, as whitespace is squeezed out first;
+# never the whole of a body that may be megabytes.
+_EXCERPT_SOURCE_CHARS: Final = 4 * BODY_EXCERPT_CHARS
 
 UNSIGNED_REFUSED: Final = (
     f"DMarket refused an unsigned request: set {PUBLIC_KEY_VARIABLE} and {SECRET_KEY_VARIABLE}"
@@ -79,16 +85,16 @@ class DMarketTransport:
     ) -> object:
         """The decoded JSON answer of a successful request; the market error otherwise.
 
-        `unreadable`: what a body that is not JSON is (a lookup may ask again; a page not).
+        `unreadable`: what a body that cannot be read is (not JSON, past the size bound):
+        a lookup may ask again; a page not.
         """
         assert endpoint in ENDPOINT_CLASSES, endpoint
         content = None if body is None else json.dumps(body, separators=(",", ":"))
+        headers = {"Accept-Encoding": response_body.ACCEPT_ENCODING}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
         request = self.client.build_request(
-            method,
-            path,
-            params=params,
-            content=content,
-            headers=None if content is None else {"Content-Type": "application/json"},
+            method, path, params=params, content=content, headers=headers
         )
         if self._breaker is not None:
             self._breaker.before_request()
@@ -101,7 +107,11 @@ class DMarketTransport:
                 self._signer.headers(method, request.url.raw_path.decode(), content or "")
             )
         try:
-            response = self.client.send(request)
+            response = self.client.send(request, stream=True)
+            try:
+                answer = response_body.read(response)
+            finally:
+                response.close()
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             observe.market_request("dmarket", endpoint, type(exc).__name__)
             cause = f"DMarket request failed: {exc!r}"
@@ -111,10 +121,10 @@ class DMarketTransport:
             # Proxy and local protocol errors, unsupported schemes: configuration, not weather.
             raise PermanentMarketError(f"DMarket request could not be made: {exc!r}") from exc
         observe.market_request("dmarket", endpoint, response.status_code)
-        self._judge_response(response)
+        self._judge_response(response, answer)
         if budget is not None:
             self._follow_limits(budget, response)
-        return self._decoded(response, unreadable)
+        return self._decoded(response, answer, unreadable)
 
     def _follow_limits(self, budget: RequestBudget, response: httpx.Response) -> None:
         if response.status_code == 429:
@@ -124,16 +134,16 @@ class DMarketTransport:
             # instead of finding out through a 429.
             budget.pause(min(wait_seconds, self._max_pause_seconds))
 
-    def _judge_response(self, response: httpx.Response) -> None:
+    def _judge_response(self, response: httpx.Response, answer: Body) -> None:
         """Tell the breaker what this answer says of DMarket's health."""
         status = response.status_code
         if self._breaker is None or status == 429:
             return  # a 429 is our pace, not DMarket's health
         if status >= 500:
-            self._judge_outage(f"DMarket answered {status}: {error_text(response)}", False)
+            self._judge_outage(f"DMarket answered {status}: {error_text(answer)}", False)
         elif status in (401, 403):
             advice = SIGNED_REFUSED if self.signed else UNSIGNED_REFUSED
-            refused = f"{advice} (DMarket answered {status}: {error_text(response)})"
+            refused = f"{advice} (DMarket answered {status}: {error_text(answer)})"
             self._judge_outage(refused, True)
         else:
             self._breaker.record_success()
@@ -156,43 +166,49 @@ class DMarketTransport:
             asked_seconds = budget.window_seconds
         budget.pause(min(asked_seconds, self._max_pause_seconds))
 
-    def _decoded(self, response: httpx.Response, unreadable: type[MarketError]) -> object:
+    def _decoded(
+        self, response: httpx.Response, answer: Body, unreadable: type[MarketError]
+    ) -> object:
         status = response.status_code
         if status == 429 or status >= 500:
             raise RetryableMarketError(
-                f"DMarket answered {status}: {error_text(response)}",
+                f"DMarket answered {status}: {error_text(answer)}",
                 retry_after_seconds=retry_after_from_headers(response.headers),
             )
         if status == 401:
             advice = SIGNED_REFUSED if self.signed else UNSIGNED_REFUSED
-            raise PermanentMarketError(f"{advice} (DMarket answered 401: {error_text(response)})")
+            raise PermanentMarketError(f"{advice} (DMarket answered 401: {error_text(answer)})")
         if not 200 <= status < 300:
-            raise PermanentMarketError(f"DMarket answered {status}: {error_text(response)}")
+            raise PermanentMarketError(f"DMarket answered {status}: {error_text(answer)}")
+        if answer.cut_short is not None:
+            raise unreadable(f"response body: {answer.cut_short}: {excerpt(answer)}")
         try:
-            return response.json()
+            return response_body.json_of(answer.data)
         except ValueError as exc:
-            raise unreadable(f"response body: not valid JSON ({exc}): {excerpt(response)}") from exc
+            cause = _shortened(str(exc))
+            raise unreadable(f"response body: not valid JSON ({cause}): {excerpt(answer)}") from exc
 
 
-def error_text(response: httpx.Response) -> str:
+def error_text(answer: Body) -> str:
     """What DMarket said went wrong: `code: message` from either casing of its error body
     (`/exchange` sends {"code","message"}, `marketplace-api` {"Code","Message"}), else an
     excerpt of the body."""
     try:
-        payload = response.json()
+        payload = response_body.json_of(answer.data)
     except ValueError:
-        return excerpt(response)
+        return excerpt(answer)
     if isinstance(payload, dict):
         code = payload.get("code", payload.get("Code"))
         message = payload.get("message", payload.get("Message"))
         if isinstance(message, str) and message:
             text = f"{code}: {message}" if isinstance(code, str) and code else message
-            return _shortened(" ".join(text.split()))
-    return excerpt(response)
+            return _shortened(" ".join(text[:_EXCERPT_SOURCE_CHARS].split()))
+    return excerpt(answer)
 
 
-def excerpt(response: httpx.Response) -> str:
-    return _shortened(" ".join(response.text.split())) or "<empty body>"
+def excerpt(answer: Body) -> str:
+    text = answer.data[:_EXCERPT_SOURCE_CHARS].decode("utf-8", errors="replace")
+    return _shortened(" ".join(text.split())) or "<empty body>"
 
 
 def _shortened(text: str) -> str:
