@@ -15,7 +15,8 @@ from typing import Final
 from worker.domain.listing import Item
 from worker.domain.reference import BEST_BID, Reference
 from worker.errors import RetryableMarketError
-from worker.markets.dmarket_page import MISSING
+from worker.markets import dmarket_bounds
+from worker.markets.dmarket_page import MISSING, describe
 from worker.markets.dmarket_transport import AGGREGATED_PRICES, DMarketTransport
 from worker.markets.reference_cache import ReferenceCache
 from worker.markets.reference_source import by_title, now
@@ -53,6 +54,11 @@ def parse_aggregated_prices(payload: object) -> dict[str, Reference | None]:
     entries = payload.get("aggregatedPrices", MISSING)
     if not isinstance(entries, list):
         raise _malformed("aggregatedPrices", "a list", entries)
+    if len(entries) > dmarket_bounds.LISTINGS_MAX:
+        raise RetryableMarketError(
+            f"aggregated prices: aggregatedPrices: {len(entries)} entries, over "
+            f"{dmarket_bounds.LISTINGS_MAX}"
+        )
     fetched_at = now()
     found: dict[str, Reference | None] = {}
     for index, entry in enumerate(entries):
@@ -73,13 +79,24 @@ def parse_aggregated_prices(payload: object) -> dict[str, Reference | None]:
 
 
 def _integer(value: object, path: str) -> int:
-    if isinstance(value, str) and _INTEGER.fullmatch(value):
+    """A count or an amount in cents, of at most PRICE_MAX_DIGITS digits: past that it is
+    no real one, and is not converted."""
+    if isinstance(value, str) and _INTEGER.fullmatch(value) and dmarket_bounds.fits_digits(value):
         return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= 0
+        and dmarket_bounds.fits_digits(value)
+    ):
         return value
-    raise _malformed(path, "a string of a non-negative integer", value)
+    expected = (
+        f"a string of a non-negative integer of at most {dmarket_bounds.PRICE_MAX_DIGITS} digits"
+    )
+    raise _malformed(path, expected, value)
 
 
 def _malformed(path: str, expected: str, value: object) -> RetryableMarketError:
-    shown = "missing" if value is MISSING else repr(value)[:60]
-    return RetryableMarketError(f"aggregated prices: {path}: expected {expected}, got {shown}")
+    return RetryableMarketError(
+        f"aggregated prices: {path}: expected {expected}, got {describe(value)}"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.markets import dmarket_bounds
 from worker.markets.base import Item, Page
 from worker.markets.dmarket_page import (
     MISSING,
@@ -19,9 +20,15 @@ from worker.markets.dmarket_page import (
     is_absent,
     is_small_scalar,
     json_object,
+    listing_cents,
+    listing_id,
+    listing_title,
     malformed,
     next_cursor_of,
+    outsized_number,
+    walked_past_if_outsized,
 )
+from worker.markets.response_body import OutsizedNumber
 
 # The attributes worth keeping on an item (flat, small); the rest is dropped.
 ATTRIBUTE_FIELDS = ("gameId", "categoryPath", "tradable")
@@ -35,7 +42,11 @@ def parse_offers(payload: object) -> Page:
     raw_items = body.get("items", MISSING)
     if not isinstance(raw_items, list):
         raise malformed("items", "a list", raw_items)
-    listed = [_offer(raw, f"items[{index}]") for index, raw in enumerate(raw_items)]
+    dmarket_bounds.checked_count(len(raw_items), "items")
+    listed = [
+        walked_past_if_outsized(_offer, raw, f"items[{index}]")
+        for index, raw in enumerate(raw_items)
+    ]
     items = tuple(item for item in listed if item is not None)
     total = body.get("total", MISSING)
     counted = None if total is MISSING or total is None else count_at(total, "total")
@@ -51,22 +62,20 @@ def parse_offers(payload: object) -> Page:
 def _offer(raw: object, path: str) -> Item | None:
     """The offer as an Item; None when its price is `""` or missing (walked past, counted)."""
     fields = json_object(raw, path)
-    offer_id = fields.get("offerId", MISSING)
-    if not isinstance(offer_id, str) or not offer_id:
-        raise malformed(f"{path}.offerId", "a non-empty string", offer_id)
+    offer_id = listing_id(fields.get("offerId", MISSING), f"{path}.offerId")
     price = fields.get("priceCents", MISSING)
     if is_absent(price):
         return None
+    if isinstance(price, OutsizedNumber):
+        raise outsized_number(f"{path}.priceCents")
     if isinstance(price, bool) or not isinstance(price, int) or price < 0:
         raise malformed(f"{path}.priceCents", "a non-negative integer", price)
     attributes = json_object(fields.get("attributes", MISSING), f"{path}.attributes")
-    title = attributes.get("title", MISSING)
-    if not isinstance(title, str):
-        raise malformed(f"{path}.attributes.title", "a string", title)
+    title = listing_title(attributes.get("title", MISSING), f"{path}.attributes.title")
     return Item(
         item_id=offer_id,
         title=title,
-        price_cents=price,
+        price_cents=listing_cents(price, f"{path}.priceCents"),
         reference_price_cents=None,
         extra=_extra(fields, attributes, f"{path}.attributes.cs2Attributes"),
     )

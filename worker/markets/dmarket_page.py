@@ -1,13 +1,24 @@
-"""DMarket's listing body read into a `Page`, with every defect named by its JSON path."""
+"""DMarket's listing body read into a `Page`, with every defect named by its JSON path.
+
+A listing whose own value is past its bound (worker.markets.dmarket_bounds) is walked past
+and counted, as one without a price is; a page whose envelope is, is a malformed page.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import reprlib
+from collections.abc import Callable
 from typing import Any, Final
 
 from worker.errors import PermanentMarketError
+from worker.markets import dmarket_bounds
 from worker.markets.base import Item, Page
+from worker.markets.dmarket_bounds import OutsizedValue
+
+log = logging.getLogger(__name__)
 
 # ASCII digits only: str.isdigit() would also accept "²", which int() then rejects.
 _INTEGER_CENTS = re.compile(r"[0-9]+")
@@ -21,6 +32,12 @@ TOTAL_CAP = 10_000
 
 MISSING: Final = object()
 
+# A value named in an error is shown this far into its nesting and no further: a repr of
+# the whole would walk a structure as deep and as large as the body.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = 3
+_SHOWN.maxstring = _SHOWN.maxother = _SHOWN.maxlong = _DESCRIBE_MAX_CHARS
+
 
 def parse_page(payload: object) -> Page:
     """The page in a decoded listing body; PermanentMarketError if it is not one."""
@@ -28,7 +45,11 @@ def parse_page(payload: object) -> Page:
     objects = body.get("objects", MISSING)
     if not isinstance(objects, list):
         raise malformed("objects", "a list", objects)
-    listed = [_item(raw, f"objects[{index}]") for index, raw in enumerate(objects)]
+    dmarket_bounds.checked_count(len(objects), "objects")
+    listed = [
+        walked_past_if_outsized(_item, raw, f"objects[{index}]")
+        for index, raw in enumerate(objects)
+    ]
     items = tuple(item for item in listed if item is not None)
     total = _total(body)
     return Page(
@@ -40,16 +61,38 @@ def parse_page(payload: object) -> Page:
     )
 
 
+def walked_past_if_outsized(
+    read: Callable[[object, str], Item | None], raw: object, path: str
+) -> Item | None:
+    """The listing `read` makes of `raw`; None, logged, when a value of it is past its
+    bound: that listing is walked past and counted, the page goes on."""
+    try:
+        return read(raw, path)
+    except OutsizedValue as exc:
+        log.warning("walking past listing %s: %s", path, exc)
+        return None
+
+
+def listing_id(value: object, path: str) -> str:
+    """A listing's id: a non-empty string (PermanentMarketError), within its bound."""
+    if not isinstance(value, str) or not value:
+        raise malformed(path, "a non-empty string", value)
+    return dmarket_bounds.checked_text(value, dmarket_bounds.ITEM_ID_MAX_BYTES, path)
+
+
+def listing_title(value: object, path: str) -> str:
+    """A listing's title: a string (PermanentMarketError), within its bound."""
+    if not isinstance(value, str):
+        raise malformed(path, "a string", value)
+    return dmarket_bounds.checked_text(value, dmarket_bounds.TITLE_MAX_BYTES, path)
+
+
 def _item(raw: object, path: str) -> Item | None:
     """The listing as an Item; None when it has no price (`""` or missing), which real
     DMarket answers do: walked past and counted, not a failed scan."""
     fields = json_object(raw, path)
-    item_id = fields.get("itemId", MISSING)
-    if not isinstance(item_id, str) or not item_id:
-        raise malformed(f"{path}.itemId", "a non-empty string", item_id)
-    title = fields.get("title", MISSING)
-    if not isinstance(title, str):
-        raise malformed(f"{path}.title", "a string", title)
+    item_id = listing_id(fields.get("itemId", MISSING), f"{path}.itemId")
+    title = listing_title(fields.get("title", MISSING), f"{path}.title")
     price = fields.get("price", MISSING)
     if is_absent(price):
         return None
@@ -109,7 +152,7 @@ def next_cursor_of(body: dict[str, object]) -> str | None:
         return None
     if not isinstance(cursor, str):
         raise malformed("cursor", "a string", cursor)
-    return cursor
+    return dmarket_bounds.checked_text(cursor, dmarket_bounds.CURSOR_MAX_BYTES, "cursor")
 
 
 def _total(body: dict[str, object]) -> int | None:
@@ -130,7 +173,18 @@ def count_at(value: object, path: str) -> int:
 def _cents(value: object, path: str) -> int:
     if not isinstance(value, str) or not _INTEGER_CENTS.fullmatch(value):
         raise malformed(path, "a string of integer cents", value)
+    return listing_cents(value, path)
+
+
+def listing_cents(value: str | int, path: str) -> int:
+    """A listing's price in cents (its shape already checked); OutsizedValue past the bound."""
+    if not dmarket_bounds.fits_digits(value):
+        raise outsized_number(path)
     return int(value)
+
+
+def outsized_number(path: str) -> OutsizedValue:
+    return OutsizedValue(f"{path}: a number of more than {dmarket_bounds.PRICE_MAX_DIGITS} digits")
 
 
 def json_object(value: object, path: str) -> dict[str, object]:
@@ -140,13 +194,14 @@ def json_object(value: object, path: str) -> dict[str, object]:
 
 
 def malformed(path: str, expected: str, value: object) -> PermanentMarketError:
-    return PermanentMarketError(f"{path}: expected {expected}, got {_describe(value)}")
+    return PermanentMarketError(f"{path}: expected {expected}, got {describe(value)}")
 
 
-def _describe(value: object) -> str:
+def describe(value: object) -> str:
+    """`value` as an error shows it: a short repr, however large or deep the value."""
     if value is MISSING:
         return "missing"
-    text = repr(value)
+    text = _SHOWN.repr(value)
     if len(text) > _DESCRIBE_MAX_CHARS:
         return text[: _DESCRIBE_MAX_CHARS - 3] + "..."
     return text

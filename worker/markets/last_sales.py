@@ -5,19 +5,22 @@ One request per title not in the fleet's cache, so a page of new titles costs up
 request per title: cheaper per title than nothing, dearer than `best_bid`'s one per page.
 The spec does not give the unit of a sale's `price`; it is read as USD dollars in a
 decimal string ("12.34" is 1234 cents), which the loopback DMarket's sales of a known
-listing check (tests/contract/test_reference.py).
+listing check (tests/contract/test_reference.py). Its shape and size are checked before
+any arithmetic: "1e999990" would take Decimal seconds, "1e999999999" overflow it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Final
 
 from worker.domain.listing import Item
 from worker.domain.reference import LAST_SALES, Reference
 from worker.errors import RetryableMarketError
-from worker.markets.dmarket_page import MISSING
+from worker.markets import dmarket_bounds
+from worker.markets.dmarket_page import MISSING, describe
 from worker.markets.dmarket_transport import LAST_SALES as LAST_SALES_ENDPOINT
 from worker.markets.dmarket_transport import DMarketTransport
 from worker.markets.reference_cache import ReferenceCache
@@ -26,6 +29,11 @@ from worker.markets.reference_source import by_title, now
 PATH: Final = "/trade-aggregator/v1/last-sales"
 # Ten sales: enough that one odd sale cannot move the median far, few enough to be recent.
 SALES_COUNT: Final = 10
+# A decimal number of dollars, with an exponent of two digits at most: short enough that
+# reading it costs nothing, whatever its digits.
+_DOLLARS: Final = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?(?:[eE][+-]?[0-9]{1,2})?")
+# The largest power of ten of a price in dollars whose cents have PRICE_MAX_DIGITS digits.
+_DOLLARS_MAX_EXPONENT: Final = dmarket_bounds.PRICE_MAX_DIGITS - 3
 
 
 class LastSalesReference:
@@ -73,15 +81,16 @@ def parse_sale_prices(payload: object) -> list[int]:
 
 
 def _cents(value: object, path: str) -> int:
-    try:
-        dollars = Decimal(value) if isinstance(value, str) else None
-    except InvalidOperation:
-        dollars = None
-    if dollars is None or not dollars.is_finite() or dollars < 0:
+    """Dollars as cents, refused (never computed) unless a plain decimal of at most
+    PRICE_MAX_DIGITS digits of cents: no NaN, no infinity, no exponent past two digits."""
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or not _DOLLARS.fullmatch(text):
         raise _malformed(path, 'a string of USD dollars such as "12.34"', value)
+    dollars = Decimal(text)
+    if dollars and dollars.adjusted() > _DOLLARS_MAX_EXPONENT:
+        raise _malformed(path, f"dollars below 1e{_DOLLARS_MAX_EXPONENT + 1}", value)
     return int((dollars * 100).to_integral_value())
 
 
 def _malformed(path: str, expected: str, value: object) -> RetryableMarketError:
-    shown = "missing" if value is MISSING else repr(value)[:60]
-    return RetryableMarketError(f"last sales: {path}: expected {expected}, got {shown}")
+    return RetryableMarketError(f"last sales: {path}: expected {expected}, got {describe(value)}")
