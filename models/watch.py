@@ -50,6 +50,8 @@ class ScanWatch(Base):
     every_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
     overlap: Mapped[str] = mapped_column(String(20), nullable=False, server_default="skip")
     paused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    # Why, when it was not its owner's pause (a chat that refuses alerts); cleared on resume.
+    paused_reason: Mapped[str | None] = mapped_column(String(300))
     # The next slot; advanced only by a compare-and-set on its old value.
     next_due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # buffer_one: the slot that fell due while the previous pass ran, to run when it ends.

@@ -86,3 +86,13 @@ class WatchNotFound(MarketscanError, LookupError):
     def of_watch(cls, watch_id: object) -> WatchNotFound:
         # Also what another owner's watch answers: nobody learns which ids exist.
         return cls(f"no watch with watch_id {watch_id}")
+
+
+class ChatGone(MarketscanError):
+    """The chat takes no more messages from the bot (it was blocked, removed or deleted)."""
+
+
+class ChatMigrated(MarketscanError):
+    """The group became a supergroup: its messages go to `new_chat_id` now."""
+
+    new_chat_id: int = 0

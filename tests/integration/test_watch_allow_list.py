@@ -6,6 +6,7 @@ ten-second watch makes hundreds of passes an hour, each a scan of its owner's.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from tests.support.opportunities import opportunity
 from worker.celery_glue.watch_clock import start_pass
 from worker.cli import client
 from worker.db import session_scope
-from worker.devtools.telegram_server import FakeTelegram
+from worker.devtools.telegram_server import FakeTelegram, ScriptedReply
 from worker.domain.watch import OWNER_NOT_ALLOWED
 from worker.notify.alerts import AlertDesk
 from worker.notify.telegram import TelegramClient
@@ -138,3 +139,71 @@ def test_running_scans_count_the_users_live_scans_but_not_their_watches_passes(
     assert client.running_scans(KEPT) == len(running) == 2
     assert client.running_scans(REMOVED) == 0
     assert isinstance(running[0], uuid.UUID)
+
+
+def _pass_with_a_find(session: Session, chat_id: int) -> uuid.UUID:
+    client.add_watch("csgo", owner_id=KEPT, chat_id=chat_id, every_seconds=600)
+    firing.tick(session_scope, start_pass, 60.0)
+    [watch] = [w for w in client.list_watches(KEPT) if w.chat_id == chat_id]
+    assert watch.last_scan_id is not None
+    session.add(opportunity(session, watch.last_scan_id, "item-1", page_seq=0))
+    session.commit()
+    return watch.watch_id
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ScriptedReply.failure(403, "Forbidden: bot was blocked by the user"),
+        ScriptedReply.failure(403, "Forbidden: bot was kicked from the supergroup chat"),
+        ScriptedReply.failure(400, "Bad Request: chat not found"),
+    ],
+    ids=["blocked", "kicked", "chat-not-found"],
+)
+def test_a_chat_that_refuses_alerts_pauses_its_watches_saying_why(
+    env: dict[str, str],
+    session: Session,
+    telegram: FakeTelegram,
+    desk: AlertDesk,
+    answer: ScriptedReply,
+) -> None:
+    # Given a watch alerting a group, with a find to alert, and a Telegram that refuses it
+    group = -1001
+    watch_id = _pass_with_a_find(session, group)
+    telegram.answer_chat_with(group, answer)
+    # When the alert follower ticks
+    assert alerting.tick(session_scope, desk, 3) == 0
+    # Then the watch is paused, saying why, and the follower tries that chat no more
+    [watch] = client.list_watches(KEPT)
+    assert watch.watch_id == watch_id and watch.paused
+    assert watch.paused_reason is not None and "the chat refused alerts" in watch.paused_reason
+    tried = len(telegram.calls_of("sendMessage"))
+    time.sleep(1.1)  # the chat's next send slot
+    assert alerting.tick(session_scope, desk, 3) == 0
+    assert len(telegram.calls_of("sendMessage")) == tried == 1
+    # And the owner's resume clears the reason
+    resumed = client.resume_watch(watch_id, KEPT)
+    assert not resumed.paused and resumed.paused_reason is None
+
+
+def test_a_group_that_became_a_supergroup_is_followed_by_its_watches_and_alert(
+    env: dict[str, str], session: Session, telegram: FakeTelegram, desk: AlertDesk
+) -> None:
+    # Given a watch alerting a group that Telegram says moved to a supergroup
+    group, supergroup = -2002, -1002002
+    _pass_with_a_find(session, group)
+    telegram.answer_chat_with(
+        group,
+        ScriptedReply.failure(
+            400,
+            "Bad Request: group chat was upgraded to a supergroup chat",
+            {"migrate_to_chat_id": supergroup},
+        ),
+    )
+    # When the alert follower ticks
+    assert alerting.tick(session_scope, desk, 3) == 1
+    # Then the alert went to the supergroup, and the watch alerts there from now on
+    [delivered] = [c for c in telegram.calls_of("sendMessage") if c.status == 200]
+    assert delivered.body["chat_id"] == supergroup
+    [watch] = client.list_watches(KEPT)
+    assert watch.chat_id == supergroup and not watch.paused

@@ -61,6 +61,7 @@ def pending_passes(
             followed,
             unalerted,
             owner_allowed(allowed_owners),
+            ScanWatch.paused_reason.is_(None),  # its chat refused alerts: none will get there
         )
         .order_by(WatchPass.created_at)
         .limit(PENDING_LIMIT)

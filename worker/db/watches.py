@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, case, delete, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from models import ScanWatch
+from models import ScanWatch, WatchPass
 from worker.db.engine import rowcount
 from worker.domain.scan_params import ScanParams
 from worker.domain.validation import id_span_of
@@ -21,6 +21,7 @@ from worker.domain.watch import Watch
 from worker.errors import WatchNotFound
 
 LIST_LIMIT = 200
+PAUSED_REASON_MAX_CHARS = 300
 
 
 def owner_allowed(allowed_owners: frozenset[int]) -> ColumnElement[bool]:
@@ -39,6 +40,7 @@ def watch_of(row: ScanWatch) -> Watch:
         every_seconds=row.every_seconds,
         overlap=row.overlap,
         paused=row.paused,
+        paused_reason=row.paused_reason,
         next_due_at=row.next_due_at,
         buffered_slot_at=row.buffered_slot_at,
         last_scan_id=row.last_scan_id,
@@ -108,7 +110,7 @@ def set_paused(session: Session, watch_id: uuid.UUID, owner_id: int, paused: boo
 
     The slots of the pause are not an outage: resuming does not count them as missed.
     """
-    values: dict[str, Any] = {"paused": paused, "updated_at": func.now()}
+    values: dict[str, Any] = {"paused": paused, "paused_reason": None, "updated_at": func.now()}
     if not paused:
         values["next_due_at"] = case(
             (ScanWatch.next_due_at < func.now(), func.now()), else_=ScanWatch.next_due_at
@@ -132,3 +134,26 @@ def delete_watch(session: Session, watch_id: uuid.UUID, owner_id: int) -> None:
     )
     if rowcount(result) == 0:
         raise WatchNotFound.of_watch(watch_id)
+
+
+def move_chat(session: Session, old_chat_id: int, new_chat_id: int) -> int:
+    """The watches (and their passes' alerts) of a group that became a supergroup follow it."""
+    moved = session.execute(
+        update(ScanWatch)
+        .where(ScanWatch.chat_id == old_chat_id)
+        .values(chat_id=new_chat_id, updated_at=func.now())
+    )
+    session.execute(
+        update(WatchPass).where(WatchPass.chat_id == old_chat_id).values(chat_id=new_chat_id)
+    )
+    return rowcount(moved)
+
+
+def pause_chat(session: Session, chat_id: int, reason: str) -> int:
+    """Pause the running watches alerting a chat that takes no messages, saying why."""
+    paused = session.execute(
+        update(ScanWatch)
+        .where(ScanWatch.chat_id == chat_id, ScanWatch.paused.is_(False))
+        .values(paused=True, paused_reason=reason[:PAUSED_REASON_MAX_CHARS], updated_at=func.now())
+    )
+    return rowcount(paused)

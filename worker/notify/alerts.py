@@ -14,6 +14,7 @@ import time
 import redis
 
 from worker.domain.alert import Find
+from worker.errors import ChatGone, ChatMigrated
 from worker.notify.telegram import TelegramClient, TelegramError, TelegramRateLimited
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,10 @@ class AlertDesk:
         return [find for find, new in zip(finds, marked, strict=True) if new]
 
     def send(self, chat_id: int, text: str) -> bool:
-        """Send, waiting out Telegram's 429s (and holding the chat's slot for the wait)."""
+        """Send, waiting out Telegram's 429s (and holding the chat's slot for the wait).
+
+        ChatGone and ChatMigrated are raised: the chat's watches must change.
+        """
         for _ in range(MAX_RATE_LIMITED_TRIES):
             try:
                 self._client.send_message(chat_id, text)
@@ -91,6 +95,8 @@ class AlertDesk:
                 self._redis.set(chat_slot_key(chat_id), 1, px=wait_ms)
                 log.info("alert to chat %s rate limited; retrying in %d ms", chat_id, wait_ms)
                 time.sleep(wait_ms / 1000)
+            except (ChatGone, ChatMigrated):
+                raise  # the chat's watches change: the follower's to decide
             except TelegramError as exc:
                 log.warning("alert to chat %s not delivered: %s", chat_id, exc)
                 return False

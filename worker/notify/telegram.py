@@ -9,10 +9,12 @@ from typing import Any, NoReturn
 
 import httpx
 
-from worker.errors import MarketscanError
+from worker.errors import ChatGone, ChatMigrated, MarketscanError
 
 # Telegram refuses an edit that would leave the text as it is; the text is then right.
 NOT_MODIFIED = "message is not modified"
+# Telegram's 400 for a chat id it does not know (deleted, or never seen by the bot).
+CHAT_NOT_FOUND = "chat not found"
 TOKEN_PLACEHOLDER = "<bot-token>"
 
 
@@ -22,6 +24,18 @@ class TelegramError(MarketscanError):
     def __init__(self, message: str | None = None, error_code: int | None = None) -> None:
         super().__init__(message)
         self.error_code = error_code
+
+
+class TelegramChatGone(TelegramError, ChatGone):
+    """403 (blocked, kicked, not a member) or "chat not found": no message will get there."""
+
+
+class TelegramChatMigrated(TelegramError, ChatMigrated):
+    """The group is a supergroup now (`parameters.migrate_to_chat_id`)."""
+
+    def __init__(self, message: str, new_chat_id: int) -> None:
+        super().__init__(message, 400)
+        self.new_chat_id = new_chat_id
 
 
 class TelegramRateLimited(TelegramError):
@@ -105,9 +119,14 @@ def _raise_refusal(method: str, body: dict[str, Any], status_code: int) -> NoRet
     description = str(body.get("description") or f"HTTP {status_code}")
     parameters = body.get("parameters")
     retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
+    migrated_to = parameters.get("migrate_to_chat_id") if isinstance(parameters, dict) else None
     if code == 429:
         seconds = float(retry_after) if isinstance(retry_after, int | float) else 1.0
         raise TelegramRateLimited(f"{method}: {description}", max(seconds, 0.0))
+    if isinstance(migrated_to, int) and not isinstance(migrated_to, bool):
+        raise TelegramChatMigrated(f"{method}: {code} {description}", migrated_to)
+    if code == 403 or (code == 400 and CHAT_NOT_FOUND in description.lower()):
+        raise TelegramChatGone(f"{method}: {code} {description}", code)
     raise TelegramError(f"{method}: {code} {description}", code)
 
 

@@ -12,12 +12,17 @@ alert rather than ever sending one twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 from worker.db import Session, alert_finds
+from worker.db import watches as watch_store
 from worker.domain.alert import Find, alert_text
+from worker.errors import ChatGone, ChatMigrated
+
+log = logging.getLogger(__name__)
 
 Sessions = Callable[[], AbstractContextManager[Session]]
 # Passes older than this are not followed any more: their finds are no news.
@@ -34,7 +39,8 @@ class AlertOutlet(Protocol):
         """The finds not alerted to this chat recently (and mark them alerted)."""
 
     def send(self, chat_id: int, text: str) -> bool:
-        """Send one message; False if it could not be delivered."""
+        """Send one message; False if it could not be delivered. ChatGone or ChatMigrated
+        if the chat takes no messages, or moved."""
 
 
 def tick(
@@ -54,9 +60,31 @@ def tick(
             continue
         served.add(one.chat_id)
         fresh = outlet.fresh(one.chat_id, finds)
-        if fresh and outlet.send(one.chat_id, alert_text(one.scan_id, fresh, top)):
+        if fresh and _deliver(sessions, outlet, one.chat_id, alert_text(one.scan_id, fresh, top)):
             sent += 1
     return sent
+
+
+def _deliver(
+    sessions: Sessions, outlet: AlertOutlet, chat_id: int, text: str, follow: bool = True
+) -> bool:
+    """Send; a group that moved is followed (once), a chat that is gone pauses its watches."""
+    try:
+        return outlet.send(chat_id, text)
+    except ChatMigrated as moved:
+        if not follow:
+            raise
+        with sessions() as session:
+            watch_store.move_chat(session, chat_id, moved.new_chat_id)
+            session.commit()
+        log.info("chat %d moved to %d: its watches follow", chat_id, moved.new_chat_id)
+        return _deliver(sessions, outlet, moved.new_chat_id, text, follow=False)
+    except ChatGone as gone:
+        with sessions() as session:
+            paused = watch_store.pause_chat(session, chat_id, f"the chat refused alerts: {gone}")
+            session.commit()
+        log.warning("chat %d refused an alert (%s): %d watches paused", chat_id, gone, paused)
+        return False
 
 
 def _claim_next_page(
