@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery.schedules import crontab
+from kombu.entity import Queue
 
 from worker import broker_redis
 from worker.settings import get_settings
@@ -31,7 +32,8 @@ accept_content = ["json"]
 task_ignore_result = True
 task_default_queue = "marketscan"
 # Every worker consumes both queues in turn (no -Q needed): recovered pages skip the backlog.
-task_queues: dict[str, dict[str, Any]] = {"marketscan": {}, "marketscan.recovered": {}}
+# Queue objects, not names: Flower's broker page and queue API read them as such.
+task_queues = tuple(Queue(name) for name in ("marketscan", "marketscan.recovered"))  # type: ignore[no-untyped-call]
 
 # A page message is acked only after its task returns, and requeued if its process dies.
 task_acks_late = True

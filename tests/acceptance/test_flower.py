@@ -315,3 +315,16 @@ def test_flowers_metrics_keep_the_same_series_however_many_pages_run(
     # Then the second scan added no series to Flower's metrics: its pages were counted
     # under the same task names as the first one's
     assert after_second == after_first
+
+
+def test_flowers_queue_lengths_name_both_of_the_workers_queues(
+    start_flower: Callable[..., Flower],
+) -> None:
+    # Given Flower on the fleet's broker
+    flower = start_flower("--basic-auth=user:secret")
+    # When its queue lengths are asked for (the API behind its Broker page)
+    answer = flower.get("/api/queues/length", auth=AUTH)
+    # Then it answers with the two queues every worker consumes
+    assert answer.status_code == 200, answer.text
+    names = {queue["name"] for queue in answer.json()["active_queues"]}
+    assert names == {"marketscan", "marketscan.recovered"}
