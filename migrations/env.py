@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from models import Base
-from worker.db import driver_url
+from worker.db import connect_args, driver_url
 from worker.settings import get_settings
 
 config = context.config
@@ -35,7 +35,10 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    # A silent server ends the migration after the connect timeout. No statement bound: a
+    # migration's statements take as long as the rows they rewrite.
+    bounds = connect_args(get_settings(), bounded_statements=False)
+    engine = create_engine(_url(), poolclass=pool.NullPool, connect_args=bounds)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():

@@ -32,6 +32,12 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE_URL
     broker_url: str = DEFAULT_BROKER_URL
+    # Bounds on waiting for PostgreSQL (worker.db.engine): a connection attempt, and one
+    # statement, lock waits included (0: none). A database that never answers, or a row
+    # locked by a stuck transaction, then ends in an error instead of a hung CLI or bot.
+    # Cleanup lifts the statement bound for its batches; migrations run without it.
+    database_connect_timeout_seconds: int = 10
+    database_statement_timeout_seconds: int = 60
     retention_days: int = 7
     lease_seconds: int = 30
     recovery_interval_seconds: float = 10.0
@@ -138,6 +144,20 @@ class Settings:
         return cls(
             database_url=reader.text("DATABASE_URL", defaults.database_url),
             broker_url=reader.text("CELERY_BROKER_URL", defaults.broker_url),
+            database_connect_timeout_seconds=reader.number(
+                "MARKETSCAN_DATABASE_CONNECT_TIMEOUT_SECONDS",
+                int,
+                defaults.database_connect_timeout_seconds,
+                1,
+                600,
+            ),
+            database_statement_timeout_seconds=reader.number(
+                "MARKETSCAN_DATABASE_STATEMENT_TIMEOUT_SECONDS",
+                int,
+                defaults.database_statement_timeout_seconds,
+                0,
+                86_400,
+            ),
             retention_days=reader.number(
                 "MARKETSCAN_RETENTION_DAYS", int, defaults.retention_days, 1
             ),

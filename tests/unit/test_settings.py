@@ -48,6 +48,9 @@ def test_values_are_read_and_typed() -> None:
         ("MARKETSCAN_RECOVERY_INTERVAL_SECONDS", "fast", "is not a valid float"),
         ("MARKETSCAN_METRICS_ENABLED", "maybe", "must be one of 1, true, yes, on, 0, false"),
         ("MARKETSCAN_SLICE_BACKLOG_MS", "-1", "must be between 0 and 60000"),
+        ("MARKETSCAN_DATABASE_CONNECT_TIMEOUT_SECONDS", "0", "must be between 1 and 600"),
+        ("MARKETSCAN_DATABASE_CONNECT_TIMEOUT_SECONDS", "2.5", "is not a valid int"),
+        ("MARKETSCAN_DATABASE_STATEMENT_TIMEOUT_SECONDS", "-1", "must be between 0 and 86400"),
         # An int no float can hold: out of range, not an OverflowError.
         ("MARKETSCAN_RETENTION_DAYS", "9" * 400, "is out of range: must be >= 1"),
     ],

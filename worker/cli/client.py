@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from worker.db import DBAPIError, Session
+from worker.db import DBAPIError, Session, unavailable
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.scan_params import DEFAULT_USER_ID, ScanParams
 from worker.domain.status import TERMINAL_STATUSES
@@ -309,7 +309,5 @@ def session() -> Iterator[Session]:
         with session_scope() as opened:
             yield opened
     except DBAPIError as exc:
-        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise ServiceUnavailable(
-            redacted(f"the database is unreachable or refused the request: {first_line}")
-        ) from None
+        # Which database, and the bound it ran into (worker.db.engine), if one it was.
+        raise unavailable(exc) from None

@@ -11,7 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from worker.db import DBAPIError, Session
+from worker.db import DBAPIError, Session, unavailable
 from worker.errors import MarketscanError, ServiceUnavailable
 from worker.redaction import redacted
 
@@ -37,8 +37,7 @@ def cli_session() -> Iterator[Session]:
         with session_scope() as session:
             yield session
     except DBAPIError as exc:
-        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        fail(f"the database is unreachable or refused the request: {first_line}", 1)
+        fail(str(unavailable(exc)), 1)
 
 
 def handle_errors(command: F) -> F:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from worker.db.engine import (
     async_engine,
     close_engines,
+    connect_args,
     driver_url,
     get_session,
     is_relaxed,
@@ -28,6 +29,7 @@ from worker.db.engine import (
     rowcount,
     session_scope,
     sync_engine,
+    unavailable,
 )
 
 # The session types and errors other rooms may name: they never build SQL themselves.
@@ -42,6 +44,7 @@ __all__ = [
     "Session",
     "async_engine",
     "close_engines",
+    "connect_args",
     "driver_url",
     "get_session",
     "is_relaxed",
@@ -52,4 +55,5 @@ __all__ = [
     "rowcount",
     "session_scope",
     "sync_engine",
+    "unavailable",
 ]

@@ -24,7 +24,7 @@ from models import RUNNER_CHAIN, ScanCheckpoint, ScanOpportunity
 from worker.db import clock as clock_sql
 from worker.db import opportunity_days as days_sql
 from worker.db import tallies
-from worker.db.engine import rowcount
+from worker.db.engine import lift_statement_timeout, rowcount
 from worker.domain import validation as v
 from worker.domain.status import TERMINAL_STATUSES
 
@@ -169,6 +169,9 @@ def delete_old_checkpoints(
     concurrent cleanups from waiting on each other; SKIP LOCKED lets a scan being resumed
     right now keep its row.
     """
+    # A batch's statements last as long as MARKETSCAN_CLEANUP_BATCH_SIZE makes them: the
+    # operator's batch size bounds them, not the statement timeout meant for requests.
+    lift_statement_timeout(session)
     cutoff = clock_sql.days_ago(v.days_of(days)) if plan is None else plan.cutoff
     left = frozenset() if plan is None else plan.left
     day = days_sql.scan_day(ScanCheckpoint.created_at)
