@@ -4,8 +4,9 @@ The table is partitioned by range of `created_at`, one partition per UTC day in 
 `scan_checkpoint_days` (worker.db.opportunity_days), the same days as its scans'
 opportunities: retention drops a day of both tables whole, writing almost no WAL. A unique
 key of a partitioned table must hold the partition key, so `scan_id` is unique together
-with `created_at` only; a scan id's uniqueness across days is kept by its one writer,
-worker.db.checkpoints.create_checkpoint, under a transaction-scoped advisory lock.
+with `created_at` only; across days PostgreSQL refuses a second row of an id through a
+trigger that every partition carries, which waits on the id's row of `scan_id_stripes`
+before it looks (migration 0010 says why this and not a registry of ids).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -126,3 +128,15 @@ class ScanCheckpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+
+
+class ScanIdStripe(Base):
+    """One of the rows that inserts of a scan id update before they look the id up, so
+    that two inserts of one id, into any two days, take turns (migration 0010); nothing
+    else reads or writes them."""
+
+    __tablename__ = "scan_id_stripes"
+    # Room on each page for the versions the updates write, so they stay HOT.
+    __table_args__ = ({"postgresql_with": {"fillfactor": 50}},)
+
+    stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
