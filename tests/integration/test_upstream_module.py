@@ -1,5 +1,5 @@
 """Programs coming from the upstream module: one written its way runs on our module, and the
-three places README.md's "Coming from the upstream module" says we keep our behaviour."""
+three places docs/python-api.md's "Coming from the upstream module" says we keep our behaviour."""
 
 from __future__ import annotations
 

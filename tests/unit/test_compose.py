@@ -2,7 +2,7 @@
 
 Commands are checked against the real CLIs: Celery's and Flower's own help texts, and the
 `marketscan` click group. Variables are checked against what worker/settings.py reads and
-what README.md's configuration table documents.
+what docs/configuration.md's table documents.
 """
 
 from __future__ import annotations
@@ -129,13 +129,13 @@ def settings_variables() -> list[str]:
     return list(dict.fromkeys(environment.read))
 
 
-def readme_variables() -> set[str]:
-    """The variable names in the first column of README.md's tables."""
-    readme = ROOT / "README.md"
+def documented_variables() -> set[str]:
+    """The variable names in the first column of docs/configuration.md's table."""
+    page = ROOT / "docs" / "configuration.md"
     required = sorted(compose_variables() | set(env_example_values()))
-    assert readme.exists(), f"README.md is missing; its configuration table must list {required}"
+    assert page.exists(), f"{page} is missing; its configuration table must list {required}"
     names: set[str] = set()
-    for line in readme.read_text().splitlines():
+    for line in page.read_text().splitlines():
         if line.lstrip().startswith("|"):
             first_cell = line.strip().strip("|").split("|")[0]
             names.update(ENV_NAME.findall(first_cell))
@@ -480,10 +480,10 @@ def test_env_example_shows_the_defaults_and_points_at_the_compose_services() -> 
     assert broker.password == example["MARKETSCAN_REDIS_PASSWORD"]
 
 
-def test_readme_documents_every_variable() -> None:
+def test_the_configuration_page_documents_every_variable() -> None:
     required = compose_variables() | set(env_example_values())
-    missing = sorted(required - readme_variables())
-    assert missing == [], f"README.md's configuration table does not list {missing}"
+    missing = sorted(required - documented_variables())
+    assert missing == [], f"docs/configuration.md's table does not list {missing}"
 
 
 # --- the image ---------------------------------------------------------------------------
