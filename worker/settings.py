@@ -82,7 +82,7 @@ class Settings:
     telegram_bot_token: str | None = field(default=None, repr=False)
     telegram_api_url: str = "https://api.telegram.org"
     telegram_min_interval_seconds: float = 3.0
-    # Metrics (README "Monitoring"): off, workers note nothing and flush nothing; the
+    # Metrics (docs/monitoring.md): off, workers note nothing and flush nothing; the
     # counters read from the rows are exported all the same.
     metrics_enabled: bool = True
     # The broker's Redis behind Sentinel (CELERY_BROKER_URL=sentinel://h1:26379;...): the

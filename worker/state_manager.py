@@ -3,8 +3,8 @@
 LocalStateManager, CheckpointData, ScanCheckpoint`.
 
 The same classes as worker.state.manager, worker.state.local, worker.state.upstream and
-models, under upstream's names; README.md's "Coming from the upstream module" says where
-ours behaves differently and why.
+models, under upstream's names; docs/python-api.md's "Coming from the upstream module" says
+where ours behaves differently and why.
 """
 
 from models import Base as StateManagerBase

@@ -201,7 +201,7 @@ def add_watch(
     """Store a watch: the scan again every `every_seconds`, its finds alerted to `chat_id`.
 
     Its first pass is due at once. With `watch_id`, adding again is harmless (the stored
-    watch is returned). `overlap`: `skip` or `buffer_one` (see the README's watches).
+    watch is returned). `overlap`: `skip` or `buffer_one` (see docs/telegram.md's watches).
     `progress_messages`: each pass also shows its progress in the owner's private chat.
     """
     from worker.schedules.steering import add_watch as add

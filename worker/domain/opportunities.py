@@ -46,7 +46,7 @@ class Level:
             )
 
 
-# Defaults documented in the README: cheap items need a larger margin to be worth a trade.
+# Defaults documented in docs/cli.md: cheap items need a larger margin to be worth a trade.
 LEVELS: dict[str, Level] = {
     level.name: level
     for level in (

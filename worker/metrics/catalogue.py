@@ -1,6 +1,6 @@
 """Every metric marketscan exports, in one list: name, kind, labels, help, and where its
-value comes from. The collector, the tests of the rules and the dashboard, and README's
-Monitoring section all read this list.
+value comes from. The collector and the tests of the rules and the dashboard read this
+list; docs/monitoring.md's Metrics table documents it.
 
 To add a metric: add a Metric here (its name with the `marketscan_` prefix and its unit),
 then give the collector its value (worker.metrics.collector) from the rows (worker.db),

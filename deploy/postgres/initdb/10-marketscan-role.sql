@@ -6,8 +6,8 @@
 -- The postgres image runs it once, on its first start, as POSTGRES_USER in POSTGRES_DB
 -- (docker-compose.yml mounts this directory as /docker-entrypoint-initdb.d), reading the role
 -- from the container's environment: MARKETSCAN_DB_USER and MARKETSCAN_DB_PASSWORD. Running it
--- again is safe, and is how a password is rotated or an older install adopted (README
--- "Security"):
+-- again is safe, and is how a password is rotated or an older install adopted
+-- (docs/operations.md, "Security"):
 --
 --   docker compose exec postgres sh -c \
 --     'psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f /docker-entrypoint-initdb.d/10-marketscan-role.sql'
