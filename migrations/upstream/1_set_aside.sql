@@ -1,5 +1,5 @@
 -- Moving the upstream module's scan_checkpoints table to marketscan, step 1 of 3.
--- README.md, "Coming from the upstream module", says when and how to run each step.
+-- docs/python-api.md, "Coming from the upstream module", says when and how to run each step.
 --
 -- Renames the upstream table to upstream_scan_checkpoints, with its indexes, constraints
 -- and id sequence, so that `marketscan migrate` (step 2) can create marketscan's own

@@ -1,5 +1,5 @@
 -- Moving the upstream module's scan_checkpoints table to marketscan, step 3 of 3.
--- README.md, "Coming from the upstream module", says when and how to run each step.
+-- docs/python-api.md, "Coming from the upstream module", says when and how to run each step.
 --
 -- Copies every row of upstream_scan_checkpoints (step 1) into marketscan's scan_checkpoints
 -- (created by `marketscan migrate`, step 2), in one transaction: all rows or none.
