@@ -13,8 +13,8 @@ import uuid
 from bench import scans
 from bench.harness import Bench, connect, say
 from bench.report import Row, median, spread
-from worker.devtools.dmarket_server import FakeDMarket, dmarket_item, requests_over_rate
 from worker.domain.scan_params import ScanParams
+from worker.testing.dmarket_server import FakeDMarket, dmarket_item, requests_over_rate
 
 NAME = "budget"
 REQUESTS_PER_SECOND = 2

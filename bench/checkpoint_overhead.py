@@ -2,7 +2,7 @@
 DMarket's real pace, 500 ms per page (`latency_ms=500`, chains of 20 pages, so it stays
 affordable). Each chain is run by `marketscan.scan.page` (its commits and opportunities in
 PostgreSQL) and by `bench.nodb_page`: the same run_page and the same publish-the-next-page
-chain with the row's reads and writes replaced by memory (worker.devtools.memory_pages,
+chain with the row's reads and writes replaced by memory (worker.testing.memory_pages,
 through PageContext's `store`). Per page: first to last commit over the pages between. Runs
 alternate (with, without) x 3 at each latency in one worker (prefork,
 concurrency 1, default slice settings); the overhead is the median of the paired

@@ -25,13 +25,13 @@ import redis
 from bench import scans
 from bench.harness import Bench, connect, say
 from bench.report import Row
-from worker.devtools.dmarket_server import FakeDMarket, RecordedRequest, dmarket_item
 from worker.domain.scan_params import ScanParams
 from worker.markets import process_pool
 from worker.markets.best_bid import BestBidReference
 from worker.markets.dmarket import DMarketMarket
 from worker.markets.reference_cache import KEY_PREFIX, ReferenceCache
 from worker.markets.referenced import ReferencedMarket
+from worker.testing.dmarket_server import FakeDMarket, RecordedRequest, dmarket_item
 
 NAME = "references"
 PAGE_SIZE = 40

@@ -2,7 +2,7 @@
 
 `bench.hop` (bench.hop) re-enqueues itself: the bare cost of one chain link (receive, run,
 publish, ack, events) in marketscan's own worker, with nothing else. `bench.nodb_page` runs
-the real page runner with the database taken away (worker.devtools.memory_pages) and the
+the real page runner with the database taken away (worker.testing.memory_pages) and the
 same publish-the-next-page chain. Timings go to Redis under `bench:` keys, written outside
 the timed stretch."""
 
@@ -23,9 +23,9 @@ from worker.app import app
 from worker.celery_glue.publisher import pages_waiting
 from worker.chain.runner import Outcome, PageContext, ScanProgress, run_page
 from worker.db.pages import Lease, PageResult
-from worker.devtools.memory_pages import MemoryPageStore
 from worker.domain.page_message import PageMessage
 from worker.settings import get_settings
+from worker.testing.memory_pages import MemoryPageStore
 
 NODB_PAGE_TASK = "bench.nodb_page"
 

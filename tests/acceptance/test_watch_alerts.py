@@ -19,7 +19,7 @@ from tests.support.processes import CeleryProcess
 from tests.support.scans import wait_for_status
 from worker.cli import client
 from worker.db import driver_url
-from worker.devtools.telegram_server import FakeTelegram, RecordedCall
+from worker.testing.telegram_server import FakeTelegram, RecordedCall
 
 CHAT = 777_000_111
 # Owner 0: the pass's progress messages go to nobody, so every sendMessage is an alert.

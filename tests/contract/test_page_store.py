@@ -1,5 +1,5 @@
 """One behaviour suite for every page store: PostgreSQL (worker.db.pages) and memory
-(worker.devtools.memory_pages). Each test runs once per store; tests/support/page_stores.py
+(worker.testing.memory_pages). Each test runs once per store; tests/support/page_stores.py
 says how each store's scans are set up and read back.
 """
 

@@ -25,7 +25,8 @@ from worker.markets.best_bid import BestBidReference
 from worker.markets.dmarket_transport import DMarketTransport
 from worker.markets.last_sales import LastSalesReference
 from worker.markets.reference_cache import KEY_PREFIX, ReferenceCache
-from worker.markets.reference_source import MemoryReferenceSource, ReferenceSource
+from worker.markets.reference_source import ReferenceSource
+from worker.testing.memory_references import MemoryReferenceSource
 
 # title -> (reference cents, depth): what the market knows.
 Prices = dict[str, tuple[int, int]]

@@ -1,6 +1,6 @@
 """The loopback DMarket the tests fake the market with: the package's, shared with bench/."""
 
-from worker.devtools.dmarket_server import (
+from worker.testing.dmarket_server import (
     FakeDMarket,
     Quirk,
     RecordedRequest,

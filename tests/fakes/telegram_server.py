@@ -1,6 +1,6 @@
 """The loopback Telegram Bot API the tests fake Telegram with: the package's, shared with dev."""
 
-from worker.devtools.telegram_server import (
+from worker.testing.telegram_server import (
     DEFAULT_TOKEN,
     NOT_MODIFIED_DESCRIPTION,
     FakeTelegram,

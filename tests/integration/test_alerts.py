@@ -22,10 +22,10 @@ from tests.support.opportunities import opportunity, reference_for_profit
 from worker.celery_glue.watch_clock import start_pass
 from worker.cli import client
 from worker.db import alert_finds, session_scope
-from worker.devtools.telegram_server import FakeTelegram, ScriptedReply
 from worker.notify.alerts import AlertDesk
 from worker.notify.telegram import TelegramClient
 from worker.schedules import alerting, firing
+from worker.testing.telegram_server import FakeTelegram, ScriptedReply
 
 CHAT = 900_001
 TOP = 3

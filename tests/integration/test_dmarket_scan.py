@@ -15,10 +15,10 @@ from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
 from worker.chain import lifecycle as scans
 from worker.chain.runner import Outcome, PageContext, run_page
 from worker.db import reset_engines, session_scope
-from worker.devtools.dmarket_server import ITEMS_PATH
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.settings import Settings, get_settings
+from worker.testing.dmarket_server import ITEMS_PATH
 
 ITEMS = [
     dmarket_item(

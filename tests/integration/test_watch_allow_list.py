@@ -20,12 +20,12 @@ from tests.support.opportunities import opportunity
 from worker.celery_glue.watch_clock import start_pass
 from worker.cli import client
 from worker.db import session_scope
-from worker.devtools.telegram_server import FakeTelegram, ScriptedReply
 from worker.domain.watch import OWNER_NOT_ALLOWED
 from worker.notify.alerts import AlertDesk
 from worker.notify.telegram import TelegramClient
 from worker.schedules import alerting, firing
 from worker.settings import get_settings
+from worker.testing.telegram_server import FakeTelegram, ScriptedReply
 
 KEPT = 424242
 REMOVED = 515151

@@ -1,5 +1,5 @@
 """The page stores as tests/contract/test_page_store.py drives them: PostgreSQL
-(worker.db.pages on the test's database) and memory (worker.devtools.memory_pages).
+(worker.db.pages on the test's database) and memory (worker.testing.memory_pages).
 
 A backend only sets a scan up, steers it (pause, cancel, a lapsed lease) and reads its row
 back; every write under test goes through the store's own protocol methods.
@@ -20,10 +20,10 @@ from models import ScanCheckpoint, ScanOpportunity
 from worker.chain import lifecycle
 from worker.db import pages, session_scope
 from worker.db.pages import PageStore
-from worker.devtools.memory_pages import MemoryPageStore
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.settings import get_settings
+from worker.testing.memory_pages import MemoryPageStore
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class PostgresBackend:
 
 
 class MemoryBackend:
-    """worker.devtools.memory_pages, handed an unbound session it must ignore."""
+    """worker.testing.memory_pages, handed an unbound session it must ignore."""
 
     def __init__(self) -> None:
         self.memory = MemoryPageStore()

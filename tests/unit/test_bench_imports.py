@@ -1,4 +1,5 @@
-"""bench/ imports the package only: helpers it shares with the tests live in worker.devtools.
+"""bench/ imports the package only: helpers it shares with the tests live in worker.devtools
+and worker.testing.
 
 Read from the sources with `ast`, so an import inside a function counts too.
 """

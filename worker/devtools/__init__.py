@@ -1,2 +1,4 @@
-"""Tools for development, the demo, tests and the bench: embedded PostgreSQL and Redis,
-the dev stack, the demo, the reference walk of a catalog."""
+"""What `marketscan dev` and `marketscan demo` run, and the tests and the bench with them:
+embedded PostgreSQL and Redis (and a Sentinel group), the dev stack, Celery processes, the
+demo and the in-memory walk it judges a scan against. Fakes of the outside world live
+in worker.testing."""

@@ -3,8 +3,9 @@
 A `ReferenceSource` gives one `Reference` (or None: no buy order, no sale) per listing of a
 page. Implementations: `best_bid` (worker.markets.best_bid), `last_sales`
 (worker.markets.last_sales), `suggested` (the listing's own figure, here) and
-`MemoryReferenceSource`, the stub for tests. A lookup that fails raises
-RetryableMarketError: the page's listings wait for it, within the retry policy.
+`MemoryReferenceSource`, the stub for tests (worker.testing.memory_references). A lookup
+that fails raises RetryableMarketError: the page's listings wait for it, within the retry
+policy.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from worker.domain.listing import Item
-from worker.domain.reference import BEST_BID, SUGGESTED, Reference
-from worker.errors import RetryableMarketError
+from worker.domain.reference import SUGGESTED, Reference
 
 
 class ReferenceSource(Protocol):
@@ -55,41 +55,3 @@ class SuggestedReference:
             else Reference(SUGGESTED, item.reference_price_cents, None, fetched_at)
             for item in items
         ]
-
-
-class MemoryReferenceSource:
-    """References from a dict of title -> (cents, depth), recording every lookup; like the
-    fleet's cache, a title once answered is not asked for again.
-
-    `fail_next(n)`: the next n lookups raise RetryableMarketError, as a broken body would.
-    """
-
-    def __init__(
-        self, prices: Mapping[str, tuple[int, int]] | None = None, kind: str = BEST_BID
-    ) -> None:
-        self.kind = kind
-        self.prices = dict(prices or {})
-        self.lookups: list[list[str]] = []
-        self._failures_left = 0
-        self._answered: dict[str, Reference | None] = {}
-
-    def fail_next(self, lookups: int = 1) -> None:
-        self._failures_left = lookups
-
-    def references(self, items: Sequence[Item]) -> list[Reference | None]:
-        return by_title(items, self._lookup)
-
-    def _lookup(self, titles: list[str]) -> dict[str, Reference | None]:
-        missing = [title for title in titles if title not in self._answered]
-        if missing:
-            self.lookups.append(missing)
-            if self._failures_left > 0:
-                self._failures_left -= 1
-                raise RetryableMarketError("memory reference source: told to fail")
-            fetched_at = now()
-            for title in missing:
-                price = self.prices.get(title)
-                self._answered[title] = (
-                    None if price is None else Reference(self.kind, *price, fetched_at)
-                )
-        return {title: self._answered[title] for title in titles}

@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from worker.devtools.dmarket_budgets import EVERY_CLASS, Budgets, requests_over_rate
-from worker.devtools.dmarket_http import Handler
-from worker.devtools.dmarket_replies import (
+from worker.testing.dmarket_budgets import EVERY_CLASS, Budgets, requests_over_rate
+from worker.testing.dmarket_http import Handler
+from worker.testing.dmarket_replies import (
     Answer,
     Quirk,
     RecordedRequest,
@@ -34,8 +34,8 @@ from worker.devtools.dmarket_replies import (
     listed_cents,
     query_problem,
 )
-from worker.devtools.dmarket_signature import SignatureCheck
-from worker.devtools.dmarket_v2_replies import (
+from worker.testing.dmarket_signature import SignatureCheck
+from worker.testing.dmarket_v2_replies import (
     AGGREGATED_PRICES_PATH,
     LAST_SALES_PATH,
     OFFERS_PATH,
@@ -47,7 +47,7 @@ from worker.devtools.dmarket_v2_replies import (
     offers_page,
     offers_query_problem,
 )
-from worker.devtools.loopback import LoopbackService
+from worker.testing.loopback import LoopbackService
 
 # The fake's whole surface, one import for tests and the bench.
 __all__ = [
@@ -85,7 +85,7 @@ class FakeDMarket(LoopbackService):
         """`requests_per_second`: answer 429 past that many requests in any second.
         `class_budgets`: instead, requests per second of each endpoint class
         ("market_items", "other", "last_sales"), as DMarket counts them; every answer then
-        carries the rate-limit headers of its class (worker.devtools.dmarket_budgets).
+        carries the rate-limit headers of its class (worker.testing.dmarket_budgets).
 
         `best_bids`: title -> (best buy order in cents, order count), served as aggregated
         prices; by default each listed title's highest suggested price with one order.

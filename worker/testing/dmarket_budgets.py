@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from worker.devtools.dmarket_v2_replies import AGGREGATED_PRICES_PATH, LAST_SALES_PATH
+from worker.testing.dmarket_v2_replies import AGGREGATED_PRICES_PATH, LAST_SALES_PATH
 
 # The budget window of the real API: at most N requests of a class in any second.
 BUDGET_WINDOW_SECONDS = 1.0

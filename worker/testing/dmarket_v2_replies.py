@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from worker.devtools.dmarket_replies import MAX_LIMIT
+from worker.testing.dmarket_replies import MAX_LIMIT
 
 OFFERS_PATH = "/marketplace-api/v2/offers"
 AGGREGATED_PRICES_PATH = "/marketplace-api/v1/aggregated-prices"

@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, cast
 
-from worker.devtools.loopback import LoopbackHTTPServer, LoopbackService
-from worker.devtools.telegram_replies import (
+from worker.testing.loopback import LoopbackHTTPServer, LoopbackService
+from worker.testing.telegram_replies import (
     NOT_MODIFIED_DESCRIPTION,
     HeldCall,
     RecordedCall,
@@ -32,7 +32,7 @@ from worker.devtools.telegram_replies import (
     failure,
     success,
 )
-from worker.devtools.telegram_updates import BOT_USER, UpdateQueue, message_of, user_of
+from worker.testing.telegram_updates import BOT_USER, UpdateQueue, message_of, user_of
 
 __all__ = [
     "DEFAULT_TOKEN",

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol, cast
 
-from worker.devtools.dmarket_replies import Answer
-from worker.devtools.loopback import LoopbackHTTPServer
+from worker.testing.dmarket_replies import Answer
+from worker.testing.loopback import LoopbackHTTPServer
 
 
 class Answering(Protocol):
