@@ -26,11 +26,11 @@ from bench import scans
 from bench.harness import Bench, connect, say
 from bench.report import Row
 from worker.domain.scan_params import ScanParams
-from worker.markets import process_pool
-from worker.markets.best_bid import BestBidReference
-from worker.markets.dmarket import DMarketMarket
-from worker.markets.reference_cache import KEY_PREFIX, ReferenceCache
-from worker.markets.referenced import ReferencedMarket
+from worker.markets.dmarket.market import DMarketMarket
+from worker.markets.fleet import process_clients
+from worker.markets.references.best_bid import BestBidReference
+from worker.markets.references.cache import KEY_PREFIX, ReferenceCache
+from worker.markets.references.priced_market import ReferencedMarket
 from worker.testing.dmarket_server import FakeDMarket, RecordedRequest, dmarket_item
 
 NAME = "references"
@@ -90,7 +90,7 @@ def page_costs(broker_url: str, rounds: int) -> dict[str, float]:
     """Median milliseconds per page of 100: alone, with a cold lookup, with a warm one."""
     client = redis.Redis.from_url(broker_url)
     with FakeDMarket(listing(100)) as fake:
-        http = process_pool.new_http_client(fake.url, 5.0)
+        http = process_clients.new_http_client(fake.url, 5.0)
         plain = DMarketMarket(base_url=fake.url, game="csgo", api="v2", client=http)
         cache = ReferenceCache(client, "best_bid", "a8db", 3600.0)
         referenced = ReferencedMarket(plain, BestBidReference(plain.transport, "a8db", cache))

@@ -12,7 +12,7 @@ from typing import TypeVar
 from worker.domain.opportunities import LEVELS, Level
 from worker.domain.reference import DMARKET_APIS
 from worker.errors import ConfigError, InvalidInput
-from worker.markets import dmarket_limits
+from worker.markets.dmarket import limits as dmarket_limits
 from worker.redaction import redacted
 
 T = TypeVar("T")
@@ -100,7 +100,7 @@ class Settings:
     dmarket_max_empty_pages: int = 3
     # Fleet budgets of DMarket's other endpoint classes (market items: the rate above).
     # From the environment, each defaults to DMarket's figure for the auth mode
-    # (worker.markets.dmarket_limits); last sales has a budget of its own only when signed.
+    # (worker.markets.dmarket.limits); last sales has a budget of its own only when signed.
     dmarket_other_requests_per_second: float = 6.0
     dmarket_last_sales_requests_per_second: float = 6.0
     # The fleet's circuit breaker: this many 5xx/timeouts in a row open it (as does a
@@ -325,7 +325,7 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
 
 def _dmarket_keys(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     """The DMarket key pair, checked now so a bad key fails at start-up naming its variable."""
-    from worker.markets.dmarket_auth import signer_from
+    from worker.markets.dmarket.auth import signer_from
 
     public_key = env.get("MARKETSCAN_DMARKET_PUBLIC_KEY", "").strip() or None
     secret_key = env.get("MARKETSCAN_DMARKET_SECRET_KEY", "").strip() or None

@@ -19,8 +19,8 @@ from tests.fakes.dmarket_server import FakeDMarket, Quirk, dmarket_item, request
 from tests.support.processes import CeleryProcess
 from tests.support.scans import row as scan_row
 from tests.support.scans import start_scan_cli, wait_for_progress, wait_for_status
-from worker.markets import breaker
-from worker.markets.reference_cache import KEY_PREFIX
+from worker.markets.fleet import breaker
+from worker.markets.references.cache import KEY_PREFIX
 
 OFFERS = "/marketplace-api/v2/offers"
 AGGREGATED = "/marketplace-api/v1/aggregated-prices"

@@ -17,7 +17,7 @@ import pytest
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
 from worker.markets.base import MAX_PAGE_SIZE, Item, MarketSource, Page
-from worker.markets.dmarket import DMarketMarket
+from worker.markets.dmarket.market import DMarketMarket
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions, catalog_item
 
 SEED = 7

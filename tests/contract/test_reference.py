@@ -1,4 +1,4 @@
-"""One behaviour suite for every reference source (worker.markets.reference_source): the
+"""One behaviour suite for every reference source (worker.markets.references.source): the
 best bid and the last sales, against the loopback DMarket with the fleet's cache in a real
 Redis, and the memory stub shipped in the package.
 
@@ -20,12 +20,12 @@ from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
 from worker.domain.listing import Item
 from worker.domain.reference import BEST_BID
 from worker.errors import RetryableMarketError
-from worker.markets import process_pool
-from worker.markets.best_bid import BestBidReference
-from worker.markets.dmarket_transport import DMarketTransport
-from worker.markets.last_sales import LastSalesReference
-from worker.markets.reference_cache import KEY_PREFIX, ReferenceCache
-from worker.markets.reference_source import ReferenceSource
+from worker.markets.dmarket.transport import DMarketTransport
+from worker.markets.fleet import process_clients
+from worker.markets.references.best_bid import BestBidReference
+from worker.markets.references.cache import KEY_PREFIX, ReferenceCache
+from worker.markets.references.last_sales import LastSalesReference
+from worker.markets.references.source import ReferenceSource
 from worker.testing.memory_references import MemoryReferenceSource
 
 # title -> (reference cents, depth): what the market knows.
@@ -70,7 +70,7 @@ def dmarket_case(stack: ExitStack, redis_url: str, kind: str) -> SourceCase:
             sales = {title: _sales_with_median(*price) for title, price in prices.items()}
             fake = FakeDMarket(_listed(prices), sales=sales)
         servers.append(stack.enter_context(fake))
-        transport = DMarketTransport(process_pool.new_http_client(fake.url, 5.0))
+        transport = DMarketTransport(process_clients.new_http_client(fake.url, 5.0))
         stack.callback(transport.client.close)
         cache = ReferenceCache(client, kind, "a8db", TTL_SECONDS)
         maker = BestBidReference if kind == BEST_BID else LastSalesReference

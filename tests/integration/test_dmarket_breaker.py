@@ -27,10 +27,10 @@ from worker.domain.checkpoint import Checkpoint
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.domain.status import ScanStatus
-from worker.markets import breaker
-from worker.markets.breaker import CircuitBreaker, MarketUnavailable
-from worker.markets.dmarket import DMarketMarket
-from worker.markets.reference_cache import KEY_PREFIX
+from worker.markets.dmarket.market import DMarketMarket
+from worker.markets.fleet import breaker
+from worker.markets.fleet.breaker import CircuitBreaker, MarketUnavailable
+from worker.markets.references.cache import KEY_PREFIX
 from worker.settings import Settings, get_settings
 
 ITEMS = [
@@ -73,7 +73,7 @@ def test_n_failures_in_a_row_across_processes_open_it_and_a_success_between_rese
 def test_after_the_cool_down_one_request_probes_and_its_success_closes_it(
     client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="worker.markets.breaker")
+    caplog.set_level(logging.WARNING, logger="worker.markets.fleet.breaker")
     first, second = fleet_breaker(client), fleet_breaker(client)
     assert first.record_failure("DMarket answered 401", at_once=True)
     since = first.state()

@@ -20,9 +20,9 @@ from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidInput, PermanentMarketError, RateBudgetWait, RetryableMarketError
-from worker.markets import process_pool
-from worker.markets.dmarket import DMarketMarket
-from worker.markets.rate_limit import RequestBudget
+from worker.markets.dmarket.market import DMarketMarket
+from worker.markets.fleet import process_clients
+from worker.markets.fleet.budget import RequestBudget
 from worker.settings import Settings, get_settings
 
 ITEMS = [dmarket_item(f"dm-{n:03d}", f"AWP | Asiimov #{n}", 500 + n, 600 + n) for n in range(30)]
@@ -127,7 +127,7 @@ def test_a_429_without_a_wait_still_pauses_the_fleet_for_one_window(
 
 
 def market_budget_window(settings: Settings) -> float:
-    return process_pool.request_budget(
+    return process_clients.request_budget(
         settings.broker_url, settings.dmarket_url, settings.dmarket_requests_per_second
     ).window_seconds
 

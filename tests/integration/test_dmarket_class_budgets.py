@@ -9,10 +9,10 @@ import redis
 from tests.fakes.dmarket_server import FakeDMarket, dmarket_item, requests_over_rate
 from worker.domain.listing import Item
 from worker.domain.scan_params import ScanParams
-from worker.markets.best_bid import BestBidReference
-from worker.markets.dmarket import DMarketMarket, dmarket_budgets
-from worker.markets.dmarket_transport import AGGREGATED_PRICES, LAST_SALES, MARKET_ITEMS
-from worker.markets.reference_cache import KEY_PREFIX, ReferenceCache
+from worker.markets.dmarket.market import DMarketMarket, dmarket_budgets
+from worker.markets.dmarket.transport import AGGREGATED_PRICES, LAST_SALES, MARKET_ITEMS
+from worker.markets.references.best_bid import BestBidReference
+from worker.markets.references.cache import KEY_PREFIX, ReferenceCache
 from worker.settings import Settings
 
 ITEMS = [dmarket_item(f"o-{n:03d}", f"Title {n}", 1000 + n, 1300 + n) for n in range(60)]

@@ -31,12 +31,13 @@ from worker.domain.listing import Item, Page
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.errors import MarketError, PermanentMarketError, RetryableMarketError
-from worker.markets import dmarket_bounds, process_pool, response_body
-from worker.markets.best_bid import BestBidReference
-from worker.markets.dmarket import DMarketMarket
-from worker.markets.dmarket_transport import DMarketTransport
-from worker.markets.last_sales import LastSalesReference
-from worker.markets.reference_cache import KEY_PREFIX, ReferenceCache
+from worker.markets.dmarket import bounds, response_body
+from worker.markets.dmarket.market import DMarketMarket
+from worker.markets.dmarket.transport import DMarketTransport
+from worker.markets.fleet import process_clients
+from worker.markets.references.best_bid import BestBidReference
+from worker.markets.references.cache import KEY_PREFIX, ReferenceCache
+from worker.markets.references.last_sales import LastSalesReference
 from worker.settings import Settings, get_settings
 
 # The issue asks for 100 ms; a shared, noisy test machine gets ten times that.
@@ -260,7 +261,7 @@ def test_a_hostile_reference_answer_is_retryable_at_once(
 ) -> None:
     # Given DMarket answers the lookup with a hostile body
     fake.script(0, ScriptedReply(body=body))
-    transport = DMarketTransport(process_pool.new_http_client(fake.url, 5.0))
+    transport = DMarketTransport(process_clients.new_http_client(fake.url, 5.0))
     cache = ReferenceCache(cache_client, kind, "a8db", 60.0)
     maker = BestBidReference if kind == "best_bid" else LastSalesReference
     source = maker(transport, "a8db", cache)
@@ -319,8 +320,8 @@ def odd_listing(**changed: Any) -> dict[str, Any]:
 ODD_LISTINGS = [
     ("price of 5,000 digits", odd_listing(price={"USD": HUGE_DIGITS})),
     ("suggested price of 5,000 digits", odd_listing(suggestedPrice={"USD": HUGE_DIGITS})),
-    ("item id past its bound", odd_listing(itemId="i" * (dmarket_bounds.ITEM_ID_MAX_BYTES + 1))),
-    ("title past its bound", odd_listing(title="T" * (dmarket_bounds.TITLE_MAX_BYTES + 1))),
+    ("item id past its bound", odd_listing(itemId="i" * (bounds.ITEM_ID_MAX_BYTES + 1))),
+    ("title past its bound", odd_listing(title="T" * (bounds.TITLE_MAX_BYTES + 1))),
     ("title with a lone surrogate", odd_listing(title="AK-47 | Red\ud800line")),
     ("item id with a lone surrogate", odd_listing(itemId="odd-\udfff")),
 ]
@@ -353,8 +354,8 @@ def test_a_listing_past_a_bound_is_skipped_and_counted_and_the_scan_completes(
     stored = session.scalars(select(ScanOpportunity)).all()
     assert [found.item_id for found in stored] == ["good"]
     for found in stored:
-        assert len(found.item_id.encode()) <= dmarket_bounds.ITEM_ID_MAX_BYTES
-        assert len(found.title.encode()) <= dmarket_bounds.TITLE_MAX_BYTES
+        assert len(found.item_id.encode()) <= bounds.ITEM_ID_MAX_BYTES
+        assert len(found.title.encode()) <= bounds.TITLE_MAX_BYTES
 
 
 @pytest.mark.parametrize(
@@ -384,7 +385,7 @@ def test_a_hostile_page_fails_the_scan_on_its_first_delivery_keeping_the_last_cu
     assert (failed.processed_items, failed.page_deliveries) == (100, 1)
     # And the cursor kept is the first page's, within its bound
     assert failed.cursor == fake.requests[1].query["cursor"]
-    assert len((failed.cursor or "").encode()) <= dmarket_bounds.CURSOR_MAX_BYTES
+    assert len((failed.cursor or "").encode()) <= bounds.CURSOR_MAX_BYTES
 
 
 @pytest.mark.parametrize(

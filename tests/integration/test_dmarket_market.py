@@ -14,7 +14,7 @@ from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, TotalFormat, 
 from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
 from worker.markets.base import Item
-from worker.markets.dmarket import DMarketMarket
+from worker.markets.dmarket.market import DMarketMarket
 from worker.settings import Settings
 
 # Fast enough that tests do not wait on the budget; tests/integration/test_dmarket_budget.py

@@ -20,8 +20,8 @@ from worker.chain.runner import Outcome, PageContext, run_page
 from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
-from worker.markets.dmarket import DMarketMarket
-from worker.markets.reference_cache import KEY_PREFIX
+from worker.markets.dmarket.market import DMarketMarket
+from worker.markets.references.cache import KEY_PREFIX
 from worker.settings import Settings, get_settings
 
 OFFERS = "/marketplace-api/v2/offers"

@@ -11,7 +11,7 @@ import pytest
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
 from worker.domain.scan_params import ScanParams
 from worker.errors import ConfigError, InvalidInput, PermanentMarketError
-from worker.markets.dmarket import DMarketMarket
+from worker.markets.dmarket.market import DMarketMarket
 from worker.settings import Settings
 
 ITEMS = [dmarket_item(f"offer-{n}", f"M4A4 | Howl #{n}", 100 * n, 150 * n) for n in range(1, 8)]

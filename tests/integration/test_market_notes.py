@@ -11,7 +11,7 @@ from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
 from worker import observe
 from worker.domain.scan_params import ScanParams
 from worker.errors import RetryableMarketError
-from worker.markets.dmarket import DMarketMarket
+from worker.markets.dmarket.market import DMarketMarket
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions
 from worker.settings import Settings
 

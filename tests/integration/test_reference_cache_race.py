@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from worker.domain.reference import Reference
-from worker.markets.reference_cache import KEY_PREFIX, ReferenceCache
+from worker.markets.references.cache import KEY_PREFIX, ReferenceCache
 
 TITLES = ["Title 1", "Title 2"]
 

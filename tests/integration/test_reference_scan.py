@@ -25,7 +25,7 @@ from worker.domain.page_message import PageMessage
 from worker.domain.reference import REFERENCE_CODES
 from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidInput
-from worker.markets.reference_cache import KEY_PREFIX
+from worker.markets.references.cache import KEY_PREFIX
 from worker.settings import Settings, get_settings
 
 AGGREGATED = "/marketplace-api/v1/aggregated-prices"

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from worker.errors import InvalidInput
-from worker.markets.backoff import retry_delay_seconds
+from worker.markets.fleet.backoff import retry_delay_seconds
 
 DRAWS = 2000
 

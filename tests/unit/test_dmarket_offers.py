@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from worker.errors import PermanentMarketError
-from worker.markets.dmarket_offers import parse_offers
+from worker.markets.dmarket.v2_offers import parse_offers
 
 OFFER: dict[str, Any] = {
     "offerId": "3f0f1a9e-3c1b-4e0c-9b8a-0a5f3b7c2d11",

@@ -8,7 +8,7 @@ import pytest
 from worker.domain.reference import reference_for
 from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidInput
-from worker.markets.dmarket_transport import exhausted_wait
+from worker.markets.dmarket.transport import exhausted_wait
 from worker.settings import Settings
 
 

@@ -33,7 +33,7 @@ from worker.chain.recovery import recover
 from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PAGE_TASK, PageMessage
 from worker.errors import InvalidInput
-from worker.markets import process_pool
+from worker.markets.fleet import process_clients
 from worker.metrics import events as metric_events
 from worker.metrics import presence
 from worker.metrics.exporter import process_store
@@ -94,7 +94,7 @@ def _close_market_connections(**_: Any) -> None:
     # Pool children leave through os._exit, which skips atexit: send what the notifier
     # still holds, and close keep-alive connections so the market sees a clean goodbye.
     notifier.flush_all()
-    process_pool.close_all()
+    process_clients.close_all()
     _flush_metric_notes()
 
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 
 from worker.errors import RetryableMarketError
-from worker.markets.backoff import retry_delay_seconds
 from worker.markets.base import MarketSource, Page
+from worker.markets.fleet.backoff import retry_delay_seconds
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)

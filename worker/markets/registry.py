@@ -25,9 +25,9 @@ def build_market(
     if params.market == "simulated":
         options = SimulatedOptions.from_json(params.market_options, development=settings.dev_mode)
         return SimulatedMarket(options)
-    from worker.markets.dmarket import DMarketMarket, fleet_breaker
-    from worker.markets.referenced import ReferencedMarket
-    from worker.markets.references import dmarket_reference
+    from worker.markets.dmarket.market import DMarketMarket, fleet_breaker
+    from worker.markets.references.priced_market import ReferencedMarket
+    from worker.markets.references.registry import dmarket_reference
 
     # A scan's market shares the fleet's breaker: a DMarket that is down is waited for.
     market = DMarketMarket.from_params(params, settings, should_stop, fleet_breaker(settings))

@@ -24,7 +24,7 @@ from worker import observe
 from worker.db import Session, tallies
 from worker.db.tallies import FleetRows
 from worker.domain.page_message import QUEUES
-from worker.markets import breaker
+from worker.markets.fleet import breaker
 from worker.metrics import catalogue, events, presence
 from worker.metrics.catalogue import Kind
 from worker.metrics.single_flight import SingleFlight

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from worker.domain.listing import Item
 from worker.domain.reference import BEST_BID, Reference
 from worker.errors import RetryableMarketError
-from worker.markets.reference_source import by_title, now
+from worker.markets.references.source import by_title, now
 
 
 class MemoryReferenceSource:

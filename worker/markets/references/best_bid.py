@@ -15,11 +15,11 @@ from typing import Final
 from worker.domain.listing import Item
 from worker.domain.reference import BEST_BID, Reference
 from worker.errors import RetryableMarketError
-from worker.markets import dmarket_bounds
-from worker.markets.dmarket_page import MISSING, describe
-from worker.markets.dmarket_transport import AGGREGATED_PRICES, DMarketTransport
-from worker.markets.reference_cache import ReferenceCache
-from worker.markets.reference_source import by_title, now
+from worker.markets.dmarket import bounds
+from worker.markets.dmarket.transport import AGGREGATED_PRICES, DMarketTransport
+from worker.markets.dmarket.v1_items import MISSING, describe
+from worker.markets.references.cache import ReferenceCache
+from worker.markets.references.source import by_title, now
 
 PATH: Final = "/marketplace-api/v1/aggregated-prices"
 _INTEGER: Final = re.compile(r"[0-9]+")
@@ -54,10 +54,10 @@ def parse_aggregated_prices(payload: object) -> dict[str, Reference | None]:
     entries = payload.get("aggregatedPrices", MISSING)
     if not isinstance(entries, list):
         raise _malformed("aggregatedPrices", "a list", entries)
-    if len(entries) > dmarket_bounds.LISTINGS_MAX:
+    if len(entries) > bounds.LISTINGS_MAX:
         raise RetryableMarketError(
             f"aggregated prices: aggregatedPrices: {len(entries)} entries, over "
-            f"{dmarket_bounds.LISTINGS_MAX}"
+            f"{bounds.LISTINGS_MAX}"
         )
     fetched_at = now()
     found: dict[str, Reference | None] = {}
@@ -81,18 +81,16 @@ def parse_aggregated_prices(payload: object) -> dict[str, Reference | None]:
 def _integer(value: object, path: str) -> int:
     """A count or an amount in cents, of at most PRICE_MAX_DIGITS digits: past that it is
     no real one, and is not converted."""
-    if isinstance(value, str) and _INTEGER.fullmatch(value) and dmarket_bounds.fits_digits(value):
+    if isinstance(value, str) and _INTEGER.fullmatch(value) and bounds.fits_digits(value):
         return int(value)
     if (
         isinstance(value, int)
         and not isinstance(value, bool)
         and value >= 0
-        and dmarket_bounds.fits_digits(value)
+        and bounds.fits_digits(value)
     ):
         return value
-    expected = (
-        f"a string of a non-negative integer of at most {dmarket_bounds.PRICE_MAX_DIGITS} digits"
-    )
+    expected = f"a string of a non-negative integer of at most {bounds.PRICE_MAX_DIGITS} digits"
     raise _malformed(path, expected, value)
 
 

@@ -1,6 +1,6 @@
 """DMarket's public item listing as a `MarketSource`: v2 offers, or the deprecated v1 listing.
 
-Both speak through worker.markets.dmarket_transport (budget, signing, errors); they differ in
+Both speak through worker.markets.dmarket.transport (budget, signing, errors); they differ in
 path, query and body, which `LISTING_APIS` says for each.
 """
 
@@ -15,19 +15,20 @@ import httpx
 
 from worker.domain.reference import DMARKET_API_OPTION, dmarket_api_of
 from worker.errors import InvalidInput
-from worker.markets import dmarket_auth, process_pool
 from worker.markets.base import GAME_IDS, Item, Page, check_page_limit
-from worker.markets.breaker import CircuitBreaker
-from worker.markets.dmarket_auth import RequestSigner
-from worker.markets.dmarket_offers import parse_offers
-from worker.markets.dmarket_page import parse_page
-from worker.markets.dmarket_transport import (
+from worker.markets.dmarket import auth
+from worker.markets.dmarket.auth import RequestSigner
+from worker.markets.dmarket.transport import (
     AGGREGATED_PRICES,
     LAST_SALES,
     MARKET_ITEMS,
     DMarketTransport,
 )
-from worker.markets.rate_limit import RequestBudget
+from worker.markets.dmarket.v1_items import parse_page
+from worker.markets.dmarket.v2_offers import parse_offers
+from worker.markets.fleet import process_clients
+from worker.markets.fleet.breaker import CircuitBreaker
+from worker.markets.fleet.budget import RequestBudget
 
 if TYPE_CHECKING:
     from worker.domain.scan_params import ScanParams
@@ -84,7 +85,7 @@ class DMarketMarket:
 
         `budget`: the fleet's request budget for market items (None: no client-side limit);
         a 429 pauses it for the wait the server asked for, at most `max_pause_seconds`.
-        `budgets`: a budget per endpoint class instead (worker.markets.dmarket_transport).
+        `budgets`: a budget per endpoint class instead (worker.markets.dmarket.transport).
         `client`: a shared keep-alive client that `close` leaves open (None: one of its own).
         `signer`: sign every request with DMarket API keys (None: unsigned).
         `drain_requested`: stops a wait for the budget when the worker drains.
@@ -106,7 +107,7 @@ class DMarketMarket:
             del self._filters["currency"]
         self._owns_client = client is None
         self.transport = DMarketTransport(
-            client or process_pool.new_http_client(base_url, timeout_seconds),
+            client or process_clients.new_http_client(base_url, timeout_seconds),
             budgets=budgets if budgets is not None else {MARKET_ITEMS: budget},
             signer=signer,
             max_pause_seconds=max_pause_seconds,
@@ -150,10 +151,8 @@ class DMarketMarket:
             timeout_seconds=settings.http_timeout_seconds,
             max_pause_seconds=settings.retry_backoff_max_seconds,
             budgets=dmarket_budgets(settings),
-            client=process_pool.http_client(settings.dmarket_url, settings.http_timeout_seconds),
-            signer=dmarket_auth.signer_from(
-                settings.dmarket_public_key, settings.dmarket_secret_key
-            ),
+            client=process_clients.http_client(settings.dmarket_url, settings.http_timeout_seconds),
+            signer=auth.signer_from(settings.dmarket_public_key, settings.dmarket_secret_key),
             # Rows stored before the API was frozen into them use the worker's.
             api=dmarket_api_of(options.get(DMARKET_API_OPTION, settings.dmarket_api)),
             max_empty_pages=settings.dmarket_max_empty_pages,
@@ -274,7 +273,7 @@ def dmarket_budgets(settings: Settings) -> dict[str, RequestBudget | None]:
     url, redis_url = settings.dmarket_url, settings.broker_url
 
     def budget(api: str, requests_per_second: float) -> RequestBudget:
-        return process_pool.request_budget(
+        return process_clients.request_budget(
             redis_url, api, requests_per_second, settings.sentinel_master
         )
 
@@ -297,7 +296,7 @@ def fleet_breaker(settings: Settings) -> CircuitBreaker:
     wait, so a scan alone on the API waits out an outage instead of failing (invariant 11).
     """
     return CircuitBreaker(
-        process_pool.redis_client(settings.broker_url, settings.sentinel_master),
+        process_clients.redis_client(settings.broker_url, settings.sentinel_master),
         settings.dmarket_url,
         min(settings.dmarket_breaker_failures, settings.max_retries + 1),
         settings.dmarket_breaker_cooldown_seconds,

@@ -1,8 +1,8 @@
 """The reference-price family: what a page's listings are judged against.
 
 A `ReferenceSource` gives one `Reference` (or None: no buy order, no sale) per listing of a
-page. Implementations: `best_bid` (worker.markets.best_bid), `last_sales`
-(worker.markets.last_sales), `suggested` (the listing's own figure, here) and
+page. Implementations: `best_bid` (worker.markets.references.best_bid), `last_sales`
+(worker.markets.references.last_sales), `suggested` (the listing's own figure, here) and
 `MemoryReferenceSource`, the stub for tests (worker.testing.memory_references). A lookup
 that fails raises RetryableMarketError: the page's listings wait for it, within the retry
 policy.

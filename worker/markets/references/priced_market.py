@@ -1,6 +1,6 @@
 """A market whose pages come with the scan's reference prices looked up.
 
-The listing is fetched, then its titles are looked up (worker.markets.reference_source).
+The listing is fetched, then its titles are looked up (worker.markets.references.source).
 A lookup that fails is retryable, and the fetched page is kept for the retry, so the
 listings wait for their references without asking the market for the page again.
 """
@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from worker.domain.listing import Item, Page
 from worker.markets.base import MarketSource
-from worker.markets.reference_source import ReferenceSource
+from worker.markets.references.source import ReferenceSource
 
 
 class ReferencedMarket:

@@ -3,7 +3,7 @@
 An answer is read by the worker that scans: a broken or hostile one must cost no more than
 an ordinary page, and must never reach a column, a Redis key or a query it cannot enter.
 Each bound is far past anything DMarket sends. A listing's own value past its bound walks
-past that listing (worker.markets.dmarket_page); a page's envelope past its bound is a
+past that listing (worker.markets.dmarket.v1_items); a page's envelope past its bound is a
 malformed page; a reference lookup's answer past its bound is a malformed lookup.
 """
 

@@ -1,6 +1,7 @@
-"""DMarket's listing body read into a `Page`, with every defect named by its JSON path.
+"""DMarket's v1 market items body (`GET /exchange/v1/market/items`) read into a `Page`,
+with every defect named by its JSON path.
 
-A listing whose own value is past its bound (worker.markets.dmarket_bounds) is walked past
+A listing whose own value is past its bound (worker.markets.dmarket.bounds) is walked past
 and counted, as one without a price is; a page whose envelope is, is a malformed page.
 """
 
@@ -14,9 +15,9 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from worker.errors import PermanentMarketError
-from worker.markets import dmarket_bounds
 from worker.markets.base import Item, Page
-from worker.markets.dmarket_bounds import OutsizedValue
+from worker.markets.dmarket import bounds
+from worker.markets.dmarket.bounds import OutsizedValue
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def parse_page(payload: object) -> Page:
     objects = body.get("objects", MISSING)
     if not isinstance(objects, list):
         raise malformed("objects", "a list", objects)
-    dmarket_bounds.checked_count(len(objects), "objects")
+    bounds.checked_count(len(objects), "objects")
     listed = [
         walked_past_if_outsized(_item, raw, f"objects[{index}]")
         for index, raw in enumerate(objects)
@@ -77,14 +78,14 @@ def listing_id(value: object, path: str) -> str:
     """A listing's id: a non-empty string (PermanentMarketError), within its bound."""
     if not isinstance(value, str) or not value:
         raise malformed(path, "a non-empty string", value)
-    return dmarket_bounds.checked_text(value, dmarket_bounds.ITEM_ID_MAX_BYTES, path)
+    return bounds.checked_text(value, bounds.ITEM_ID_MAX_BYTES, path)
 
 
 def listing_title(value: object, path: str) -> str:
     """A listing's title: a string (PermanentMarketError), within its bound."""
     if not isinstance(value, str):
         raise malformed(path, "a string", value)
-    return dmarket_bounds.checked_text(value, dmarket_bounds.TITLE_MAX_BYTES, path)
+    return bounds.checked_text(value, bounds.TITLE_MAX_BYTES, path)
 
 
 def _item(raw: object, path: str) -> Item | None:
@@ -152,7 +153,7 @@ def next_cursor_of(body: dict[str, object]) -> str | None:
         return None
     if not isinstance(cursor, str):
         raise malformed("cursor", "a string", cursor)
-    return dmarket_bounds.checked_text(cursor, dmarket_bounds.CURSOR_MAX_BYTES, "cursor")
+    return bounds.checked_text(cursor, bounds.CURSOR_MAX_BYTES, "cursor")
 
 
 def _total(body: dict[str, object]) -> int | None:
@@ -178,13 +179,13 @@ def _cents(value: object, path: str) -> int:
 
 def listing_cents(value: str | int, path: str) -> int:
     """A listing's price in cents (its shape already checked); OutsizedValue past the bound."""
-    if not dmarket_bounds.fits_digits(value):
+    if not bounds.fits_digits(value):
         raise outsized_number(path)
     return int(value)
 
 
 def outsized_number(path: str) -> OutsizedValue:
-    return OutsizedValue(f"{path}: a number of more than {dmarket_bounds.PRICE_MAX_DIGITS} digits")
+    return OutsizedValue(f"{path}: a number of more than {bounds.PRICE_MAX_DIGITS} digits")
 
 
 def json_object(value: object, path: str) -> dict[str, object]:

@@ -4,16 +4,17 @@ defect named by its JSON path, as the v1 listing's parser does.
 Shape: `{"items": [{"offerId", "priceCents": <int>, "createdAt", "locked",
 "attributes": {"title", "gameId", "categoryPath", "tradable", "cs2Attributes": {...}}}],
 "total": <int>, "cursor": "<empty at the end>"}`. v2 carries no suggested price: an item's
-reference comes from the scan's reference source (worker.markets.references).
+reference comes from the scan's reference source (worker.markets.references.registry).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from worker.markets import dmarket_bounds
 from worker.markets.base import Item, Page
-from worker.markets.dmarket_page import (
+from worker.markets.dmarket import bounds
+from worker.markets.dmarket.response_body import OutsizedNumber
+from worker.markets.dmarket.v1_items import (
     MISSING,
     TOTAL_CAP,
     count_at,
@@ -28,7 +29,6 @@ from worker.markets.dmarket_page import (
     outsized_number,
     walked_past_if_outsized,
 )
-from worker.markets.response_body import OutsizedNumber
 
 # The attributes worth keeping on an item (flat, small); the rest is dropped.
 ATTRIBUTE_FIELDS = ("gameId", "categoryPath", "tradable")
@@ -42,7 +42,7 @@ def parse_offers(payload: object) -> Page:
     raw_items = body.get("items", MISSING)
     if not isinstance(raw_items, list):
         raise malformed("items", "a list", raw_items)
-    dmarket_bounds.checked_count(len(raw_items), "items")
+    bounds.checked_count(len(raw_items), "items")
     listed = [
         walked_past_if_outsized(_offer, raw, f"items[{index}]")
         for index, raw in enumerate(raw_items)

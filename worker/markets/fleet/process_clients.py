@@ -17,7 +17,7 @@ import httpx
 import redis
 
 from worker import broker_redis
-from worker.markets.rate_limit import RequestBudget
+from worker.markets.fleet.budget import RequestBudget
 from worker.settings import DEFAULT_SENTINEL_MASTER
 
 _lock = threading.Lock()

@@ -19,12 +19,12 @@ from typing import Final
 from worker.domain.listing import Item
 from worker.domain.reference import LAST_SALES, Reference
 from worker.errors import RetryableMarketError
-from worker.markets import dmarket_bounds
-from worker.markets.dmarket_page import MISSING, describe
-from worker.markets.dmarket_transport import LAST_SALES as LAST_SALES_ENDPOINT
-from worker.markets.dmarket_transport import DMarketTransport
-from worker.markets.reference_cache import ReferenceCache
-from worker.markets.reference_source import by_title, now
+from worker.markets.dmarket import bounds
+from worker.markets.dmarket.transport import LAST_SALES as LAST_SALES_ENDPOINT
+from worker.markets.dmarket.transport import DMarketTransport
+from worker.markets.dmarket.v1_items import MISSING, describe
+from worker.markets.references.cache import ReferenceCache
+from worker.markets.references.source import by_title, now
 
 PATH: Final = "/trade-aggregator/v1/last-sales"
 # Ten sales: enough that one odd sale cannot move the median far, few enough to be recent.
@@ -33,7 +33,7 @@ SALES_COUNT: Final = 10
 # reading it costs nothing, whatever its digits.
 _DOLLARS: Final = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?(?:[eE][+-]?[0-9]{1,2})?")
 # The largest power of ten of a price in dollars whose cents have PRICE_MAX_DIGITS digits.
-_DOLLARS_MAX_EXPONENT: Final = dmarket_bounds.PRICE_MAX_DIGITS - 3
+_DOLLARS_MAX_EXPONENT: Final = bounds.PRICE_MAX_DIGITS - 3
 
 
 class LastSalesReference:
