@@ -1,336 +1,78 @@
-"""Marketscan's settings: read from the environment once, validated at start-up."""
+"""Marketscan's settings: read from the environment once, validated at start-up.
+
+Each setting is written once, as a field of Settings: its default, its bounds and its unit
+(`setting(...)`). Its variable is MARKETSCAN_ and the field's name in capitals, unless the
+field names another; `from_env` reads every field in one loop, parsing by the field's type.
+docs/configuration.md's table is checked against the fields (tests/unit/test_compose.py).
+"""
 
 from __future__ import annotations
 
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from worker.domain.opportunities import LEVELS, Level
 from worker.domain.reference import DMARKET_APIS
 from worker.errors import ConfigError, InvalidInput
-from worker.markets.dmarket import limits as dmarket_limits
 from worker.redaction import redacted
 
 T = TypeVar("T")
 
+PREFIX = "MARKETSCAN_"
 DEFAULT_DATABASE_URL = "postgresql://marketscan:marketscan@localhost:5432/marketscan"
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
 DEFAULT_SENTINEL_MASTER = "mymaster"
 # What .env.example puts where a secret goes; a value still holding it was never filled in.
 PLACEHOLDER = "change-me"
-# Switches development on: the simulated market's fault injection (worker.markets.simulated).
-DEV_MODE_VARIABLE = "MARKETSCAN_DEV_MODE"
+_SPEC = "marketscan"
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Every tunable of the runtime, with its unit in its name."""
+class Spec:
+    """How one setting is read, beyond what its field's type and default say."""
 
-    database_url: str = DEFAULT_DATABASE_URL
-    broker_url: str = DEFAULT_BROKER_URL
-    # Bounds on waiting for PostgreSQL (worker.db.engine): a connection attempt, and one
-    # statement, lock waits included (0: none). A database that never answers, or a row
-    # locked by a stuck transaction, then ends in an error instead of a hung CLI or bot.
-    # Cleanup lifts the statement bound for its batches; migrations run without it.
-    database_connect_timeout_seconds: int = 10
-    database_statement_timeout_seconds: int = 60
-    retention_days: int = 7
-    lease_seconds: int = 30
-    recovery_interval_seconds: float = 10.0
-    cleanup_batch_size: int = 1000
-    # After each cleanup batch, pause this many times the batch's duration (0: no pause),
-    # so a running scan's commits are not queued behind the deletes' WAL and I/O.
-    cleanup_pause_ratio: float = 1.0
-    cleanup_hour_utc: int = 3
-    max_retries: int = 5
-    retry_backoff_seconds: float = 1.0
-    retry_backoff_max_seconds: float = 60.0
-    max_page_deliveries: int = 5
-    # While no other page waits in the queue, a page task walks the scan's next pages, up
-    # to this many or this long, before it re-enqueues: the hop is paid per slice.
-    slice_ms: int = 10_000
-    slice_pages: int = 10
-    # While other pages wait, a slice still walks pages for this long (0: one page per
-    # task): the hop is amortised under a backlog too, and fairness is this bound (short,
-    # since a queued scan waits for the slice of every scan ahead of it).
-    slice_backlog_ms: int = 50
-    fee: float = 0.07
-    # Named price bands and their minimum profit; a scan names one (ScanParams.level).
-    levels: tuple[Level, ...] = tuple(LEVELS.values())
-    dmarket_url: str = "https://api.dmarket.com"
-    dmarket_requests_per_second: float = 2.0
-    # Optional DMarket API keys (hex): with both set, requests are signed. Kept out of repr
-    # (see __repr__), as the bot token is.
-    dmarket_public_key: str | None = field(default=None, repr=False)
-    dmarket_secret_key: str | None = field(default=None, repr=False)
-    http_timeout_seconds: float = 15.0
-    visibility_timeout_seconds: int = 3600
-    # Watches (worker.schedules): how often beat's watch clock looks for due slots; how old a
-    # missed slot may be and still run after an outage; how long one listing at one price is
-    # not alerted again to a chat; the finds an alert lists; Telegram's per-chat and overall
-    # message rates for alerts.
-    watch_tick_seconds: float = 1.0
-    watch_catchup_seconds: float = 300.0
-    alert_dedup_seconds: int = 3600
-    alert_top: int = 5
-    alert_chat_interval_seconds: float = 1.0
-    alert_messages_per_second: int = 30
-    telegram_bot_token: str | None = field(default=None, repr=False)
-    telegram_api_url: str = "https://api.telegram.org"
-    telegram_min_interval_seconds: float = 3.0
-    # Metrics (docs/monitoring.md): off, workers note nothing and flush nothing; the
-    # counters read from the rows are exported all the same.
-    metrics_enabled: bool = True
-    # The broker's Redis behind Sentinel (CELERY_BROKER_URL=sentinel://h1:26379;...): the
-    # master's name, for kombu and for worker.broker_redis alike.
-    sentinel_master: str = DEFAULT_SENTINEL_MASTER
-    # A page whose ledger marker has said `sent` this long is looked for in the queue
-    # itself, in case its message was lost between kombu's pop and its unacked bookkeeping.
-    ledger_audit_seconds: float = 300.0
-    # --- DMarket today (issue 17): which listing API, which reference, quirks' bounds.
-    # "v2": GET /marketplace-api/v2/offers; "v1": the deprecated /exchange/v1/market/items.
-    dmarket_api: str = "v2"
-    # How long a looked-up reference price (best bid, last sales) is trusted, fleet-wide.
-    reference_ttl_seconds: float = 300.0
-    # Empty pages in a row that still carry a cursor before the walk is ended.
-    dmarket_max_empty_pages: int = 3
-    # Fleet budgets of DMarket's other endpoint classes (market items: the rate above).
-    # From the environment, each defaults to DMarket's figure for the auth mode
-    # (worker.markets.dmarket.limits); last sales has a budget of its own only when signed.
-    dmarket_other_requests_per_second: float = 6.0
-    dmarket_last_sales_requests_per_second: float = 6.0
-    # The fleet's circuit breaker: this many 5xx/timeouts in a row open it (as does a
-    # 401/403); after the cool-down one request probes.
-    dmarket_breaker_failures: int = 5
-    dmarket_breaker_cooldown_seconds: float = 30.0
-    # `marketscan bot`: the Telegram ids that may command it (none: it refuses everyone),
-    # and how long one getUpdates long poll waits for an update.
-    telegram_allowed_users: frozenset[int] = frozenset()
-    telegram_poll_timeout_seconds: int = 30
-    # A stranger's command is refused once per this window; their other updates get nothing.
-    telegram_refusal_window_seconds: float = 600.0
-    # What one chat user may have at once: scans running (or queued) and watches.
-    chat_max_running_scans: int = 10
-    chat_max_watches: int = 25
-    # The market (and its options, KEY=VALUE pairs) of the scans and watches the bot starts.
-    bot_market: str = "simulated"
-    bot_market_options: tuple[tuple[str, int | float | str], ...] = ()
-    # A development fleet (`marketscan dev` and `demo`, the test suites, the bench): only
-    # there may a scan inject faults (crash a process, stall a page, fail requests).
-    dev_mode: bool = False
-
-    def __repr__(self) -> str:
-        # Settings get logged and land in tracebacks (inside whatever carries them): the
-        # keys and the token are left out (repr=False), and every URL's password hidden.
-        shown = (
-            f"{item.name}={redacted(repr(getattr(self, item.name)))}"
-            for item in fields(self)
-            if item.repr
-        )
-        return f"{type(self).__name__}({', '.join(shown)})"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `environ` (the process environment by default)."""
-        env = _Filled(os.environ if environ is None else environ)
-        reader = _Reader(env)
-        defaults = cls()
-        dmarket_public_key, dmarket_secret_key = _dmarket_keys(env)
-        limits = dmarket_limits.limits_for(signed=dmarket_public_key is not None)
-        return cls(
-            database_url=reader.text("DATABASE_URL", defaults.database_url),
-            broker_url=reader.text("CELERY_BROKER_URL", defaults.broker_url),
-            database_connect_timeout_seconds=reader.number(
-                "MARKETSCAN_DATABASE_CONNECT_TIMEOUT_SECONDS",
-                int,
-                defaults.database_connect_timeout_seconds,
-                1,
-                600,
-            ),
-            database_statement_timeout_seconds=reader.number(
-                "MARKETSCAN_DATABASE_STATEMENT_TIMEOUT_SECONDS",
-                int,
-                defaults.database_statement_timeout_seconds,
-                0,
-                86_400,
-            ),
-            retention_days=reader.number(
-                "MARKETSCAN_RETENTION_DAYS", int, defaults.retention_days, 1
-            ),
-            lease_seconds=reader.number("MARKETSCAN_LEASE_SECONDS", int, defaults.lease_seconds, 2),
-            recovery_interval_seconds=reader.number(
-                "MARKETSCAN_RECOVERY_INTERVAL_SECONDS",
-                float,
-                defaults.recovery_interval_seconds,
-                0.5,
-            ),
-            cleanup_batch_size=reader.number(
-                "MARKETSCAN_CLEANUP_BATCH_SIZE", int, defaults.cleanup_batch_size, 1
-            ),
-            cleanup_pause_ratio=reader.number(
-                "MARKETSCAN_CLEANUP_PAUSE_RATIO", float, defaults.cleanup_pause_ratio, 0.0, 100.0
-            ),
-            cleanup_hour_utc=reader.number(
-                "MARKETSCAN_CLEANUP_HOUR_UTC", int, defaults.cleanup_hour_utc, 0, 23
-            ),
-            max_retries=reader.number("MARKETSCAN_MAX_RETRIES", int, defaults.max_retries, 0),
-            retry_backoff_seconds=reader.number(
-                "MARKETSCAN_RETRY_BACKOFF_SECONDS", float, defaults.retry_backoff_seconds, 0.0
-            ),
-            retry_backoff_max_seconds=reader.number(
-                "MARKETSCAN_RETRY_BACKOFF_MAX_SECONDS",
-                float,
-                defaults.retry_backoff_max_seconds,
-                0.0,
-            ),
-            max_page_deliveries=reader.number(
-                "MARKETSCAN_MAX_PAGE_DELIVERIES", int, defaults.max_page_deliveries, 1
-            ),
-            slice_ms=reader.number("MARKETSCAN_SLICE_MS", int, defaults.slice_ms, 0, 60_000),
-            slice_pages=reader.number("MARKETSCAN_SLICE_PAGES", int, defaults.slice_pages, 1, 1000),
-            slice_backlog_ms=reader.number(
-                "MARKETSCAN_SLICE_BACKLOG_MS", int, defaults.slice_backlog_ms, 0, 60_000
-            ),
-            fee=reader.number("MARKETSCAN_FEE", float, defaults.fee, 0.0, 0.99),
-            levels=levels_of("MARKETSCAN_LEVELS", env.get("MARKETSCAN_LEVELS", ""))
-            or defaults.levels,
-            dmarket_url=reader.text("MARKETSCAN_DMARKET_URL", defaults.dmarket_url).rstrip("/"),
-            dmarket_requests_per_second=reader.number(
-                "MARKETSCAN_DMARKET_REQUESTS_PER_SECOND",
-                float,
-                limits.market_items,
-                0.01,
-            ),
-            dmarket_public_key=dmarket_public_key,
-            dmarket_secret_key=dmarket_secret_key,
-            http_timeout_seconds=reader.number(
-                "MARKETSCAN_HTTP_TIMEOUT_SECONDS", float, defaults.http_timeout_seconds, 0.1
-            ),
-            visibility_timeout_seconds=reader.number(
-                "MARKETSCAN_VISIBILITY_TIMEOUT_SECONDS",
-                int,
-                defaults.visibility_timeout_seconds,
-                60,
-            ),
-            watch_tick_seconds=reader.number(
-                "MARKETSCAN_WATCH_TICK_SECONDS", float, defaults.watch_tick_seconds, 0.1, 60.0
-            ),
-            watch_catchup_seconds=reader.number(
-                "MARKETSCAN_WATCH_CATCHUP_SECONDS", float, defaults.watch_catchup_seconds, 0.0
-            ),
-            alert_dedup_seconds=reader.number(
-                "MARKETSCAN_ALERT_DEDUP_SECONDS", int, defaults.alert_dedup_seconds, 1
-            ),
-            alert_top=reader.number("MARKETSCAN_ALERT_TOP", int, defaults.alert_top, 1, 20),
-            # Telegram allows one message a second per chat and about 30 a second overall.
-            alert_chat_interval_seconds=reader.number(
-                "MARKETSCAN_ALERT_CHAT_INTERVAL_SECONDS",
-                float,
-                defaults.alert_chat_interval_seconds,
-                1.0,
-            ),
-            alert_messages_per_second=reader.number(
-                "MARKETSCAN_ALERT_MESSAGES_PER_SECOND",
-                int,
-                defaults.alert_messages_per_second,
-                1,
-                30,
-            ),
-            telegram_bot_token=env.get("MARKETSCAN_TELEGRAM_BOT_TOKEN") or None,
-            telegram_api_url=reader.text(
-                "MARKETSCAN_TELEGRAM_API_URL", defaults.telegram_api_url
-            ).rstrip("/"),
-            telegram_min_interval_seconds=reader.number(
-                "MARKETSCAN_TELEGRAM_MIN_INTERVAL_SECONDS",
-                float,
-                defaults.telegram_min_interval_seconds,
-                0.0,
-            ),
-            metrics_enabled=reader.flag("MARKETSCAN_METRICS_ENABLED", defaults.metrics_enabled),
-            sentinel_master=reader.text("MARKETSCAN_SENTINEL_MASTER", defaults.sentinel_master),
-            ledger_audit_seconds=reader.number(
-                "MARKETSCAN_LEDGER_AUDIT_SECONDS", float, defaults.ledger_audit_seconds, 1.0
-            ),
-            dmarket_api=_choice(env, "MARKETSCAN_DMARKET_API", DMARKET_APIS, defaults.dmarket_api),
-            reference_ttl_seconds=reader.number(
-                "MARKETSCAN_REFERENCE_TTL_SECONDS", float, defaults.reference_ttl_seconds, 1.0
-            ),
-            dmarket_max_empty_pages=reader.number(
-                "MARKETSCAN_DMARKET_MAX_EMPTY_PAGES", int, defaults.dmarket_max_empty_pages, 1
-            ),
-            dmarket_other_requests_per_second=reader.number(
-                "MARKETSCAN_DMARKET_OTHER_REQUESTS_PER_SECOND", float, limits.other, 0.01
-            ),
-            dmarket_last_sales_requests_per_second=reader.number(
-                "MARKETSCAN_DMARKET_LAST_SALES_REQUESTS_PER_SECOND",
-                float,
-                limits.last_sales,
-                0.01,
-            ),
-            dmarket_breaker_failures=reader.number(
-                "MARKETSCAN_DMARKET_BREAKER_FAILURES", int, defaults.dmarket_breaker_failures, 1
-            ),
-            dmarket_breaker_cooldown_seconds=reader.number(
-                "MARKETSCAN_DMARKET_BREAKER_COOLDOWN_SECONDS",
-                float,
-                defaults.dmarket_breaker_cooldown_seconds,
-                0.1,
-            ),
-            telegram_allowed_users=allowed_users_of(
-                "MARKETSCAN_TELEGRAM_ALLOWED_USERS",
-                env.get("MARKETSCAN_TELEGRAM_ALLOWED_USERS", ""),
-            ),
-            telegram_poll_timeout_seconds=reader.number(
-                "MARKETSCAN_TELEGRAM_POLL_TIMEOUT_SECONDS",
-                int,
-                defaults.telegram_poll_timeout_seconds,
-                0,
-                50,
-            ),
-            telegram_refusal_window_seconds=reader.number(
-                "MARKETSCAN_TELEGRAM_REFUSAL_WINDOW_SECONDS",
-                float,
-                defaults.telegram_refusal_window_seconds,
-                0.0,
-                86_400.0,
-            ),
-            chat_max_running_scans=reader.number(
-                "MARKETSCAN_CHAT_MAX_RUNNING_SCANS", int, defaults.chat_max_running_scans, 1
-            ),
-            # At most what one listing of a user's watches holds (worker.db.watches).
-            chat_max_watches=reader.number(
-                "MARKETSCAN_CHAT_MAX_WATCHES", int, defaults.chat_max_watches, 1, 200
-            ),
-            bot_market=reader.text("MARKETSCAN_BOT_MARKET", defaults.bot_market),
-            bot_market_options=options_of(
-                "MARKETSCAN_BOT_MARKET_OPTIONS", env.get("MARKETSCAN_BOT_MARKET_OPTIONS", "")
-            ),
-            dev_mode=reader.flag(DEV_MODE_VARIABLE, defaults.dev_mode),
-        )
+    # Bounds of a number, inclusive (no maximum: None); every number has a minimum.
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str = ""
+    # The variable, where it is not PREFIX + the field's name in capitals.
+    variable: str | None = None
+    # The default while DMarket requests are signed (DMarket's limits follow the auth mode).
+    signed: Any = None
+    # (variable, raw value) -> value, for what is neither a number, a flag nor a text.
+    parse: Callable[[str, str], Any] | None = None
+    # A base URL: a trailing '/' is dropped, as paths are appended to it.
+    base_url: bool = False
 
 
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    """One of `allowed` (case-insensitive), or ConfigError naming the variable and the values."""
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in allowed:
-        raise ConfigError(f"{name}={raw!r} is not allowed: must be one of {', '.join(allowed)}")
-    return raw
+def setting(
+    default: T,
+    *,
+    bounds: str = "",
+    unit: str = "",
+    variable: str | None = None,
+    signed: T | None = None,
+    parse: Callable[[str, str], T] | None = None,
+    base_url: bool = False,
+    secret: bool = False,
+) -> T:
+    """A field of Settings: its default, bounds and unit, written once.
+
+    `bounds` of a number are inclusive, "MIN..MAX" or "MIN.." (no maximum), each written as
+    an error shows it ("0.0..0.99": a float's). A `secret` is left out of repr.
+    """
+    low, _, high = bounds.partition("..")
+    minimum, maximum = (_bound(low) if low else None), (_bound(high) if high else None)
+    spec = Spec(minimum, maximum, unit, variable, signed, parse, base_url)
+    return field(default=default, repr=not secret, metadata={_SPEC: spec})
 
 
-def _dmarket_keys(env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """The DMarket key pair, checked now so a bad key fails at start-up naming its variable."""
-    from worker.markets.dmarket.auth import signer_from
-
-    public_key = env.get("MARKETSCAN_DMARKET_PUBLIC_KEY", "").strip() or None
-    secret_key = env.get("MARKETSCAN_DMARKET_SECRET_KEY", "").strip() or None
-    signer_from(public_key, secret_key)
-    return public_key, secret_key
+def _bound(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
 
 
 def allowed_users_of(name: str, raw: str) -> frozenset[int]:
@@ -400,6 +142,216 @@ def levels_of(name: str, raw: str) -> tuple[Level, ...]:
     return tuple(levels.values())
 
 
+def one_of(allowed: tuple[str, ...]) -> Callable[[str, str], str]:
+    """A parser of one of `allowed` (case-insensitive), naming the variable and the values."""
+
+    def parse(name: str, raw: str) -> str:
+        value = raw.lower()
+        if value not in allowed:
+            raise ConfigError(
+                f"{name}={value!r} is not allowed: must be one of {', '.join(allowed)}"
+            )
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the runtime, with its unit in its name."""
+
+    database_url: str = setting(DEFAULT_DATABASE_URL, variable="DATABASE_URL")
+    broker_url: str = setting(DEFAULT_BROKER_URL, variable="CELERY_BROKER_URL")
+    # Bounds on waiting for PostgreSQL (worker.db.engine): a connection attempt, and one
+    # statement, lock waits included (0: none). A database that never answers, or a row
+    # locked by a stuck transaction, then ends in an error instead of a hung CLI or bot.
+    # Cleanup lifts the statement bound for its batches; migrations run without it.
+    database_connect_timeout_seconds: int = setting(10, bounds="1..600", unit="s")
+    database_statement_timeout_seconds: int = setting(60, bounds="0..86400", unit="s")
+    retention_days: int = setting(7, bounds="1..", unit="days")
+    lease_seconds: int = setting(30, bounds="2..", unit="s")
+    recovery_interval_seconds: float = setting(10.0, bounds="0.5..", unit="s")
+    cleanup_batch_size: int = setting(1000, bounds="1..", unit="rows")
+    # After each cleanup batch, pause this many times the batch's duration (0: no pause),
+    # so a running scan's commits are not queued behind the deletes' WAL and I/O.
+    cleanup_pause_ratio: float = setting(1.0, bounds="0.0..100.0", unit="x batch time")
+    cleanup_hour_utc: int = setting(3, bounds="0..23", unit="hour of the day (UTC)")
+    max_retries: int = setting(5, bounds="0..", unit="retries")
+    retry_backoff_seconds: float = setting(1.0, bounds="0.0..", unit="s")
+    retry_backoff_max_seconds: float = setting(60.0, bounds="0.0..", unit="s")
+    max_page_deliveries: int = setting(5, bounds="1..", unit="deliveries")
+    # While no other page waits in the queue, a page task walks the scan's next pages, up
+    # to this many or this long, before it re-enqueues: the hop is paid per slice.
+    slice_ms: int = setting(10_000, bounds="0..60000", unit="ms")
+    slice_pages: int = setting(10, bounds="1..1000", unit="pages")
+    # While other pages wait, a slice still walks pages for this long (0: one page per
+    # task): the hop is amortised under a backlog too, and fairness is this bound (short,
+    # since a queued scan waits for the slice of every scan ahead of it).
+    slice_backlog_ms: int = setting(50, bounds="0..60000", unit="ms")
+    fee: float = setting(0.07, bounds="0.0..0.99", unit="fraction of a price")
+    # Named price bands and their minimum profit; a scan names one (ScanParams.level).
+    levels: tuple[Level, ...] = setting(tuple(LEVELS.values()), parse=levels_of)
+    dmarket_url: str = setting("https://api.dmarket.com", base_url=True)
+    # DMarket's published limits (its rate-limit article) are the defaults of the fleet's
+    # budgets, per endpoint class and auth mode: unsigned requests count per IP (market
+    # items 2/s, all other methods together 6/s), signed ones per account (market items
+    # 10/s, last sales 6/s, all other methods 20/s). Unsigned, last sales is an "other".
+    dmarket_requests_per_second: float = setting(
+        2.0, bounds="0.01..", signed=10.0, unit="requests/s"
+    )
+    # Optional DMarket API keys (hex): with both set, requests are signed. Kept out of repr
+    # (see __repr__), as the bot token is; the market checks the pair (worker.markets).
+    dmarket_public_key: str | None = setting(None, secret=True)
+    dmarket_secret_key: str | None = setting(None, secret=True)
+    http_timeout_seconds: float = setting(15.0, bounds="0.1..", unit="s")
+    visibility_timeout_seconds: int = setting(3600, bounds="60..", unit="s")
+    # Watches (worker.schedules): how often beat's watch clock looks for due slots; how old a
+    # missed slot may be and still run after an outage; how long one listing at one price is
+    # not alerted again to a chat; the finds an alert lists; Telegram's per-chat and overall
+    # message rates for alerts (one message a second per chat, about 30 a second overall).
+    watch_tick_seconds: float = setting(1.0, bounds="0.1..60.0", unit="s")
+    watch_catchup_seconds: float = setting(300.0, bounds="0.0..", unit="s")
+    alert_dedup_seconds: int = setting(3600, bounds="1..", unit="s")
+    alert_top: int = setting(5, bounds="1..20", unit="finds")
+    alert_chat_interval_seconds: float = setting(1.0, bounds="1.0..", unit="s")
+    alert_messages_per_second: int = setting(30, bounds="1..30", unit="messages/s")
+    telegram_bot_token: str | None = setting(None, secret=True)
+    telegram_api_url: str = setting("https://api.telegram.org", base_url=True)
+    telegram_min_interval_seconds: float = setting(3.0, bounds="0.0..", unit="s")
+    # Metrics (docs/monitoring.md): off, workers note nothing and flush nothing; the
+    # counters read from the rows are exported all the same.
+    metrics_enabled: bool = setting(True)
+    # The broker's Redis behind Sentinel (CELERY_BROKER_URL=sentinel://h1:26379;...): the
+    # master's name, for kombu and for worker.broker_redis alike.
+    sentinel_master: str = setting(DEFAULT_SENTINEL_MASTER)
+    # A page whose ledger marker has said `sent` this long is looked for in the queue
+    # itself, in case its message was lost between kombu's pop and its unacked bookkeeping.
+    ledger_audit_seconds: float = setting(300.0, bounds="1.0..", unit="s")
+    # --- DMarket today (issue 17): which listing API, which reference, quirks' bounds.
+    # "v2": GET /marketplace-api/v2/offers; "v1": the deprecated /exchange/v1/market/items.
+    dmarket_api: str = setting("v2", parse=one_of(DMARKET_APIS))
+    # How long a looked-up reference price (best bid, last sales) is trusted, fleet-wide.
+    reference_ttl_seconds: float = setting(300.0, bounds="1.0..", unit="s")
+    # Empty pages in a row that still carry a cursor before the walk is ended.
+    dmarket_max_empty_pages: int = setting(3, bounds="1..", unit="pages")
+    # Fleet budgets of DMarket's other endpoint classes (market items: the rate above), at
+    # DMarket's figure for the auth mode; last sales has a budget of its own only when signed.
+    dmarket_other_requests_per_second: float = setting(
+        6.0, bounds="0.01..", signed=20.0, unit="requests/s"
+    )
+    dmarket_last_sales_requests_per_second: float = setting(
+        6.0, bounds="0.01..", signed=6.0, unit="requests/s"
+    )
+    # The fleet's circuit breaker: this many 5xx/timeouts in a row open it (as does a
+    # 401/403); after the cool-down one request probes.
+    dmarket_breaker_failures: int = setting(5, bounds="1..", unit="failures")
+    dmarket_breaker_cooldown_seconds: float = setting(30.0, bounds="0.1..", unit="s")
+    # `marketscan bot`: the Telegram ids that may command it (none: it refuses everyone),
+    # and how long one getUpdates long poll waits for an update.
+    telegram_allowed_users: frozenset[int] = setting(frozenset(), parse=allowed_users_of)
+    telegram_poll_timeout_seconds: int = setting(30, bounds="0..50", unit="s")
+    # A stranger's command is refused once per this window; their other updates get nothing.
+    telegram_refusal_window_seconds: float = setting(600.0, bounds="0.0..86400.0", unit="s")
+    # What one chat user may have at once: scans running (or queued) and watches (at most
+    # what one listing of a user's watches holds: worker.db.watches).
+    chat_max_running_scans: int = setting(10, bounds="1..", unit="scans")
+    chat_max_watches: int = setting(25, bounds="1..200", unit="watches")
+    # The market (and its options, KEY=VALUE pairs) of the scans and watches the bot starts.
+    bot_market: str = setting("simulated")
+    bot_market_options: tuple[tuple[str, int | float | str], ...] = setting((), parse=options_of)
+    # A development fleet (`marketscan dev` and `demo`, the test suites, the bench): only
+    # there may a scan inject faults (crash a process, stall a page, fail requests).
+    dev_mode: bool = setting(False)
+
+    def __repr__(self) -> str:
+        # Settings get logged and land in tracebacks (inside whatever carries them): the
+        # keys and the token are left out (repr=False), and every URL's password hidden.
+        shown = (
+            f"{item.name}={redacted(repr(getattr(self, item.name)))}"
+            for item in fields(self)
+            if item.repr
+        )
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (the process environment by default)."""
+        env = _Filled(os.environ if environ is None else environ)
+        _check_dmarket_keys(env)
+        signed = bool(env.get(variable_of("dmarket_public_key"), "").strip())
+        return cls(**{item.name: _read(env, item, signed) for item in fields(cls)})
+
+
+def _check_dmarket_keys(env: Mapping[str, str]) -> None:
+    """The DMarket key pair, checked now so a bad key fails at start-up naming its variable."""
+    from worker.markets.dmarket.auth import signer_from
+
+    public_key = env.get("MARKETSCAN_DMARKET_PUBLIC_KEY", "").strip() or None
+    secret_key = env.get("MARKETSCAN_DMARKET_SECRET_KEY", "").strip() or None
+    signer_from(public_key, secret_key)
+
+
+def spec_of(item: Field[Any]) -> Spec:
+    spec: Spec = item.metadata[_SPEC]
+    return spec
+
+
+def variable_of(name: str) -> str:
+    """The environment variable of the setting `name` (a field of Settings)."""
+    return spec_of(_FIELDS[name]).variable or PREFIX + name.upper()
+
+
+def default_of(name: str, *, signed: bool = False) -> Any:
+    """The setting's default, while DMarket requests are `signed` or not."""
+    item = _FIELDS[name]
+    spec = spec_of(item)
+    return spec.signed if signed and spec.signed is not None else item.default
+
+
+def _read(env: Mapping[str, str], item: Field[Any], signed: bool) -> Any:
+    """One setting from the environment: its default when unset or blank."""
+    name, spec = variable_of(item.name), spec_of(item)
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default_of(item.name, signed=signed)
+    if spec.parse is not None:
+        # A list that names nothing (",") leaves the default, as an unset one does.
+        return spec.parse(name, raw) or default_of(item.name, signed=signed)
+    if item.type in _NUMBERS:
+        return _number(name, raw, _NUMBERS[item.type], spec)
+    if item.type == "bool":
+        return _flag(name, raw)
+    return raw.rstrip("/") if spec.base_url else raw
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r} must be one of 1, true, yes, on, 0, false, no, off")
+
+
+def _number(name: str, raw: str, kind: type[int] | type[float], spec: Spec) -> int | float:
+    minimum, maximum = cast(float, spec.minimum), spec.maximum
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+    try:
+        number = float(value)
+    except OverflowError:  # an int past every float is past every range too
+        raise ConfigError(f"{name}={raw!r} is out of range: must be {allowed}") from None
+    # NaN passes every comparison below, and an infinity any range without a maximum.
+    if not math.isfinite(number):
+        raise ConfigError(f"{name}={raw!r} is not a finite number")
+    if number < minimum or (maximum is not None and number > maximum):
+        raise ConfigError(f"{name}={raw!r} is out of range: must be {allowed}")
+    return value
+
+
 class _Filled(Mapping[str, str]):
     """The environment, refusing a value that still holds .env.example's placeholder.
 
@@ -428,54 +380,24 @@ class _Filled(Mapping[str, str]):
         return len(self._env)
 
 
-class _Reader:
-    """Parses environment variables, naming the variable in every error."""
+_NUMBERS: dict[str, type[int] | type[float]] = {"int": int, "float": float}
+_FIELDS: dict[str, Field[Any]] = {item.name: item for item in fields(Settings)}
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
 
-    def text(self, name: str, default: str) -> str:
-        value = self._env.get(name, "").strip()
-        return value or default
+def _check_fields() -> None:
+    """A setting the loop could not read is a mistake in this file: it fails on import."""
+    readable = (*_NUMBERS, "bool", "str", "str | None")
+    for item in _FIELDS.values():
+        spec = spec_of(item)
+        if item.type in _NUMBERS and spec.minimum is None:
+            raise TypeError(f"Settings.{item.name}: a number needs its bounds")
+        if spec.parse is None and item.type not in readable:
+            raise TypeError(f"Settings.{item.name}: a {item.type} needs its parse")
 
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self._env.get(name, "").strip().lower()
-        if not raw:
-            return default
-        if raw in ("1", "true", "yes", "on"):
-            return True
-        if raw in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{name}={raw!r} must be one of 1, true, yes, on, 0, false, no, off")
 
-    def number(
-        self,
-        name: str,
-        kind: Callable[[str], T],
-        default: T,
-        minimum: float,
-        maximum: float | None = None,
-    ) -> T:
-        raw = self._env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ConfigError(
-                f"{name}={raw!r} is not a valid {getattr(kind, '__name__', 'value')}"
-            ) from None
-        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        try:
-            number = float(value)  # type: ignore[arg-type]
-        except OverflowError:  # an int past every float is past every range too
-            raise ConfigError(f"{name}={raw!r} is out of range: must be {allowed}") from None
-        # NaN passes every comparison below, and an infinity any range without a maximum.
-        if not math.isfinite(number):
-            raise ConfigError(f"{name}={raw!r} is not a finite number")
-        if number < minimum or (maximum is not None and number > maximum):
-            raise ConfigError(f"{name}={raw!r} is out of range: must be {allowed}")
-        return value
+_check_fields()
+# Switches development on: the simulated market's fault injection (worker.markets.simulated).
+DEV_MODE_VARIABLE = variable_of("dev_mode")
 
 
 @lru_cache(maxsize=1)

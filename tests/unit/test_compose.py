@@ -15,7 +15,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from tests.support.compose_file import (
     services,
     variables_in,
 )
+from worker import settings
 from worker.cli.main import main as marketscan_cli
 from worker.settings import Settings
 
@@ -140,6 +141,32 @@ def documented_variables() -> set[str]:
             first_cell = line.strip().strip("|").split("|")[0]
             names.update(ENV_NAME.findall(first_cell))
     return names
+
+
+def documented_defaults() -> dict[str, str]:
+    """The default cell of each variable in docs/configuration.md's table, as written; a
+    row of several variables gives each its own of as many comma-separated defaults."""
+    defaults: dict[str, str] = {}
+    for line in (ROOT / "docs" / "configuration.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not line.lstrip().startswith("|") or len(cells) < 2:
+            continue
+        names, parts = ENV_NAME.findall(cells[0]), [part.strip() for part in cells[1].split(",")]
+        for index, name in enumerate(names):
+            defaults[name] = parts[index] if len(parts) == len(names) else cells[1]
+    return defaults
+
+
+def documents(text: str, value: object) -> bool:
+    """Whether `text`, a default as the configuration page writes it, is `value`."""
+    if isinstance(value, bool):
+        return text == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return float(text) == value
+        except ValueError:
+            return False
+    return text == value
 
 
 def duration_seconds(value: str) -> float:
@@ -484,6 +511,33 @@ def test_the_configuration_page_documents_every_variable() -> None:
     required = compose_variables() | set(env_example_values())
     missing = sorted(required - documented_variables())
     assert missing == [], f"docs/configuration.md's table does not list {missing}"
+
+
+def test_the_configuration_page_shows_each_settings_default() -> None:
+    # Given each field of Settings with its variable and default (DMarket's budgets have one
+    # per auth mode), and the default docs/configuration.md's table gives it
+    documented = documented_defaults()
+    wrong = {}
+    for item in fields(Settings):
+        variable = settings.variable_of(item.name)
+        unsigned = settings.default_of(item.name)
+        signed = settings.default_of(item.name, signed=True)
+        cell = documented.get(variable, "(not listed)")
+        shown = re.findall(r"`([^`]+)`", cell)
+        # Then a default of nothing reads "unset", a value is shown as the field holds it
+        # (and as signing makes it, when it does), and only a list of values is told in words
+        if unsigned in (None, (), frozenset()):
+            right = cell == "unset"
+        elif isinstance(unsigned, bool | int | float | str):
+            expected = [unsigned] if signed == unsigned else [unsigned, signed]
+            right = len(shown) == len(expected) and all(map(documents, shown, expected))
+        else:
+            right = not shown and cell not in ("unset", "(not listed)")
+        if not right:
+            wrong[variable] = f"{cell!r}, while the field's default is {unsigned!r}" + (
+                f" ({signed!r} signed)" if signed != unsigned else ""
+            )
+    assert wrong == {}, f"docs/configuration.md's table: {wrong}"
 
 
 # --- the image ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 
 import pytest
 
@@ -14,6 +15,16 @@ def test_defaults_when_nothing_is_set() -> None:
     settings = Settings.from_env({})
     assert settings == Settings()
     assert (settings.retention_days, settings.lease_seconds, settings.fee) == (7, 30, 0.07)
+
+
+def test_each_variable_is_its_fields_name_with_the_prefix_but_the_two_shared_urls() -> None:
+    # Given the variables Settings reads, and its fields' names
+    read = set(settings_variables())
+    prefixed = {"MARKETSCAN_" + item.name.upper() for item in fields(Settings)}
+    # Then each is MARKETSCAN_ and a field's name, but the URLs every PostgreSQL and Celery
+    # tool knows by their own names
+    assert read - prefixed == {"DATABASE_URL", "CELERY_BROKER_URL"}
+    assert prefixed - read == {"MARKETSCAN_DATABASE_URL", "MARKETSCAN_BROKER_URL"}
 
 
 def test_values_are_read_and_typed() -> None:
