@@ -57,7 +57,7 @@ timezone = "UTC"
 enable_utc = True
 
 # Recovery is not scheduled here: a message would wait behind the page backlog. Beat runs
-# it on a clock of its own (worker.celery_glue.recovery_timer), every recovery interval.
+# it on a clock of its own (worker.celery_glue.beat_clocks), every recovery interval.
 beat_schedule: dict[str, dict[str, Any]] = {
     "cleanup-old-checkpoints": {
         "task": "marketscan.maintenance.cleanup",

@@ -18,7 +18,7 @@ import redis
 
 from bench.harness import Bench, say
 from bench.report import Row
-from worker.chain import ledger
+from worker.chain import broker_ledger
 from worker.chain.ledger_audit import LedgerAudit
 from worker.domain.page_message import PageMessage
 
@@ -52,7 +52,7 @@ def _fill(client: redis.Redis, queued: int) -> None:
                 pipe.lpush("marketscan", raw)
             else:  # kombu keeps [message, exchange, routing key] per delivery tag
                 held = json.dumps([json.loads(raw), "", "marketscan"])
-                pipe.hset(ledger.KOMBU_UNACKED_KEY, f"tag-{n}", held)
+                pipe.hset(broker_ledger.KOMBU_UNACKED_KEY, f"tag-{n}", held)
             if n % 5000 == 0:
                 pipe.execute()
         pipe.execute()
@@ -64,7 +64,7 @@ def _raw_read(client: redis.Redis, chunk: int) -> int:
     while batch := client.lrange("marketscan", start, start + chunk - 1):
         start += len(batch)
         read += sum(len(raw) for raw in batch)
-    for _, value in client.hscan_iter(ledger.KOMBU_UNACKED_KEY, count=chunk):
+    for _, value in client.hscan_iter(broker_ledger.KOMBU_UNACKED_KEY, count=chunk):
         read += len(value)
     return read
 
@@ -77,12 +77,12 @@ def run(bench: Bench) -> list[Row]:
         _fill(client, queued)
         audit = LedgerAudit(QUEUES, seconds=300)
         nowhere = PageMessage(uuid.uuid4(), uuid.uuid4(), 0, 0)
-        ledger.publishing(nowhere)
-        ledger.sent(nowhere)
+        broker_ledger.publishing(nowhere)
+        broker_ledger.sent(nowhere)
         walks, floors = [], []
         for _ in range(3):
             started = time.perf_counter()
-            assert audit.lost([nowhere]) == {ledger.fence_of(nowhere)}
+            assert audit.lost([nowhere]) == {broker_ledger.fence_of(nowhere)}
             walks.append(time.perf_counter() - started)
             started = time.perf_counter()
             size = _raw_read(client, audit.chunk)

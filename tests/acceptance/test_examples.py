@@ -41,7 +41,7 @@ def test_the_scan_bot_example_starts_follows_and_prints_the_top_opportunities(
     lines = done.stdout.splitlines()
     assert lines[0] == f"started scan {scan_id}"
     assert lines.index("completed: 700/700 items") == lines.index("top 3 opportunities:") - 1
-    # And the scan it followed found exactly the reference walk's opportunities
+    # And the scan it followed found exactly the uninterrupted walk's opportunities
     row = wait_for_status(database_url, scan_id)
     params = ScanParams.from_json(row.params)
     assert len(expected_opportunities(params)) >= 3

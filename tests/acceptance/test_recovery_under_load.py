@@ -279,7 +279,7 @@ def test_a_worker_marks_each_page_message_it_receives_as_taken_by_it(
     short_lease: dict[str, str], start_worker: Callable[..., CeleryProcess]
 ) -> None:
     from worker.celery_glue.publisher import publish_page
-    from worker.chain import ledger as broker_ledger
+    from worker.chain import broker_ledger
     from worker.domain.page_message import PageMessage
 
     # Given a page message in the queue (of a scan the database does not know: it is dropped)

@@ -166,7 +166,7 @@ def test_a_scan_started_through_the_task_judges_with_the_workers_fee_and_levels(
     frozen = ScanParams.from_json(done.params)
     assert frozen.fee == 0.1
     assert (frozen.price_band, frozen.min_profit) == ((50, 5000), 0.02)
-    # And every opportunity was judged with 10 %: exactly the reference walk's at 10 %
+    # And every opportunity was judged with 10 %: exactly the uninterrupted walk's at 10 %
     stored = stored_opportunities(database_url, scan_id)
     assert stored and stored == expected_opportunities(frozen)
     at_seven = ScanParams.from_json({**done.params, "fee": 0.07})

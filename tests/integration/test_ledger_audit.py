@@ -7,7 +7,7 @@ import uuid
 
 import redis
 
-from worker.chain import ledger
+from worker.chain import broker_ledger
 from worker.chain.ledger_audit import LedgerAudit
 from worker.domain.page_message import PageMessage
 
@@ -38,10 +38,10 @@ def test_only_messages_in_no_queue_and_not_unacked_with_a_sent_marker_are_lost(
     with app.connection_for_read() as connection:
         assert connection.default_channel.basic_get("marketscan", no_ack=False) is not None
         assert broker.rpop("marketscan") is not None
-        ledger.taken(taken, "w1@test")
+        broker_ledger.taken(taken, "w1@test")
         # Then the audit reports the lost one only
         audit = LedgerAudit(QUEUES, seconds=60, chunk=2)
-        assert audit.lost(queued) == {ledger.fence_of(lost)}
+        assert audit.lost(queued) == {broker_ledger.fence_of(lost)}
         assert held and audit.lost([held, queued[3], queued[4]]) == set()
     broker.close()
 

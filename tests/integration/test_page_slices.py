@@ -101,9 +101,9 @@ def _drive(settings: Settings, published: list[PageMessage]) -> list[Outcome]:
 
 def _walk_alone(params: ScanParams) -> list[str]:
     """The opportunities of the scan's catalog, found without a database."""
-    from worker.devtools.reference import reference_opportunities
+    from worker.devtools.uninterrupted_walk import uninterrupted_opportunities
 
-    return sorted(found.item_id for found in reference_opportunities(params, get_settings()))
+    return sorted(found.item_id for found in uninterrupted_opportunities(params, get_settings()))
 
 
 def test_one_page_task_walks_its_slice_committing_each_page_once(

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint
-from worker.chain import ledger as broker_ledger
+from worker.chain import broker_ledger
 from worker.chain.recovery import Cause, recover
 from worker.db import checkpoints as store
 from worker.domain.page_message import PageMessage

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from models import ScanCheckpoint, ScanOpportunity
 from worker.chain import lifecycle
 from worker.db import driver_url, session_scope
-from worker.devtools.reference import reference_opportunities
+from worker.devtools.uninterrupted_walk import uninterrupted_opportunities
 from worker.domain.opportunities import fee_and_profit
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams, frozen_fee
@@ -113,7 +113,7 @@ def expected_opportunities(params: ScanParams) -> set[tuple[str, int, int]]:
     )  # fmt: skip
     return {
         (hit.item_id, hit.price_cents, hit.profit_cents)
-        for hit in reference_opportunities(quiet, Settings())
+        for hit in uninterrupted_opportunities(quiet, Settings())
     }
 
 

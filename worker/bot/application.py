@@ -21,7 +21,7 @@ from telegram.ext import (
     filters,
 )
 
-from worker.bot import access, commands, replies, steering, watch_commands
+from worker.bot import access, commands, replies, scan_steering, watch_commands
 from worker.bot.context import SERVICES_KEY, BotServices
 from worker.bot.refusals import Refusals
 from worker.errors import ConfigError
@@ -77,15 +77,15 @@ def build(settings: Settings, connection: redis.Redis) -> BotApplication:
         ("scan", commands.scan),
         ("status", commands.status),
         ("top", commands.top),
-        ("pause", steering.steer_command),
-        ("resume", steering.steer_command),
-        ("cancel", steering.steer_command),
+        ("pause", scan_steering.steer_command),
+        ("resume", scan_steering.steer_command),
+        ("cancel", scan_steering.steer_command),
         ("watch", watch_commands.watch),
         ("watches", watch_commands.watches),
         ("unwatch", watch_commands.unwatch),
     ):
         application.add_handler(CommandHandler(name, callback, filters=NEW_MESSAGES))
-    application.add_handler(CallbackQueryHandler(steering.button))
+    application.add_handler(CallbackQueryHandler(scan_steering.button))
     application.add_error_handler(commands.on_error)
     return application
 

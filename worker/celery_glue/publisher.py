@@ -6,7 +6,7 @@ import logging
 
 import redis
 
-from worker.chain import ledger as broker_ledger
+from worker.chain import broker_ledger
 from worker.domain import page_message
 from worker.domain.page_message import PAGE_TASK, PageMessage
 

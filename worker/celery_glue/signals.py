@@ -1,5 +1,5 @@
 """Celery signal handlers: drain on shutdown, fresh engines and market connections per
-process, recovery clocks."""
+process, beat's clocks."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from celery.signals import (
 from worker import broker_redis, observe
 from worker.celery_glue import shutdown_signals
 from worker.celery_glue.alert_clock import alert_committed_finds, alerts_on
+from worker.celery_glue.beat_clocks import BeatClock
 from worker.celery_glue.drain import request_drain, request_stop_now
 from worker.celery_glue.publisher import PAGE_QUEUE, RECOVERED_QUEUE, publish_recovered_page
-from worker.celery_glue.recovery_timer import RecoveryTimer
 from worker.celery_glue.watch_clock import fire_due_watches
-from worker.chain import ledger as broker_ledger
+from worker.chain import broker_ledger
 from worker.chain.ledger_audit import LedgerAudit
 from worker.chain.recovery import recover
 from worker.db import reset_engines, session_scope
@@ -144,15 +144,17 @@ def _recover_own_scans(sender: Any = None, **_: Any) -> None:
 
 
 @beat_init.connect
-def _start_recovery_clock(**_: Any) -> None:
+def _start_beat_clocks(**_: Any) -> None:
     log.info("beat started; reclaimed %d orphaned scans", recover_now())
     settings = get_settings()
-    RecoveryTimer(recover_now, settings.recovery_interval_seconds).start()
-    RecoveryTimer(
+    BeatClock(
+        recover_now, settings.recovery_interval_seconds, "recovery", "reclaimed %d scans"
+    ).start()
+    BeatClock(
         fire_due_watches, settings.watch_tick_seconds, "watch clock", "started %d passes"
     ).start()
     if alerts_on():
-        RecoveryTimer(
+        BeatClock(
             alert_committed_finds, settings.watch_tick_seconds, "alert follower", "sent %d alerts"
         ).start()
     _announce("beat", socket.gethostname())

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from worker.chain import ledger
+from worker.chain import broker_ledger
 from worker.domain.page_message import PageMessage
 
 CHUNK = 1000
@@ -53,23 +53,23 @@ class LedgerAudit:
     def lost(self, messages: Sequence[PageMessage]) -> set[str]:
         """The fences of `messages` that no queue holds, no worker holds unacked, and whose
         marker still says `sent`."""
-        missing = {ledger.fence_of(message): message for message in messages}
+        missing = {broker_ledger.fence_of(message): message for message in messages}
         for fence in itertools.chain(self._fences_queued(), self._fences_unacked()):
             missing.pop(fence, None)
             if not missing:
                 return set()
         suspects = list(missing.values())
         lost = {
-            ledger.fence_of(message)
-            for message, marker in zip(suspects, ledger.markers(suspects), strict=True)
-            if marker.state is ledger.State.SENT
+            broker_ledger.fence_of(message)
+            for message, marker in zip(suspects, broker_ledger.markers(suspects), strict=True)
+            if marker.state is broker_ledger.State.SENT
         }
         # A message popped as the walk passed the unacked set is there by now: the pop and
         # its bookkeeping are microseconds apart, unless the popping worker died between.
         return lost - set(self._fences_unacked()) if lost else lost
 
     def _fences_queued(self) -> Iterator[str]:
-        client = ledger.connection()
+        client = broker_ledger.connection()
         for queue in self.queues:
             start = 0
             while chunk := client.lrange(queue, start, start + self.chunk - 1):
@@ -77,8 +77,8 @@ class LedgerAudit:
                 yield from _fences(chunk, unacked=False)
 
     def _fences_unacked(self) -> Iterator[str]:
-        client = ledger.connection()
-        for _, value in client.hscan_iter(ledger.KOMBU_UNACKED_KEY, count=self.chunk):
+        client = broker_ledger.connection()
+        for _, value in client.hscan_iter(broker_ledger.KOMBU_UNACKED_KEY, count=self.chunk):
             yield from _fences([value], unacked=True)
 
 
@@ -87,7 +87,7 @@ def _fences(raws: Sequence[bytes | str], unacked: bool) -> Iterator[str]:
     for raw in raws:
         try:
             payload = json.loads(raw)
-            fence = ledger.fence_in_message(payload[0] if unacked else payload)
+            fence = broker_ledger.fence_in_message(payload[0] if unacked else payload)
         except (ValueError, LookupError, TypeError):
             continue  # not a message of ours
         if fence is not None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from worker import observe
-from worker.chain import ledger as broker_ledger
+from worker.chain import broker_ledger
 from worker.chain.ledger_audit import LedgerAudit
 from worker.db import Session, tallies
 from worker.db import reclaim as reclaim_db

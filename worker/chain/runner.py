@@ -83,7 +83,7 @@ def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
     pages = PageSlice(message, ctx.settings)
     try:
         with Heartbeat(lambda: _renew(pages, ctx), ctx.settings.lease_seconds / 3) as beat:
-            walked = _walk(pages, ctx, claimed, params, market, beat)
+            walked = _walk_slice(pages, ctx, claimed, params, market, beat)
     finally:
         pages.abandon_prefetch()
         market.close()
@@ -98,7 +98,7 @@ def run_page(message: PageMessage, ctx: PageContext) -> Outcome:
     return page_commit.commit(pages.message, ctx, claimed, work)
 
 
-def _walk(
+def _walk_slice(
     pages: PageSlice,
     ctx: PageContext,
     claimed: ClaimedPage,
@@ -108,7 +108,7 @@ def _walk(
 ) -> Outcome | tuple[ClaimedPage, PageResult | _HandOver | _Failure]:
     """Walk pages while the slice has room; the last page's work is left to commit."""
     while True:
-        work = _work(pages, ctx, claimed, params, market, beat)
+        work = _fetch_and_judge(pages, ctx, claimed, params, market, beat)
         going_on = (
             isinstance(work, PageResult)
             and pages.prefetching
@@ -126,7 +126,7 @@ def _walk(
         claimed = kept
 
 
-def _work(
+def _fetch_and_judge(
     pages: PageSlice,
     ctx: PageContext,
     claimed: ClaimedPage,

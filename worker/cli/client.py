@@ -204,7 +204,7 @@ def add_watch(
     watch is returned). `overlap`: `skip` or `buffer_one` (see docs/telegram.md's watches).
     `progress_messages`: each pass also shows its progress in the owner's private chat.
     """
-    from worker.schedules.steering import add_watch as add
+    from worker.schedules.watch_steering import add_watch as add
 
     if not isinstance(progress_messages, bool):
         raise InvalidInput(f"progress_messages must be true or false, got {progress_messages!r}")
@@ -234,7 +234,7 @@ def list_watches(owner_id: int, id_prefix: str | None = None) -> list[Watch]:
     """The owner's watches, oldest first; only those whose id starts with `id_prefix` (hex
     digits, as short ids show them) if given. While the bot's allow-list lacks the owner,
     each shows paused, saying so: the watch clock starts none of their passes."""
-    from worker.schedules.steering import list_watches as listed
+    from worker.schedules.watch_steering import list_watches as listed
 
     with session() as opened:
         return listed(opened, owner_id, id_prefix, get_settings().telegram_allowed_users)
@@ -242,7 +242,7 @@ def list_watches(owner_id: int, id_prefix: str | None = None) -> list[Watch]:
 
 def pause_watch(watch_id: uuid.UUID | str, owner_id: int) -> Watch:
     """Start no more passes until resumed; WatchNotFound for another owner's watch."""
-    from worker.schedules.steering import pause_watch as pause_it
+    from worker.schedules.watch_steering import pause_watch as pause_it
 
     with session() as opened:
         return pause_it(opened, watch_id, owner_id)
@@ -250,7 +250,7 @@ def pause_watch(watch_id: uuid.UUID | str, owner_id: int) -> Watch:
 
 def resume_watch(watch_id: uuid.UUID | str, owner_id: int) -> Watch:
     """Run passes again; a slot that passed while paused is due at once."""
-    from worker.schedules.steering import resume_watch as resume_it
+    from worker.schedules.watch_steering import resume_watch as resume_it
 
     with session() as opened:
         return resume_it(opened, watch_id, owner_id)
@@ -258,7 +258,7 @@ def resume_watch(watch_id: uuid.UUID | str, owner_id: int) -> Watch:
 
 def remove_watch(watch_id: uuid.UUID | str, owner_id: int) -> None:
     """Delete the watch; the scans it already started are kept."""
-    from worker.schedules.steering import remove_watch as remove_it
+    from worker.schedules.watch_steering import remove_watch as remove_it
 
     with session() as opened:
         remove_it(opened, watch_id, owner_id)

@@ -25,7 +25,7 @@ from worker.db import clock as clock_sql
 from worker.db import opportunity_days as days_sql
 from worker.db import tallies
 from worker.db.engine import lift_statement_timeout, rowcount
-from worker.domain import validation as v
+from worker.domain import validation
 from worker.domain.status import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class Plan:
 
 def plan_cleanup(session: Session, days: int = 7) -> Plan:
     """Make the coming days' partitions, and read the cleanup's cutoff."""
-    cutoff_sql = clock_sql.days_ago(v.days_of(days))
+    cutoff_sql = clock_sql.days_ago(validation.days_of(days))
     try:
         days_sql.make_days_ahead(session)
     except DBAPIError as exc:
@@ -172,7 +172,7 @@ def delete_old_checkpoints(
     # A batch's statements last as long as MARKETSCAN_CLEANUP_BATCH_SIZE makes them: the
     # operator's batch size bounds them, not the statement timeout meant for requests.
     lift_statement_timeout(session)
-    cutoff = clock_sql.days_ago(v.days_of(days)) if plan is None else plan.cutoff
+    cutoff = clock_sql.days_ago(validation.days_of(days)) if plan is None else plan.cutoff
     left = frozenset() if plan is None else plan.left
     day = days_sql.scan_day(ScanCheckpoint.created_at)
     doomed = session.execute(
@@ -233,7 +233,7 @@ def _retire(session: Session, doomed: Sequence[Any], opportunities: int) -> None
 
 def count_old_checkpoints(session: Session, days: int = 7) -> int:
     """How many rows `cleanup_old_checkpoints(days)` would delete now."""
-    cutoff = clock_sql.days_ago(v.days_of(days))
+    cutoff = clock_sql.days_ago(validation.days_of(days))
     return (
         session.scalar(
             select(func.count())

@@ -31,7 +31,7 @@ from worker.db import close_engines, reset_engines, session_scope
 from worker.db.scan_queries import opportunity_count, scan_status, top_opportunities
 from worker.devtools.devstack import DevStack, dev_stack
 from worker.devtools.processes import CeleryProcess
-from worker.devtools.reference import reference_opportunities
+from worker.devtools.uninterrupted_walk import uninterrupted_opportunities
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.scan_params import ScanParams
 from worker.domain.status import ACTIVE_STATUSES, ScanStatus
@@ -160,7 +160,7 @@ def _summary(
     with session_scope() as session:
         stored = opportunity_count(session, checkpoint.scan_id)
         top = top_opportunities(session, checkpoint.scan_id, 10)
-    expected = len(reference_opportunities(_without_delays(params), settings))
+    expected = len(uninterrupted_opportunities(_without_delays(params), settings))
     elapsed = time.monotonic() - timeline.started_at
     table = Table(title="Scan summary", show_header=False)
     for label, value in (

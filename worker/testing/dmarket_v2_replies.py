@@ -1,5 +1,5 @@
 """What the loopback DMarket serves beside the v1 listing: v2 offers, aggregated prices (the
-order book's top) and last sales, shaped as DMarket's spec and reference clients show them.
+order book's top) and last sales, shaped as DMarket's spec and official clients show them.
 
 The fake keeps one list of v1-shaped listing objects; a v2 offer is made from each, so a
 test lists its items once and walks them through either API.

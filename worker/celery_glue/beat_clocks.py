@@ -1,10 +1,12 @@
-"""The recovery clock: runs recovery every interval from a thread of the beat process.
+"""Beat's clocks: recovery, the watch clock and the alert follower, each a thread of the beat
+process that calls its tick every interval.
 
 A recovery sent as a task would queue behind every page message and, with an expiry, be
 thrown away there under a backlog; without one, it would run late. A thread beside beat's
-scheduler runs on time whatever the queue holds. Lease times are PostgreSQL's now(), so no
-host's clock matters; several beats may run it at once, since reclaiming is a
-compare-and-set.
+scheduler runs on time whatever the queue holds; so do a due watch pass
+(worker.celery_glue.watch_clock) and an alert (worker.celery_glue.alert_clock). Lease times
+are PostgreSQL's now(), so no host's clock matters; several beats may run recovery at once,
+since reclaiming is a compare-and-set.
 """
 
 from __future__ import annotations
@@ -20,17 +22,13 @@ from worker.db import DatabaseError
 log = logging.getLogger(__name__)
 
 
-class RecoveryTimer:
-    """Calls `run_once` every `interval_seconds` on a daemon thread until stopped."""
+class BeatClock:
+    """Calls `run_once` every `interval_seconds` on a daemon thread until stopped; `done`
+    logs what a tick did (its %d: what `run_once` returned, when not 0)."""
 
     def __init__(
-        self,
-        run_once: Callable[[], int],
-        interval_seconds: float,
-        name: str = "recovery",
-        done: str = "reclaimed %d scans",
+        self, run_once: Callable[[], int], interval_seconds: float, name: str, done: str
     ) -> None:
-        # The watch clock and the alert follower run on this same clock, under their names.
         self._run_once = run_once
         self._interval_seconds = interval_seconds
         self._name = name
@@ -38,7 +36,7 @@ class RecoveryTimer:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"{name}-timer", daemon=True)
 
-    def start(self) -> RecoveryTimer:
+    def start(self) -> BeatClock:
         self._thread.start()
         return self
 

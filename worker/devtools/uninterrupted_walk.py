@@ -12,7 +12,7 @@ from worker.markets.registry import build_market
 from worker.settings import Settings
 
 
-def reference_opportunities(params: ScanParams, settings: Settings) -> list[Opportunity]:
+def uninterrupted_opportunities(params: ScanParams, settings: Settings) -> list[Opportunity]:
     """Every opportunity of the market `params` describe, walked page by page in one go."""
     market = build_market(params, settings)
     found: list[Opportunity] = []
