@@ -13,7 +13,7 @@ import pytest
 
 from models.status import ScanStatus
 from tests.contract.conftest import StoreUnderTest
-from worker.domain.validation import METADATA_MAX_BYTES
+from worker.domain.validation import CURSOR_MAX_CHARS, METADATA_MAX_BYTES
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
 
 ACTIVE_ONLY = "only an in_progress or paused scan can"
@@ -112,6 +112,25 @@ def test_save_refuses_bad_input_naming_the_field_and_changes_nothing(
         store.save_checkpoint(scan_id, cursor, processed, total_items=total)  # type: ignore[arg-type]
     assert str(refused.value).startswith(field)
     assert store.load_checkpoint(scan_id) == before
+
+
+def test_a_cursor_of_64_kib_is_kept_and_one_character_more_is_refused(
+    under_test: StoreUnderTest,
+) -> None:
+    # Given a scan, and a cursor as long as upstream's TEXT column takes in practice
+    store, scan_id = under_test.store, uuid.uuid4()
+    store.create_checkpoint(scan_id, 1, "market_scan")
+    longest = "c" * 65_536
+    # When it is saved, then it is kept to the last character
+    saved = store.save_checkpoint(scan_id, longest, 1)
+    assert saved.cursor == longest and store.load_checkpoint(scan_id) == saved
+    # And one character more is refused by name, the stored checkpoint unchanged
+    with pytest.raises(InvalidInput) as refused:
+        store.save_checkpoint(scan_id, longest + "c", 2)
+    assert str(refused.value) == (
+        f"cursor must be at most {CURSOR_MAX_CHARS} characters, got {CURSOR_MAX_CHARS + 1}"
+    )
+    assert store.load_checkpoint(scan_id) == saved
 
 
 def test_save_refuses_a_count_beyond_the_stored_total(under_test: StoreUnderTest) -> None:

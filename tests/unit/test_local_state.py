@@ -17,7 +17,7 @@ import pytest
 
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.status import ScanStatus
-from worker.domain.validation import METADATA_MAX_BYTES
+from worker.domain.validation import CURSOR_MAX_CHARS, METADATA_MAX_BYTES
 from worker.errors import (
     CheckpointNotFound,
     CorruptCheckpoint,
@@ -167,7 +167,7 @@ def test_save_on_a_paused_scan_is_allowed(store: LocalCheckpointStore) -> None:
         ({"processed_items": 101}, "must not exceed total_items \\(100\\)"),  # stored total
         ({"total_items": -5}, "total_items must be a non-negative integer"),
         ({"cursor": 7}, "cursor must be a string or None"),
-        ({"cursor": "c" * 8193}, "cursor must be at most 8192"),
+        ({"cursor": "c" * (CURSOR_MAX_CHARS + 1)}, "cursor must be at most 65536"),
         ({"metadata": {"bad": {1, 2}}}, "metadata must be JSON-serialisable"),
         ({"metadata": "text"}, "metadata must be a JSON object"),
         ({"metadata": {"b": "x" * 40_000}}, "metadata must be at most 65536"),  # once merged

@@ -15,7 +15,10 @@ from worker.errors import InvalidInput
 # Metadata rides in every checkpoint row; a bound keeps a page commit cheap and a row small.
 METADATA_MAX_BYTES = 64 * 1024
 OPERATION_TYPE_MAX_CHARS = 50
-CURSOR_MAX_CHARS = 8192
+# As long as upstream's TEXT column takes in practice, and at least what a DMarket page may
+# hand on (worker.markets.dmarket.bounds.CURSOR_MAX_BYTES, 64 KiB of UTF-8: never more
+# characters than bytes), so a chain scan's cursor is one a StateManager save accepts.
+CURSOR_MAX_CHARS = 64 * 1024
 DEFAULT_CHECKPOINT_INTERVAL = 100
 # The upstream module's default: errors in a row before record_error() says "shut down".
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
