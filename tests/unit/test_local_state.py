@@ -424,6 +424,7 @@ def without(name: str) -> Callable[[bytes], bytes]:
         (with_fields(timestamp="2025-01-01T00:00:00"), "timestamp must carry a UTC offset"),
         (with_fields(updated_at=17), "updated_at must be a str"),
         (with_fields(metadata=[1]), "metadata must be a dict"),
+        (with_fields(extra_data={"edited": True}), "extra_data must equal metadata"),
         (with_fields(error_message=5), "error_message must be a str"),
         (with_fields(page_seq=-1), "page_seq must be a non-negative integer"),
         (with_fields(scan_id=str(uuid.uuid4())), "holds scan_id"),
@@ -452,6 +453,22 @@ def test_a_corrupt_file_is_reported_by_every_method_that_reads_it(
         assert not isinstance(raised.value, InvalidInput)  # callers catching bad input miss it
     with pytest.raises(DuplicateScan):
         store.create_checkpoint(scan_id, 1, "scan")
+
+
+def test_a_file_written_before_extra_data_was_mirrored_is_read_and_gains_it(
+    store: LocalCheckpointStore,
+) -> None:
+    # Given a format 1 file without extra_data, as saves wrote it before upstream's key
+    scan_id = uuid.uuid4()
+    created = store.create_checkpoint(scan_id, 1, "scan", metadata={"game": "csgo"})
+    path = file_of(store, scan_id)
+    path.write_bytes(without("extra_data")(path.read_bytes()))
+    # When it is read and saved again
+    assert store.load_checkpoint(scan_id) == created
+    store.save_checkpoint(scan_id, "c", 1)
+    # Then the file carries extra_data beside metadata from then on
+    data = json.loads(path.read_text())
+    assert data["extra_data"] == data["metadata"] == {"game": "csgo"}
 
 
 def test_one_corrupt_file_fails_the_whole_listing(store: LocalCheckpointStore) -> None:

@@ -157,3 +157,26 @@ def test_upstreams_file_helper_names_the_file_a_save_writes(tmp_path: Path) -> N
     assert (data["scan_id"], data["cursor"], data["processed_items"]) == (
         str(scan_id), "page_2", 50,
     )  # fmt: skip
+
+
+def test_the_file_a_save_writes_carries_upstreams_extra_data(tmp_path: Path) -> None:
+    # Given a scan saved with upstream's keywords
+    manager, scan_id = LocalStateManager(tmp_path), uuid.uuid4()
+    asyncio.run(
+        manager.save_checkpoint(
+            scan_id=scan_id,
+            cursor="cursor_123",
+            processed_items=50,
+            total_items=100,
+            extra_data={"game": "csgo"},
+            status="in_progress",
+        )
+    )
+    # When the file is read as upstream's LocalStateManager reads it
+    data = json.loads(manager._get_checkpoint_file(scan_id).read_text(encoding="utf-8"))
+    # Then every key upstream reads is there, extra_data holding the scan's metadata
+    assert {key: data[key] for key in ("cursor", "processed_items", "total_items", "status")} == {
+        "cursor": "cursor_123", "processed_items": 50, "total_items": 100, "status": "in_progress",
+    }  # fmt: skip
+    assert data["extra_data"] == data["metadata"] == {"game": "csgo"}
+    assert datetime.fromisoformat(data["timestamp"]).tzinfo is not None

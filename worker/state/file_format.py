@@ -1,7 +1,9 @@
 """The on-disk form of a local checkpoint: one JSON file, replaced atomically, read strictly.
 
 A torn or hand-edited file is reported as CorruptCheckpoint naming the file and the
-problem; it is never read as "no checkpoint".
+problem; it is never read as "no checkpoint". The file carries the keys upstream's module
+reads (`scan_id`, `cursor`, `processed_items`, `total_items`, `timestamp`, `extra_data`,
+`status`) beside ours.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ T = TypeVar("T")
 _FIELD_NAMES = frozenset(field.name for field in fields(Checkpoint))
 # Fields added after format 1 was first written: a file without them takes the default.
 _LATER_FIELDS = {"total_is_lower_bound": False}
+# Upstream's name for metadata, written beside it so that a program (or a rollback) reading the
+# file upstream's way finds the scan's metadata; a file written before it has none.
+UPSTREAM_METADATA_KEY = "extra_data"
 
 
 def read_checkpoint_file(path: Path) -> Checkpoint | None:
@@ -64,6 +69,7 @@ def read_checkpoint_file(path: Path) -> Checkpoint | None:
 def write_checkpoint_file(target: Path, checkpoint: Checkpoint) -> None:
     """Replace `target` with `checkpoint`: temp file, fsync, atomic rename, directory fsync."""
     payload = {"format_version": FORMAT_VERSION, **checkpoint.to_json()}
+    payload[UPSTREAM_METADATA_KEY] = payload["metadata"]
     temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
     try:
         with os.fdopen(open_private(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "wb") as file:
@@ -84,12 +90,13 @@ def decode_checkpoint(data: object) -> Checkpoint:
     if (version := data.get("format_version")) != FORMAT_VERSION:
         raise InvalidInput(f"format_version is {version!r}, not {FORMAT_VERSION}")
     data = {**_LATER_FIELDS, **data}
+    mirrored = data.pop(UPSTREAM_METADATA_KEY, data.get("metadata"))
     if (names := set(data) - {"format_version"}) != _FIELD_NAMES:
         missing, unknown = sorted(_FIELD_NAMES - names), sorted(names - _FIELD_NAMES)
         raise InvalidInput(f"missing fields {missing}, unknown fields {unknown}")
     lower_bound = v.lower_bound_of(data["total_is_lower_bound"])
     processed, total = v.counts_of(data["processed_items"], data["total_items"])
-    return Checkpoint(
+    checkpoint = Checkpoint(
         scan_id=v.scan_id_of(data["scan_id"]),
         user_id=v.user_id_of(data["user_id"]),
         operation_type=v.operation_type_of(data["operation_type"]),
@@ -110,6 +117,9 @@ def decode_checkpoint(data: object) -> Checkpoint:
         created_at=_time(data, "created_at", optional=True),
         updated_at=_time(data, "updated_at", optional=True),
     )
+    if mirrored != checkpoint.metadata:
+        raise InvalidInput(f"{UPSTREAM_METADATA_KEY} must equal metadata, whose copy it is")
+    return checkpoint
 
 
 @overload
