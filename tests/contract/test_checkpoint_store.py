@@ -78,6 +78,22 @@ def test_create_refuses_bad_input_naming_the_field_and_stores_nothing(
     assert under_test.store.get_active_checkpoints() == []
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [{"lease_token": uuid.uuid4()}, {"params": {"market": "simulated"}}, {"runner": "chain"}],
+)
+def test_a_create_with_a_keyword_the_seed_api_does_not_take_is_refused(
+    under_test: StoreUnderTest, extra: dict[str, object]
+) -> None:
+    # Given a keyword the page chain gives the database, but the seed API does not take
+    store, scan_id = under_test.store, uuid.uuid4()
+    # When a program passes it, then the call is refused before anything is stored, so no
+    # caller's row can pass for a chain scan's (invariant 7)
+    with pytest.raises(TypeError, match=next(iter(extra))):
+        store.create_checkpoint(scan_id, 1, "market_scan", **extra)  # type: ignore[arg-type]
+    assert store.load_checkpoint(scan_id) is None
+
+
 def test_save_records_progress_and_merges_metadata(under_test: StoreUnderTest) -> None:
     store, scan_id = under_test.store, uuid.uuid4()
     created = store.create_checkpoint(scan_id, 1, "market_scan", metadata={"game": "csgo"})
@@ -131,6 +147,20 @@ def test_a_cursor_of_64_kib_is_kept_and_one_character_more_is_refused(
         f"cursor must be at most {CURSOR_MAX_CHARS} characters, got {CURSOR_MAX_CHARS + 1}"
     )
     assert store.load_checkpoint(scan_id) == saved
+
+
+def test_a_save_naming_no_cursor_or_count_records_the_first_page_as_upstreams_does(
+    under_test: StoreUnderTest,
+) -> None:
+    # Given a scan some way in
+    store, scan_id = under_test.store, uuid.uuid4()
+    store.create_checkpoint(scan_id, 1, "market_scan", total_items=100)
+    store.save_checkpoint(scan_id, "page-3", 30)
+    # When a save names neither cursor nor count (upstream's defaults: None and 0)
+    saved = store.save_checkpoint(scan_id=scan_id, status="paused")
+    # Then the scan is back at the first page, with nothing counted, and keeps its total
+    assert (saved.cursor, saved.processed_items, saved.total_items) == (None, 0, 100)
+    assert saved.status == ScanStatus.PAUSED and store.load_checkpoint(scan_id) == saved
 
 
 def test_save_refuses_a_count_beyond_the_stored_total(under_test: StoreUnderTest) -> None:

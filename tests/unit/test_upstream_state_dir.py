@@ -159,6 +159,18 @@ def test_upstreams_file_helper_names_the_file_a_save_writes(tmp_path: Path) -> N
     )  # fmt: skip
 
 
+def test_a_save_called_upstreams_way_without_a_cursor_writes_the_scan(tmp_path: Path) -> None:
+    # Given upstream's calls: a count and no cursor, then neither (its tests save this way)
+    manager, scan_id = LocalStateManager(tmp_path), uuid.uuid4()
+    # When they run
+    first = asyncio.run(manager.save_checkpoint(scan_id=scan_id, processed_items=50))
+    bare = asyncio.run(manager.save_checkpoint(scan_id))
+    # Then each is saved, the cursor None (the first page) and the count 0 when not named
+    assert (first.cursor, first.processed_items) == (None, 50)
+    assert (bare.cursor, bare.processed_items) == (None, 0)
+    assert asyncio.run(manager.load_checkpoint(scan_id)) == bare
+
+
 def test_the_file_a_save_writes_carries_upstreams_extra_data(tmp_path: Path) -> None:
     # Given a scan saved with upstream's keywords
     manager, scan_id = LocalStateManager(tmp_path), uuid.uuid4()

@@ -146,8 +146,8 @@ def _hold_scan_id(session: Session, scan: uuid.UUID) -> None:
 def save_checkpoint(
     session: Session,
     scan_id: uuid.UUID | str,
-    cursor: str | None,
-    processed_items: int,
+    cursor: str | None = None,
+    processed_items: int = 0,
     total_items: int | None = None,
     metadata: dict[str, Any] | None = None,
     total_is_lower_bound: bool = False,

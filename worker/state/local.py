@@ -1,9 +1,10 @@
 """File-based checkpoints for development: the DB StateManager's API, one JSON file per scan.
 
 `LocalCheckpointStore` keeps the rules of `worker.state.records` (those of
-`worker.db.checkpoints`) in files; `LocalStateManager` is the seed guide's awaitable API on
-top. Files are replaced atomically and every change holds an exclusive lock on
-`<state_dir>/.lock`, so each read-modify-write is a guarded update across processes.
+`worker.db.checkpoints`) in files; `LocalStateManager` is the seed guide's awaitable manager
+(worker.state.faces) on top. Files are replaced atomically and every change holds an
+exclusive lock on `<state_dir>/.lock`, so each read-modify-write is a guarded update across
+processes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from worker.domain import validation as v
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_CONSECUTIVE_ERRORS
-from worker.state.facades import AsyncRecordsManager
+from worker.state.faces import AsyncCheckpointManager
 from worker.state.file_format import (
     TEMP_SUFFIX,
     fsync_directory,
@@ -105,7 +106,7 @@ class LocalCheckpointStore(CheckpointRecords):
                 self._lock_depth -= 1
 
 
-class LocalStateManager(AsyncRecordsManager):
+class LocalStateManager(AsyncCheckpointManager):
     """The seed guide's awaitable StateManager API over a `LocalCheckpointStore`; it also reads
     the files the upstream module wrote in its state directory."""
 
@@ -117,9 +118,8 @@ class LocalStateManager(AsyncRecordsManager):
         checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
-        super().__init__(
-            LocalCheckpointStore(state_dir), checkpoint_interval, max_consecutive_errors
-        )
+        super().__init__(checkpoint_interval, max_consecutive_errors)
+        self.store = LocalCheckpointStore(state_dir)
 
     @property
     def state_dir(self) -> Path:

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_CONSECUTIVE_ERRORS
-from worker.state.facades import AsyncRecordsManager, SyncRecordsManager
+from worker.state.faces import AsyncCheckpointManager, CheckpointManager, SyncCheckpointManager
 from worker.state.records import CheckpointRecords
 
 
@@ -57,37 +57,24 @@ class _Held(AbstractContextManager[None]):
         self._lock.release()
 
 
-class MemoryStateManager(SyncRecordsManager):
+class _InMemory(CheckpointManager):
+    """Both memory managers' store: the one given, which other managers may share, or a new one."""
+
+    store: MemoryCheckpointStore
+
+    def __init__(
+        self,
+        store: MemoryCheckpointStore | None = None,
+        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    ) -> None:
+        super().__init__(checkpoint_interval, max_consecutive_errors)
+        self.store = MemoryCheckpointStore() if store is None else store
+
+
+class MemoryStateManager(_InMemory, SyncCheckpointManager):
     """The seed guide's StateManager for sync code, in memory."""
 
-    store: MemoryCheckpointStore
 
-    def __init__(
-        self,
-        store: MemoryCheckpointStore | None = None,
-        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    ) -> None:
-        super().__init__(
-            MemoryCheckpointStore() if store is None else store,
-            checkpoint_interval,
-            max_consecutive_errors,
-        )
-
-
-class AsyncMemoryStateManager(AsyncRecordsManager):
+class AsyncMemoryStateManager(_InMemory, AsyncCheckpointManager):
     """The seed guide's StateManager for asyncio code, in memory: every method is awaited."""
-
-    store: MemoryCheckpointStore
-
-    def __init__(
-        self,
-        store: MemoryCheckpointStore | None = None,
-        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    ) -> None:
-        super().__init__(
-            MemoryCheckpointStore() if store is None else store,
-            checkpoint_interval,
-            max_consecutive_errors,
-        )

@@ -1,154 +1,100 @@
-"""The checkpoint store: the seed guide's API as protocols, one for sync and one for asyncio code.
+"""The checkpoint store: the seed guide's API as one protocol, and the managers' protocols.
 
 Implementations, all held to one contract suite (tests/contract/test_checkpoint_store.py):
 
-| flavour | PostgreSQL                | JSON files             | memory                     |
-|---------|---------------------------|------------------------|----------------------------|
-| sync    | `StateManager(Session)`   | `LocalCheckpointStore` | `MemoryStateManager`       |
-| asyncio | `StateManager(AsyncSession)` | `LocalStateManager` | `AsyncMemoryStateManager`  |
+| store                      | sync manager              | asyncio manager              |
+|----------------------------|---------------------------|------------------------------|
+| `PostgresCheckpointStore`  | `StateManager(Session)`   | `StateManager(AsyncSession)` |
+| `LocalCheckpointStore`     |                           | `LocalStateManager`          |
+| `MemoryCheckpointStore`    | `MemoryStateManager`      | `AsyncMemoryStateManager`    |
 
 They validate the same way, raise the same errors with the same texts (worker.errors) and
-follow the same state rules. The managers add the upstream module's error counter, pause and
-emergency shutdown (ErrorCounter, written once; only the shutdown's wait differs by face). One
-difference is deliberate: `save_checkpoint` of a scan
-nobody created is CheckpointNotFound on PostgreSQL and in memory, while the file store
-creates it first (the seed guide's development example saves straight away).
+follow the same state rules. Every manager is one manager over its store
+(worker.state.faces): the sync face calls the store, the asyncio face awaits the same call,
+and both add the upstream module's error counter, pause and emergency shutdown (ErrorCounter;
+only the shutdown's wait differs by face). One difference is deliberate: `save_checkpoint`
+of a scan nobody created is CheckpointNotFound on PostgreSQL and in memory, while the file
+store creates it first (the seed guide's development example saves straight away).
+
+Each method's parameters and text are written once, on worker.state.records.CheckpointRecords;
+the members below take them (worker.state.signatures) and say what each answers, which mypy
+checks too, so every store and manager is held to that one signature.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 from worker.domain.checkpoint import Checkpoint
-from worker.domain.status import ScanStatus
 from worker.state.error_guard import ShutdownCallback
-from worker.state.final_save import Cleanup
+from worker.state.final_save import FinalCheckpoint
+from worker.state.records import CheckpointRecords
+from worker.state.signatures import awaited_as, same_as
 
 
 class CheckpointStore(Protocol):
     """Checkpoints of long operations, for sync code: every method returns its result."""
 
-    def create_checkpoint(
-        self,
-        scan_id: uuid.UUID | str,
-        user_id: int,
-        operation_type: str,
-        metadata: dict[str, Any] | None = None,
-        total_items: int | None = None,
-        *,
-        total_is_lower_bound: bool = False,
-        extra_data: dict[str, Any] | None = None,
-    ) -> Checkpoint:
-        """A new in-progress checkpoint; DuplicateScan if `scan_id` exists already.
-        `extra_data` is the upstream module's name for `metadata` (give one, not both)."""
+    @same_as(CheckpointRecords.create_checkpoint)
+    def create_checkpoint(self) -> Checkpoint: ...
 
-    def save_checkpoint(
-        self,
-        scan_id: uuid.UUID | str,
-        cursor: str | None,
-        processed_items: int,
-        total_items: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        *,
-        total_is_lower_bound: bool = False,
-        extra_data: dict[str, Any] | None = None,
-        status: ScanStatus | str | None = None,
-    ) -> Checkpoint:
-        """Progress of an in-progress or paused scan; `metadata` is merged into the stored one.
-        `status` (upstream's keyword) moves the scan where the transition table allows, else
-        InvalidTransition."""
+    @same_as(CheckpointRecords.save_checkpoint)
+    def save_checkpoint(self) -> Checkpoint: ...
 
-    def load_checkpoint(self, scan_id: uuid.UUID | str) -> Checkpoint | None:
-        """The checkpoint of `scan_id`, or None if there is none."""
+    @same_as(CheckpointRecords.load_checkpoint)
+    def load_checkpoint(self) -> Checkpoint | None: ...
 
-    def get_active_checkpoints(
-        self, user_id: int | None = None, operation_type: str | None = None
-    ) -> list[Checkpoint]:
-        """In-progress and paused checkpoints, newest first, optionally of one user or operation."""
+    @same_as(CheckpointRecords.get_active_checkpoints)
+    def get_active_checkpoints(self) -> list[Checkpoint]: ...
 
-    def mark_checkpoint_completed(self, scan_id: uuid.UUID | str) -> Checkpoint:
-        """Finish an active scan; InvalidTransition if it finished already."""
+    @same_as(CheckpointRecords.mark_checkpoint_completed)
+    def mark_checkpoint_completed(self) -> Checkpoint: ...
 
-    def mark_checkpoint_failed(self, scan_id: uuid.UUID | str, error_message: str) -> Checkpoint:
-        """Fail an active scan with a non-empty reason; InvalidTransition if it finished already."""
+    @same_as(CheckpointRecords.mark_checkpoint_failed)
+    def mark_checkpoint_failed(self) -> Checkpoint: ...
 
-    def cleanup_old_checkpoints(self, days: int = 7) -> int:
-        """Delete finished checkpoints untouched for `days` days; how many were deleted."""
+    @same_as(CheckpointRecords.cleanup_old_checkpoints)
+    def cleanup_old_checkpoints(self) -> int: ...
 
 
 class AsyncCheckpointStore(Protocol):
-    """Checkpoints of long operations, for asyncio code: every method is awaited."""
+    """CheckpointStore for asyncio code: the same methods, every one awaited."""
 
-    async def create_checkpoint(
-        self,
-        scan_id: uuid.UUID | str,
-        user_id: int,
-        operation_type: str,
-        metadata: dict[str, Any] | None = None,
-        total_items: int | None = None,
-        *,
-        total_is_lower_bound: bool = False,
-        extra_data: dict[str, Any] | None = None,
-    ) -> Checkpoint:
-        """As CheckpointStore.create_checkpoint."""
+    @awaited_as(CheckpointStore.create_checkpoint)
+    async def create_checkpoint(self) -> Checkpoint: ...
 
-    async def save_checkpoint(
-        self,
-        scan_id: uuid.UUID | str,
-        cursor: str | None,
-        processed_items: int,
-        total_items: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        *,
-        total_is_lower_bound: bool = False,
-        extra_data: dict[str, Any] | None = None,
-        status: ScanStatus | str | None = None,
-    ) -> Checkpoint:
-        """As CheckpointStore.save_checkpoint."""
+    @awaited_as(CheckpointStore.save_checkpoint)
+    async def save_checkpoint(self) -> Checkpoint: ...
 
-    async def load_checkpoint(self, scan_id: uuid.UUID | str) -> Checkpoint | None:
-        """As CheckpointStore.load_checkpoint."""
+    @awaited_as(CheckpointStore.load_checkpoint)
+    async def load_checkpoint(self) -> Checkpoint | None: ...
 
-    async def get_active_checkpoints(
-        self, user_id: int | None = None, operation_type: str | None = None
-    ) -> list[Checkpoint]:
-        """As CheckpointStore.get_active_checkpoints."""
+    @awaited_as(CheckpointStore.get_active_checkpoints)
+    async def get_active_checkpoints(self) -> list[Checkpoint]: ...
 
-    async def mark_checkpoint_completed(self, scan_id: uuid.UUID | str) -> Checkpoint:
-        """As CheckpointStore.mark_checkpoint_completed."""
+    @awaited_as(CheckpointStore.mark_checkpoint_completed)
+    async def mark_checkpoint_completed(self) -> Checkpoint: ...
 
-    async def mark_checkpoint_failed(
-        self, scan_id: uuid.UUID | str, error_message: str
-    ) -> Checkpoint:
-        """As CheckpointStore.mark_checkpoint_failed."""
+    @awaited_as(CheckpointStore.mark_checkpoint_failed)
+    async def mark_checkpoint_failed(self) -> Checkpoint: ...
 
-    async def cleanup_old_checkpoints(self, days: int = 7) -> int:
-        """As CheckpointStore.cleanup_old_checkpoints."""
+    @awaited_as(CheckpointStore.cleanup_old_checkpoints)
+    async def cleanup_old_checkpoints(self) -> int: ...
 
 
 class FinalSave(Protocol):
-    """What every state manager adds to its store: the interval and the save on SIGTERM/SIGINT."""
+    """What every state manager adds to its store: the interval and the save on SIGTERM/SIGINT
+    (worker.state.final_save)."""
 
     @property
     def checkpoint_interval(self) -> int:
         """How many items the caller processes between two saves."""
 
-    def record_progress(
-        self,
-        scan_id: uuid.UUID | str,
-        cursor: str | None,
-        processed_items: int,
-        total_items: int | None = None,
-        *,
-        total_is_lower_bound: bool = False,
-    ) -> None:
-        """Remember progress in memory only; the shutdown handler saves the latest."""
+    @same_as(FinalCheckpoint.record_progress)
+    def record_progress(self) -> None: ...
 
-    def register_shutdown_handlers(
-        self, scan_id: uuid.UUID | str, cleanup_callback: Cleanup | None = None
-    ) -> None:
-        """On SIGTERM or SIGINT: save a final checkpoint, run `cleanup_callback`, exit."""
+    @same_as(FinalCheckpoint.register_shutdown_handlers)
+    def register_shutdown_handlers(self) -> None: ...
 
 
 class ErrorCounter(Protocol):
@@ -206,32 +152,3 @@ class StateManagerProtocol(CheckpointStore, FinalSave, EmergencyShutdown, Protoc
 class AsyncStateManagerProtocol(AsyncCheckpointStore, FinalSave, AsyncEmergencyShutdown, Protocol):
     """The seed guide's StateManager for asyncio code: `StateManager(AsyncSession)`,
     LocalStateManager, AsyncMemoryStateManager."""
-
-
-if TYPE_CHECKING:
-    # Checked by mypy only: every implementation satisfies its protocol, signatures included.
-    from worker.state.local import LocalCheckpointStore, LocalStateManager
-    from worker.state.manager import AsyncStateManager, SyncStateManager
-    from worker.state.memory import (
-        AsyncMemoryStateManager,
-        MemoryCheckpointStore,
-        MemoryStateManager,
-    )
-
-    def _implementations_conform(
-        postgres: SyncStateManager,
-        postgres_async: AsyncStateManager,
-        files: LocalCheckpointStore,
-        files_async: LocalStateManager,
-        memory: MemoryCheckpointStore,
-        memory_manager: MemoryStateManager,
-        memory_async: AsyncMemoryStateManager,
-    ) -> None:
-        stores: list[CheckpointStore] = [postgres, files, memory, memory_manager]
-        managers: list[StateManagerProtocol] = [postgres, memory_manager]
-        async_managers: list[AsyncStateManagerProtocol] = [
-            postgres_async,
-            files_async,
-            memory_async,
-        ]
-        del stores, managers, async_managers

@@ -4,6 +4,10 @@
 `worker.db.checkpoints`, with its texts; a subclass says only where the values live (read,
 write, delete, list) and how a read-modify-write keeps other writers out. The JSON-file store
 and the memory store are such subclasses, so the two cannot drift apart.
+
+Its public methods are where the seed API's signatures and texts are written, once: the store
+protocol (worker.state.protocol) and every manager's two faces (worker.state.faces) take
+theirs from here, and mypy holds the PostgreSQL store to them.
 """
 
 from __future__ import annotations
@@ -70,7 +74,8 @@ class CheckpointRecords(ABC):
         total_is_lower_bound: bool = False,
         extra_data: Metadata = None,
     ) -> Checkpoint:
-        """Write a new in-progress checkpoint; a scan_id that exists already is DuplicateScan."""
+        """A new in-progress checkpoint; DuplicateScan if `scan_id` exists already.
+        `extra_data` is the upstream module's name for `metadata` (give one, not both)."""
         scan, now = v.scan_id_of(scan_id), self._now()
         created = Checkpoint(
             scan_id=scan,
@@ -95,8 +100,8 @@ class CheckpointRecords(ABC):
     def save_checkpoint(
         self,
         scan_id: ScanId,
-        cursor: str | None,
-        processed_items: int,
+        cursor: str | None = None,
+        processed_items: int = 0,
         total_items: int | None = None,
         metadata: Metadata = None,
         *,
@@ -104,12 +109,14 @@ class CheckpointRecords(ABC):
         extra_data: Metadata = None,
         status: ScanStatus | str | None = None,
     ) -> Checkpoint:
-        """Record progress of an active scan; `metadata` is merged into the stored object.
+        """Progress of an in-progress or paused scan; `metadata` is merged into the stored one.
 
-        The count may pass the total only if the total is a lower bound, as in the database
-        store. A store that `creates_on_save` first creates a scan it does not know, in
-        progress, for DEFAULT_USER_ID and DEFAULT_OPERATION_TYPE. `extra_data` and `status`
-        are the upstream module's keywords, with the database store's rules.
+        A None cursor is the first page, and a save that names neither cursor nor count saves
+        None and 0, as upstream's does. The count may pass the total only if the total is a
+        lower bound. `status` (upstream's keyword) moves the scan where the transition table
+        allows, else InvalidTransition; `extra_data` is upstream's name for `metadata`. A store
+        that `creates_on_save` (the files) first creates a scan it does not know, in progress,
+        for DEFAULT_USER_ID and DEFAULT_OPERATION_TYPE; the others raise CheckpointNotFound.
         """
         scan = v.scan_id_of(scan_id)
         lower_bound = v.lower_bound_of(total_is_lower_bound)
@@ -172,15 +179,17 @@ class CheckpointRecords(ABC):
         )
 
     def mark_checkpoint_completed(self, scan_id: ScanId) -> Checkpoint:
+        """Finish an active scan; InvalidTransition if it finished already."""
         return self._finish(v.scan_id_of(scan_id), ScanStatus.COMPLETED, None)
 
     def mark_checkpoint_failed(self, scan_id: ScanId, error_message: str) -> Checkpoint:
+        """Fail an active scan with a non-empty reason; InvalidTransition if it finished already."""
         if not isinstance(error_message, str) or not error_message.strip():
             raise InvalidInput(f"error_message must be a non-empty string, got {error_message!r}")
         return self._finish(v.scan_id_of(scan_id), ScanStatus.FAILED, error_message)
 
     def cleanup_old_checkpoints(self, days: int = 7) -> int:
-        """Delete terminal checkpoints untouched for `days` days; how many were deleted."""
+        """Delete finished checkpoints untouched for `days` days; how many were deleted."""
         cutoff = self._now() - timedelta(days=v.days_of(days))
         deleted = 0
         with self._locked():
