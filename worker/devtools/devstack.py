@@ -22,8 +22,6 @@ from worker.devtools.embedded import EmbeddedServices, embedded_services, free_p
 from worker.devtools.processes import CeleryProcess, metrics_exporter
 from worker.settings import DEV_MODE_VARIABLE
 
-STOP_TIMEOUT_SECONDS = 20.0
-
 
 @dataclass
 class DevStack:

@@ -207,15 +207,6 @@ def max_consecutive_errors_of(value: object) -> int:
     return value
 
 
-def recommended_checkpoint_interval(total_items: int | None) -> int:
-    """The seed guide's advice: 100 items below 1,000, 200 up to 5,000, 500 above."""
-    if total_items is None or total_items < 1000:
-        return DEFAULT_CHECKPOINT_INTERVAL
-    if total_items <= 5000:
-        return 200
-    return 500
-
-
 def days_of(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInput(f"days must be a non-negative integer, got {value!r}")

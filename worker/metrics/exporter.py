@@ -25,9 +25,6 @@ from worker.settings import DEFAULT_SENTINEL_MASTER, get_settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9808
-
 
 def fleet_collector(
     sessions: Sessions, broker: redis.Redis, store: events.EventStore
