@@ -19,11 +19,11 @@ import pytest
 
 from worker.domain.listing import Page
 from worker.errors import MarketError, PermanentMarketError, RetryableMarketError
-from worker.markets import dmarket_bounds, response_body
-from worker.markets.best_bid import parse_aggregated_prices
-from worker.markets.dmarket_offers import parse_offers
-from worker.markets.dmarket_page import parse_page
-from worker.markets.last_sales import parse_sale_prices
+from worker.markets.dmarket import bounds, response_body
+from worker.markets.dmarket.v1_items import parse_page
+from worker.markets.dmarket.v2_offers import parse_offers
+from worker.markets.references.best_bid import parse_aggregated_prices
+from worker.markets.references.last_sales import parse_sale_prices
 
 # The issue asks for 100 ms; a shared, noisy test machine gets ten times that.
 PARSE_MAX_SECONDS = 1.0
@@ -142,10 +142,10 @@ def test_a_number_past_what_python_reads_in_a_v2_price_skips_only_its_listing() 
 
 def test_values_right_at_their_bounds_are_kept_as_they_came() -> None:
     # Given a listing whose id, title and price are as long as allowed, and a cursor of 64 KiB
-    item_id = "i" * dmarket_bounds.ITEM_ID_MAX_BYTES
-    title = "™" * (dmarket_bounds.TITLE_MAX_BYTES // 3)
-    cursor = "c" * dmarket_bounds.CURSOR_MAX_BYTES
-    price = "9" * dmarket_bounds.PRICE_MAX_DIGITS
+    item_id = "i" * bounds.ITEM_ID_MAX_BYTES
+    title = "™" * (bounds.TITLE_MAX_BYTES // 3)
+    cursor = "c" * bounds.CURSOR_MAX_BYTES
+    price = "9" * bounds.PRICE_MAX_DIGITS
     body = {"objects": [{"itemId": item_id, "title": title, "price": {"USD": price}}]}
     # When it is read
     page = parse_page({**body, "cursor": cursor})
