@@ -15,14 +15,14 @@ import json
 import time
 import uuid
 
-import redis
-
 from bench import scans
 from bench.harness import Bench, say
 from bench.page_cost import chain_seconds
 from bench.report import Row, median, ms, spread
 from bench.tasks import NODB_PAGE_TASK, nodb_key
+from worker import broker_redis
 from worker.app import app
+from worker.settings import DEFAULT_SENTINEL_MASTER
 
 NAME = "checkpoint-overhead"
 # (market latency ms, goal as a fraction of the page without the database)
@@ -37,7 +37,7 @@ def nodb_chain_seconds(
     scan_params = scans.params(pages * 100, latency_ms=latency_ms).to_json()
     scan_id = uuid.uuid4()
     app.send_task(NODB_PAGE_TASK, args=(str(scan_id), str(uuid.uuid4()), 0, 0, scan_params))
-    client = redis.Redis.from_url(bench.broker_url)
+    client = broker_redis.new_client(bench.broker_url, DEFAULT_SENTINEL_MASTER)
     deadline = time.monotonic() + timeout_s
     while (found := client.get(nodb_key(scan_id))) is None:
         if time.monotonic() > deadline:

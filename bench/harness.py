@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import psycopg2  # type: ignore[import-untyped]  # no stubs installed
-import redis
 from psycopg2.extensions import connection as _PgConnection  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
+from worker import broker_redis
 from worker.db.migrate import upgrade
 from worker.devtools.embedded import EmbeddedServices
 from worker.devtools.processes import CeleryProcess, beat, worker
+from worker.settings import DEFAULT_SENTINEL_MASTER
 
 if TYPE_CHECKING:
     from bench.breakdown import PageBreakdown
@@ -90,7 +91,7 @@ class Bench:
             self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def flush_redis(self) -> None:
-        client = redis.Redis.from_url(self.broker_url)
+        client = broker_redis.new_client(self.broker_url, DEFAULT_SENTINEL_MASTER)
         try:
             client.flushall()
         finally:

@@ -15,7 +15,8 @@ from typing import Any
 
 import redis
 
-from worker.settings import get_settings
+from worker import broker_redis
+from worker.settings import DEFAULT_SENTINEL_MASTER, get_settings
 
 HOP_TASK = "bench.hop"
 # Hops before the clock starts: the first ones open connections and warm caches.
@@ -25,7 +26,8 @@ POLL_SECONDS = 0.05
 
 @lru_cache(maxsize=1)
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().broker_url)
+    settings = get_settings()
+    return broker_redis.new_client(settings.broker_url, settings.sentinel_master)
 
 
 def hop_key(run_id: str) -> str:
@@ -45,7 +47,7 @@ def hop_step(app: Any, run_id: str, hops_left: int, hops_total: int) -> None:
 def hop_seconds(app: Any, broker_url: str, hops: int, timeout_s: float = 300.0) -> float:
     """Seconds per link of a chain of `hops` hops, started through `app` (its default queue)."""
     run_id = uuid.uuid4().hex
-    client = redis.Redis.from_url(broker_url, decode_responses=True)
+    client = broker_redis.new_client(broker_url, DEFAULT_SENTINEL_MASTER, decode_responses=True)
     try:
         app.send_task(HOP_TASK, args=(run_id, hops, hops))
         deadline = time.monotonic() + timeout_s

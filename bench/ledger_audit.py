@@ -18,9 +18,11 @@ import redis
 
 from bench.harness import Bench, say
 from bench.report import Row
+from worker import broker_redis
 from worker.chain import broker_ledger
 from worker.chain.ledger_audit import LedgerAudit
 from worker.domain.page_message import PageMessage
+from worker.settings import DEFAULT_SENTINEL_MASTER
 
 NAME = "ledger-audit"
 QUEUES = ("marketscan", "marketscan.recovered")
@@ -72,7 +74,7 @@ def _raw_read(client: redis.Redis, chunk: int) -> int:
 def run(bench: Bench) -> list[Row]:
     queued = bench.size(100_000, 10_000)
     bench.flush_redis()
-    client = redis.Redis.from_url(bench.broker_url)
+    client = broker_redis.new_client(bench.broker_url, DEFAULT_SENTINEL_MASTER)
     try:
         _fill(client, queued)
         audit = LedgerAudit(QUEUES, seconds=300)

@@ -17,13 +17,13 @@ from __future__ import annotations
 import time
 
 import psutil
-import redis
 
 from bench.harness import Bench, say
 from bench.page_cost import chain_seconds
 from bench.report import Row, median, ms, spread
-from worker import observe
+from worker import broker_redis, observe
 from worker.metrics import events
+from worker.settings import DEFAULT_SENTINEL_MASTER
 
 NAME = "metrics-cost"
 GOAL_SECONDS = 0.0002
@@ -93,7 +93,7 @@ def _paired(values: dict[str, list[float]]) -> float:
 
 def _notes_and_flush_seconds(broker_url: str, pages: int) -> tuple[float, float]:
     """What a page notes (a request, three phases), per page; and one flush of them."""
-    store = events.RedisEventStore(redis.Redis.from_url(broker_url))
+    store = events.RedisEventStore(broker_redis.new_client(broker_url, DEFAULT_SENTINEL_MASTER))
     observe.drain()
     started = time.perf_counter()
     for _ in range(pages):

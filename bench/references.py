@@ -20,17 +20,17 @@ import time
 import uuid
 from collections.abc import Callable
 
-import redis
-
 from bench import scans
 from bench.harness import Bench, connect, say
 from bench.report import Row
+from worker import broker_redis, redis_keys
 from worker.domain.scan_params import ScanParams
 from worker.markets.dmarket.market import DMarketMarket
 from worker.markets.fleet import process_clients
 from worker.markets.references.best_bid import BestBidReference
-from worker.markets.references.cache import KEY_PREFIX, ReferenceCache
+from worker.markets.references.cache import ReferenceCache
 from worker.markets.references.priced_market import ReferencedMarket
+from worker.settings import DEFAULT_SENTINEL_MASTER
 from worker.testing.dmarket_server import FakeDMarket, RecordedRequest, dmarket_item
 
 NAME = "references"
@@ -88,7 +88,7 @@ def fleet(bench: Bench, database_url: str, scan_count: int, pages: int) -> dict[
 
 def page_costs(broker_url: str, rounds: int) -> dict[str, float]:
     """Median milliseconds per page of 100: alone, with a cold lookup, with a warm one."""
-    client = redis.Redis.from_url(broker_url)
+    client = broker_redis.new_client(broker_url, DEFAULT_SENTINEL_MASTER)
     with FakeDMarket(listing(100)) as fake:
         http = process_clients.new_http_client(fake.url, 5.0)
         plain = DMarketMarket(base_url=fake.url, game="csgo", api="v2", client=http)
@@ -105,7 +105,7 @@ def page_costs(broker_url: str, rounds: int) -> dict[str, float]:
             return statistics.median(samples)
 
         def forget() -> None:
-            for key in client.scan_iter(f"{KEY_PREFIX}*"):
+            for key in client.scan_iter(f"{redis_keys.REFERENCE_PREFIX}*"):
                 client.delete(key)
 
         costs = {

@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 import time
 
-import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
@@ -28,9 +27,11 @@ from sqlalchemy.orm import sessionmaker
 from bench import dataset
 from bench.harness import Bench, Connection, connect, say, scalar
 from bench.report import Row, median, ms, spread
+from worker import broker_redis
 from worker.db import driver_url
 from worker.db import opportunity_days as days_sql
 from worker.metrics import events, exporter
+from worker.settings import DEFAULT_SENTINEL_MASTER
 
 NAME = "scrape-cost"
 SCRAPES, WARM_UP = 50, 5
@@ -62,7 +63,7 @@ def run(bench: Bench) -> list[Row]:
     with bench.database(NAME) as url:
         connection = connect(url)
         engine = create_engine(driver_url(url))
-        broker = redis.Redis.from_url(bench.broker_url)
+        broker = broker_redis.new_client(bench.broker_url, DEFAULT_SENTINEL_MASTER)
         fleet = exporter.registry(
             exporter.fleet_collector(sessionmaker(engine), broker, events.RedisEventStore(broker))
         )

@@ -19,6 +19,7 @@ from celery import Task
 from sqlalchemy.orm import Session
 
 from bench.hop import HOP_TASK, hop_step
+from worker import broker_redis
 from worker.app import app
 from worker.celery_glue.publisher import pages_waiting
 from worker.chain.runner import Outcome, PageContext, ScanProgress, run_page
@@ -32,7 +33,8 @@ NODB_PAGE_TASK = "bench.nodb_page"
 
 @lru_cache(maxsize=1)
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().broker_url)
+    settings = get_settings()
+    return broker_redis.new_client(settings.broker_url, settings.sentinel_master)
 
 
 def nodb_key(scan_id: uuid.UUID | str) -> str:

@@ -1,11 +1,12 @@
 """The one way to a client of the broker's Redis: `redis://`, `rediss://` or Sentinel.
 
 Everything that keeps state beside the messages (the broker ledger, the market budgets,
-the notifier's message state) talks to the Redis that Celery's broker URL names, so it
-follows that URL the way kombu does. A Sentinel URL lists the sentinels,
-`sentinel://[:password@]h1:26379[/db];sentinel://h2:26379`, and the master's name comes
-from MARKETSCAN_SENTINEL_MASTER (celeryconfig hands kombu the same name); the client asks
-the sentinels for the master and asks again when a failover moves it.
+the notifier's message state, under the prefixes of worker.redis_keys) talks to the Redis
+that Celery's broker URL names, so it follows that URL the way kombu does. A Sentinel URL
+lists the sentinels, `sentinel://[:password@]h1:26379[/db];sentinel://h2:26379`, and the
+master's name comes from MARKETSCAN_SENTINEL_MASTER (celeryconfig hands kombu the same
+name); the client asks the sentinels for the master and asks again when a failover moves
+it. `shared` is this process's client, `new_client` one of the caller's own.
 
 Clients are fork-safe: shared ones are kept per process id, and redis-py's pools drop
 sockets a parent opened before forking, so a prefork child always dials its own.

@@ -19,8 +19,8 @@ from tests.fakes.dmarket_server import FakeDMarket, Quirk, dmarket_item, request
 from tests.support.processes import CeleryProcess
 from tests.support.scans import row as scan_row
 from tests.support.scans import start_scan_cli, wait_for_progress, wait_for_status
+from worker import redis_keys
 from worker.markets.fleet import breaker
-from worker.markets.references.cache import KEY_PREFIX
 
 OFFERS = "/marketplace-api/v2/offers"
 AGGREGATED = "/marketplace-api/v1/aggregated-prices"
@@ -50,7 +50,7 @@ def walked_opportunities(fake: FakeDMarket) -> set[str]:
 @pytest.fixture
 def clean_redis(celery_env: dict[str, str]) -> None:
     client = redis.Redis.from_url(celery_env["CELERY_BROKER_URL"])
-    for prefix in (KEY_PREFIX, breaker.KEY_PREFIX):
+    for prefix in (redis_keys.REFERENCE_PREFIX, redis_keys.BREAKER_PREFIX):
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
     client.close()

@@ -19,6 +19,7 @@ from tests.support.scans import (
     stored_opportunities,
     wait_for_status,
 )
+from worker import redis_keys
 from worker.chain import broker_ledger
 from worker.domain.scan_params import ScanParams
 
@@ -40,7 +41,7 @@ def test_a_message_lost_between_pop_and_unacked_is_found_and_the_scan_ends_exact
     # Given a scan whose first page was published while no worker ran
     scan_id = start_scan_cli(celery_env, "--market-opt", "items=600")
     client = redis.Redis.from_url(celery_env["CELERY_BROKER_URL"], decode_responses=True)
-    marker = client.get(f"{broker_ledger.KEY_PREFIX}{scan_id}") or ""
+    marker = client.get(f"{redis_keys.LEDGER_PREFIX}{scan_id}") or ""
     assert marker.startswith("sent "), marker
     # When its message vanishes from Redis the way a kill after BRPOP leaves it: in no
     # queue, not unacked, the marker still `sent`

@@ -20,7 +20,7 @@ from tests.support.scans import (
     wait_for_progress,
     wait_for_status,
 )
-from worker import broker_redis
+from worker import broker_redis, redis_keys
 from worker.chain import broker_ledger
 from worker.devtools.embedded_sentinel import MASTER_NAME, SentinelRedis, sentinel_redis
 from worker.domain.scan_params import ScanParams
@@ -108,7 +108,7 @@ def test_a_scan_survives_a_sentinel_failover_exactly(
     client = broker_redis.new_client(sentinel_group.url, MASTER_NAME, decode_responses=True)
     with client:
         assert client.llen("marketscan") == 0 and client.llen("marketscan.recovered") == 0
-        marker = client.get(f"{broker_ledger.KEY_PREFIX}{scan_id}") or ""
+        marker = client.get(f"{redis_keys.LEDGER_PREFIX}{scan_id}") or ""
     stale = broker_ledger.received_fences(time.time())
     print(f"final marker {marker!r}; {len(stale)} stale unacked copies")
     assert not marker.startswith(("pending", "sent")), marker

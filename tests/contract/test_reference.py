@@ -17,13 +17,14 @@ import pytest
 import redis
 
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
+from worker import redis_keys
 from worker.domain.listing import Item
 from worker.domain.reference import BEST_BID
 from worker.errors import RetryableMarketError
 from worker.markets.dmarket.transport import DMarketTransport
 from worker.markets.fleet import process_clients
 from worker.markets.references.best_bid import BestBidReference
-from worker.markets.references.cache import KEY_PREFIX, ReferenceCache
+from worker.markets.references.cache import ReferenceCache
 from worker.markets.references.last_sales import LastSalesReference
 from worker.markets.references.source import ReferenceSource
 from worker.testing.memory_references import MemoryReferenceSource
@@ -58,7 +59,7 @@ def _sales_with_median(cents: int, count: int) -> list[int]:
 def dmarket_case(stack: ExitStack, redis_url: str, kind: str) -> SourceCase:
     client = redis.Redis.from_url(redis_url)
     stack.callback(client.close)
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+    for key in client.scan_iter(f"{redis_keys.REFERENCE_PREFIX}*"):
         client.delete(key)
     servers: list[FakeDMarket] = []
     path = "/marketplace-api/v1/aggregated-prices" if kind == BEST_BID else "/trade-aggregator"

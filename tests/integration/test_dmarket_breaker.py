@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from tests.fakes.dmarket_server import FakeDMarket, dmarket_item
+from worker import redis_keys
 from worker.chain import lifecycle as scans
 from worker.chain.runner import Outcome, PageContext, run_page
 from worker.cli import client as app_client
@@ -30,7 +31,6 @@ from worker.domain.status import ScanStatus
 from worker.markets.dmarket.market import DMarketMarket
 from worker.markets.fleet import breaker
 from worker.markets.fleet.breaker import CircuitBreaker, MarketUnavailable
-from worker.markets.references.cache import KEY_PREFIX
 from worker.settings import Settings, get_settings
 
 ITEMS = [
@@ -42,7 +42,7 @@ COOLDOWN_SECONDS = 0.4
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
     connection = redis.Redis.from_url(redis_url)
-    for prefix in (breaker.KEY_PREFIX, KEY_PREFIX):
+    for prefix in (redis_keys.BREAKER_PREFIX, redis_keys.REFERENCE_PREFIX):
         for key in connection.scan_iter(f"{prefix}*"):
             connection.delete(key)
     yield connection

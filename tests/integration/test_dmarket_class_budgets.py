@@ -7,12 +7,13 @@ import nacl.signing
 import redis
 
 from tests.fakes.dmarket_server import FakeDMarket, dmarket_item, requests_over_rate
+from worker import redis_keys
 from worker.domain.listing import Item
 from worker.domain.scan_params import ScanParams
 from worker.markets.dmarket.market import DMarketMarket, dmarket_budgets
 from worker.markets.dmarket.transport import AGGREGATED_PRICES, LAST_SALES, MARKET_ITEMS
 from worker.markets.references.best_bid import BestBidReference
-from worker.markets.references.cache import KEY_PREFIX, ReferenceCache
+from worker.markets.references.cache import ReferenceCache
 from worker.settings import Settings
 
 ITEMS = [dmarket_item(f"o-{n:03d}", f"Title {n}", 1000 + n, 1300 + n) for n in range(60)]
@@ -93,7 +94,7 @@ def test_a_server_saying_no_requests_remain_is_waited_for_and_never_answers_429(
 
 def test_lookups_spend_the_other_budget_not_the_market_items_one(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+    for key in client.scan_iter(f"{redis_keys.REFERENCE_PREFIX}*"):
         client.delete(key)
     with FakeDMarket(ITEMS, class_budgets={"market_items": 2, "other": 6}) as fake:
         settings = Settings(dmarket_url=fake.url, broker_url=redis_url)

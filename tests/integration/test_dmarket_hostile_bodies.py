@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
+from worker import redis_keys
 from worker.chain import lifecycle as scans
 from worker.chain.runner import Outcome, PageContext, run_page
 from worker.db import reset_engines, session_scope
@@ -36,7 +37,7 @@ from worker.markets.dmarket.market import DMarketMarket
 from worker.markets.dmarket.transport import DMarketTransport
 from worker.markets.fleet import process_clients
 from worker.markets.references.best_bid import BestBidReference
-from worker.markets.references.cache import KEY_PREFIX, ReferenceCache
+from worker.markets.references.cache import ReferenceCache
 from worker.markets.references.last_sales import LastSalesReference
 from worker.settings import Settings, get_settings
 
@@ -245,7 +246,7 @@ REFERENCE_BODIES = [
 @pytest.fixture
 def cache_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+    for key in client.scan_iter(f"{redis_keys.REFERENCE_PREFIX}*"):
         client.delete(key)
     yield client
     client.close()

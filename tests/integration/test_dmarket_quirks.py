@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from tests.fakes.dmarket_server import FakeDMarket, Quirk, dmarket_item
+from worker import redis_keys
 from worker.chain import lifecycle as scans
 from worker.chain.runner import Outcome, PageContext, run_page
 from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.markets.dmarket.market import DMarketMarket
-from worker.markets.references.cache import KEY_PREFIX
 from worker.settings import Settings, get_settings
 
 OFFERS = "/marketplace-api/v2/offers"
@@ -30,7 +30,7 @@ ITEMS = [dmarket_item(f"offer-{n:03d}", f"Title {n}", 1000 + n, 1200 + n) for n 
 
 def settings_for(env: dict[str, str], fake: FakeDMarket, mp: pytest.MonkeyPatch) -> Settings:
     client = redis.Redis.from_url(env["CELERY_BROKER_URL"])
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+    for key in client.scan_iter(f"{redis_keys.REFERENCE_PREFIX}*"):
         client.delete(key)
     client.close()
     mp.setenv("MARKETSCAN_DMARKET_URL", fake.url)

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import redis
 
+from worker import redis_keys
 from worker.domain.reference import Reference
-from worker.markets.references.cache import KEY_PREFIX, ReferenceCache
+from worker.markets.references.cache import ReferenceCache
 
 TITLES = ["Title 1", "Title 2"]
 
@@ -45,7 +46,7 @@ class _Market:
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+    for key in client.scan_iter(f"{redis_keys.REFERENCE_PREFIX}*"):
         client.delete(key)
     yield client
     client.close()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
+from worker import redis_keys
 from worker.chain import lifecycle as scans
 from worker.chain.runner import Outcome, PageContext, run_page
 from worker.cli import client as app_client
@@ -25,7 +26,6 @@ from worker.domain.page_message import PageMessage
 from worker.domain.reference import REFERENCE_CODES
 from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidInput
-from worker.markets.references.cache import KEY_PREFIX
 from worker.settings import Settings, get_settings
 
 AGGREGATED = "/marketplace-api/v1/aggregated-prices"
@@ -56,7 +56,7 @@ def fake() -> Iterator[FakeDMarket]:
 @pytest.fixture
 def settings(env: dict[str, str], fake: FakeDMarket, monkeypatch: pytest.MonkeyPatch) -> Settings:
     client = redis.Redis.from_url(env["CELERY_BROKER_URL"])
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+    for key in client.scan_iter(f"{redis_keys.REFERENCE_PREFIX}*"):
         client.delete(key)
     client.close()
     monkeypatch.setenv("MARKETSCAN_DMARKET_URL", fake.url)

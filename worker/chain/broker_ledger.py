@@ -39,11 +39,10 @@ from typing import cast
 
 import redis
 
-from worker import broker_redis
+from worker import broker_redis, redis_keys
 from worker.domain.page_message import PAGE_TASK, PageMessage
 from worker.settings import get_settings
 
-KEY_PREFIX = "marketscan:queued:"
 # A marker outlives any sane queue wait; a page queued longer than this is republished
 # once, and the fence drops the old message if it ever runs.
 MARKER_TTL_SECONDS = 7 * 24 * 3600
@@ -88,7 +87,7 @@ def connection() -> redis.Redis:
 
 
 def _key(message: PageMessage) -> str:
-    return f"{KEY_PREFIX}{message.scan_id}"
+    return f"{redis_keys.LEDGER_PREFIX}{message.scan_id}"
 
 
 def fence_of(message: PageMessage) -> str:

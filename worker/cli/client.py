@@ -91,7 +91,8 @@ def market_wait(checkpoint: Checkpoint) -> str | None:
     fleet's circuit breaker is open, else None (also when the broker cannot be asked)."""
     import redis
 
-    from worker.markets.fleet import breaker, process_clients
+    from worker import broker_redis
+    from worker.markets.fleet import breaker
 
     if checkpoint.status.value != "in_progress" or (checkpoint.params or {}).get("market") != (
         "dmarket"
@@ -100,7 +101,7 @@ def market_wait(checkpoint: Checkpoint) -> str | None:
     settings = get_settings()
     try:
         state = breaker.breaker_state(
-            process_clients.redis_client(settings.broker_url, settings.sentinel_master),
+            broker_redis.shared(settings.broker_url, settings.sentinel_master),
             settings.dmarket_url,
         )
     except redis.RedisError:

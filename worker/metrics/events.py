@@ -24,12 +24,11 @@ from typing import Protocol
 
 import redis
 
-from worker import observe
+from worker import observe, redis_keys
 from worker.metrics import catalogue
 
 log = logging.getLogger(__name__)
 
-KEY = "marketscan:metrics:notes"
 _SEP = "|"
 INF = "+Inf"
 
@@ -59,7 +58,7 @@ class MemoryEventStore:
 class RedisEventStore:
     """EventStore in one Redis hash, shared by every process and host of the fleet."""
 
-    def __init__(self, client: redis.Redis, key: str = KEY) -> None:
+    def __init__(self, client: redis.Redis, key: str = redis_keys.METRIC_NOTES_KEY) -> None:
         self._client = client
         self._key = key
 

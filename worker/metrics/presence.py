@@ -14,9 +14,10 @@ import time
 
 import redis
 
+from worker import redis_keys
+
 log = logging.getLogger(__name__)
 
-KEY = "marketscan:metrics:presence"
 REFRESH_SECONDS = 10.0
 # An entry older than this is a process that stopped (three missed refreshes).
 WINDOW_SECONDS = 3 * REFRESH_SECONDS
@@ -25,15 +26,17 @@ ROLES = ("worker", "beat")
 
 def announce(client: redis.Redis, role: str, hostname: str, now: float | None = None) -> None:
     """Note that `role` process `hostname` is alive now."""
-    client.zadd(KEY, {f"{role}:{hostname}": time.time() if now is None else now})
+    client.zadd(
+        redis_keys.PRESENCE_KEY, {f"{role}:{hostname}": time.time() if now is None else now}
+    )
 
 
 def alive_by_role(client: redis.Redis, now: float | None = None) -> dict[str, int]:
     """How many processes of each role announced themselves within the window."""
     moment = time.time() if now is None else now
     with client.pipeline(transaction=True) as pipe:
-        pipe.zremrangebyscore(KEY, "-inf", moment - WINDOW_SECONDS)
-        pipe.zrange(KEY, 0, -1)
+        pipe.zremrangebyscore(redis_keys.PRESENCE_KEY, "-inf", moment - WINDOW_SECONDS)
+        pipe.zrange(redis_keys.PRESENCE_KEY, 0, -1)
         _, members = pipe.execute()
     counts = dict.fromkeys(ROLES, 0)
     for member in members:

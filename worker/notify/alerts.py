@@ -13,27 +13,27 @@ import time
 
 import redis
 
+from worker import redis_keys
 from worker.domain.alert import Find
 from worker.errors import ChatGone, ChatMigrated
 from worker.notify.telegram import TelegramClient, TelegramError, TelegramRateLimited
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "marketscan:alert:"
 # How often one alert is tried again after Telegram's 429s before it is given up (logged).
 MAX_RATE_LIMITED_TRIES = 5
 
 
 def chat_slot_key(chat_id: int) -> str:
-    return f"{KEY_PREFIX}chat:{chat_id}"
+    return f"{redis_keys.ALERT_PREFIX}chat:{chat_id}"
 
 
 def second_key(second: int) -> str:
-    return f"{KEY_PREFIX}second:{second}"
+    return f"{redis_keys.ALERT_PREFIX}second:{second}"
 
 
 def seen_key(chat_id: int, find: Find) -> str:
-    return f"{KEY_PREFIX}seen:{chat_id}:{find.item_id}:{find.price_cents}"
+    return f"{redis_keys.ALERT_PREFIX}seen:{chat_id}:{find.item_id}:{find.price_cents}"
 
 
 class AlertDesk:

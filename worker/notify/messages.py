@@ -1,10 +1,11 @@
 """The Telegram message of each scan: sent at the first progress, edited, ended by a summary.
 
 Every pool process of every worker reports on the same scans, so what a scan's message is
-(its id, its text) and when it may change next live in Redis, under KEY_PREFIX, for a day.
-The summary is final: a progress call must hold the scan's edit slot, which Redis grants
-only while the final marker is absent (one Lua script), and a summary sets the marker and
-then waits for a slot still held, so no progress can land after it.
+(its id, its text) and when it may change next live in Redis, under its prefix in
+worker.redis_keys, for a day. The summary is final: a progress call must hold the scan's
+edit slot, which Redis grants only while the final marker is absent (one Lua script), and a
+summary sets the marker and then waits for a slot still held, so no progress can land after
+it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping
 import redis
 from redis.typing import EncodableT
 
+from worker import redis_keys
 from worker.domain import progress as scan_total
 from worker.domain.progress import ScanProgress
 from worker.notify.telegram import TelegramClient, TelegramError, TelegramRateLimited
@@ -26,7 +28,6 @@ from worker.redaction import redacted
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "marketscan:telegram:"
 # A scan's keys outlive any sensible scan and then go away by themselves.
 KEY_TTL_SECONDS = 24 * 3600
 # A summary is retried this many times when Telegram answers 429...
@@ -67,17 +68,17 @@ REPLY_MARKUP = "reply_markup"
 
 def state_key(scan_id: uuid.UUID) -> str:
     """Hash: the scan's message_id, the last text shown, and the start/final markers."""
-    return f"{KEY_PREFIX}{scan_id}"
+    return f"{redis_keys.TELEGRAM_PREFIX}{scan_id}"
 
 
 def throttle_key(scan_id: uuid.UUID) -> str:
     """Present while the scan's message must not take another progress edit."""
-    return f"{KEY_PREFIX}{scan_id}:throttle"
+    return f"{redis_keys.TELEGRAM_PREFIX}{scan_id}:throttle"
 
 
 def edit_slot_key(scan_id: uuid.UUID) -> str:
     """Present while a progress call may send or edit the scan's message."""
-    return f"{KEY_PREFIX}{scan_id}:editing"
+    return f"{redis_keys.TELEGRAM_PREFIX}{scan_id}:editing"
 
 
 def forget_scan(connection: redis.Redis, scan_id: uuid.UUID) -> None:
@@ -95,7 +96,7 @@ def forget_scan(connection: redis.Redis, scan_id: uuid.UUID) -> None:
 
 def backoff_key(chat_id: int) -> str:
     """Present while Telegram's last 429 for this chat has not run out."""
-    return f"{KEY_PREFIX}chat:{chat_id}:backoff"
+    return f"{redis_keys.TELEGRAM_PREFIX}chat:{chat_id}:backoff"
 
 
 def progress_text(progress: ScanProgress) -> str:

@@ -20,6 +20,7 @@ from models import ScanWatch
 from tests.fakes.telegram_server import FakeTelegram, ScriptedReply
 from tests.support.bot import ALLOWED, STRANGER, ask, scan_count, wait_until
 from tests.support.processes import CeleryProcess
+from worker import redis_keys
 from worker.db import driver_url
 from worker.metrics import events as metric_events
 
@@ -41,7 +42,7 @@ def stored_keys(redis_url: str) -> set[bytes]:
     """What the bot left in the broker's Redis besides the fleet's metric notes."""
     broker = redis.Redis.from_url(redis_url)
     try:
-        return set(broker.keys("*")) - {metric_events.KEY.encode()}
+        return set(broker.keys("*")) - {redis_keys.METRIC_NOTES_KEY.encode()}
     finally:
         broker.close()
 
@@ -71,7 +72,7 @@ def test_a_strangers_commands_get_one_refusal_a_window_and_their_chatter_none(
     assert "1-50" not in log and "/scan" not in log and "hello" not in log
     # And nothing was stored or enqueued; the notes count three refusals and name nobody
     broker = redis.Redis.from_url(redis_url)
-    wait_until(lambda: broker.exists(metric_events.KEY), "the bot's notes flushed")
+    wait_until(lambda: broker.exists(redis_keys.METRIC_NOTES_KEY), "the bot's notes flushed")
     assert scan_count(database_url) == 0 and stored_keys(redis_url) == set()
     refused = ("bot_updates_total", (("outcome", "refused"),))
     wait_until(

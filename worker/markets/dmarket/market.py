@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from worker import broker_redis
 from worker.domain.reference import DMARKET_API_OPTION, dmarket_api_of
 from worker.errors import InvalidInput
 from worker.markets.base import GAME_IDS, Item, Page, check_page_limit
@@ -296,7 +297,7 @@ def fleet_breaker(settings: Settings) -> CircuitBreaker:
     wait, so a scan alone on the API waits out an outage instead of failing (invariant 11).
     """
     return CircuitBreaker(
-        process_clients.redis_client(settings.broker_url, settings.sentinel_master),
+        broker_redis.shared(settings.broker_url, settings.sentinel_master),
         settings.dmarket_url,
         min(settings.dmarket_breaker_failures, settings.max_retries + 1),
         settings.dmarket_breaker_cooldown_seconds,

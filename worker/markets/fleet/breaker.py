@@ -18,11 +18,11 @@ from typing import Final
 import redis
 from redis.commands.core import Script
 
+from worker import redis_keys
 from worker.errors import RateBudgetWait, RetryableMarketError
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX: Final = "marketscan:breaker:"
 # How long a waiting page sleeps between looks at an open breaker, at most.
 WAIT_POLL_SECONDS: Final = 1.0
 _FAILURES_TTL_MS: Final = 3_600_000
@@ -153,7 +153,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _keys(market: str) -> tuple[str, str, str]:
-    prefix = f"{KEY_PREFIX}{market}:"
+    prefix = f"{redis_keys.BREAKER_PREFIX}{market}:"
     return prefix + "failures", prefix + "open", prefix + "probe"
 
 

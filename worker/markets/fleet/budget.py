@@ -20,7 +20,7 @@ from typing import Final
 
 import redis
 
-from worker import observe
+from worker import observe, redis_keys
 from worker.errors import InvalidInput, RateBudgetWait, RetryableMarketError
 
 # A grant is counted in the window for one second plus this margin: the time between a
@@ -29,7 +29,6 @@ from worker.errors import InvalidInput, RateBudgetWait, RetryableMarketError
 TRANSIT_MARGIN_SECONDS: Final = 0.05
 # How often a wait in place looks at the drain flag.
 DRAIN_POLL_SECONDS: Final = 0.05
-KEY_PREFIX: Final = "marketscan:budget:"
 
 # KEYS[1] grants (sorted set scored by grant time in microseconds), KEYS[2] paused-until
 # marker, KEYS[3] grant counter.
@@ -73,9 +72,9 @@ class RequestBudget:
         ratio = Fraction(requests_per_second).limit_denominator(100)
         self.limit = max(1, ratio.numerator)
         self.window_seconds = ratio.denominator + TRANSIT_MARGIN_SECONDS
-        self._grants_key = f"{KEY_PREFIX}{api}:grants"
-        self._paused_key = f"{KEY_PREFIX}{api}:paused"
-        self._counter_key = f"{KEY_PREFIX}{api}:counter"
+        self._grants_key = f"{redis_keys.BUDGET_PREFIX}{api}:grants"
+        self._paused_key = f"{redis_keys.BUDGET_PREFIX}{api}:paused"
+        self._counter_key = f"{redis_keys.BUDGET_PREFIX}{api}:counter"
         self._acquire = client.register_script(_ACQUIRE)
         self._pause = client.register_script(_PAUSE)
 

@@ -14,7 +14,6 @@ import os
 import threading
 
 import httpx
-import redis
 
 from worker import broker_redis
 from worker.markets.fleet.budget import RequestBudget
@@ -65,12 +64,6 @@ def request_budget(
             budget = RequestBudget(client, api, requests_per_second)
             _budgets[key] = budget
         return budget
-
-
-def redis_client(redis_url: str, sentinel_master: str = DEFAULT_SENTINEL_MASTER) -> redis.Redis:
-    """This process's client of the broker's Redis for market state (budgets, the reference
-    cache, the breaker): the fleet's one factory, Sentinel included."""
-    return broker_redis.shared(redis_url, sentinel_master)
 
 
 def close_all() -> None:

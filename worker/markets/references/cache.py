@@ -17,10 +17,10 @@ from typing import Final
 
 import redis
 
+from worker import redis_keys
 from worker.domain.reference import Reference
 from worker.errors import RetryableMarketError
 
-KEY_PREFIX: Final = "marketscan:reference:"
 # A claim outlives one lookup, its budget wait included; a dead claimer's expires by then.
 CLAIM_SECONDS: Final = 15.0
 CLAIM_POLL_SECONDS: Final = 0.05
@@ -35,8 +35,8 @@ class ReferenceCache:
     def __init__(self, client: redis.Redis, kind: str, game_id: str, ttl_seconds: float) -> None:
         self._client = client
         self._kind = kind
-        self._prefix = f"{KEY_PREFIX}{kind}:{game_id}:"
-        self._claim_prefix = f"{KEY_PREFIX}claim:{kind}:{game_id}:"
+        self._prefix = f"{redis_keys.REFERENCE_PREFIX}{kind}:{game_id}:"
+        self._claim_prefix = f"{redis_keys.REFERENCE_PREFIX}claim:{kind}:{game_id}:"
         self._ttl_ms = max(1, round(ttl_seconds * 1000))
         # This process's counts, for the bench's hit rate.
         self.hits = 0

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from worker import broker_redis
 from worker.domain.listing import GAME_IDS
 from worker.domain.reference import BEST_BID, LAST_SALES, SUGGESTED
 from worker.domain.scan_params import ScanParams
 from worker.markets.dmarket.transport import DMarketTransport
-from worker.markets.fleet import process_clients
 from worker.markets.references.best_bid import BestBidReference
 from worker.markets.references.cache import ReferenceCache
 from worker.markets.references.last_sales import LastSalesReference
@@ -25,7 +25,7 @@ def dmarket_reference(
         return SuggestedReference()
     game_id = GAME_IDS[params.game]
     cache = ReferenceCache(
-        process_clients.redis_client(settings.broker_url, settings.sentinel_master),
+        broker_redis.shared(settings.broker_url, settings.sentinel_master),
         params.reference,
         game_id,
         settings.reference_ttl_seconds,
