@@ -8,9 +8,13 @@ from celery.schedules import crontab
 from kombu.entity import Queue
 
 from worker import broker_redis
+from worker.markets.dmarket import auth as dmarket_auth
 from worker.settings import get_settings
 
 _settings = get_settings()
+# Workers sign DMarket requests with this pair: one that cannot sign stops the worker here,
+# naming its variable, instead of failing every DMarket page it would take.
+dmarket_auth.signer_from(_settings.dmarket_public_key, _settings.dmarket_secret_key)
 
 broker_url = _settings.broker_url
 broker_connection_retry_on_startup = True

@@ -4,6 +4,9 @@ Each setting is written once, as a field of Settings: its default, its bounds an
 (`setting(...)`). Its variable is MARKETSCAN_ and the field's name in capitals, unless the
 field names another; `from_env` reads every field in one loop, parsing by the field's type.
 docs/configuration.md's table is checked against the fields (tests/unit/test_compose.py).
+
+Settings only parse: what a value means to a market (whether a DMarket key pair signs) is
+checked where the market is built and where the worker starts (celeryconfig.py).
 """
 
 from __future__ import annotations
@@ -200,7 +203,7 @@ class Settings:
         2.0, bounds="0.01..", signed=10.0, unit="requests/s"
     )
     # Optional DMarket API keys (hex): with both set, requests are signed. Kept out of repr
-    # (see __repr__), as the bot token is; the market checks the pair (worker.markets).
+    # (see __repr__), as the bot token is; the market checks the pair (markets/dmarket/auth).
     dmarket_public_key: str | None = setting(None, secret=True)
     dmarket_secret_key: str | None = setting(None, secret=True)
     http_timeout_seconds: float = setting(15.0, bounds="0.1..", unit="s")
@@ -277,18 +280,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `environ` (the process environment by default)."""
         env = _Filled(os.environ if environ is None else environ)
-        _check_dmarket_keys(env)
         signed = bool(env.get(variable_of("dmarket_public_key"), "").strip())
         return cls(**{item.name: _read(env, item, signed) for item in fields(cls)})
-
-
-def _check_dmarket_keys(env: Mapping[str, str]) -> None:
-    """The DMarket key pair, checked now so a bad key fails at start-up naming its variable."""
-    from worker.markets.dmarket.auth import signer_from
-
-    public_key = env.get("MARKETSCAN_DMARKET_PUBLIC_KEY", "").strip() or None
-    secret_key = env.get("MARKETSCAN_DMARKET_SECRET_KEY", "").strip() or None
-    signer_from(public_key, secret_key)
 
 
 def spec_of(item: Field[Any]) -> Spec:

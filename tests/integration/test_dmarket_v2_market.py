@@ -122,6 +122,19 @@ def test_a_401_to_a_signed_request_says_the_keys_were_refused(redis_url: str) ->
     )
 
 
+def test_a_key_pair_that_cannot_sign_is_refused_where_the_market_is_built(redis_url: str) -> None:
+    # Given settings (which only parse) holding a secret key whose public half is another's
+    public_key, _ = signing_keys()
+    settings = Settings(
+        broker_url=redis_url, dmarket_public_key=public_key, dmarket_secret_key="ab" * 64
+    )
+    # When a DMarket scan's market is built, Then it is refused, naming the variable at fault
+    # and quoting no key
+    with pytest.raises(ConfigError, match=r"^MARKETSCAN_DMARKET_SECRET_KEY: ") as refused:
+        DMarketMarket.from_params(ScanParams(game="csgo", market="dmarket"), settings)
+    assert "ab" * 16 not in str(refused.value)
+
+
 def test_signed_v2_requests_verify_at_the_server(redis_url: str) -> None:
     public_key, secret_key = signing_keys()
     with FakeDMarket(ITEMS, public_key_hex=public_key) as fake:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
 from worker.errors import ConfigError
 from worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_when_nothing_is_set() -> None:
@@ -116,12 +122,27 @@ DMARKET_PUBLIC_KEY = "875dad0a1a7c2bf9146f24aa82cc51a6f54eb389d73342d61475b624a2
         ),
     ],
 )
-def test_bad_dmarket_keys_fail_naming_the_variable_and_never_quoting_the_secret(
+def test_bad_dmarket_keys_stop_the_worker_at_start_naming_the_variable_and_never_the_secret(
     environ: dict[str, str], variable: str
 ) -> None:
-    with pytest.raises(ConfigError, match=variable) as refused:
-        Settings.from_env(environ)
-    assert "ab" * 16 not in str(refused.value)
+    # Given a DMarket key pair that cannot sign: settings only parse, and keep it
+    assert Settings.from_env(environ).dmarket_secret_key == environ.get(
+        "MARKETSCAN_DMARKET_SECRET_KEY"
+    )
+    # When a worker reads its Celery configuration at start
+    started = subprocess.run(
+        [sys.executable, "-c", "import celeryconfig"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Then it stops there, naming the variable at fault and quoting no key
+    assert started.returncode != 0
+    refusal = started.stderr.strip().splitlines()[-1]
+    assert refusal.startswith("worker.errors.ConfigError: " + variable), refusal
+    assert "ab" * 16 not in started.stderr
 
 
 def test_levels_are_configuration_in_cents_with_a_minimum_profit() -> None:
