@@ -13,12 +13,14 @@ PLACEHOLDER = "***"
 # scheme://[user]:password@host. PostgreSQL and SQLAlchemy take a password unencoded, so it
 # may hold '@', '/', quotes and even spaces: it runs to the last '@' that a host follows,
 # looked for first within the URL's own word (no space), then, for a password with a space,
-# on along the line. Never across another URL's "://", so two URLs in one line stay two.
+# on along the line, unless what follows the ':' is a port (digits, then a space or a path:
+# `http://host:8080 refused ... @someone` holds no password). Never across another URL's
+# "://", so two URLs in one line stay two.
 # Hiding too much (an e-mail address later on the line) is the price of hiding all of it.
 # An empty password (`postgres:@`) has nothing to hide and is left as it is.
 _USERINFO = re.compile(
     r"""(?P<head>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@'"]*)"""  # scheme://user
-    r""":(?P<password>(?:(?!://)\S)+|(?:(?!://)[^\r\n])+)@"""  # :password@
+    r""":(?P<password>(?:(?!://)\S)+|(?!\d+(?:[\s/]|$))(?:(?!://)[^\r\n])+)@"""  # :password@
     r"""(?=[^\s@/?#'"]*(?:[\s/?#'"]|$))"""  # host: no further '@' before the path
 )
 # ?password=... or &password=... (libpq and redis-py read a URL's password there too), up

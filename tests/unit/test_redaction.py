@@ -11,6 +11,15 @@ from worker.redaction import redacted
     ("text", "shown"),
     [
         ("redis://:hunter2@127.0.0.1:1/0", "redis://:***@127.0.0.1:1/0"),
+        # A port then words, an '@' later on the line: no password, nothing hidden.
+        (
+            "the Bot API at http://127.0.0.1:4567 refused it; check it with @BotFather",
+            "the Bot API at http://127.0.0.1:4567 refused it; check it with @BotFather",
+        ),
+        (
+            "http://127.0.0.1:4567/bot refused: ask @BotFather",
+            "http://127.0.0.1:4567/bot refused: ask @BotFather",
+        ),
         ("the broker at rediss://admin:hunter2@h:6380/0 is down",
          "the broker at rediss://admin:***@h:6380/0 is down"),
         ("postgresql://u:p@ss@db.example/db?sslmode=require",
