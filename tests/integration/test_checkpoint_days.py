@@ -51,7 +51,12 @@ def test_a_start_racing_an_uncommitted_start_of_the_same_id_waits_and_inserts_no
     # When a second start of it runs, Then it waits for the first one's transaction
     racer = threading.Thread(target=second_start)
     racer.start()
-    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    # A waiting session of this database (the lock on the first start's transaction names
+    # no database).
+    waiting = (
+        "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)"
+        " WHERE NOT granted AND datname = current_database()"
+    )
     while not session.scalar(text(waiting)):
         session.rollback()
         assert racer.is_alive() and not outcome, f"the second start did not wait: {outcome}"

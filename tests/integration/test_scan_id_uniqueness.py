@@ -6,6 +6,7 @@ once retention has dropped an id's day, the id may start again."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,12 +15,14 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 from worker.db import checkpoints as store
 from worker.db import driver_url, retention
 from worker.db import opportunity_days as days_sql
 from worker.errors import DuplicateScan
+from worker.state.manager import StateManager
 
 UNIQUE_VIOLATION = "23505"
 SERIALIZATION_FAILURE = "40001"
@@ -253,6 +256,61 @@ def test_create_checkpoint_refuses_an_id_that_plain_sql_stored_on_another_day(
         assert store.create_checkpoint(session, other, 1, "market_scan").scan_id == other
         session.commit()
     assert len(_rows_of(engine, scan_id)) == 1 and len(_rows_of(engine, other)) == 1
+
+
+def test_a_start_racing_an_uncommitted_plain_insert_of_its_id_waits_and_is_a_duplicate(
+    engine: Engine,
+) -> None:
+    scan_id, day = uuid.uuid4(), _day(engine, 3)
+    outcome: list[object] = []
+    # Given plain SQL that inserted the id on another day, not committed yet
+    first = engine.connect()
+    first.begin()
+    _insert(first, scan_id, day)
+
+    def start() -> None:
+        with Session(engine) as session:
+            try:
+                store.create_checkpoint(session, scan_id, 1, "market_scan")
+                session.commit()
+                outcome.append("inserted")
+            except Exception as exc:  # the test asserts which
+                outcome.append(exc)
+
+    # When a scan of that id is started, Then the start waits for that transaction
+    racer = threading.Thread(target=start)
+    racer.start()
+    with engine.connect() as watcher:
+        while not watcher.scalar(text(WAITING)):
+            watcher.rollback()
+            assert racer.is_alive() and not outcome, f"the start did not wait: {outcome}"
+    # When it commits, Then the start is a duplicate (what a repeated start handles), and
+    # stores nothing
+    first.commit()
+    first.close()
+    racer.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], DuplicateScan), outcome
+    assert _rows_of(engine, scan_id) == [days_sql.CHECKPOINTS.table_of(day)]
+
+
+def test_an_asyncio_state_manager_refuses_a_taken_id_as_a_duplicate(database_url: str) -> None:
+    # Given a scan stored through the asyncio StateManager (asyncpg, whose errors name the
+    # refusing constraint otherwise than psycopg2's)
+    scan_id = uuid.uuid4()
+
+    async def create_twice() -> None:
+        engine = create_async_engine(driver_url(database_url, "postgresql+asyncpg"))
+        try:
+            async with AsyncSession(engine) as session:
+                manager = StateManager(session)
+                await manager.create_checkpoint(scan_id, 1, "market_scan")
+                # When it is created again, Then it is a duplicate
+                with pytest.raises(DuplicateScan, match=str(scan_id)):
+                    await manager.create_checkpoint(scan_id, 2, "market_scan")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(create_twice())
 
 
 def test_once_retention_dropped_its_day_a_scan_id_may_start_again(engine: Engine) -> None:

@@ -43,7 +43,8 @@ def start_scan(
     params = params.configured(settings)
     scan_id, token = scan_id or uuid.uuid4(), uuid.uuid4()
     try:
-        # Under the scan id's advisory lock: of two racing starts, exactly one inserts.
+        # PostgreSQL keeps a scan id to one row: of two racing starts exactly one inserts,
+        # the other waits for it and is a DuplicateScan.
         checkpoint_store.create_checkpoint(
             session,
             scan_id,

@@ -8,10 +8,11 @@ Retention cleanup is worker.db.retention.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, case, create_engine, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.pool import NullPool
@@ -24,6 +25,8 @@ from worker.domain.status import TERMINAL_STATUSES, change_of, save_sources_of, 
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
 
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
+# What the trigger of migration 0010 names when it refuses a scan id stored already.
+SCAN_ID_TAKEN = "one_row_per_scan_id"
 # What a row that finishes drops: clearing the lease token fences off every page message
 # still in flight.
 _LEASE_CLEARED: dict[str, Any] = {
@@ -126,21 +129,29 @@ def create_checkpoint(
     if lease_token is not None:
         values["runner"] = RUNNER_CHAIN
         values["queued_at"] = func.now()
-    _hold_scan_id(session, scan)
-    if row_of(session, scan) is not None:
-        raise DuplicateScan.of_scan(scan)
-    inserted = session.execute(insert(ScanCheckpoint).values(**values).returning(ScanCheckpoint))
-    return Checkpoint.from_row(inserted.scalar_one())
+    # PostgreSQL decides (migration 0010): an insert of a stored id, on any day, is refused,
+    # and one racing an uncommitted insert of the id waits for it and is refused if it
+    # commits. The savepoint keeps the caller's transaction usable after a refusal.
+    try:
+        with session.begin_nested():
+            inserted = session.execute(
+                insert(ScanCheckpoint).values(**values).returning(ScanCheckpoint)
+            ).scalar_one()
+    except IntegrityError as exc:
+        if _constraint_of(exc) == SCAN_ID_TAKEN:
+            raise DuplicateScan.of_scan(scan) from None
+        raise
+    return Checkpoint.from_row(inserted)
 
 
-def _hold_scan_id(session: Session, scan: uuid.UUID) -> None:
-    """Hold `scan`'s id until the caller's transaction ends, so that of two starts racing
-    on it exactly one inserts: the table is partitioned by day, and a unique key of its
-    own would have to hold the day too, so uniqueness across days is kept here instead.
-    The lock is taken in a statement of its own: the existence check after it reads a
-    snapshot taken once the lock is held, which sees the other start's committed row."""
-    key = int.from_bytes(scan.bytes[:8], "big", signed=True)
-    session.execute(select(func.pg_advisory_xact_lock(key)))
+def _constraint_of(error: DBAPIError) -> str | None:
+    """The constraint PostgreSQL named in refusing a statement, from either driver's
+    error: psycopg2's diagnostics (sync), asyncpg's own attribute (the async session)."""
+    driver_error = error.driver_exception
+    diagnostics = getattr(driver_error, "diag", None)
+    if diagnostics is not None:
+        return cast(str | None, diagnostics.constraint_name)
+    return cast(str | None, getattr(driver_error, "constraint_name", None))
 
 
 def save_checkpoint(
