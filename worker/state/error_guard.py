@@ -17,7 +17,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from worker.domain import validation as v
+from worker.domain import validation
 from worker.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class ErrorGuard:
     _shutdown_callback: ShutdownCallback | None
 
     def _init_error_guard(self, max_consecutive_errors: int) -> None:
-        self.max_consecutive_errors = v.max_consecutive_errors_of(max_consecutive_errors)
+        self.max_consecutive_errors = validation.max_consecutive_errors_of(max_consecutive_errors)
         self._consecutive_errors = 0
         self._is_paused = False
         self._shutdown_callback = None

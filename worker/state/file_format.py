@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from worker.domain import validation as v
+from worker.domain import validation
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.status import ScanStatus
 from worker.errors import CorruptCheckpoint, InvalidInput
@@ -94,17 +94,17 @@ def decode_checkpoint(data: object) -> Checkpoint:
     if (names := set(data) - {"format_version"}) != _FIELD_NAMES:
         missing, unknown = sorted(_FIELD_NAMES - names), sorted(names - _FIELD_NAMES)
         raise InvalidInput(f"missing fields {missing}, unknown fields {unknown}")
-    lower_bound = v.lower_bound_of(data["total_is_lower_bound"])
-    processed, total = v.counts_of(data["processed_items"], data["total_items"])
+    lower_bound = validation.lower_bound_of(data["total_is_lower_bound"])
+    processed, total = validation.counts_of(data["processed_items"], data["total_items"])
     checkpoint = Checkpoint(
-        scan_id=v.scan_id_of(data["scan_id"]),
-        user_id=v.user_id_of(data["user_id"]),
-        operation_type=v.operation_type_of(data["operation_type"]),
-        cursor=v.cursor_of(data["cursor"]),
+        scan_id=validation.scan_id_of(data["scan_id"]),
+        user_id=validation.user_id_of(data["user_id"]),
+        operation_type=validation.operation_type_of(data["operation_type"]),
+        cursor=validation.cursor_of(data["cursor"]),
         processed_items=processed,
         total_items=total,
         timestamp=_time(data, "timestamp"),
-        metadata=v.metadata_of(_field(data, "metadata", dict)),
+        metadata=validation.metadata_of(_field(data, "metadata", dict)),
         status=ScanStatus(data["status"]),
         error_message=_field(data, "error_message", str, optional=True),
         params=_field(data, "params", dict, optional=True),
@@ -136,7 +136,7 @@ def _field(data: dict[str, Any], name: str, kind: type[T], optional: bool = Fals
 
 
 def _count(data: dict[str, Any], name: str) -> int:
-    v.count_of(name, data[name])
+    validation.count_of(name, data[name])
     return _field(data, name, int)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from worker.domain import validation as v
+from worker.domain import validation
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.validation import DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_CONSECUTIVE_ERRORS
 from worker.state.faces import AsyncCheckpointManager
@@ -128,4 +128,4 @@ class LocalStateManager(AsyncCheckpointManager):
 
     def _get_checkpoint_file(self, scan_id: uuid.UUID | str) -> Path:
         # Upstream's name for a scan's file: code and tests written against it call it.
-        return self.store.file_of(v.scan_id_of(scan_id))
+        return self.store.file_of(validation.scan_id_of(scan_id))

@@ -22,7 +22,7 @@ from typing import Any, TypeAlias
 
 from models.status import ACTIVE_STATUSES, TERMINAL_STATUSES, ScanStatus
 from worker.domain import progress as scan_total
-from worker.domain import validation as v
+from worker.domain import validation
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.status import change_of, save_sources_of
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
@@ -76,14 +76,14 @@ class CheckpointRecords(ABC):
     ) -> Checkpoint:
         """A new in-progress checkpoint; DuplicateScan if `scan_id` exists already.
         `extra_data` is the upstream module's name for `metadata` (give one, not both)."""
-        scan, now = v.scan_id_of(scan_id), self._now()
+        scan, now = validation.scan_id_of(scan_id), self._now()
         created = Checkpoint(
             scan_id=scan,
-            user_id=v.user_id_of(user_id),
-            operation_type=v.operation_type_of(operation_type),
-            metadata=v.metadata_patch_of(metadata, extra_data) or {},
-            total_items=v.count_of("total_items", total_items, optional=True),
-            total_is_lower_bound=v.lower_bound_of(total_is_lower_bound),
+            user_id=validation.user_id_of(user_id),
+            operation_type=validation.operation_type_of(operation_type),
+            metadata=validation.metadata_patch_of(metadata, extra_data) or {},
+            total_items=validation.count_of("total_items", total_items, optional=True),
+            total_is_lower_bound=validation.lower_bound_of(total_is_lower_bound),
             cursor=None,
             processed_items=0,
             status=ScanStatus.IN_PROGRESS,
@@ -118,22 +118,24 @@ class CheckpointRecords(ABC):
         that `creates_on_save` (the files) first creates a scan it does not know, in progress,
         for DEFAULT_USER_ID and DEFAULT_OPERATION_TYPE; the others raise CheckpointNotFound.
         """
-        scan = v.scan_id_of(scan_id)
-        lower_bound = v.lower_bound_of(total_is_lower_bound)
-        processed = v.count_of("processed_items", processed_items)
+        scan = validation.scan_id_of(scan_id)
+        lower_bound = validation.lower_bound_of(total_is_lower_bound)
+        processed = validation.count_of("processed_items", processed_items)
         assert processed is not None
-        total = v.count_of("total_items", total_items, optional=True)
-        checked_cursor = v.cursor_of(cursor)
-        patch = v.metadata_patch_of(metadata, extra_data)
-        target = None if status is None else v.status_of(status)
+        total = validation.count_of("total_items", total_items, optional=True)
+        checked_cursor = validation.cursor_of(cursor)
+        patch = validation.metadata_patch_of(metadata, extra_data)
+        target = None if status is None else validation.status_of(status)
         with self._locked():
             if self.creates_on_save and not self._exists(scan):
-                v.counts_of(processed, total, lower_bound)  # refused before anything is written
+                validation.counts_of(
+                    processed, total, lower_bound
+                )  # refused before anything is written
                 self.create_checkpoint(scan, DEFAULT_USER_ID, DEFAULT_OPERATION_TYPE)
             current = self._require_saveable(scan, target)
             lower_bound = lower_bound or current.total_is_lower_bound
             reported = current.total_items if total is None else total
-            v.counts_of(processed, reported, lower_bound)
+            validation.counts_of(processed, reported, lower_bound)
             merged, lower_bound = scan_total.merged_total(reported, processed, lower_bound)
             now = self._now()
             saved = replace(
@@ -145,7 +147,7 @@ class CheckpointRecords(ABC):
                 # Merging can grow metadata past the bound even when each part is within it.
                 metadata=current.metadata
                 if patch is None
-                else v.metadata_of({**current.metadata, **patch}),
+                else validation.metadata_of({**current.metadata, **patch}),
                 timestamp=now,
                 updated_at=now,
             )
@@ -158,14 +160,14 @@ class CheckpointRecords(ABC):
 
     def load_checkpoint(self, scan_id: ScanId) -> Checkpoint | None:
         """The checkpoint of `scan_id`, or None if there is none."""
-        return self._read(v.scan_id_of(scan_id))
+        return self._read(validation.scan_id_of(scan_id))
 
     def get_active_checkpoints(
         self, user_id: int | None = None, operation_type: str | None = None
     ) -> list[Checkpoint]:
         """In-progress and paused checkpoints, newest first, optionally of one user or operation."""
-        user = None if user_id is None else v.user_id_of(user_id)
-        operation = None if operation_type is None else v.operation_type_of(operation_type)
+        user = None if user_id is None else validation.user_id_of(user_id)
+        operation = None if operation_type is None else validation.operation_type_of(operation_type)
         active = [
             checkpoint
             for checkpoint in self._read_all()
@@ -180,17 +182,17 @@ class CheckpointRecords(ABC):
 
     def mark_checkpoint_completed(self, scan_id: ScanId) -> Checkpoint:
         """Finish an active scan; InvalidTransition if it finished already."""
-        return self._finish(v.scan_id_of(scan_id), ScanStatus.COMPLETED, None)
+        return self._finish(validation.scan_id_of(scan_id), ScanStatus.COMPLETED, None)
 
     def mark_checkpoint_failed(self, scan_id: ScanId, error_message: str) -> Checkpoint:
         """Fail an active scan with a non-empty reason; InvalidTransition if it finished already."""
         if not isinstance(error_message, str) or not error_message.strip():
             raise InvalidInput(f"error_message must be a non-empty string, got {error_message!r}")
-        return self._finish(v.scan_id_of(scan_id), ScanStatus.FAILED, error_message)
+        return self._finish(validation.scan_id_of(scan_id), ScanStatus.FAILED, error_message)
 
     def cleanup_old_checkpoints(self, days: int = 7) -> int:
         """Delete finished checkpoints untouched for `days` days; how many were deleted."""
-        cutoff = self._now() - timedelta(days=v.days_of(days))
+        cutoff = self._now() - timedelta(days=validation.days_of(days))
         deleted = 0
         with self._locked():
             for checkpoint in list(self._read_all()):

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from worker.domain import validation as v
+from worker.domain import validation
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.status import ScanStatus
 from worker.errors import InvalidInput
@@ -54,16 +54,16 @@ class CheckpointData(Checkpoint):
         **ours: Any,
     ) -> None:
         super().__init__(
-            scan_id=v.scan_id_of(scan_id),
-            user_id=v.user_id_of(user_id),
-            operation_type=v.operation_type_of(operation_type),
-            cursor=v.cursor_of(cursor),
+            scan_id=validation.scan_id_of(scan_id),
+            user_id=validation.user_id_of(user_id),
+            operation_type=validation.operation_type_of(operation_type),
+            cursor=validation.cursor_of(cursor),
             processed_items=_count("processed_items", processed_items),
-            total_items=v.count_of("total_items", total_items, optional=True),
+            total_items=validation.count_of("total_items", total_items, optional=True),
             # A timestamp given is kept as given, naive or not, as upstream's model keeps it.
             timestamp=datetime.now(UTC) if timestamp is None else timestamp,
-            metadata=v.metadata_patch_of(metadata, extra_data) or {},
-            status=v.status_of(status),
+            metadata=validation.metadata_patch_of(metadata, extra_data) or {},
+            status=validation.status_of(status),
             **ours,
         )
 
@@ -99,19 +99,19 @@ def decode_upstream_checkpoint(data: dict[str, Any], written_at: datetime) -> Ch
     if "scan_id" not in data:
         raise InvalidInput("scan_id is missing")
     processed = _count("processed_items", data.get("processed_items", 0))
-    total = v.count_of("total_items", data.get("total_items"), optional=True)
+    total = validation.count_of("total_items", data.get("total_items"), optional=True)
     status = data.get("status", ScanStatus.IN_PROGRESS.value)
     timestamp = _upstream_time(data.get("timestamp"), written_at)
     return Checkpoint(
-        scan_id=v.scan_id_of(data["scan_id"]),
+        scan_id=validation.scan_id_of(data["scan_id"]),
         user_id=UPSTREAM_USER_ID,
         operation_type=UPSTREAM_OPERATION_TYPE,
-        cursor=v.cursor_of(data.get("cursor")),
+        cursor=validation.cursor_of(data.get("cursor")),
         processed_items=processed,
         total_items=total,
         timestamp=timestamp,
-        metadata=v.metadata_of(data.get("extra_data"), "extra_data"),
-        status=v.status_of(UPSTREAM_STATUS_ALIASES.get(status, status)),
+        metadata=validation.metadata_of(data.get("extra_data"), "extra_data"),
+        status=validation.status_of(UPSTREAM_STATUS_ALIASES.get(status, status)),
         # Upstream kept one time only; its cleanup judges by it, and so does ours.
         created_at=None,
         updated_at=None,
@@ -119,7 +119,7 @@ def decode_upstream_checkpoint(data: dict[str, Any], written_at: datetime) -> Ch
 
 
 def _count(name: str, value: object) -> int:
-    count = v.count_of(name, value)
+    count = validation.count_of(name, value)
     assert count is not None
     return count
 
