@@ -128,9 +128,8 @@ class CheckpointRecords(ABC):
         target = None if status is None else validation.status_of(status)
         with self._locked():
             if self.creates_on_save and not self._exists(scan):
-                validation.counts_of(
-                    processed, total, lower_bound
-                )  # refused before anything is written
+                # Refused before anything is written.
+                validation.counts_of(processed, total, lower_bound)
                 self.create_checkpoint(scan, DEFAULT_USER_ID, DEFAULT_OPERATION_TYPE)
             current = self._require_saveable(scan, target)
             lower_bound = lower_bound or current.total_is_lower_bound
