@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from models import ACTIVE_STATUSES, RUNNER_CHAIN, ScanCheckpoint, ScanStatus
 from worker.db.engine import driver_url
-from worker.domain import validation as v
+from worker.domain import validation
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.status import TERMINAL_STATUSES, change_of, save_sources_of, sources_of
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput, InvalidTransition
@@ -114,14 +114,14 @@ def create_checkpoint(
     made without one belongs to the caller's own loop, and chain recovery never touches it.
     `extra_data` is the upstream module's name for `metadata`.
     """
-    scan = v.scan_id_of(scan_id)
+    scan = validation.scan_id_of(scan_id)
     values = {
         "scan_id": scan,
-        "user_id": v.user_id_of(user_id),
-        "operation_type": v.operation_type_of(operation_type),
-        "meta": v.metadata_patch_of(metadata, extra_data) or {},
-        "total_items": v.count_of("total_items", total_items, optional=True),
-        "total_is_lower_bound": v.lower_bound_of(total_is_lower_bound),
+        "user_id": validation.user_id_of(user_id),
+        "operation_type": validation.operation_type_of(operation_type),
+        "meta": validation.metadata_patch_of(metadata, extra_data) or {},
+        "total_items": validation.count_of("total_items", total_items, optional=True),
+        "total_is_lower_bound": validation.lower_bound_of(total_is_lower_bound),
         "params": params,
         "lease_token": lease_token,
         "status": ScanStatus.IN_PROGRESS.value,
@@ -172,16 +172,16 @@ def save_checkpoint(
     `extra_data` and `status` are the upstream module's keywords: its name for `metadata`,
     and a status the transition table lets the scan take (a finishing one drops the lease).
     """
-    scan = v.scan_id_of(scan_id)
-    target = None if status is None else v.status_of(status)
+    scan = validation.scan_id_of(scan_id)
+    target = None if status is None else validation.status_of(status)
     sources = _ACTIVE if target is None else [source.value for source in save_sources_of(target)]
-    patch = v.metadata_patch_of(metadata, extra_data)
-    lower_bound = v.lower_bound_of(total_is_lower_bound)
-    processed = v.count_of("processed_items", processed_items)
+    patch = validation.metadata_patch_of(metadata, extra_data)
+    lower_bound = validation.lower_bound_of(total_is_lower_bound)
+    processed = validation.count_of("processed_items", processed_items)
     assert processed is not None
-    total = v.count_of("total_items", total_items, optional=True)
+    total = validation.count_of("total_items", total_items, optional=True)
     values: dict[str, Any] = {
-        "cursor": v.cursor_of(cursor),
+        "cursor": validation.cursor_of(cursor),
         "processed_items": processed,
         "timestamp": func.now(),
         "updated_at": func.now(),
@@ -213,7 +213,9 @@ def save_checkpoint(
         current = _require(session, scan)
         if current.status in sources:
             raise InvalidInput(
-                v.exceeds_total_message(processed, current.total_items if total is None else total)
+                validation.exceeds_total_message(
+                    processed, current.total_items if total is None else total
+                )
             )
         raise InvalidTransition.not_active(scan, current.status, change_of(target))
     _check_metadata_size(saved)
@@ -222,7 +224,7 @@ def save_checkpoint(
 
 def load_checkpoint(session: Session, scan_id: uuid.UUID | str) -> Checkpoint | None:
     """The checkpoint of `scan_id`, or None if there is none."""
-    row = row_of(session, v.scan_id_of(scan_id))
+    row = row_of(session, validation.scan_id_of(scan_id))
     return None if row is None else Checkpoint.from_row(row)
 
 
@@ -239,15 +241,17 @@ def get_active_checkpoints(
     """In-progress and paused checkpoints, newest first, optionally of one user or operation."""
     query = select(ScanCheckpoint).where(ScanCheckpoint.status.in_(_ACTIVE))
     if user_id is not None:
-        query = query.where(ScanCheckpoint.user_id == v.user_id_of(user_id))
+        query = query.where(ScanCheckpoint.user_id == validation.user_id_of(user_id))
     if operation_type is not None:
-        query = query.where(ScanCheckpoint.operation_type == v.operation_type_of(operation_type))
+        query = query.where(
+            ScanCheckpoint.operation_type == validation.operation_type_of(operation_type)
+        )
     query = query.order_by(ScanCheckpoint.timestamp.desc(), ScanCheckpoint.id.desc())
     return [Checkpoint.from_row(row) for row in session.scalars(query)]
 
 
 def mark_checkpoint_completed(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
-    return _finish(session, v.scan_id_of(scan_id), ScanStatus.COMPLETED, None)
+    return _finish(session, validation.scan_id_of(scan_id), ScanStatus.COMPLETED, None)
 
 
 def mark_checkpoint_failed(
@@ -255,7 +259,7 @@ def mark_checkpoint_failed(
 ) -> Checkpoint:
     if not isinstance(error_message, str) or not error_message.strip():
         raise InvalidInput(f"error_message must be a non-empty string, got {error_message!r}")
-    return _finish(session, v.scan_id_of(scan_id), ScanStatus.FAILED, error_message)
+    return _finish(session, validation.scan_id_of(scan_id), ScanStatus.FAILED, error_message)
 
 
 def _finish(
@@ -287,4 +291,4 @@ def _require(session: Session, scan: uuid.UUID) -> ScanCheckpoint:
 
 def _check_metadata_size(row: ScanCheckpoint) -> None:
     # Merging can grow metadata past the bound even when each part is within it.
-    v.metadata_of(row.meta)
+    validation.metadata_of(row.meta)
