@@ -30,9 +30,9 @@ UNACKED = 1000
 
 
 def _template(client: redis.Redis) -> dict[str, object]:
-    from worker.celery_glue.publisher import publish_page
+    from worker.app import publisher
 
-    publish_page(PageMessage(uuid.uuid4(), uuid.uuid4(), 0, 0))
+    publisher.publish_page(PageMessage(uuid.uuid4(), uuid.uuid4(), 0, 0))
     raw = client.rpop("marketscan")
     assert isinstance(raw, bytes)
     template: dict[str, object] = json.loads(raw)

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from bench.harness import POLL_SECONDS, Connection, scalar
-from worker.celery_glue.publisher import publish_page
+from worker.app import publisher
 from worker.chain import lifecycle as scans
 from worker.db import driver_url
 from worker.domain.scan_params import ScanParams
@@ -50,7 +50,7 @@ def start(
     engine = create_engine(driver_url(database_url))
     try:
         with Session(engine) as session:
-            return scans.start_scan(session, scan_params, settings, publish_page)
+            return scans.start_scan(session, scan_params, settings, publisher.publish_page)
     finally:
         engine.dispose()
 

@@ -3,8 +3,7 @@ cleanup of old checkpoints (beat, daily)."""
 
 from __future__ import annotations
 
-from worker.app import app
-from worker.celery_glue.publisher import publish_recovered_page
+from worker.app import app, publisher
 from worker.chain.recovery import recover as recover_scans
 from worker.db import session_scope
 from worker.db.retention import cleanup_old_checkpoints
@@ -16,7 +15,10 @@ def recover(own_hostname: str | None = None) -> list[str]:
     """Republish every orphaned scan; returns the scan_ids reclaimed."""
     with session_scope() as session:
         reclaimed = recover_scans(
-            session, publish_recovered_page, get_settings().lease_seconds, own_hostname=own_hostname
+            session,
+            publisher.publish_recovered_page,
+            get_settings().lease_seconds,
+            own_hostname=own_hostname,
         )
     return [str(item.scan_id) for item in reclaimed]
 

@@ -8,9 +8,9 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from worker.app import app
+from worker.app import app, publisher
 from worker.celery_glue.drain import drain_requested
-from worker.celery_glue.publisher import pages_waiting, publish_page
+from worker.celery_glue.publisher import pages_waiting
 from worker.chain.lifecycle import start_request, start_scan
 from worker.chain.runner import PageContext, ScanProgress, run_page
 from worker.db import session_scope
@@ -36,7 +36,9 @@ def start(self: Task, params: dict[str, Any]) -> str:
     """
     scan_params, scan_id = start_request(params, self.request.id)
     with session_scope() as session:
-        started: uuid.UUID = start_scan(session, scan_params, get_settings(), publish_page, scan_id)
+        started: uuid.UUID = start_scan(
+            session, scan_params, get_settings(), publisher.publish_page, scan_id
+        )
     return str(started)
 
 
@@ -70,7 +72,7 @@ def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset:
     context = PageContext(
         owner=self.request.hostname or "unknown",
         settings=get_settings(),
-        publish=publish_page,
+        publish=publisher.publish_page,
         others_waiting=pages_waiting,
         drain_requested=drain_requested,
         on_progress=progress,

@@ -278,13 +278,13 @@ def test_a_flushed_broker_with_pages_queued_loses_nothing(
 def test_a_worker_marks_each_page_message_it_receives_as_taken_by_it(
     short_lease: dict[str, str], start_worker: Callable[..., CeleryProcess]
 ) -> None:
-    from worker.celery_glue.publisher import publish_page
+    from worker.app import publisher
     from worker.chain import broker_ledger
     from worker.domain.page_message import PageMessage
 
     # Given a page message in the queue (of a scan the database does not know: it is dropped)
     message = PageMessage(uuid.uuid4(), uuid.uuid4(), 3, 0)
-    publish_page(message)
+    publisher.publish_page(message)
     assert broker_ledger.markers([message]) == [broker_ledger.Marker(broker_ledger.State.SENT)]
     # When a worker receives it
     worker = start_worker("w1@test", concurrency=1)

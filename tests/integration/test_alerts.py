@@ -7,6 +7,7 @@ Page commits are written here as the page task writes them (one transaction of f
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import time
@@ -19,13 +20,17 @@ from sqlalchemy.orm import Session
 
 from models import ScanOpportunity
 from tests.support.opportunities import opportunity, reference_for_profit
-from worker.celery_glue.watch_clock import start_pass
+from worker.app import publisher
+from worker.celery_glue import watch_clock
 from worker.cli import client
 from worker.db import alert_finds, session_scope
 from worker.notify.alerts import AlertDesk
 from worker.notify.telegram import TelegramClient
 from worker.schedules import alerting, firing
 from worker.testing.telegram_server import FakeTelegram, ScriptedReply
+
+# A watch's pass started as beat's watch clock starts it, through the app's publisher.
+START_PASS = functools.partial(watch_clock.start_pass, publisher.publish_page)
 
 CHAT = 900_001
 TOP = 3
@@ -48,7 +53,7 @@ def desk(telegram: FakeTelegram, redis_url: str) -> Iterator[AlertDesk]:
 def _pass(chat_id: int = CHAT) -> uuid.UUID:
     """A new watch and its first pass (stored and published; no worker runs it)."""
     watch = client.add_watch("csgo", owner_id=chat_id, chat_id=chat_id, every_seconds=600)
-    firing.tick(session_scope, start_pass, 60.0)
+    firing.tick(session_scope, START_PASS, 60.0)
     listed = client.list_watches(chat_id)
     [latest] = [one.last_scan_id for one in listed if one.watch_id == watch.watch_id]
     assert latest is not None

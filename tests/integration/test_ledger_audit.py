@@ -15,11 +15,11 @@ QUEUES = ("marketscan", "marketscan.recovered")
 
 
 def _published(count: int, recovered: bool = False) -> list[PageMessage]:
-    from worker.celery_glue.publisher import publish_page
+    from worker.app import publisher
 
     messages = [PageMessage(uuid.uuid4(), uuid.uuid4(), n, 0) for n in range(count)]
     for message in messages:
-        publish_page(message, recovered=recovered)
+        publisher.publish_page(message, recovered=recovered)
     return messages
 
 

@@ -358,14 +358,15 @@ def test_a_backlog_bound_of_zero_gives_one_page_per_task_while_others_wait(
 def test_the_broker_says_whether_page_messages_wait(env: dict[str, str]) -> None:
     import redis
 
-    from worker.celery_glue.publisher import pages_waiting, publish_page, publish_recovered_page
+    from worker.app import publisher
+    from worker.celery_glue.publisher import pages_waiting
 
     redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushall()
     assert pages_waiting() is False
-    publish_recovered_page(PageMessage(uuid.uuid4(), uuid.uuid4(), 0, 0))
+    publisher.publish_recovered_page(PageMessage(uuid.uuid4(), uuid.uuid4(), 0, 0))
     assert pages_waiting() is True
     redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushall()
-    publish_page(PageMessage(uuid.uuid4(), uuid.uuid4(), 0, 0))
+    publisher.publish_page(PageMessage(uuid.uuid4(), uuid.uuid4(), 0, 0))
     assert pages_waiting() is True
 
 

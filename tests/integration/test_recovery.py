@@ -296,10 +296,9 @@ def _popped_by_a_worker(message: PageMessage, seconds_ago: float) -> Iterator[No
 
     The consumer stays connected while the block runs: closing it gives the message back.
     """
-    from worker.app import app
-    from worker.celery_glue.publisher import publish_page
+    from worker.app import app, publisher
 
-    publish_page(message)
+    publisher.publish_page(message)
     with app.connection_for_read() as connection:
         channel = connection.default_channel
         assert channel.basic_get("marketscan", no_ack=False) is not None

@@ -6,6 +6,7 @@ ten-second watch makes hundreds of passes an hour, each a scan of its owner's.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint
 from tests.support.opportunities import opportunity
-from worker.celery_glue.watch_clock import start_pass
+from worker.app import publisher
+from worker.celery_glue import watch_clock
 from worker.cli import client
 from worker.db import session_scope
 from worker.domain.watch import OWNER_NOT_ALLOWED
@@ -26,6 +28,9 @@ from worker.notify.telegram import TelegramClient
 from worker.schedules import alerting, firing
 from worker.settings import get_settings
 from worker.testing.telegram_server import FakeTelegram, ScriptedReply
+
+# A watch's pass started as beat's watch clock starts it, through the app's publisher.
+START_PASS = functools.partial(watch_clock.start_pass, publisher.publish_page)
 
 KEPT = 424242
 REMOVED = 515151
@@ -55,7 +60,7 @@ def test_a_removed_owners_watch_starts_no_pass_and_lists_paused_saying_why(
     removed = client.add_watch("csgo", owner_id=REMOVED, chat_id=REMOVED, every_seconds=600)
     allow_only(monkeypatch, KEPT)
     # When the watch clock ticks with that allow-list
-    started = firing.tick(session_scope, start_pass, 60.0, 7, get_settings().telegram_allowed_users)
+    started = firing.tick(session_scope, START_PASS, 60.0, 7, get_settings().telegram_allowed_users)
     # Then only the allowed owner's watch started a pass
     assert started == 1
     [kept_now] = client.list_watches(KEPT)
@@ -67,7 +72,7 @@ def test_a_removed_owners_watch_starts_no_pass_and_lists_paused_saying_why(
     assert removed_now.to_json()["paused_reason"] == OWNER_NOT_ALLOWED
     # When the owner is allowed again, the watch starts its pass at the next tick
     allow_only(monkeypatch, KEPT, REMOVED)
-    assert firing.tick(session_scope, start_pass, 60.0, 7, frozenset({KEPT, REMOVED})) == 1
+    assert firing.tick(session_scope, START_PASS, 60.0, 7, frozenset({KEPT, REMOVED})) == 1
     [back] = client.list_watches(REMOVED)
     assert back.last_scan_id is not None and not back.paused
     assert (kept.watch_id, removed.watch_id) == (kept_now.watch_id, removed_now.watch_id)
@@ -78,7 +83,7 @@ def test_a_removed_owners_finds_are_not_alerted_and_wait_for_their_return(
 ) -> None:
     # Given a pass of a watch whose owner is then taken off the allow-list, with a find
     client.add_watch("csgo", owner_id=REMOVED, chat_id=REMOVED, every_seconds=600)
-    firing.tick(session_scope, start_pass, 60.0)
+    firing.tick(session_scope, START_PASS, 60.0)
     [watch] = client.list_watches(REMOVED)
     assert watch.last_scan_id is not None
     session.add(opportunity(session, watch.last_scan_id, "item-1", page_seq=0))
@@ -134,7 +139,7 @@ def test_running_scans_count_the_users_live_scans_but_not_their_watches_passes(
     )
     session.commit()
     client.add_watch("csgo", owner_id=KEPT, chat_id=KEPT, every_seconds=600)
-    assert firing.tick(session_scope, start_pass, 60.0) == 1
+    assert firing.tick(session_scope, START_PASS, 60.0) == 1
     # Then the user runs two scans, as the chat limit counts them
     assert client.running_scans(KEPT) == len(running) == 2
     assert client.running_scans(REMOVED) == 0
@@ -143,7 +148,7 @@ def test_running_scans_count_the_users_live_scans_but_not_their_watches_passes(
 
 def _pass_with_a_find(session: Session, chat_id: int) -> uuid.UUID:
     client.add_watch("csgo", owner_id=KEPT, chat_id=chat_id, every_seconds=600)
-    firing.tick(session_scope, start_pass, 60.0)
+    firing.tick(session_scope, START_PASS, 60.0)
     [watch] = [w for w in client.list_watches(KEPT) if w.chat_id == chat_id]
     assert watch.last_scan_id is not None
     session.add(opportunity(session, watch.last_scan_id, "item-1", page_seq=0))

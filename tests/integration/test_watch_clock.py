@@ -7,6 +7,7 @@ real (stored and published) and nobody works them, so a started pass keeps runni
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import timedelta
 
@@ -14,19 +15,23 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanWatch, WatchPass
-from worker.celery_glue.watch_clock import start_pass
+from worker.app import publisher
+from worker.celery_glue import watch_clock
 from worker.cli import client
 from worker.db import session_scope, tallies
 from worker.db import watch_slots as slots
 from worker.domain.watch import Watch, pass_scan_id
 from worker.schedules import firing
 
+# A watch's pass started as beat's watch clock starts it, through the app's publisher.
+START_PASS = functools.partial(watch_clock.start_pass, publisher.publish_page)
+
 OWNER = 77
 CATCHUP_SECONDS = 60.0
 
 
 def _tick() -> int:
-    return firing.tick(session_scope, start_pass, CATCHUP_SECONDS)
+    return firing.tick(session_scope, START_PASS, CATCHUP_SECONDS)
 
 
 def _watch(overlap: str = "skip", every_seconds: int = 10) -> Watch:
@@ -222,7 +227,7 @@ def test_pass_records_older_than_the_retention_are_forgotten(
     )
     session.commit()
     # When the clock ticks with a 7-day retention, Then only today's record is left
-    firing.tick(session_scope, start_pass, CATCHUP_SECONDS, retention_days=7)
+    firing.tick(session_scope, START_PASS, CATCHUP_SECONDS, retention_days=7)
     assert list(session.scalars(select(WatchPass.scan_id))) == [
         pass_scan_id(watch.watch_id, watch.next_due_at)
     ]

@@ -1,10 +1,15 @@
-"""Publishing page messages: the one place that turns a PageMessage into a Celery task."""
+"""Publishing page messages: the one place that turns a PageMessage into a Celery task.
+
+The composition root (worker.app) makes the one Publisher over its app and hands it down;
+nothing here imports the root back.
+"""
 
 from __future__ import annotations
 
 import logging
 
 import redis
+from celery import Celery
 
 from worker.chain import broker_ledger
 from worker.domain import page_message
@@ -16,21 +21,24 @@ PAGE_QUEUE = page_message.PAGE_QUEUE
 RECOVERED_QUEUE = page_message.RECOVERED_QUEUE
 
 
-def publish_page(message: PageMessage, *, recovered: bool = False) -> None:
-    from worker.app import app
+class Publisher:
+    """Sends page messages as tasks of one Celery app, each noted in the broker ledger."""
 
-    # No shadow name: Flower labels its metrics by a task's shown name and never forgets a
-    # label, so a name per page would grow its memory and /metrics with every page run.
-    # Flower finds a page by its arguments (the scan id first) and its result instead.
-    broker_ledger.publishing(message)
-    app.send_task(
-        PAGE_TASK, args=message.as_args(), queue=RECOVERED_QUEUE if recovered else PAGE_QUEUE
-    )
-    broker_ledger.sent(message)
+    def __init__(self, app: Celery) -> None:
+        self.app = app
 
+    def publish_page(self, message: PageMessage, *, recovered: bool = False) -> None:
+        # No shadow name: Flower labels its metrics by a task's shown name and never forgets
+        # a label, so a name per page would grow its memory and /metrics with every page
+        # run. Flower finds a page by its arguments (the scan id first) and its result.
+        broker_ledger.publishing(message)
+        self.app.send_task(
+            PAGE_TASK, args=message.as_args(), queue=RECOVERED_QUEUE if recovered else PAGE_QUEUE
+        )
+        broker_ledger.sent(message)
 
-def publish_recovered_page(message: PageMessage) -> None:
-    publish_page(message, recovered=True)
+    def publish_recovered_page(self, message: PageMessage) -> None:
+        self.publish_page(message, recovered=True)
 
 
 def pages_waiting() -> bool:

@@ -1,5 +1,6 @@
 """Celery signal handlers: drain on shutdown, fresh engines and market connections per
-process, beat's clocks."""
+process, beat's clocks. The composition root (worker.app) connects them, handing down the
+publisher that recovery and the clocks publish through."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from worker.celery_glue import shutdown_signals
 from worker.celery_glue.alert_clock import alert_committed_finds, alerts_on
 from worker.celery_glue.beat_clocks import BeatClock
 from worker.celery_glue.drain import request_drain, request_stop_now
-from worker.celery_glue.publisher import PAGE_QUEUE, RECOVERED_QUEUE, publish_recovered_page
+from worker.celery_glue.publisher import PAGE_QUEUE, RECOVERED_QUEUE, Publisher
 from worker.celery_glue.watch_clock import fire_due_watches
 from worker.chain import broker_ledger
 from worker.chain.ledger_audit import LedgerAudit
@@ -43,7 +44,29 @@ from worker.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-@worker_shutting_down.connect
+def connect(publisher: Publisher) -> None:
+    """Connect every handler of a worker or beat process; once, from worker.app."""
+    worker_shutting_down.connect(_drain_on_shutdown)
+    worker_process_init.connect(_fresh_engines)
+    task_prerun.connect(_keep_flushing_metric_notes)
+    task_prerun.connect(_arm_child_sigterm)
+    task_postrun.connect(_spend_child_sigterm)
+    worker_process_shutdown.connect(_close_market_connections)
+    task_received.connect(_note_page_taken)
+    # These two hold the publisher: a signal keeps only a weak reference by default, which
+    # would let them go at once.
+    worker_ready.connect(
+        functools.partial(_recover_own_scans, publisher),
+        weak=False,
+        dispatch_uid="marketscan.recover_own_scans",
+    )
+    beat_init.connect(
+        functools.partial(_start_beat_clocks, publisher),
+        weak=False,
+        dispatch_uid="marketscan.start_beat_clocks",
+    )
+
+
 def _drain_on_shutdown(sig: str | None = None, how: str | None = None, **_: Any) -> None:
     if how == "Cold":
         # Before the pool is terminated: the children's SIGTERM must end them, not drain.
@@ -55,7 +78,6 @@ def _drain_on_shutdown(sig: str | None = None, how: str | None = None, **_: Any)
     shutdown_signals.arm_main_process()  # Celery just swapped its SIGINT handler
 
 
-@worker_process_init.connect
 def _fresh_engines(**_: Any) -> None:
     # A forked pool child must never use its parent's database sockets.
     reset_engines()
@@ -63,7 +85,6 @@ def _fresh_engines(**_: Any) -> None:
     shutdown_signals.mark_pool_child()
 
 
-@task_prerun.connect
 def _keep_flushing_metric_notes(**_: Any) -> None:
     # In the process that runs tasks (any pool): a thread moves its notes to the store
     # every second, off the page's path; a child killed loses at most that second's notes.
@@ -78,18 +99,15 @@ def _flush_metric_notes() -> None:
         metric_events.flush(process_store(settings.broker_url, settings.sentinel_master))
 
 
-@task_prerun.connect
 def _arm_child_sigterm(**_: Any) -> None:
     # A SIGTERM to the whole process group drains the child's page instead of killing it.
     shutdown_signals.arm_pool_child()
 
 
-@task_postrun.connect
 def _spend_child_sigterm(**_: Any) -> None:
     shutdown_signals.task_done()
 
 
-@worker_process_shutdown.connect
 def _close_market_connections(**_: Any) -> None:
     # Pool children leave through os._exit, which skips atexit: send what the notifier
     # still holds, and close keep-alive connections so the market sees a clean goodbye.
@@ -98,7 +116,6 @@ def _close_market_connections(**_: Any) -> None:
     _flush_metric_notes()
 
 
-@task_received.connect
 def _note_page_taken(request: Any = None, **_: Any) -> None:
     # The message leaves the queue for this worker's unacked set: if the worker dies before
     # the page starts, the marker names it, so recovery need not wait out the visibility
@@ -115,13 +132,13 @@ def _note_page_taken(request: Any = None, **_: Any) -> None:
         log.warning("could not mark page %s as taken: %s", request.args, exc)
 
 
-def recover_now(own_hostname: str | None = None) -> int:
+def recover_now(publisher: Publisher, own_hostname: str | None = None) -> int:
     """One recovery pass with this process's settings; how many scans were reclaimed."""
     settings = get_settings()
     with session_scope() as session:
         reclaimed = recover(
             session,
-            publish_recovered_page,
+            publisher.publish_recovered_page,
             settings.lease_seconds,
             own_hostname=own_hostname,
             audit=_ledger_audit(settings.ledger_audit_seconds),
@@ -135,24 +152,22 @@ def _ledger_audit(seconds: float) -> LedgerAudit:
     return LedgerAudit((PAGE_QUEUE, RECOVERED_QUEUE), seconds)
 
 
-@worker_ready.connect
-def _recover_own_scans(sender: Any = None, **_: Any) -> None:
+def _recover_own_scans(publisher: Publisher, sender: Any = None, **_: Any) -> None:
     shutdown_signals.arm_main_process()
     hostname = getattr(sender, "hostname", None)
-    log.info("worker %s ready; reclaimed %d scans", hostname, recover_now(hostname))
+    log.info("worker %s ready; reclaimed %d scans", hostname, recover_now(publisher, hostname))
     _announce("worker", hostname or "unknown")
 
 
-@beat_init.connect
-def _start_beat_clocks(**_: Any) -> None:
-    log.info("beat started; reclaimed %d orphaned scans", recover_now())
+def _start_beat_clocks(publisher: Publisher, **_: Any) -> None:
+    log.info("beat started; reclaimed %d orphaned scans", recover_now(publisher))
     settings = get_settings()
+    recovery = functools.partial(recover_now, publisher)
     BeatClock(
-        recover_now, settings.recovery_interval_seconds, "recovery", "reclaimed %d scans"
+        recovery, settings.recovery_interval_seconds, "recovery", "reclaimed %d scans"
     ).start()
-    BeatClock(
-        fire_due_watches, settings.watch_tick_seconds, "watch clock", "started %d passes"
-    ).start()
+    watches = functools.partial(fire_due_watches, publisher.publish_page)
+    BeatClock(watches, settings.watch_tick_seconds, "watch clock", "started %d passes").start()
     if alerts_on():
         BeatClock(
             alert_committed_finds, settings.watch_tick_seconds, "alert follower", "sent %d alerts"

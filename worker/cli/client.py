@@ -52,7 +52,7 @@ def start(
     With `scan_id`, starting again is harmless: the existing scan is returned (and its
     chain made sure of), so a retry after a timeout never makes a second scan.
     """
-    from worker.celery_glue.publisher import publish_page
+    from worker.app import publisher
     from worker.chain.lifecycle import start_scan
     from worker.markets.registry import check_market_options
 
@@ -75,7 +75,7 @@ def start(
     wanted = None if scan_id is None else scan_id_of(scan_id)
     require_broker()
     with session() as opened:
-        return start_scan(opened, params, settings, publish_page, wanted)
+        return start_scan(opened, params, settings, publisher.publish_page, wanted)
 
 
 def status(scan_id: uuid.UUID | str) -> Checkpoint:
@@ -148,12 +148,12 @@ def pause(scan_id: uuid.UUID | str) -> Checkpoint:
 
 def resume(scan_id: uuid.UUID | str) -> Checkpoint:
     """Resume a paused or failed scan from its checkpoint."""
-    from worker.celery_glue.publisher import publish_page
+    from worker.app import publisher
     from worker.chain.lifecycle import resume_scan
 
     require_broker()
     with session() as opened:
-        return resume_scan(opened, scan_id, get_settings(), publish_page)
+        return resume_scan(opened, scan_id, get_settings(), publisher.publish_page)
 
 
 def cancel(scan_id: uuid.UUID | str) -> Checkpoint:

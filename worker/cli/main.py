@@ -37,12 +37,14 @@ def migrate() -> None:
 @handle_errors
 def recover(as_json: bool) -> None:
     """Republish every orphaned in-progress scan now (what beat does every few seconds)."""
-    from worker.celery_glue.publisher import publish_recovered_page
+    from worker.app import publisher
     from worker.chain.recovery import recover as recover_scans
     from worker.settings import get_settings
 
     with cli_session() as session:
-        reclaimed = recover_scans(session, publish_recovered_page, get_settings().lease_seconds)
+        reclaimed = recover_scans(
+            session, publisher.publish_recovered_page, get_settings().lease_seconds
+        )
     if as_json:
         emit_json({"recovered": [str(item.scan_id) for item in reclaimed]})
         return
