@@ -5,7 +5,7 @@ Run it next to a worker, with the worker's configuration in the environment:
     DATABASE_URL=... CELERY_BROKER_URL=... python examples/scan_bot.py --game csgo --top 5
 
 A real bot would send these lines to its user instead of printing them; the asyncio
-version is the same with `worker.cli.async_client`, `await` and `async for`.
+version is the same with `worker.async_client`, `await` and `async for`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import sys
 import uuid
 
-from worker.cli import async_client
+from worker import async_client
 from worker.errors import MarketscanError
 
 

@@ -1,14 +1,24 @@
 """Marketscan's runtime, in rooms that each depend only on the rooms below them:
 
-    cli/ celery_glue/ devtools/           the ways in: CLI and app client, Celery, dev tools
-    chain/                                page runner and slices, lifecycle, recovery
-    state/ notify/                        the seed API (StateManager...), Telegram
-    db/ markets/                          the only SQL, market sources
-    domain/                               values and rules, no I/O
+    testing/                        fakes and memory stubs for the tests and the bench
+    cli/                            the `marketscan` command line
+    bot/ | devtools/                the Telegram bot | the dev stack, demo, embedded services
+    async_client.py                 the client for asyncio apps, over ...
+    client.py | state_manager.py    ... the client apps use | the upstream module's names
+    app.py                          the Celery app and composition root (publisher, signals)
+    celery_glue/                    signal handlers, publisher, drain flag, beat's clocks
+    chain/ | state/ | notify/ | metrics/ | schedules/
+                                    page runner, lifecycle, recovery | the seed API |
+                                    Telegram | Prometheus | watches and alerts
+    db/ | markets/                  the only SQL | market sources, references, the fleet's
+                                    budgets and breaker
+    settings.py | broker_redis.py   configuration, parsed | the broker's Redis client
+    domain/                         values and rules, no I/O
+    errors.py | observe.py | redaction.py | redis_keys.py
 
-(pyproject.toml's import-linter contracts hold them to it). The public API is re-exported
-here and imported on first use, so `import worker` stays light for programs that never
-run a worker.
+(`|`: rooms that never import each other; pyproject.toml's import-linter contracts hold
+them to it). The public API is re-exported here and imported on first use, so
+`import worker` stays light for programs that never run a worker.
 """
 
 from __future__ import annotations
@@ -24,8 +34,8 @@ _PUBLIC = {
     "ScanStatus": ("worker.domain.status", "ScanStatus"),
     "ScanParams": ("worker.domain.scan_params", "ScanParams"),
     "MarketscanError": ("worker.errors", "MarketscanError"),
-    "client": ("worker.cli.client", None),
-    "async_client": ("worker.cli.async_client", None),
+    "client": ("worker.client", None),
+    "async_client": ("worker.async_client", None),
     # `celery -A worker` looks for `worker.celery`.
     "celery": ("worker.app", "app"),
 }

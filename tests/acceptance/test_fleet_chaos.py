@@ -39,8 +39,8 @@ from tests.support.scans import (
     stored_opportunities,
     wait_for_status,
 )
+from worker import client
 from worker.bot.arguments import chat_scan_id
-from worker.cli import client
 from worker.db import driver_url
 from worker.domain.scan_params import ScanParams
 from worker.domain.watch import Watch, pass_scan_id

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from models import ScanOpportunity, WatchPass
 from tests.support.processes import CeleryProcess
 from tests.support.scans import wait_for_status
-from worker.cli import client
+from worker import client
 from worker.db import driver_url
 from worker.testing.telegram_server import FakeTelegram, RecordedCall
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from models import ScanCheckpoint, ScanWatch, WatchPass
 from tests.support.processes import CeleryProcess, beat
 from tests.support.scans import expected_opportunities, stored_opportunities, wait_for_status
-from worker.cli import client
+from worker import client
 from worker.db import driver_url
 from worker.domain.scan_params import ScanParams
 from worker.domain.watch import pass_scan_id

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from models import ScanOpportunity
 from tests.support.opportunities import opportunity, reference_for_profit
+from worker import client
 from worker.app import publisher
 from worker.celery_glue import watch_clock
-from worker.cli import client
 from worker.db import alert_finds, session_scope
 from worker.notify.alerts import AlertDesk
 from worker.notify.telegram import TelegramClient

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint
-from worker.cli import async_client, client
+from worker import async_client, client
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput

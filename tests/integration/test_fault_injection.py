@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanWatch
 from tests.support.scans import cli
+from worker import client
 from worker.chain import lifecycle
 from worker.chain.runner import Outcome, PageContext, run_page
-from worker.cli import client
 from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams

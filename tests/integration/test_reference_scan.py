@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
+from worker import client as app_client
 from worker import redis_keys
 from worker.chain import lifecycle as scans
 from worker.chain.runner import Outcome, PageContext, run_page
-from worker.cli import client as app_client
 from worker.cli.main import main
 from worker.db import reset_engines, session_scope
 from worker.domain.page_message import PageMessage

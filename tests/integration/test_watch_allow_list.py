@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint
 from tests.support.opportunities import opportunity
+from worker import client
 from worker.app import publisher
 from worker.celery_glue import watch_clock
-from worker.cli import client
 from worker.db import session_scope
 from worker.domain.watch import OWNER_NOT_ALLOWED
 from worker.notify.alerts import AlertDesk

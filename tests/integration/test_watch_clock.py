@@ -15,9 +15,9 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanWatch, WatchPass
+from worker import client
 from worker.app import publisher
 from worker.celery_glue import watch_clock
-from worker.cli import client
 from worker.db import session_scope, tallies
 from worker.db import watch_slots as slots
 from worker.domain.watch import Watch, pass_scan_id

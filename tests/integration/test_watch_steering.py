@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import ScanWatch
-from worker.cli import async_client, client
+from worker import async_client, client
 from worker.errors import InvalidInput, WatchNotFound
 
 OWNER = 5_000_000_001

@@ -12,10 +12,9 @@ import logging
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from worker import observe
+from worker import async_client, observe
 from worker.bot import access, arguments, limits, replies
 from worker.bot.context import latest_scans, own_scan, services
-from worker.cli import async_client
 from worker.errors import MarketscanError, ServiceUnavailable
 from worker.notify import bot_messages
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import redis
 from telegram.ext import ContextTypes
 
+from worker import async_client
 from worker.bot.arguments import ScanRef
 from worker.bot.refusals import Refusals
-from worker.cli import async_client
 from worker.domain.checkpoint import Checkpoint
 from worker.errors import CheckpointNotFound, InvalidInput
 from worker.settings import Settings

@@ -15,9 +15,9 @@ from telegram import Bot, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from worker import async_client
 from worker.bot import access, arguments, replies
 from worker.bot.context import BotServices, own_scan, services
-from worker.cli import async_client
 from worker.domain.checkpoint import Checkpoint
 from worker.errors import InvalidInput
 from worker.notify import bot_messages

@@ -12,9 +12,9 @@ from datetime import UTC
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from worker import async_client
 from worker.bot import access, arguments, limits, replies
 from worker.bot.context import services
-from worker.cli import async_client
 from worker.domain.watch import Watch, parse_every, state_text
 from worker.errors import InvalidInput, WatchNotFound
 

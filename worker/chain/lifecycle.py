@@ -21,7 +21,6 @@ from worker.domain.status import ScanStatus
 from worker.domain.validation import scan_id_of
 from worker.errors import CheckpointNotFound, DuplicateScan, InvalidInput
 from worker.markets.registry import check_market_options
-from worker.notify.notifier import get_notifier
 from worker.settings import Settings
 
 Publish = Callable[[PageMessage], None]
@@ -107,9 +106,17 @@ def cancel_scan(session: Session, scan_id: uuid.UUID | str) -> Checkpoint:
 
 
 def resume_scan(
-    session: Session, scan_id: uuid.UUID | str, settings: Settings, publish: Publish
+    session: Session,
+    scan_id: uuid.UUID | str,
+    settings: Settings,
+    publish: Publish,
+    on_resumed: Callable[[uuid.UUID], None] | None = None,
 ) -> Checkpoint:
-    """Continue a paused or failed scan from its checkpoint under a new lease token."""
+    """Continue a paused or failed scan from its checkpoint under a new lease token.
+
+    `on_resumed` hears of the resume after its commit and before its page is published:
+    the client passes the notifier's, so the user sees progress again.
+    """
     token = uuid.uuid4()
     resumed = _transition(
         session,
@@ -127,8 +134,8 @@ def resume_scan(
         },
         chain_only=True,
     )
-    # A resumed scan's user sees progress again, even after a failure summary.
-    get_notifier().scan_resumed(resumed.scan_id)
+    if on_resumed is not None:
+        on_resumed(resumed.scan_id)
     publish(PageMessage(resumed.scan_id, token, resumed.page_seq, resumed.page_offset))
     return resumed
 

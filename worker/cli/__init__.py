@@ -1,3 +1,3 @@
-"""The ways in for people and apps: the `marketscan` command line (`worker.cli.main`,
-`python -m worker.cli`) and the client it is built on (`worker.cli.client`, and
-`worker.cli.async_client` for asyncio), which apps use too: one way in, one validation."""
+"""The ways in for people: the `marketscan` command line (`worker.cli.main`,
+`python -m worker.cli`), built on the client apps use too (`worker.client`, and
+`worker.async_client` for asyncio): one way in, one validation."""

@@ -81,7 +81,7 @@ def start(
     as_json: bool,
 ) -> None:
     """Start a scan; prints its scan_id once it is stored and its first page published."""
-    from worker.cli import client
+    from worker import client
 
     scan_id = client.start(
         game,
@@ -128,7 +128,7 @@ def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
 @handle_errors
 def status(scan_id: str, as_json: bool) -> None:
     """Show a scan's checkpoint."""
-    from worker.cli import client
+    from worker import client
 
     checkpoint = client.status(scan_id)
     waiting = client.market_wait(checkpoint)
@@ -172,7 +172,7 @@ def list_(status_filter: str | None, user_id: int | None, as_json: bool) -> None
 @handle_errors
 def results(scan_id: str, top: int, as_json: bool) -> None:
     """Show a scan's best opportunities."""
-    from worker.cli import client
+    from worker import client
 
     found = client.results(scan_id, top)
     if as_json:
@@ -200,7 +200,7 @@ def watch(scan_id: str) -> None:
         TimeRemainingColumn,
     )  # fmt: skip
 
-    from worker.cli import client
+    from worker import client
 
     columns = (
         TextColumn("{task.description}"), BarColumn(),
@@ -235,7 +235,7 @@ def watch(scan_id: str) -> None:
 
 
 def _steer(action: str, scan_id: str) -> None:
-    from worker.cli import client
+    from worker import client
 
     steer = {"pause": client.pause, "resume": client.resume, "cancel": client.cancel}[action]
     checkpoint = steer(scan_id)

@@ -75,7 +75,7 @@ def add(
     as_json: bool,
 ) -> None:
     """Add a watch; its first pass is due at once. Prints the watch."""
-    from worker.cli import client
+    from worker import client
 
     added = client.add_watch(
         game,
@@ -103,7 +103,7 @@ def add(
 @handle_errors
 def list_(owner_id: int, as_json: bool) -> None:
     """The owner's watches, oldest first."""
-    from worker.cli import client
+    from worker import client
 
     watches = client.list_watches(owner_id)
     if as_json:
@@ -121,7 +121,7 @@ def list_(owner_id: int, as_json: bool) -> None:
 @handle_errors
 def pause(watch_id: str, owner_id: int) -> None:
     """Start no more passes until resumed (a running pass goes on)."""
-    from worker.cli import client
+    from worker import client
 
     click.echo(_line(client.pause_watch(watch_id, owner_id)))
 
@@ -132,7 +132,7 @@ def pause(watch_id: str, owner_id: int) -> None:
 @handle_errors
 def resume(watch_id: str, owner_id: int) -> None:
     """Run passes again; a slot that passed while paused is due at once."""
-    from worker.cli import client
+    from worker import client
 
     click.echo(_line(client.resume_watch(watch_id, owner_id)))
 
@@ -143,7 +143,7 @@ def resume(watch_id: str, owner_id: int) -> None:
 @handle_errors
 def remove(watch_id: str, owner_id: int) -> None:
     """Delete the watch; the scans it started are kept."""
-    from worker.cli import client
+    from worker import client
 
     client.remove_watch(watch_id, owner_id)
     click.echo(f"removed watch {watch_id}")

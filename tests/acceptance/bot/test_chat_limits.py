@@ -10,7 +10,7 @@ from collections.abc import Callable
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support.bot import ALLOWED, ask, scan_count
 from tests.support.processes import CeleryProcess
-from worker.cli import client
+from worker import client
 
 
 def test_a_chat_user_past_their_limits_is_refused_in_one_line_and_nothing_is_started(

@@ -2,7 +2,7 @@
 
 The one way in: the `marketscan` CLI calls these functions too, so both validate alike.
 Configuration (database, broker, fee, levels) comes from the environment, as for the
-worker. For asyncio code, worker.cli.async_client has the same functions as coroutines.
+worker. For asyncio code, worker.async_client has the same functions as coroutines.
 
     scan_id = client.start("csgo", level="standard", user_id=42)
     for checkpoint in client.progress(scan_id):
@@ -150,10 +150,18 @@ def resume(scan_id: uuid.UUID | str) -> Checkpoint:
     """Resume a paused or failed scan from its checkpoint."""
     from worker.app import publisher
     from worker.chain.lifecycle import resume_scan
+    from worker.notify.notifier import get_notifier
 
     require_broker()
     with session() as opened:
-        return resume_scan(opened, scan_id, get_settings(), publisher.publish_page)
+        # A resumed scan's user sees its progress again, even after a failure summary.
+        return resume_scan(
+            opened,
+            scan_id,
+            get_settings(),
+            publisher.publish_page,
+            on_resumed=get_notifier().scan_resumed,
+        )
 
 
 def cancel(scan_id: uuid.UUID | str) -> Checkpoint:

@@ -1,4 +1,4 @@
-"""The client for asyncio apps (an aiogram bot, a FastAPI backend): worker.cli.client, awaitable.
+"""The client for asyncio apps (an aiogram bot, a FastAPI backend): worker.client, awaitable.
 
 Each call runs the sync client in a worker thread, so the event loop never blocks on the
 database or the broker, and both clients validate and behave exactly alike.
@@ -15,13 +15,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from worker.cli import client
+from worker import client
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.watch import Watch
 
 
 async def start(game: str, **options: Any) -> uuid.UUID:
-    """worker.cli.client.start: the same keyword options, including `scan_id`."""
+    """worker.client.start: the same keyword options, including `scan_id`."""
     return await asyncio.to_thread(client.start, game, **options)
 
 
@@ -56,7 +56,7 @@ async def cancel(scan_id: uuid.UUID | str) -> Checkpoint:
 
 
 async def add_watch(game: str, **options: Any) -> Watch:
-    """worker.cli.client.add_watch: the same keyword options, including `watch_id`."""
+    """worker.client.add_watch: the same keyword options, including `watch_id`."""
     return await asyncio.to_thread(client.add_watch, game, **options)
 
 
@@ -79,7 +79,7 @@ async def remove_watch(watch_id: uuid.UUID | str, owner_id: int) -> None:
 async def progress(
     scan_id: uuid.UUID | str, poll_seconds: float = client.PROGRESS_POLL_SECONDS
 ) -> AsyncIterator[Checkpoint]:
-    """worker.cli.client.progress as an async iterator: sleeps with asyncio between reads."""
+    """worker.client.progress as an async iterator: sleeps with asyncio between reads."""
     client.check_poll_seconds(poll_seconds)
     last: tuple[object, ...] | None = None
     while True:
