@@ -19,8 +19,9 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from bench.harness import Bench, connect, say, scalar
-from bench.report import Row, machine, markdown, plain_table, text_table
+from bench.kit.database import connect, scalar
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, machine, markdown, plain_table, text_table
 from worker.devtools.embedded import embedded_services
 from worker.settings import DEV_MODE_VARIABLE, get_settings
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 
-from bench import scans
-from bench.harness import Bench, connect, say
-from bench.report import Row, median, spread
+from bench.kit import scans
+from bench.kit.database import connect
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, median, spread
 from worker.domain.scan_params import ScanParams
 from worker.testing.dmarket_server import FakeDMarket, dmarket_item, requests_over_rate
 

@@ -15,11 +15,11 @@ import json
 import time
 import uuid
 
-from bench import scans
-from bench.harness import Bench, say
-from bench.page_cost import chain_seconds
-from bench.report import Row, median, ms, spread
-from bench.tasks import NODB_PAGE_TASK, nodb_key
+from bench.kit import scans
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, median, ms, spread
+from bench.kit.scans import chain_seconds
+from bench.kit.tasks import NODB_PAGE_TASK, nodb_key
 from worker import broker_redis
 from worker.app import app
 from worker.settings import DEFAULT_SENTINEL_MASTER

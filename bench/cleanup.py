@@ -22,9 +22,10 @@ from datetime import timedelta
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from bench import dataset, scans
-from bench.harness import Bench, Connection, connect, say, scalar
-from bench.report import Row, ms
+from bench.kit import dataset, scans
+from bench.kit.database import Connection, connect, scalar
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, ms
 from worker.db import driver_url
 from worker.db import opportunity_days as days_sql
 from worker.db.retention import cleanup_old_checkpoints

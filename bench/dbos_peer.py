@@ -22,11 +22,10 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from bench.breakdown import in_process_page
-from bench.harness import Bench, say
-from bench.page_cost import chain_seconds
-from bench.report import Row, median, ms, spread
-from bench.scans import PAGE_SIZE, params
+from bench.kit.breakdown import in_process_page
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, median, ms, spread
+from bench.kit.scans import PAGE_SIZE, chain_seconds, params
 from worker.domain.scan_params import ScanParams
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import signal
 import time
 
-from bench import scans
-from bench.harness import Bench, Connection, connect, say, scalar
-from bench.report import Row, median, spread
+from bench.kit import scans
+from bench.kit.database import Connection, connect, scalar
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, median, spread
 from worker.devtools.processes import CeleryProcess
 
 NAME = "drain"

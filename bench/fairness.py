@@ -31,9 +31,10 @@ import itertools
 import uuid
 from dataclasses import dataclass
 
-from bench import scans
-from bench.harness import Bench, Connection, connect, say
-from bench.report import Row, median, spread
+from bench.kit import scans
+from bench.kit.database import Connection, connect
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, median, spread
 from worker.settings import get_settings
 
 NAME = "fairness"

@@ -1,6 +1,6 @@
 """1d. The hop, priced one Celery setting at a time: the bare hop (`bench.hop`)
 in a bare Celery app with Celery's defaults, then with each setting celeryconfig.py sets
-added alone (bench.hop_apps), then with all of celeryconfig.py, and in marketscan's own
+added alone (bench.kit.hop_apps), then with all of celeryconfig.py, and in marketscan's own
 worker (celeryconfig.py and marketscan's signal handlers). One worker per app (prefork,
 concurrency 1), all up at once on queues of their own. Each app's run is paired with a
 run of the defaults app just before it, so load that drifts over the figure (the machine is
@@ -11,10 +11,10 @@ every app in turn, starting one app further along each round, x 3 (300 hops a ru
 from __future__ import annotations
 
 import celeryconfig
-from bench.harness import Bench, say, wait_ready
-from bench.hop import hop_seconds
-from bench.hop_apps import APPS, VARIANTS, Variant
-from bench.report import Row, Table, median, ms, spread
+from bench.kit.harness import Bench, say, wait_ready
+from bench.kit.hop import hop_seconds
+from bench.kit.hop_apps import APPS, VARIANTS, Variant
+from bench.kit.report import Row, Table, median, ms, spread
 from worker.app import app as project_app
 
 NAME = "hop-settings"
@@ -30,7 +30,9 @@ def run(bench: Bench) -> list[Row]:
         env = bench.worker_env(url)
         started = [bench.start_worker(env, "hop-project@bench", wait=False)]
         started += [
-            bench.start_worker(env, f"hop-{name}@bench", app=f"bench.hop_apps:{name}", wait=False)
+            bench.start_worker(
+                env, f"hop-{name}@bench", app=f"bench.kit.hop_apps:{name}", wait=False
+            )
             for name in APPS
         ]
         for process in started:

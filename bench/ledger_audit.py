@@ -16,8 +16,8 @@ import uuid
 
 import redis
 
-from bench.harness import Bench, say
-from bench.report import Row
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row
 from worker import broker_redis
 from worker.chain import broker_ledger
 from worker.chain.ledger_audit import LedgerAudit

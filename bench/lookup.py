@@ -15,10 +15,11 @@ from collections.abc import Callable
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from bench import dataset
-from bench.dataset import USER_ID_BASE
-from bench.harness import Bench, connect, say
-from bench.report import Row, ms
+from bench.kit import dataset
+from bench.kit.database import connect
+from bench.kit.dataset import USER_ID_BASE
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, ms
 from worker.db import driver_url
 from worker.db.checkpoints import get_active_checkpoints
 

@@ -10,9 +10,10 @@ import time
 
 import psutil
 
-from bench import scans
-from bench.harness import Bench, connect, say
-from bench.report import Row
+from bench.kit import scans
+from bench.kit.database import connect
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row
 
 NAME = "memory"
 FIRST_PAGE = 100

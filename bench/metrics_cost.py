@@ -18,9 +18,9 @@ import time
 
 import psutil
 
-from bench.harness import Bench, say
-from bench.page_cost import chain_seconds
-from bench.report import Row, median, ms, spread
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, median, ms, spread
+from bench.kit.scans import chain_seconds
 from worker import broker_redis, observe
 from worker.metrics import events
 from worker.settings import DEFAULT_SENTINEL_MASTER

@@ -4,7 +4,7 @@ MARKETSCAN_SLICE_PAGES=1) and with time slices (the default MARKETSCAN_SLICE_MS 
 MARKETSCAN_SLICE_PAGES). Measured: first to last page commit (the commit transactions' own
 `now()`) over the pages between. Two floors, in the same run: our settings (one bare Celery
 hop, `bench.hop` re-enqueueing itself 500 times in marketscan's own worker) and Celery's
-defaults (the same hop in a bare Celery app with its defaults, bench.hop_apps:defaults, its
+defaults (the same hop in a bare Celery app with its defaults, bench.kit.hop_apps:defaults, its
 own worker and queue), each plus one bare single-row `UPDATE ...; COMMIT` (psycopg2, 1,000
 in a loop). Rounds interleave (hops, update, chain) for each mode x 2; medians. The
 breakdown runs the same page runner in the bench process with a stopwatch per store call
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import time
 
-from bench import scans
-from bench.breakdown import in_process_page
-from bench.harness import Bench, connect, say, wait_ready
-from bench.hop import hop_seconds
-from bench.hop_apps import APPS
+from bench.kit.breakdown import in_process_page
+from bench.kit.database import connect
+from bench.kit.harness import Bench, say, wait_ready
+from bench.kit.hop import hop_seconds
+from bench.kit.hop_apps import APPS
+from bench.kit.report import Row, median
+from bench.kit.scans import chain_seconds
 from bench.page_cost_notes import ONE_PAGE, SLICES, Measured, rows
-from bench.report import Row, median
 from worker.app import app
 
 NAME = "page-cost"
@@ -31,7 +32,7 @@ MODES: tuple[tuple[str, dict[str, str]], ...] = (
     (ONE_PAGE, {"MARKETSCAN_SLICE_PAGES": "1"}),
     (SLICES, {}),
 )
-DEFAULTS = "bench.hop_apps:defaults"
+DEFAULTS = "bench.kit.hop_apps:defaults"
 
 
 def update_commit_seconds(database_url: str, commits: int) -> float:
@@ -49,16 +50,6 @@ def update_commit_seconds(database_url: str, commits: int) -> float:
         elapsed = time.perf_counter() - started
     connection.close()
     return elapsed / commits
-
-
-def chain_seconds(database_url: str, pages: int, **market_options: int) -> float:
-    """Seconds per page of one scan chain run to completion by the running worker."""
-    connection = connect(database_url)
-    scan_id = scans.start(database_url, scans.params(pages * 100, **market_options))
-    scans.wait_for_status(connection, scan_id, timeout_s=pages * 0.5 + 60)
-    per_page = scans.seconds_per_page(scans.page_commit_times(connection, scan_id))
-    connection.close()
-    return per_page
 
 
 def run(bench: Bench) -> list[Row]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.breakdown import PageBreakdown
-from bench.report import Row, median, ms, spread
+from bench.kit.breakdown import PageBreakdown
+from bench.kit.report import Row, median, ms, spread
 
 ONE_PAGE, SLICES = "one page per task", "time slices"
 # The goals of issue 21's table (one page per task <= 2.0x, slices <= 1.2x the floor).

@@ -17,9 +17,10 @@ import random
 import time
 import uuid
 
-from bench import scans
-from bench.harness import POLL_SECONDS, READY_LINE, Bench, Connection, connect, say
-from bench.report import Row, median, spread
+from bench.kit import scans
+from bench.kit.database import POLL_SECONDS, Connection, connect
+from bench.kit.harness import READY_LINE, Bench, say
+from bench.kit.report import Row, median, spread
 from worker.devtools.processes import CeleryProcess
 
 NAME = "recovery"

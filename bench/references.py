@@ -20,9 +20,10 @@ import time
 import uuid
 from collections.abc import Callable
 
-from bench import scans
-from bench.harness import Bench, connect, say
-from bench.report import Row
+from bench.kit import scans
+from bench.kit.database import connect
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row
 from worker import broker_redis, redis_keys
 from worker.domain.scan_params import ScanParams
 from worker.markets.dmarket.market import DMarketMarket

@@ -24,9 +24,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-from bench import dataset
-from bench.harness import Bench, Connection, connect, say, scalar
-from bench.report import Row, median, ms, spread
+from bench.kit import dataset
+from bench.kit.database import Connection, connect, scalar
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, median, ms, spread
 from worker import broker_redis
 from worker.db import driver_url
 from worker.db import opportunity_days as days_sql

@@ -26,12 +26,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import Bench, connect, say
-from bench.page_cost import chain_seconds
-from bench.report import Row, median, ms, spread
-from bench.scans import PAGE_SIZE
+from bench.kit.database import connect
+from bench.kit.dataset import catalog_opportunities
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, median, ms, spread
+from bench.kit.scans import PAGE_SIZE, chain_seconds
 from bench.seed_loop import LoopCounters, LoopJob, main
-from bench.storage import catalog_opportunities
 from worker.markets.simulated import decode_cursor
 
 NAME = "seed-loop"

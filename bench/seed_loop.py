@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from bench.scans import PAGE_SIZE, params
+from bench.kit.scans import PAGE_SIZE, params
 from worker.db import driver_url
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions, decode_cursor
 from worker.state.manager import SyncStateManager

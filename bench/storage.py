@@ -1,6 +1,6 @@
 """8. Storage: bytes on disk per checkpoint row and per opportunity row
 (pg_total_relation_size: heap, TOAST and every index; growth over the empty table, divided
-by the rows added). Checkpoints look like finished real ones (bench.dataset); opportunities
+by the rows added). Checkpoints look like finished real ones (bench.kit.dataset); opportunities
 are the real ones the simulated catalog (seed 42, level standard, fee 7%) yields, inserted
 as page commits insert them. A month of one active user is 100 scans a day for 30 days of
 the simulated market's default scan (1,000 items), with the measured opportunity rate.
@@ -16,28 +16,22 @@ from typing import Any
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from bench import dataset, scans
 from bench import storage_notes as notes
-from bench.harness import Bench, Connection, connect, say
-from bench.report import Row
+from bench.kit import dataset
+from bench.kit.database import Connection, connect
+from bench.kit.dataset import catalog_opportunities
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row
 from bench.storage_notes import PerRow
 from models import ScanCheckpoint
 from worker.db import driver_url, page_sql
 from worker.db.opportunity_days import scan_day
 from worker.db.pages import opportunity_columns
 from worker.domain.opportunities import Opportunity
-from worker.markets.simulated import catalog_item
 
 NAME = "storage"
 # About what a 100-listing page of the bench's catalog holds (7.7 % of its items).
 FINDS_PER_PAGE = 8
-
-
-def catalog_opportunities(items: int) -> list[Opportunity]:
-    """What a scan of the first `items` items of the bench's catalog finds."""
-    scan_params = scans.params(items)
-    judged = (scan_params.judge(catalog_item(scans.SEED, index)) for index in range(items))
-    return [hit for hit in judged if hit is not None]
 
 
 def _insert_pages(session: Session, scan_id: Any, day: Any, found: list[Opportunity]) -> None:

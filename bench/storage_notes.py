@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.report import Row
+from bench.kit.report import Row
 from worker.markets.simulated import SimulatedOptions
 from worker.settings import Settings
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import uuid
 
-from bench import scans
-from bench.harness import Bench, connect, say
-from bench.page_cost import chain_seconds
-from bench.report import Row, median, spread
+from bench.kit import scans
+from bench.kit.database import connect
+from bench.kit.harness import Bench, say
+from bench.kit.report import Row, median, spread
+from bench.kit.scans import chain_seconds
 
 NAME = "throughput"
 SCANS = 16

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 
-from bench.harness import Connection
-from bench.scans import params
+from bench.kit.database import Connection
+from bench.kit.scans import SEED, params
+from worker.domain.opportunities import Opportunity
+from worker.markets.simulated import catalog_item
 
 # Telegram user ids are large; the bench's users are 10^9 + k.
 USER_ID_BASE = 1_000_000_000
@@ -84,3 +86,10 @@ def relation_bytes(connection: Connection, table: str) -> int:
         )
         row = cursor.fetchone()
     return int(row[0])
+
+
+def catalog_opportunities(items: int) -> list[Opportunity]:
+    """What a scan of the first `items` items of the bench's catalog finds."""
+    scan_params = params(items)
+    judged = (scan_params.judge(catalog_item(SEED, index)) for index in range(items))
+    return [hit for hit in judged if hit is not None]

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from bench.harness import POLL_SECONDS, Connection, scalar
+from bench.kit.database import POLL_SECONDS, Connection, connect, scalar
 from worker.app import publisher
 from worker.chain import lifecycle as scans
 from worker.db import driver_url
@@ -142,3 +142,13 @@ def page_gaps(times: list[tuple[int, float]]) -> list[tuple[float, float]]:
 def server_clock(connection: Connection) -> float:
     """The database server's wall clock, comparable with found_at."""
     return float(scalar(connection, "SELECT extract(epoch FROM clock_timestamp())::float8"))
+
+
+def chain_seconds(database_url: str, pages: int, **market_options: int) -> float:
+    """Seconds per page of one scan chain run to completion by the running worker."""
+    connection = connect(database_url)
+    scan_id = start(database_url, params(pages * 100, **market_options))
+    wait_for_status(connection, scan_id, timeout_s=pages * 0.5 + 60)
+    per_page = seconds_per_page(page_commit_times(connection, scan_id))
+    connection.close()
+    return per_page

@@ -1,6 +1,6 @@
 """The bench's surroundings: embedded servers, a fresh database per figure, worker processes.
 
-Workers and beat are real `celery` subprocesses (tests.support.processes), each in its own
+Workers and beat are real `celery` subprocesses (worker.devtools.processes), each in its own
 process group, stopped or SIGKILLed by pid; never by name.
 """
 
@@ -14,12 +14,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING
 
 import psycopg2  # type: ignore[import-untyped]  # no stubs installed
-from psycopg2.extensions import connection as _PgConnection  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
+from bench.kit.database import POLL_SECONDS, plain_url
 from worker import broker_redis
 from worker.db.migrate import upgrade
 from worker.devtools.embedded import EmbeddedServices
@@ -27,18 +27,11 @@ from worker.devtools.processes import CeleryProcess, beat, worker
 from worker.settings import DEFAULT_SENTINEL_MASTER
 
 if TYPE_CHECKING:
-    from bench.breakdown import PageBreakdown
-    from bench.report import Table
+    from bench.kit.breakdown import PageBreakdown
+    from bench.kit.report import Table
 
 TEMPLATE_DATABASE = "bench_template"
 READY_LINE = " ready."
-POLL_SECONDS = 0.005
-Connection: TypeAlias = _PgConnection
-
-
-def plain_url(url: str) -> str:
-    """`url` in the form psycopg2 and libpq accept."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def say(message: str) -> None:
@@ -117,7 +110,7 @@ class Bench:
         app: str = "worker",
     ) -> CeleryProcess:
         """A worker of `app`, stopped when its figure's database goes; the project's worker
-        (the default app) also runs bench.tasks."""
+        (the default app) also runs bench.kit.tasks."""
         log_path = self._log_path(hostname)
         process = worker(
             env,
@@ -125,7 +118,7 @@ class Bench:
             hostname=hostname,
             pool=pool,
             concurrency=concurrency,
-            extra=("--include", "bench.tasks") if app == "worker" else (),
+            extra=("--include", "bench.kit.tasks") if app == "worker" else (),
             app=app,
         )
         self._started.append(process.start())
@@ -182,17 +175,3 @@ def wait_ready(process: CeleryProcess, timeout_s: float = 90.0, after: int = 0) 
             raise RuntimeError(f"worker exited with {process.process.returncode}:\n{process.log()}")
         time.sleep(POLL_SECONDS)
     raise RuntimeError(f"worker not ready after {timeout_s}s:\n{process.log()[-4000:]}")
-
-
-def connect(database_url: str) -> Connection:
-    """A psycopg2 connection in autocommit mode, for the bench's own reads."""
-    connection = psycopg2.connect(plain_url(database_url))
-    connection.autocommit = True
-    return connection
-
-
-def scalar(connection: Connection, sql: str, args: tuple[Any, ...] = ()) -> Any:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, args)
-        row = cursor.fetchone()
-    return None if row is None else row[0]

@@ -1,6 +1,6 @@
-"""Benchmark-only Celery tasks, loaded into a worker with `--include bench.tasks`.
+"""Benchmark-only Celery tasks, loaded into a worker with `--include bench.kit.tasks`.
 
-`bench.hop` (bench.hop) re-enqueues itself: the bare cost of one chain link (receive, run,
+`bench.hop` (bench.kit.hop) re-enqueues itself: the bare cost of one chain link (receive, run,
 publish, ack, events) in marketscan's own worker, with nothing else. `bench.nodb_page` runs
 the real page runner with the database taken away (worker.testing.memory_pages) and the
 same publish-the-next-page chain. Timings go to Redis under `bench:` keys, written outside
@@ -18,7 +18,7 @@ import redis
 from celery import Task
 from sqlalchemy.orm import Session
 
-from bench.hop import HOP_TASK, hop_step
+from bench.kit.hop import HOP_TASK, hop_step
 from worker import broker_redis
 from worker.app import app
 from worker.celery_glue.publisher import pages_waiting

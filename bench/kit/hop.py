@@ -1,7 +1,7 @@
 """The bare Celery hop: a task that does nothing but publish the next link of its chain.
 
-Shared by the project's worker (bench.tasks registers it on worker.app) and by the bare
-apps of bench.hop_apps, so every floor runs the same task body. Timings go to Redis under
+Shared by the project's worker (bench.kit.tasks registers it on worker.app) and by the bare
+apps of bench.kit.hop_apps, so every floor runs the same task body. Timings go to Redis under
 `bench:hop:`, written outside the timed stretch; nothing here imports worker.app, so a bare
 app's worker runs none of marketscan's signal handlers.
 """

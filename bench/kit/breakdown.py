@@ -17,7 +17,7 @@ from typing import ParamSpec, TypeVar
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.scans import params
+from bench.kit.scans import params
 from worker.chain import lifecycle as scans
 from worker.chain.runner import PageContext, run_page
 from worker.db import driver_url, relaxed_engine, relaxed_sessions

@@ -1,4 +1,4 @@
-"""Bare Celery apps that price the hop one setting at a time: `-A bench.hop_apps:<name>`.
+"""Bare Celery apps that price the hop one setting at a time: `-A bench.kit.hop_apps:<name>`.
 
 Each app starts from Celery's own defaults (no result backend), adds one setting that
 celeryconfig.py sets (or all of them, `ours`), consumes queues of its own and runs only
@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import Celery
 
-from bench.hop import HOP_TASK, hop_step
+from bench.kit.hop import HOP_TASK, hop_step
 from worker.settings import get_settings
 
 QUEUE_PREFIX = "bench.hop."
@@ -136,5 +136,5 @@ def _make(variant: Variant) -> Celery:
 
 
 APPS: dict[str, Celery] = {variant.name: _make(variant) for variant in VARIANTS}
-# `celery -A bench.hop_apps:<name>` finds each app as a module attribute.
+# `celery -A bench.kit.hop_apps:<name>` finds each app as a module attribute.
 globals().update(APPS)
