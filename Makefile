@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python -m worker.devtools.import_cycles
 
 # Refresh the lock to the newest versions pyproject.toml allows (then run `make test`).
 lock: $(STAMP)
