@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from celery import Task
@@ -11,9 +10,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from worker.app import app, publisher
 from worker.celery_glue.drain import drain_requested
 from worker.celery_glue.publisher import pages_waiting
-from worker.chain.lifecycle import start_request, start_scan
+from worker.chain.lifecycle import start_request
 from worker.chain.runner import PageContext, ScanProgress, run_page
-from worker.db import session_scope
 from worker.domain.page_message import PageMessage
 from worker.domain.progress import total_text
 from worker.notify.notifier import get_notifier
@@ -35,11 +33,7 @@ def start(self: Task, params: dict[str, Any]) -> str:
     The task id is the scan id, so a duplicated or redelivered start creates nothing new.
     """
     scan_params, scan_id = start_request(params, self.request.id)
-    with session_scope() as session:
-        started: uuid.UUID = start_scan(
-            session, scan_params, get_settings(), publisher.publish_page, scan_id
-        )
-    return str(started)
+    return str(publisher.start(scan_params, scan_id))
 
 
 @app.task(

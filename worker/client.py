@@ -53,7 +53,6 @@ def start(
     chain made sure of), so a retry after a timeout never makes a second scan.
     """
     from worker.app import publisher
-    from worker.chain.lifecycle import start_scan
     from worker.markets.registry import check_market_options
 
     settings = get_settings()
@@ -74,8 +73,7 @@ def start(
     params.configured(settings)
     wanted = None if scan_id is None else scan_id_of(scan_id)
     require_broker()
-    with session() as opened:
-        return start_scan(opened, params, settings, publisher.publish_page, wanted)
+    return publisher.start(params, wanted, settings=settings, sessions=session)
 
 
 def status(scan_id: uuid.UUID | str) -> Checkpoint:

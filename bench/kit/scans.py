@@ -49,8 +49,7 @@ def start(
     )  # fmt: skip
     engine = create_engine(driver_url(database_url))
     try:
-        with Session(engine) as session:
-            return scans.start_scan(session, scan_params, settings, publisher.publish_page)
+        return publisher.start(scan_params, settings=settings, sessions=lambda: Session(engine))
     finally:
         engine.dispose()
 

@@ -7,7 +7,6 @@ Page commits are written here as the page task writes them (one transaction of f
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 import time
@@ -22,15 +21,14 @@ from models import ScanOpportunity
 from tests.support.opportunities import opportunity, reference_for_profit
 from worker import client
 from worker.app import publisher
-from worker.celery_glue import watch_clock
 from worker.db import alert_finds, session_scope
 from worker.notify.alerts import AlertDesk
 from worker.notify.telegram import TelegramClient
 from worker.schedules import alerting, firing
 from worker.testing.telegram_server import FakeTelegram, ScriptedReply
 
-# A watch's pass started as beat's watch clock starts it, through the app's publisher.
-START_PASS = functools.partial(watch_clock.start_pass, publisher.publish_page)
+# A watch's pass started as beat's watch clock starts it: the one start of every way in.
+START_PASS = publisher.start
 
 CHAT = 900_001
 TOP = 3

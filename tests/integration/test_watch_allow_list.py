@@ -6,7 +6,6 @@ ten-second watch makes hundreds of passes an hour, each a scan of its owner's.
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from models import ScanCheckpoint
 from tests.support.opportunities import opportunity
 from worker import client
 from worker.app import publisher
-from worker.celery_glue import watch_clock
 from worker.db import session_scope
 from worker.domain.watch import OWNER_NOT_ALLOWED
 from worker.notify.alerts import AlertDesk
@@ -29,8 +27,8 @@ from worker.schedules import alerting, firing
 from worker.settings import get_settings
 from worker.testing.telegram_server import FakeTelegram, ScriptedReply
 
-# A watch's pass started as beat's watch clock starts it, through the app's publisher.
-START_PASS = functools.partial(watch_clock.start_pass, publisher.publish_page)
+# A watch's pass started as beat's watch clock starts it: the one start of every way in.
+START_PASS = publisher.start
 
 KEPT = 424242
 REMOVED = 515151

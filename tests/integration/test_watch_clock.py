@@ -7,7 +7,6 @@ real (stored and published) and nobody works them, so a started pass keeps runni
 
 from __future__ import annotations
 
-import functools
 import uuid
 from datetime import timedelta
 
@@ -17,14 +16,13 @@ from sqlalchemy.orm import Session
 from models import ScanCheckpoint, ScanWatch, WatchPass
 from worker import client
 from worker.app import publisher
-from worker.celery_glue import watch_clock
 from worker.db import session_scope, tallies
 from worker.db import watch_slots as slots
 from worker.domain.watch import Watch, pass_scan_id
 from worker.schedules import firing
 
-# A watch's pass started as beat's watch clock starts it, through the app's publisher.
-START_PASS = functools.partial(watch_clock.start_pass, publisher.publish_page)
+# A watch's pass started as beat's watch clock starts it: the one start of every way in.
+START_PASS = publisher.start
 
 OWNER = 77
 CATCHUP_SECONDS = 60.0

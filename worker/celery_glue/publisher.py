@@ -1,4 +1,6 @@
-"""Publishing page messages: the one place that turns a PageMessage into a Celery task.
+"""Publishing page messages: the one place that turns a PageMessage into a Celery task, and
+the one start of a scan (a session, `start_scan`, its first page published) that every way
+in uses: the start task, the watch clock, the client and the bench.
 
 The composition root (worker.app) makes the one Publisher over its app and hands it down;
 nothing here imports the root back.
@@ -7,13 +9,20 @@ nothing here imports the root back.
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import redis
 from celery import Celery
 
 from worker.chain import broker_ledger
+from worker.chain.lifecycle import start_scan
+from worker.db import Session, session_scope
 from worker.domain import page_message
 from worker.domain.page_message import PAGE_TASK, PageMessage
+from worker.domain.scan_params import ScanParams
+from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,25 @@ class Publisher:
 
     def publish_recovered_page(self, message: PageMessage) -> None:
         self.publish_page(message, recovered=True)
+
+    def start(
+        self,
+        params: ScanParams,
+        scan_id: uuid.UUID | None = None,
+        *,
+        settings: Settings | None = None,
+        sessions: Callable[[], AbstractContextManager[Session]] = session_scope,
+    ) -> uuid.UUID:
+        """Store a scan and publish its first page after the commit; returns its scan_id.
+
+        Idempotent on `scan_id` (invariant 9). `settings` default to the process's, and
+        `sessions` to its database; the client passes its own, which name an unreachable
+        database, and the bench one on the figure's database.
+        """
+        with sessions() as session:
+            return start_scan(
+                session, params, settings or get_settings(), self.publish_page, scan_id
+            )
 
 
 def pages_waiting() -> bool:

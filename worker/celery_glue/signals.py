@@ -166,7 +166,7 @@ def _start_beat_clocks(publisher: Publisher, **_: Any) -> None:
     BeatClock(
         recovery, settings.recovery_interval_seconds, "recovery", "reclaimed %d scans"
     ).start()
-    watches = functools.partial(fire_due_watches, publisher.publish_page)
+    watches = functools.partial(fire_due_watches, publisher.start)
     BeatClock(watches, settings.watch_tick_seconds, "watch clock", "started %d passes").start()
     if alerts_on():
         BeatClock(

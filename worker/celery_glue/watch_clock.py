@@ -7,28 +7,19 @@ once; each slot is taken by a compare-and-set and its scan id is derived from th
 
 from __future__ import annotations
 
-import functools
-import uuid
-
-from worker.chain.lifecycle import Publish, start_scan
 from worker.db import session_scope
-from worker.domain.scan_params import ScanParams
 from worker.schedules import firing
+from worker.schedules.firing import StartPass
 from worker.settings import get_settings
 
 
-def start_pass(publish: Publish, params: ScanParams, scan_id: uuid.UUID) -> uuid.UUID:
-    """The idempotent start every way in uses (invariant 9), under the pass's own id."""
-    with session_scope() as session:
-        return start_scan(session, params, get_settings(), publish, scan_id)
-
-
-def fire_due_watches(publish: Publish) -> int:
-    """One tick of the clock, publishing through `publish`; how many passes it started."""
+def fire_due_watches(start: StartPass) -> int:
+    """One tick of the clock; how many passes it started. `start` is the one every way in
+    uses (worker.app's publisher.start), under the pass's own id."""
     settings = get_settings()
     return firing.tick(
         session_scope,
-        functools.partial(start_pass, publish),
+        start,
         settings.watch_catchup_seconds,
         settings.retention_days,
         settings.telegram_allowed_users,

@@ -26,7 +26,6 @@ from rich.progress import (
 from rich.table import Table
 
 from worker.app import publisher
-from worker.chain.lifecycle import start_scan
 from worker.db import close_engines, reset_engines, session_scope
 from worker.db.scan_queries import opportunity_count, scan_status, top_opportunities
 from worker.devtools.devstack import DevStack, dev_stack
@@ -87,8 +86,7 @@ def _scan_and_report(stack: DevStack, console: Console, settings: Settings) -> b
         market_options=dict(DEMO_OPTIONS),
         metadata={"started_by": "demo"},
     )
-    with session_scope() as session:
-        scan_id = start_scan(session, params, settings, publisher.publish_page)
+    scan_id = publisher.start(params, settings=settings)
     console.print(f"Scan [cyan]{scan_id}[/cyan]: {DEMO_ITEMS} simulated CS2 items, 100 per page")
     timeline = Timeline(started_at=time.monotonic())
     with _progress(console) as progress:
