@@ -57,9 +57,9 @@ def setting(
     *,
     bounds: str = "",
     unit: str = "",
-    variable: str | None = None,
-    signed: T | None = None,
     parse: Callable[[str, str], T] | None = None,
+    signed: T | None = None,
+    variable: str | None = None,
     base_url: bool = False,
     secret: bool = False,
 ) -> T:
