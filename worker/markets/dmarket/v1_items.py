@@ -43,35 +43,38 @@ _SHOWN.maxstring = _SHOWN.maxother = _SHOWN.maxlong = _DESCRIBE_MAX_CHARS
 def parse_page(payload: object) -> Page:
     """The page in a decoded listing body; PermanentMarketError if it is not one."""
     body = json_object(payload, "response body")
-    objects = body.get("objects", MISSING)
-    if not isinstance(objects, list):
-        raise malformed("objects", "a list", objects)
-    bounds.checked_count(len(objects), "objects")
-    listed = [
-        walked_past_if_outsized(_item, raw, f"objects[{index}]")
-        for index, raw in enumerate(objects)
-    ]
-    items = tuple(item for item in listed if item is not None)
+    items, unusable = listings_of(body, "objects", _item)
     total = _total(body)
     return Page(
         items=items,
         next_cursor=next_cursor_of(body),
         total=total,
         total_is_lower_bound=total is not None and total >= TOTAL_CAP,
-        unusable=len(listed) - len(items),
+        unusable=unusable,
     )
 
 
-def walked_past_if_outsized(
-    read: Callable[[object, str], Item | None], raw: object, path: str
-) -> Item | None:
-    """The listing `read` makes of `raw`; None, logged, when a value of it is past its
-    bound: that listing is walked past and counted, the page goes on."""
-    try:
-        return read(raw, path)
-    except OutsizedValue as exc:
-        log.warning("walking past listing %s: %s", path, exc)
-        return None
+def listings_of(
+    body: dict[str, Any], key: str, read: Callable[[object, str], Item | None]
+) -> tuple[tuple[Item, ...], int]:
+    """The listings `read` makes of the list under `key`, and how many it could not use
+    (PermanentMarketError if `key` holds no list, or too long a one). A listing with a
+    value past its bound is logged and walked past with those: the page goes on."""
+    raw_listings = body.get(key, MISSING)
+    if not isinstance(raw_listings, list):
+        raise malformed(key, "a list", raw_listings)
+    bounds.checked_count(len(raw_listings), key)
+    items: list[Item] = []
+    for index, raw in enumerate(raw_listings):
+        path = f"{key}[{index}]"
+        try:
+            item = read(raw, path)
+        except OutsizedValue as exc:
+            log.warning("walking past listing %s: %s", path, exc)
+            continue
+        if item is not None:
+            items.append(item)
+    return tuple(items), len(raw_listings) - len(items)
 
 
 def listing_id(value: object, path: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from worker.markets.base import Item, Page
-from worker.markets.dmarket import bounds
 from worker.markets.dmarket.response_body import OutsizedNumber
 from worker.markets.dmarket.v1_items import (
     MISSING,
@@ -24,10 +23,10 @@ from worker.markets.dmarket.v1_items import (
     listing_cents,
     listing_id,
     listing_title,
+    listings_of,
     malformed,
     next_cursor_of,
     outsized_number,
-    walked_past_if_outsized,
 )
 
 # The attributes worth keeping on an item (flat, small); the rest is dropped.
@@ -39,15 +38,7 @@ OFFER_FIELDS = ("createdAt", "locked")
 def parse_offers(payload: object) -> Page:
     """The page in a decoded v2 offers body; PermanentMarketError if it is not one."""
     body = json_object(payload, "response body")
-    raw_items = body.get("items", MISSING)
-    if not isinstance(raw_items, list):
-        raise malformed("items", "a list", raw_items)
-    bounds.checked_count(len(raw_items), "items")
-    listed = [
-        walked_past_if_outsized(_offer, raw, f"items[{index}]")
-        for index, raw in enumerate(raw_items)
-    ]
-    items = tuple(item for item in listed if item is not None)
+    items, unusable = listings_of(body, "items", _offer)
     total = body.get("total", MISSING)
     counted = None if total is MISSING or total is None else count_at(total, "total")
     return Page(
@@ -55,7 +46,7 @@ def parse_offers(payload: object) -> Page:
         next_cursor=next_cursor_of(body),
         total=counted,
         total_is_lower_bound=counted is not None and counted >= TOTAL_CAP,
-        unusable=len(listed) - len(items),
+        unusable=unusable,
     )
 
 
