@@ -145,6 +145,13 @@ def levels_of(name: str, raw: str) -> tuple[Level, ...]:
     return tuple(levels.values())
 
 
+def http_url_of(name: str, raw: str) -> str:
+    """An http(s) URL, as a link in a chat message must be."""
+    if not raw.startswith(("https://", "http://")) or any(ch.isspace() for ch in raw):
+        raise ConfigError(f"{name}={raw!r} is not allowed: must be an http:// or https:// URL")
+    return raw
+
+
 def one_of(allowed: tuple[str, ...]) -> Callable[[str, str], str]:
     """A parser of one of `allowed` (case-insensitive), naming the variable and the values."""
 
@@ -265,6 +272,24 @@ class Settings:
     # A development fleet (`marketscan dev` and `demo`, the test suites, the bench): only
     # there may a scan inject faults (crash a process, stall a page, fail requests).
     dev_mode: bool = setting(False)
+    # --- Fresh watches (worker.markets.fresh): follow DMarket v2's newest offers.
+    # Each poll re-reads this far below its watermark for listings that became visible
+    # late (their createdAt earlier than a listing already seen), judging each one once.
+    fresh_lookback_seconds: float = setting(10.0, bounds="0.0..600.0", unit="s")
+    # A poll walks at most this many pages down to its watermark; a deeper gap (after an
+    # outage) resumes from the newest listing, and says how much it skipped.
+    fresh_max_gap_pages: int = setting(20, bounds="1..1000", unit="pages")
+    # Polls of fresh watches on the same market, game and API that start within this long
+    # share one walk (a single flight in the broker's Redis).
+    fresh_share_seconds: float = setting(0.5, bounds="0.0..10.0", unit="s")
+    # How often beat's fresh clock publishes the polls that are due, and how often the
+    # alert follower looks for committed finds (an alert's latency is bounded by it).
+    fresh_tick_seconds: float = setting(0.2, bounds="0.05..10.0", unit="s")
+    alert_tick_seconds: float = setting(0.25, bounds="0.05..60.0", unit="s")
+    # Every find in an alert links to its listing: this base, then the offer id.
+    listing_link_url: str = setting(
+        "https://dmarket.com/ingame-items/item-list/csgo-skins?userOfferId=", parse=http_url_of
+    )
 
     def __repr__(self) -> str:
         # Settings get logged and land in tracebacks (inside whatever carries them): the
