@@ -81,6 +81,7 @@ class DMarketMarket:
         api: str = "v1",
         max_empty_pages: int = 3,
         breaker: CircuitBreaker | None = None,
+        priority: bool = False,
     ) -> None:
         """Validate the filters once, so a bad scan fails before its first request.
 
@@ -94,6 +95,8 @@ class DMarketMarket:
         `max_empty_pages`: empty pages in a row that still carry a cursor, walked on within
         one fetch, before the walk is ended with a note.
         `breaker`: the fleet's circuit breaker (None: each failure is the request's own).
+        `priority`: the listing's requests take the budget's priority lane, waiting for at
+        most one slot ahead of every full scan (a fresh watch's poll).
         """
         if not timeout_seconds > 0:
             raise InvalidInput(f"timeout_seconds: must be > 0, got {timeout_seconds!r}")
@@ -114,6 +117,7 @@ class DMarketMarket:
             max_pause_seconds=max_pause_seconds,
             drain_requested=drain_requested,
             breaker=breaker,
+            priority=priority,
         )
 
     @classmethod
@@ -123,9 +127,11 @@ class DMarketMarket:
         settings: Settings,
         should_stop: Callable[[], bool] = lambda: False,
         breaker: CircuitBreaker | None = None,
+        priority: bool = False,
     ) -> DMarketMarket:
         """The market a scan's params describe, at the configured URL, rate and timeout;
-        a wait for the request budget ends when `should_stop` says so (a drain).
+        a wait for the request budget ends when `should_stop` says so (a drain);
+        `priority`: its listing requests take the budget's priority lane.
 
         The scan's price band goes to DMarket as priceFrom/priceTo: items outside it are
         dropped by the scan anyway, so asking for them would only spend requests.
@@ -158,6 +164,7 @@ class DMarketMarket:
             api=dmarket_api_of(options.get(DMARKET_API_OPTION, settings.dmarket_api)),
             max_empty_pages=settings.dmarket_max_empty_pages,
             breaker=breaker,
+            priority=priority,
         )
 
     def fetch_page(self, cursor: str | None, limit: int) -> Page:

@@ -61,10 +61,13 @@ class DMarketTransport:
         max_pause_seconds: float = 60.0,
         drain_requested: Callable[[], bool] = lambda: False,
         breaker: CircuitBreaker | None = None,
+        priority: bool = False,
     ) -> None:
         """`budgets`: the fleet's budget per endpoint class (missing or None: no limit).
         `breaker`: the fleet's circuit breaker for DMarket (None: every failure is the
-        request's own)."""
+        request's own).
+        `priority`: listing requests (MARKET_ITEMS) take the budget's priority lane, ahead
+        of every full scan (a fresh watch's poll); the other classes queue as usual."""
         self.client = client
         self.signed = signer is not None
         self._budgets = dict(budgets or {})
@@ -72,6 +75,7 @@ class DMarketTransport:
         self._max_pause_seconds = max_pause_seconds
         self._drain_requested = drain_requested
         self._breaker = breaker
+        self._priority = priority
 
     def send(
         self,
@@ -100,7 +104,9 @@ class DMarketTransport:
             self._breaker.before_request()
         budget = self._budgets.get(endpoint)
         if budget is not None:
-            budget.acquire(self._drain_requested)
+            budget.acquire(
+                self._drain_requested, priority=self._priority and endpoint == MARKET_ITEMS
+            )
         if self._signer is not None:
             # Signed last, just before sending: DMarket refuses stale X-Sign-Date values.
             request.headers.update(
