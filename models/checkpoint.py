@@ -58,6 +58,11 @@ class ScanCheckpoint(Base):
         CheckConstraint("page_seq >= 0 AND page_offset >= 0", name="page_position_non_negative"),
         CheckConstraint(f"runner IN ('{RUNNER_CHAIN}', '{RUNNER_CALLER}')", name="runner"),
         Index("ix_scan_checkpoints_status_lease_expires_at", "status", "lease_expires_at"),
+        Index(
+            "ix_scan_checkpoints_next_poll_at",
+            "next_poll_at",
+            postgresql_where=text("next_poll_at IS NOT NULL"),
+        ),
         Index("ix_scan_checkpoints_status_updated_at", "status", "updated_at"),
         PrimaryKeyConstraint("id", "created_at"),
         UniqueConstraint("scan_id", "created_at"),
@@ -121,6 +126,10 @@ class ScanCheckpoint(Base):
     # Set while the due page waits in the broker (published, not yet claimed): a queued
     # page is alive however long it waits, and holds no lease.
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A fresh watch's scan between two polls: when beat's fresh clock publishes the next
+    # one. A resting poll holds no lease and no message, and is neither queued nor dying
+    # (invariant 8); recovery leaves it to the clock.
+    next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     recoveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()

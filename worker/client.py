@@ -23,7 +23,7 @@ from worker.domain.checkpoint import Checkpoint
 from worker.domain.scan_params import DEFAULT_USER_ID, ScanParams
 from worker.domain.status import TERMINAL_STATUSES
 from worker.domain.validation import scan_id_of
-from worker.domain.watch import PROGRESS_MESSAGES, Watch
+from worker.domain.watch import PROGRESS_MESSAGES, Watch, every_seconds_of
 from worker.errors import InvalidInput, ServiceUnavailable
 from worker.markets.base import MAX_PAGE_SIZE
 from worker.redaction import redacted
@@ -204,8 +204,12 @@ def add_watch(
     market_options: dict[str, Any] | None = None,
     watch_id: uuid.UUID | str | None = None,
     progress_messages: bool = False,
+    fresh: bool = False,
 ) -> Watch:
     """Store a watch: the scan again every `every_seconds`, its finds alerted to `chat_id`.
+
+    `fresh`: instead, follow DMarket v2's newest listings, polling every `every_seconds`
+    (from 1 s): one long-lived scan judges each listing created from now on once.
 
     Its first pass is due at once. With `watch_id`, adding again is harmless (the stored
     watch is returned). `overlap`: `skip` or `buffer_one` (see docs/telegram.md's watches).
@@ -215,7 +219,11 @@ def add_watch(
 
     if not isinstance(progress_messages, bool):
         raise InvalidInput(f"progress_messages must be true or false, got {progress_messages!r}")
+    if not isinstance(fresh, bool):
+        raise InvalidInput(f"fresh must be true or false, got {fresh!r}")
     params = ScanParams(
+        fresh=fresh,
+        poll_every_seconds=every_seconds_of(every_seconds, fresh=True) if fresh else None,
         game=game,
         market=market,
         level=level,

@@ -20,8 +20,11 @@ BREAKER_PREFIX: Final = "marketscan:breaker:"
 REFERENCE_PREFIX: Final = "marketscan:reference:"
 # worker.notify.messages: a scan's Telegram message, its edit throttle, a chat's backoff.
 TELEGRAM_PREFIX: Final = "marketscan:telegram:"
-# worker.notify.alerts: a chat's and the bot's send slots, and the finds alerted recently.
+# worker.notify.alerts: a chat's and the bot's send slots, the finds alerted recently, and
+# each watch pass's send lock.
 ALERT_PREFIX: Final = "marketscan:alert:"
+# worker.markets.fresh.shared_walk: the newest walk of a listing, and the claim to walk it.
+FRESH_WALK_PREFIX: Final = "marketscan:fresh:"
 # worker.metrics.events: the fleet's metric notes, one hash.
 METRIC_NOTES_KEY: Final = "marketscan:metrics:notes"
 # worker.metrics.presence: the processes alive, one sorted set by last announcement.

@@ -26,6 +26,7 @@ from worker.celery_glue import shutdown_signals
 from worker.celery_glue.alert_clock import alert_committed_finds, alerts_on
 from worker.celery_glue.beat_clocks import BeatClock
 from worker.celery_glue.drain import request_drain, request_stop_now
+from worker.celery_glue.fresh_clock import publish_due_polls
 from worker.celery_glue.publisher import PAGE_QUEUE, RECOVERED_QUEUE, Publisher
 from worker.celery_glue.watch_clock import fire_due_watches
 from worker.chain import broker_ledger
@@ -168,9 +169,11 @@ def _start_beat_clocks(publisher: Publisher, **_: Any) -> None:
     ).start()
     watches = functools.partial(fire_due_watches, publisher.start)
     BeatClock(watches, settings.watch_tick_seconds, "watch clock", "started %d passes").start()
+    polls = functools.partial(publish_due_polls, publisher.publish_page)
+    BeatClock(polls, settings.fresh_tick_seconds, "fresh clock", "published %d polls").start()
     if alerts_on():
         BeatClock(
-            alert_committed_finds, settings.watch_tick_seconds, "alert follower", "sent %d alerts"
+            alert_committed_finds, settings.alert_tick_seconds, "alert follower", "sent %d alerts"
         ).start()
     _announce("beat", socket.gethostname())
 

@@ -112,6 +112,8 @@ def _publish_after_commit(
         return Outcome.COMPLETED
     if status != ScanStatus.IN_PROGRESS.value:
         return Outcome.STOPPED
+    if result.rests:
+        return Outcome.RESTING  # beat's fresh clock publishes the next poll when it is due
     if result.page_complete:
         ctx.publish(message.at(message.page_seq + 1, 0))
         return Outcome.NEXT_PUBLISHED

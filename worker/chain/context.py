@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 class Outcome(StrEnum):
     STALE = "stale"
     NEXT_PUBLISHED = "next_published"
+    # A fresh watch's poll committed; the scan rests until its next poll is due.
+    RESTING = "resting"
     COMPLETED = "completed"
     HANDED_OVER = "handed_over"
     STOPPED = "stopped"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models import ScanStatus
 from worker import observe
@@ -157,7 +157,8 @@ def _fetch_and_judge(
         return _HandOver("while waiting to retry the market")
     if isinstance(page, str):
         return _Failure(page)
-    if page.next_cursor is not None and pages.has_room(ctx.others_waiting):
+    # A fresh watch's poll is one page: its next poll comes on its interval, not now.
+    if page.next_cursor is not None and not params.fresh and pages.has_room(ctx.others_waiting):
         next_cursor = page.next_cursor
         pages.prefetch(lambda give_up: fetch(next_cursor, give_up))
     with observe.timed_phase("judge"):
@@ -172,6 +173,8 @@ def _fetch_and_judge(
         )
     if result.items_done == 0 and not result.page_complete:
         return _HandOver("before judging an item")
+    if params.fresh:
+        return replace(result, poll_every_seconds=params.poll_every_seconds)
     return result
 
 

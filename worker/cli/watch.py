@@ -34,7 +34,9 @@ def watch() -> None:
 
 @watch.command()
 @click.option("--game", required=True, type=click.Choice(sorted(GAME_IDS)), help="Game to scan.")
-@click.option("--every", required=True, help="Interval: 90s, 15m, 1h, 1d (10s to 7d).")
+@click.option(
+    "--every", required=True, help="Interval: 90s, 15m, 1h, 1d (10s to 7d; from 1s with --fresh)."
+)
 @_OWNER
 @click.option("--chat-id", type=int, help="Chat that gets the alerts (default: the owner's).")
 @click.option(
@@ -57,6 +59,11 @@ def watch() -> None:
     is_flag=True,
     help="Each pass also shows its progress in the owner's private chat.",
 )
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Follow DMarket v2's newest listings (one long-lived scan), judging each new one once.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @handle_errors
 def add(
@@ -72,6 +79,7 @@ def add(
     market_opt: tuple[str, ...],
     watch_id: str | None,
     progress_messages: bool,
+    fresh: bool,
     as_json: bool,
 ) -> None:
     """Add a watch; its first pass is due at once. Prints the watch."""
@@ -81,7 +89,7 @@ def add(
         game,
         owner_id=owner_id,
         chat_id=owner_id if chat_id is None else chat_id,
-        every_seconds=parse_every(every),
+        every_seconds=parse_every(every, fresh=fresh),
         level=level,
         min_price_cents=_cents("--min-price", min_price),
         max_price_cents=_cents("--max-price", max_price),
@@ -90,6 +98,7 @@ def add(
         market_options=_pairs("--market-opt", market_opt),
         watch_id=watch_id,
         progress_messages=progress_messages,
+        fresh=fresh,
     )
     if as_json:
         emit_json(added.to_json())

@@ -76,6 +76,7 @@ CLAIM = (
         lease_task_id=bindparam("task_id"),
         lease_expires_at=_LEASE_UNTIL,
         queued_at=None,
+        next_poll_at=None,
     )
     .returning(
         _rows.c.page_seq,
@@ -161,6 +162,22 @@ COMMIT_PAGE = _COMMIT.values(
     queued_at=_QUEUED_IF_RUNNING,
     **_PROGRESS,
 ).returning(_rows.c.status, _SCAN_DAY)
+# A fresh watch's whole poll: its new watermark, and the row rests until its next poll,
+# on the next whole multiple of its interval (so the polls of watches with one interval
+# fall together and share a walk of the market). Beat's fresh clock publishes it then.
+_NEXT_POLL = func.to_timestamp(
+    func.ceil(func.extract("epoch", func.now()) / bindparam("poll_every", type_=Integer))
+    * bindparam("poll_every", type_=Integer)
+)
+COMMIT_POLL = _COMMIT.values(
+    cursor=bindparam("next_cursor"),
+    page_seq=_rows.c.page_seq + 1,
+    page_offset=0,
+    page_judged_ids=_NO_JUDGED_IDS,
+    queued_at=None,
+    next_poll_at=case((_IN_PROGRESS, _NEXT_POLL), else_=None),
+    **_PROGRESS,
+).returning(_rows.c.status, _SCAN_DAY)
 # The last page completes the scan in the same statement, so a finished scan is never
 # seen in progress with nothing left to do. A scan paused during its last page has nothing
 # left either: it completes too (a resume would walk the market again from the start). A
@@ -219,5 +236,15 @@ STATUS = select(_rows.c.status).where(_FENCE)
 _IN_DAY = _rows.c.created_at == bindparam("fence_created_at")
 IN_DAY: dict[Executable, Executable] = {
     statement: statement.where(_IN_DAY)
-    for statement in (CLAIM, RENEW, RELEASE, COMMIT_PART, COMMIT_PAGE, COMMIT_LAST, FAIL, STATUS)
+    for statement in (
+        CLAIM,
+        RENEW,
+        RELEASE,
+        COMMIT_PART,
+        COMMIT_PAGE,
+        COMMIT_POLL,
+        COMMIT_LAST,
+        FAIL,
+        STATUS,
+    )
 }

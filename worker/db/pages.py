@@ -56,6 +56,14 @@ class PageResult:
     note: str | None = None
     # The ids of the listings judged by this part of the page, in order.
     judged_ids: tuple[str, ...] = ()
+    # A fresh watch's poll: the whole poll leaves the scan resting until its next poll,
+    # this many seconds on (worker.db.fresh_polls), instead of queueing a next page.
+    poll_every_seconds: int | None = None
+
+    @property
+    def rests(self) -> bool:
+        """Whether this commit leaves the scan resting until its next poll."""
+        return self.poll_every_seconds is not None and self.page_complete
 
     @property
     def final(self) -> bool:
@@ -199,9 +207,11 @@ def commit_page(
     With `keep`, a whole page that is not the last leaves the scan running under `keep`'s
     delivery, claimed for its next page; otherwise the next page is queued.
     """
-    if keep is not None and not result.page_complete:
-        raise ValueError("only a whole page can keep the scan running")
-    if result.final:
+    if keep is not None and (not result.page_complete or result.rests):
+        raise ValueError("only a whole page that is not a poll can keep the scan running")
+    if result.rests:
+        statement = page_sql.COMMIT_POLL
+    elif result.final:
         statement = page_sql.COMMIT_LAST
     elif result.page_complete:
         statement = page_sql.COMMIT_PAGE
@@ -224,6 +234,7 @@ def commit_page(
             keep_running=keep is not None and not result.final,
             task_id=None if keep is None else keep.task_id,
             lease_seconds=0 if keep is None else keep.seconds,
+            poll_every=result.poll_every_seconds or 1,
         ),
     ).one_or_none()
     if committed is None:

@@ -21,7 +21,9 @@ _rows = ScanCheckpoint
 _CHAIN_IN_PROGRESS = and_(
     _rows.runner == RUNNER_CHAIN, _rows.status == ScanStatus.IN_PROGRESS.value
 )
-_RUNNING = _rows.queued_at.is_(None)
+# Running: neither queued nor resting between a fresh watch's polls (worker.db.fresh_polls),
+# which holds no lease and waits for beat's fresh clock, not for recovery.
+_RUNNING = and_(_rows.queued_at.is_(None), _rows.next_poll_at.is_(None))
 _LEASE_LAPSED = clock.lease_lapsed(_rows.lease_expires_at)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from worker.domain.listing import GAME_IDS, MAX_PAGE_SIZE, Item
@@ -29,6 +30,10 @@ MARKETS = ("simulated", "dmarket")
 DEFAULT_USER_ID = 0
 PARAMS_VERSION = 1
 DEFAULT_FEE = 0.07
+# A fresh scan polls DMarket's v2 offers, the listing that sorts by creation time.
+FRESH_API = "v2"
+MIN_POLL_SECONDS = 1
+MAX_POLL_SECONDS = 3600
 # Frozen from the worker's configuration when a scan starts; a request may not set them.
 CONFIGURED_FIELDS = {"fee": "MARKETSCAN_FEE", "level_rule": "MARKETSCAN_LEVELS"}
 
@@ -55,6 +60,11 @@ class ScanParams:
     # market's default when not asked for. None only in rows stored before references were
     # a choice: they judge against the listing's own (suggested) price.
     reference: str | None = None
+    # A fresh watch's one long-lived scan (worker.markets.fresh): it follows the market's
+    # newest listings from `fresh_since` (RFC 3339), polling every `poll_every_seconds`.
+    fresh: bool = False
+    poll_every_seconds: int | None = None
+    fresh_since: str | None = None
 
     def __post_init__(self) -> None:
         if self.game not in GAME_IDS:
@@ -92,6 +102,35 @@ class ScanParams:
         if not isinstance(self.market_options, dict):
             raise InvalidInput("market_options must be an object of KEY: VALUE")
         # Market-specific options are checked by the market itself (worker.markets.registry).
+        self._check_fresh()
+
+    def _check_fresh(self) -> None:
+        if not isinstance(self.fresh, bool):
+            raise InvalidInput(f"fresh must be true or false, got {self.fresh!r}")
+        if not self.fresh:
+            if self.poll_every_seconds is not None or self.fresh_since is not None:
+                raise InvalidInput("poll_every_seconds and fresh_since: only a fresh scan has them")
+            return
+        every = self.poll_every_seconds
+        if (
+            isinstance(every, bool)
+            or not isinstance(every, int)
+            or not MIN_POLL_SECONDS <= every <= MAX_POLL_SECONDS
+        ):
+            raise InvalidInput(
+                f"poll_every_seconds must be a whole number from {MIN_POLL_SECONDS} to "
+                f"{MAX_POLL_SECONDS}, got {every!r}"
+            )
+        if self.fresh_since is None:
+            return  # a watch's request: each start freezes the moment it began
+        try:
+            since = datetime.fromisoformat(str(self.fresh_since))
+        except ValueError:
+            since = None
+        if not isinstance(self.fresh_since, str) or since is None or since.tzinfo is None:
+            raise InvalidInput(
+                f"fresh_since must be a time with its zone (RFC 3339), got {self.fresh_since!r}"
+            )
 
     def _check_level(self) -> None:
         if not isinstance(self.level, str) or not self.level:
@@ -118,6 +157,12 @@ class ScanParams:
         if self.market == "dmarket":
             api = dmarket_api_of(options.get(DMARKET_API_OPTION, api))
             options = {**options, DMARKET_API_OPTION: api}
+        if self.fresh and (self.market, api) != ("dmarket", FRESH_API):
+            shown = f"dmarket with api {api}" if self.market == "dmarket" else self.market
+            raise InvalidInput(
+                f"--fresh: only market dmarket with api {FRESH_API} lists offers by creation "
+                f"time (orderBy=createdAt), which a fresh watch follows; got market {shown}"
+            )
         return replace(
             self,
             fee=settings.fee,

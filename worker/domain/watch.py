@@ -23,27 +23,37 @@ OVERLAP_POLICIES = (OVERLAP_SKIP, OVERLAP_BUFFER_ONE)
 # Below ten seconds a pass of any real scan would always overlap the next; above a week a
 # watch is a calendar entry, not a watch.
 MIN_EVERY_SECONDS = 10
+# A fresh watch polls only the newest listings, a request or two a poll, so it may poll
+# every second (its polls share one walk of the market: worker.markets.fresh).
+MIN_FRESH_EVERY_SECONDS = 1
 MAX_EVERY_SECONDS = 7 * 24 * 3600
 EVERY_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 EVERY_FORMS = "a number with a unit s, m, h or d, e.g. 90s, 15m, 1h"
 _EVERY_PATTERN = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 
 
-def parse_every(value: object) -> int:
+def parse_every(value: object, *, fresh: bool = False) -> int:
     """Seconds from EVERY as a user types it (`90s`, `15m`, `1h`, `1d`), bounds checked."""
     match = _EVERY_PATTERN.match(value) if isinstance(value, str) else None
     if match is None:
         raise InvalidInput(f"EVERY must be {EVERY_FORMS}, got {value!r}")
-    return every_seconds_of(int(match.group(1)) * EVERY_UNITS[match.group(2)], name="EVERY")
+    seconds = int(match.group(1)) * EVERY_UNITS[match.group(2)]
+    return every_seconds_of(seconds, name="EVERY", fresh=fresh)
 
 
-def every_seconds_of(value: object, name: str = "every_seconds") -> int:
+def every_seconds_of(value: object, name: str = "every_seconds", *, fresh: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"{name} must be a whole number of seconds, got {value!r}")
-    if not MIN_EVERY_SECONDS <= value <= MAX_EVERY_SECONDS:
+    if not MIN_FRESH_EVERY_SECONDS <= value <= MAX_EVERY_SECONDS:
         raise InvalidInput(
-            f"{name} must be from {MIN_EVERY_SECONDS}s to {MAX_EVERY_SECONDS // 86400}d "
-            f"({MIN_EVERY_SECONDS} to {MAX_EVERY_SECONDS} seconds), got {value} seconds"
+            f"{name} must be from {MIN_FRESH_EVERY_SECONDS}s (with --fresh; "
+            f"{MIN_EVERY_SECONDS}s without) to {MAX_EVERY_SECONDS // 86400}d, got {value} seconds"
+        )
+    if value < MIN_EVERY_SECONDS and not fresh:
+        raise InvalidInput(
+            f"{name} must be at least {MIN_EVERY_SECONDS}s without --fresh (a full pass "
+            f"would always overlap the next; only a fresh watch polls from "
+            f"{MIN_FRESH_EVERY_SECONDS}s), got {value} seconds"
         )
     return value
 
@@ -79,13 +89,18 @@ def pass_scan_id(watch_id: uuid.UUID, slot_at: datetime) -> uuid.UUID:
 
 
 def pass_params(watch: Watch, slot_at: datetime) -> ScanParams:
-    """The params of the pass for `slot_at`: the watch's, labelled with watch and slot."""
-    metadata = {
-        **watch.params.metadata,
-        "watch_id": str(watch.watch_id),
-        "watch_slot": slot_at.astimezone(UTC).isoformat(),
-    }
-    return ScanParams.from_json({**watch.params.to_json(), "metadata": metadata})
+    """The params of the pass for `slot_at`: the watch's, labelled with watch and slot. A
+    fresh watch's one pass follows the market from its slot, the moment the watch began."""
+    slot = slot_at.astimezone(UTC).isoformat()
+    metadata = {**watch.params.metadata, "watch_id": str(watch.watch_id), "watch_slot": slot}
+    fields: dict[str, object] = {**watch.params.to_json(), "metadata": metadata}
+    if watch.params.fresh:
+        fields.update(fresh_since=slot, poll_every_seconds=watch.every_seconds)
+    return ScanParams.from_json(fields)
+
+
+# A fresh watch has one pass, its long-lived scan: once it started, its next slot never comes.
+FRESH_NEVER_DUE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,7 @@ class Watch:
             "min_price_cents": self.params.min_price_cents,
             "max_price_cents": self.params.max_price_cents,
             "every_seconds": self.every_seconds,
+            "fresh": self.params.fresh,
             "overlap": self.overlap,
             "paused": self.paused,
             "paused_reason": self.paused_reason,
@@ -137,7 +153,10 @@ PROGRESS_MESSAGES = "progress_messages"
 
 
 def tells_its_user(params: Mapping[str, Any]) -> bool:
-    """Whether a scan's progress goes to its user: not for a watch's pass, unless asked."""
+    """Whether a scan's progress goes to its user: not for a watch's pass, unless asked,
+    and never for a fresh watch's (its polls never end; its finds are its news)."""
+    if params.get("fresh") is True:
+        return False
     metadata = params.get("metadata")
     if not isinstance(metadata, Mapping) or "watch_id" not in metadata:
         return True

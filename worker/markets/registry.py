@@ -29,6 +29,10 @@ def build_market(
     from worker.markets.references.priced_market import ReferencedMarket
     from worker.markets.references.registry import dmarket_reference
 
+    if params.fresh:
+        from worker.markets.fresh.registry import fresh_feed
+
+        return fresh_feed(params, settings, should_stop)
     # A scan's market shares the fleet's breaker: a DMarket that is down is waited for.
     market = DMarketMarket.from_params(params, settings, should_stop, fleet_breaker(settings))
     source = dmarket_reference(params, settings, market.transport)

@@ -32,6 +32,10 @@ Sessions = Callable[[], AbstractContextManager[Session]]
 def next_move(due: slots.DueWatch, now: datetime, catchup_seconds: float) -> slots.SlotMove | None:
     """What the due watch does now under its overlap policy; None if nothing is to do."""
     watch = due.watch
+    if watch.params.fresh:
+        # A fresh watch has one pass, its long-lived scan, following the market from the
+        # moment the watch was added (its first slot); its next slot never comes.
+        return _start(watch, watch.next_due_at, watch_rules.FRESH_NEVER_DUE, None)
     buffered = watch.buffered_slot_at
     if buffered is not None and not due.last_pass_running:
         # buffer_one: the slot that waited for the previous pass runs now that it ended.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from worker.db import Session
+from worker.db import Session, fresh_polls
 from worker.db import watches as watch_store
 from worker.domain import watch as watch_rules
 from worker.domain.scan_params import ScanParams
@@ -31,7 +31,7 @@ def add_watch(
 ) -> Watch:
     """Store a watch whose first pass is due at once. Idempotent on `watch_id`."""
     chat = watch_rules.chat_id_of(chat_id)
-    every = watch_rules.every_seconds_of(every_seconds)
+    every = watch_rules.every_seconds_of(every_seconds, fresh=params.fresh)
     policy = watch_rules.overlap_of(overlap)
     check_market_options(params, settings)
     params.configured(settings)  # the level must exist now, not only at the first pass
@@ -76,16 +76,23 @@ def list_watches(
 
 
 def pause_watch(session: Session, watch_id: uuid.UUID | str, owner_id: int) -> Watch:
-    """No pass starts while paused; a running pass goes on (pause the scan to stop it)."""
+    """No pass starts while paused; a running pass goes on (pause the scan to stop it).
+    A fresh watch's one scan is paused with it."""
     return _set_paused(session, watch_id, owner_id, paused=True)
 
 
 def resume_watch(session: Session, watch_id: uuid.UUID | str, owner_id: int) -> Watch:
+    """Passes start again; a fresh watch's scan polls again from its watermark."""
     return _set_paused(session, watch_id, owner_id, paused=False)
 
 
 def remove_watch(session: Session, watch_id: uuid.UUID | str, owner_id: int) -> None:
-    watch_store.delete_watch(session, watch_rules.watch_id_of(watch_id), user_id_of(owner_id))
+    """Remove the watch; a fresh watch's scan is cancelled with it (its finds stay)."""
+    owner = user_id_of(owner_id)
+    watch = watch_store.owned_watch(session, watch_rules.watch_id_of(watch_id), owner)
+    if watch.params.fresh and watch.last_scan_id is not None:
+        fresh_polls.cancel_scan(session, watch.last_scan_id)
+    watch_store.delete_watch(session, watch.watch_id, owner)
     session.commit()
 
 
@@ -95,5 +102,8 @@ def _set_paused(
     watch = watch_store.set_paused(
         session, watch_rules.watch_id_of(watch_id), user_id_of(owner_id), paused
     )
+    if watch.params.fresh and watch.last_scan_id is not None:
+        steer = fresh_polls.pause_scan if paused else fresh_polls.resume_scan
+        steer(session, watch.last_scan_id)
     session.commit()
     return watch

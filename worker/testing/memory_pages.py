@@ -57,6 +57,9 @@ class MemoryScan:
     lease_expires_at: float | None = None
     # A chain's first page is queued: it is published right after the scan is stored.
     queued: bool = True
+    # A fresh scan resting between polls (worker.db.page_sql.COMMIT_POLL): neither queued
+    # nor running; beat's fresh clock queues it when its next poll is due.
+    resting: bool = False
     error_message: str | None = None
     opportunities: dict[str, tuple[int, Opportunity]] = field(default_factory=dict)
 
@@ -152,7 +155,7 @@ class MemoryPageStore:
             scan.page_deliveries += 1 if count_delivery else 0
             scan.lease_owner, scan.lease_task_id = owner, task_id
             scan.lease_expires_at = self._clock() + lease_seconds
-            scan.queued = False
+            scan.queued = scan.resting = False
             return ClaimedPage(
                 cursor=scan.cursor,
                 params=dict(scan.params),
@@ -195,8 +198,8 @@ class MemoryPageStore:
         keep: Lease | None = None,
     ) -> str | None:
         """Write the page's progress, by the rules of worker.db.page_sql.COMMIT_*."""
-        if keep is not None and not result.page_complete:
-            raise ValueError("only a whole page can keep the scan running")
+        if keep is not None and (not result.page_complete or result.rests):
+            raise ValueError("only a whole page that is not a poll can keep the scan running")
         with self._lock:
             scan = self._fenced(message)
             if scan is None or scan.status not in _COMMITTABLE:
@@ -208,7 +211,8 @@ class MemoryPageStore:
             scan.page_deliveries = 1 if continues else 0
             scan.lease_task_id = keep.task_id if continues and keep else None
             scan.lease_expires_at = self._clock() + keep.seconds if continues and keep else None
-            scan.queued = was_running and not continues and not result.final
+            scan.resting = was_running and result.rests
+            scan.queued = was_running and not continues and not result.final and not result.rests
             for found in result.opportunities:
                 scan.opportunities.setdefault(found.item_id, (message.page_seq, found))
             return scan.status.value

@@ -1,0 +1,48 @@
+"""The fresh feed a fresh scan's params describe, on the fleet's DMarket."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from worker import broker_redis
+from worker.domain.scan_params import FRESH_API, ScanParams
+from worker.errors import InvalidInput
+from worker.markets.dmarket.market import DMarketMarket, fleet_breaker
+from worker.markets.fresh.feed import FreshFeed
+from worker.markets.fresh.shared_walk import SharedWalk
+from worker.markets.references.registry import dmarket_reference
+from worker.settings import Settings
+
+
+def fresh_feed(
+    params: ScanParams, settings: Settings, should_stop: Callable[[], bool] = lambda: False
+) -> FreshFeed:
+    """Polls of the game's v2 offers newest first, unfiltered (one walk serves every fresh
+    watch of the game whatever its band), on the budget's priority lane."""
+    if params.fresh_since is None:
+        raise InvalidInput("fresh_since: a fresh scan must say when its watch began")
+    walked = replace(
+        params,
+        min_price_cents=None,
+        max_price_cents=None,
+        market_options={"order_by": "createdAt", "order_dir": "desc", "api": FRESH_API},
+    )
+    walker = DMarketMarket.from_params(
+        walked, settings, should_stop, fleet_breaker(settings), priority=True
+    )
+    group = f"dmarket:{params.game}:{FRESH_API}"
+    shared = SharedWalk(
+        broker_redis.shared(settings.broker_url, settings.sentinel_master),
+        group,
+        settings.fresh_share_seconds,
+    )
+    return FreshFeed(
+        walker,
+        dmarket_reference(params, settings, walker.transport),
+        shared,
+        since=params.fresh_since,
+        price_band=params.price_band,
+        lookback_seconds=settings.fresh_lookback_seconds,
+        max_gap_pages=settings.fresh_max_gap_pages,
+    )
