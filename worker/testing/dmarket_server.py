@@ -7,6 +7,8 @@ chosen requests with rate limits, server errors or broken bodies. Like the real 
 enforce a request budget (429 with Retry-After past it) and verify Ed25519-signed requests.
 Like the real API it can cap the total it reports (DMarket's stops at 10,000), and its
 listing can live: listings sold and listed between requests shift the positions after them.
+In live mode (`live=`, worker.testing.dmarket_live) the v2 offers are a feed listed at a
+steady rate, newest first, walked by a key-set cursor (worker.testing.dmarket_live_pages).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from worker.testing.dmarket_budgets import EVERY_CLASS, Budgets, requests_over_rate
 from worker.testing.dmarket_http import Handler
+from worker.testing.dmarket_live import LiveListing, LiveOffer, ManualClock
+from worker.testing.dmarket_live_pages import LiveQueryRefused, live_offers_page
 from worker.testing.dmarket_replies import (
     Answer,
     Quirk,
@@ -52,6 +56,9 @@ from worker.testing.loopback import LoopbackService
 # The fake's whole surface, one import for tests and the bench.
 __all__ = [
     "FakeDMarket",
+    "LiveListing",
+    "LiveOffer",
+    "ManualClock",
     "Quirk",
     "RecordedRequest",
     "ScriptedReply",
@@ -70,7 +77,7 @@ class FakeDMarket(LoopbackService):
 
     def __init__(
         self,
-        items: Sequence[Mapping[str, Any]],
+        items: Sequence[Mapping[str, Any]] = (),
         *,
         total_format: TotalFormat = "object",
         scripted: Mapping[int, ScriptedReply] | None = None,
@@ -81,6 +88,7 @@ class FakeDMarket(LoopbackService):
         best_bids: Mapping[str, tuple[int, int]] | None = None,
         sales: Mapping[str, Sequence[int]] | None = None,
         quirk: Quirk | None = None,
+        live: LiveListing | None = None,
     ) -> None:
         """`requests_per_second`: answer 429 past that many requests in any second.
         `class_budgets`: instead, requests per second of each endpoint class
@@ -96,6 +104,11 @@ class FakeDMarket(LoopbackService):
 
         `public_key_hex`: require requests signed by this DMarket key (401 otherwise).
         `headers` given to `_answer` are keyed in lower case.
+
+        `live`: serve this live listing as the v2 offers instead of `items` (which still
+        serve the v1 items); its titles' best bids join `best_bids`, taking precedence.
+        Budgets, outages, scripted replies, signatures and the total's cap and format
+        apply as to the static listing; quirks do not.
         """
         super().__init__()
         budgets = dict(class_budgets or {})
@@ -109,6 +122,9 @@ class FakeDMarket(LoopbackService):
         self._total_cap = total_cap
         self._scripted = dict(scripted or {})
         self._best_bids = dict(best_bids) if best_bids is not None else bids_of(self._items)
+        self._live = live
+        if live is not None:
+            self._best_bids.update(live.best_bids())
         self._sales = {title: list(prices) for title, prices in (sales or {}).items()}
         self._quirk = quirk
         self._fresh_cursors = 0
@@ -129,6 +145,17 @@ class FakeDMarket(LoopbackService):
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._requests)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        """The requests to `path` (e.g. "/marketplace-api/v2/offers"), answered or refused."""
+        return [request for request in self.requests if request.path == path]
+
+    @property
+    def live(self) -> LiveListing:
+        """The live listing served as the v2 offers: the oracle of what was listed."""
+        if self._live is None:
+            raise RuntimeError("this FakeDMarket was made without live=")
+        return self._live
 
     @property
     def connections(self) -> set[tuple[str, int]]:
@@ -229,6 +256,8 @@ class FakeDMarket(LoopbackService):
     def _aggregated_prices(self, body: bytes, reply: ScriptedReply) -> Answer:
         with self._lock:
             offers = offers_by_title(self._items)
+        if self._live is not None:
+            offers = self._live.offers_by_title(self._live.now(), offers)
         return Answer(*aggregated_prices(body, self._best_bids, offers), dict(reply.headers))
 
     def _listing(
@@ -243,6 +272,8 @@ class FakeDMarket(LoopbackService):
         if len(query) != len(query_pairs):
             return Answer(400, error_body_for(path, "a query parameter was repeated"))
         problem = query_problem(query) if path == ITEMS_PATH else offers_query_problem(query)
+        if problem is None and path == OFFERS_PATH and self._live is not None:
+            return self._live_listing(query, reply)
         if problem is None and query.get("cursor", "") not in ("", *self._offsets_by_cursor):
             problem = f"unknown cursor {query['cursor']!r}"
         if problem is not None:
@@ -250,10 +281,21 @@ class FakeDMarket(LoopbackService):
         page = self._page(query)
         if path == OFFERS_PATH:
             page = offers_page(page)
-        listed = page["objects"] if path == ITEMS_PATH else page["items"]
-        if reply.drop_field and listed:
-            drop_field(listed[0], reply.drop_field)
-        return Answer(reply.status, json.dumps(page).encode(), dict(reply.headers))
+        return _page_answer(page, page["objects"] if path == ITEMS_PATH else page["items"], reply)
+
+    def _live_listing(self, query: Mapping[str, str], reply: ScriptedReply) -> Answer:
+        """The live listing's page as v2 offers, its total capped and shaped as configured."""
+        live = self.live
+        now = live.now()
+        try:
+            served = live_offers_page(live.visible(now), query, now)
+        except LiveQueryRefused as refused:
+            return Answer(400, error_body_for(OFFERS_PATH, str(refused)))
+        total = served.total if self._total_cap is None else min(served.total, self._total_cap)
+        # v2 carries an int total; "missing" serves null, as the static v2 page does.
+        shown = None if self._total_format == "missing" else total
+        page = {"items": served.items, "total": shown, "cursor": served.cursor}
+        return _page_answer(page, served.items, reply)
 
     def _page(self, query: Mapping[str, str]) -> dict[str, Any]:
         low = int(query.get("priceFrom", 0))
@@ -299,3 +341,10 @@ class FakeDMarket(LoopbackService):
             cursor = hashlib.sha256(f"{salt}:{offset}".encode()).hexdigest()[:24]
             self._offsets_by_cursor[cursor] = offset
         return cursor
+
+
+def _page_answer(page: Mapping[str, Any], listed: list[Any], reply: ScriptedReply) -> Answer:
+    """A listing page served, minus the field `reply` drops from its first object."""
+    if reply.drop_field and listed:
+        drop_field(listed[0], reply.drop_field)
+    return Answer(reply.status, json.dumps(page).encode(), dict(reply.headers))
