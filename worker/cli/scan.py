@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import click
@@ -12,6 +13,7 @@ from worker.domain.checkpoint import Checkpoint
 from worker.domain.progress import total_text
 from worker.domain.scan_params import MARKETS
 from worker.domain.validation import dollars_to_cents
+from worker.domain.watermark import follow_of
 from worker.errors import InvalidInput
 from worker.markets.base import GAME_IDS
 from worker.redaction import redacted
@@ -102,16 +104,19 @@ def start(
 
 
 def _shown(checkpoint: Checkpoint) -> dict[str, Any]:
-    """The checkpoint as printed: a market error may quote a URL with its credentials."""
+    """The checkpoint as printed: a market error may quote a URL with its credentials. A
+    fresh watch's scan also shows its polls, watermark and lag (its cursor is the watermark)."""
     data = checkpoint.to_json()
     if data["error_message"] is not None:
         data["error_message"] = redacted(data["error_message"])
+    if (checkpoint.params or {}).get("fresh") is True:
+        data["fresh"] = follow_of(checkpoint.cursor, checkpoint.page_seq, time.time())
     return data
 
 
 def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
     data = _shown(checkpoint)
-    keys = (
+    keys: tuple[str, ...] = (
         "scan_id", "status", "processed_items", "total_items", "page_seq", "page_offset",
         "cursor", "error_message", "note", "skipped_items", "unreferenced_items", "recoveries",
         "lease_owner", "created_at",
@@ -119,6 +124,9 @@ def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
     )  # fmt: skip
     # "at least N" when the market's total is only a lower bound (DMarket caps it).
     data["total_items"] = total_text(checkpoint.total_items, checkpoint.total_is_lower_bound)
+    if "fresh" in data:  # the watermark reads better as its summary than as the raw cursor
+        data["cursor"] = None
+        keys = (*keys, "fresh")
     return [(key, data[key]) for key in keys]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from worker.cli.scan import _cents, _pairs
 from worker.cli.support import emit_json, handle_errors
 from worker.domain.scan_params import MARKETS
 from worker.domain.watch import OVERLAP_POLICIES, Watch, parse_every, state_text
+from worker.domain.watermark import follow_of
 from worker.markets.base import GAME_IDS
 
 _OWNER = click.option(
@@ -15,11 +18,32 @@ _OWNER = click.option(
 )
 
 
+def _follow(watch: Watch) -> dict[str, object] | None:
+    """A fresh watch's polls, watermark and lag, read from its one scan (None: not begun)."""
+    from worker import client
+
+    if not watch.params.fresh or watch.last_scan_id is None:
+        return None
+    scan = client.status(watch.last_scan_id)
+    return {"scan_id": str(scan.scan_id), "status": scan.status.value,
+            **follow_of(scan.cursor, scan.page_seq, time.time())}  # fmt: skip
+
+
 def _line(watch: Watch) -> str:
     params = watch.params
     band = ""
     if params.min_price_cents is not None or params.max_price_cents is not None:
         band = f" {params.min_price_cents or 0}-{params.max_price_cents or '∞'}c"
+    if params.fresh:
+        follow = _follow(watch)
+        shown = "starting" if follow is None else (
+            f"{follow['status']}, lag {follow['lag_seconds']}s, {follow['polls']} polls, "
+            f"{follow['gaps']} gaps; scan {follow['scan_id']}"
+        )  # fmt: skip
+        return (
+            f"{watch.watch_id}  {params.game} {params.level}{band} fresh every "
+            f"{watch.every_seconds}s ({state_text(watch, shown)})"
+        )
     state = state_text(watch, f"next {watch.next_due_at.isoformat(timespec='seconds')}")
     return (
         f"{watch.watch_id}  {params.game} {params.level}{band} every {watch.every_seconds}s "
@@ -116,7 +140,7 @@ def list_(owner_id: int, as_json: bool) -> None:
 
     watches = client.list_watches(owner_id)
     if as_json:
-        emit_json({"watches": [one.to_json() for one in watches]})
+        emit_json({"watches": [{**one.to_json(), "follow": _follow(one)} for one in watches]})
         return
     for one in watches:
         click.echo(_line(one))

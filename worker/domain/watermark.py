@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -172,9 +172,16 @@ def second_of(created_at: object) -> int:
     raise InvalidInput(f"createdAt: must be an RFC 3339 time or Unix seconds, got {created_at!r}")
 
 
-def lag_of(cursors: Iterable[str | None], now: float) -> float | None:
-    """The largest lag among stored watermarks; None when there is none."""
-    lags = [
-        Watermark.from_cursor(cursor).lag_seconds(now) for cursor in cursors if cursor is not None
-    ]
-    return max(lags, default=None)
+def follow_of(cursor: str | None, polls: int, now: float) -> dict[str, object]:
+    """What an operator reads of a fresh scan: its polls, its watermark, how far it lags
+    behind the market (seconds since a poll last read the newest listings), its gaps."""
+    if cursor is None:
+        return {"polls": polls, "watermark_at": None, "lag_seconds": None, "gaps": 0}
+    watermark = Watermark.from_cursor(cursor)
+    return {
+        "polls": polls,
+        "watermark_at": datetime.fromtimestamp(watermark.at, UTC).isoformat(),
+        "lag_seconds": round(watermark.lag_seconds(now), 1),
+        "gaps": watermark.gaps,
+        "gap_seconds": watermark.gap_seconds,
+    }
