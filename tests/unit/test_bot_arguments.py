@@ -37,10 +37,26 @@ def test_scan_refuses_bad_words_naming_the_argument(words: list[str], named: str
 
 
 def test_watch_takes_game_level_every_and_an_optional_range() -> None:
-    request, every = arguments.watch_request(["csgo", "standard", "15m", "1-2"])
-    assert (request, every) == (arguments.ScanRequest("csgo", "standard", 100, 200), "15m")
+    request, every, fresh = arguments.watch_request(["csgo", "standard", "15m", "1-2"])
+    assert (request, every, fresh) == (
+        arguments.ScanRequest("csgo", "standard", 100, 200),
+        "15m",
+        False,
+    )
     with pytest.raises(InvalidInput, match="EVERY is missing"):
         arguments.watch_request(["csgo", "standard"])
+
+
+def test_a_fresh_watch_is_asked_for_by_the_word_fresh_last() -> None:
+    request, every, fresh = arguments.watch_request(["csgo", "medium", "2s", "1-50", "Fresh"])
+    assert (request, every, fresh) == (
+        arguments.ScanRequest("csgo", "medium", 100, 5000),
+        "2s",
+        True,
+    )
+    assert arguments.watch_request(["csgo", "medium", "2s", "fresh"])[2] is True
+    with pytest.raises(InvalidInput, match="EVERY is missing"):
+        arguments.watch_request(["csgo", "medium", "fresh"])
 
 
 def test_a_scan_is_named_by_its_id_or_the_first_eight_hex_digits_messages_show() -> None:

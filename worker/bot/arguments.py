@@ -16,7 +16,9 @@ from worker.domain.validation import dollars_to_cents
 from worker.errors import InvalidInput
 
 SCAN_USAGE = "/scan GAME [LEVEL] [MIN-MAX]"
-WATCH_USAGE = "/watch GAME LEVEL EVERY [MIN-MAX]"
+WATCH_USAGE = "/watch GAME LEVEL EVERY [MIN-MAX] [fresh]"
+# The word that makes a /watch follow the newest listings (worker.markets.fresh).
+FRESH_WORD = "fresh"
 TOP_USAGE = "/top SCAN [N]"
 DEFAULT_TOP = 5
 # A chat message holds about 4,000 characters: twenty finds fit with their titles.
@@ -69,15 +71,19 @@ def scan_request(words: Sequence[str]) -> ScanRequest:
     return ScanRequest(game, level, low, high)
 
 
-def watch_request(words: Sequence[str]) -> tuple[ScanRequest, str]:
-    """GAME LEVEL EVERY [MIN-MAX], as /watch takes them; EVERY as typed (`15m`)."""
+def watch_request(words: Sequence[str]) -> tuple[ScanRequest, str, bool]:
+    """GAME LEVEL EVERY [MIN-MAX] [fresh], as /watch takes them; EVERY as typed (`15m`);
+    `fresh` last: follow the market's newest listings (EVERY from 1s)."""
+    fresh = bool(words) and words[-1].lower() == FRESH_WORD
+    if fresh:
+        words = words[:-1]
     if len(words) < 3:
         missing = ("GAME", "LEVEL", "EVERY")[len(words)]
         raise InvalidInput(f"{missing} is missing: {WATCH_USAGE}, e.g. /watch csgo standard 15m")
     if len(words) > 4:
         raise InvalidInput(f"too many arguments: {WATCH_USAGE}")
     low, high = price_range(words[3]) if len(words) == 4 else (None, None)
-    return ScanRequest(words[0].lower(), words[1], low, high), words[2]
+    return ScanRequest(words[0].lower(), words[1], low, high), words[2], fresh
 
 
 def price_range(word: str) -> tuple[int, int]:

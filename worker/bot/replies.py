@@ -37,7 +37,11 @@ COMMANDS = (
     ("pause", "SCAN", "pause a scan"),
     ("resume", "SCAN", "resume a paused or failed scan"),
     ("cancel", "SCAN", "cancel a scan for good"),
-    ("watch", "GAME LEVEL EVERY [MIN-MAX]", "scan again every EVERY (15m, 1h)"),
+    (
+        "watch",
+        "GAME LEVEL EVERY [MIN-MAX] [fresh]",
+        "scan again every EVERY (15m, 1h); with fresh, follow new listings every EVERY (2s)",
+    ),
     ("watches", "", "your watches"),
     ("unwatch", "WATCH", "remove a watch"),
     ("help", "", "this list"),

@@ -25,7 +25,7 @@ async def watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/watch GAME LEVEL EVERY [MIN-MAX]: scan again every EVERY, finds alerted here."""
     message = update.effective_message
     assert message is not None
-    request, every = arguments.watch_request(context.args or [])
+    request, every, fresh = arguments.watch_request(context.args or [])
     settings = services(context).settings
     owner = access.allowed_sender(update, context)
     watch_id = arguments.chat_watch_id(message.chat_id, message.message_id)
@@ -36,13 +36,14 @@ async def watch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         request.game,
         owner_id=owner,
         chat_id=message.chat_id,
-        every_seconds=parse_every(every),
+        every_seconds=parse_every(every, fresh=fresh),
         level=request.level,
         min_price_cents=request.min_price_cents,
         max_price_cents=request.max_price_cents,
         market=settings.bot_market,
         market_options=dict(settings.bot_market_options),
         watch_id=watch_id,
+        fresh=fresh,
     )
     await message.reply_text(
         f"👁 Watch {added.watch_id.hex[:8]} added: {watch_line(added)}\n"
@@ -79,6 +80,11 @@ def watch_line(watch: Watch) -> str:
         low = (params.min_price_cents or 0) / 100
         high = "" if params.max_price_cents is None else f"{params.max_price_cents / 100:.2f}"
         prices = f", ${low:.2f}-{high}"
+    if params.fresh:
+        return (
+            f"{params.game} {params.level}{prices}, fresh listings every "
+            f"{every_text(watch.every_seconds)}, {state_text(watch, 'following')}"
+        )
     next_due = watch.next_due_at.astimezone(UTC)
     state = state_text(watch, f"next {next_due:%H:%M:%S} UTC")
     return (
