@@ -33,9 +33,16 @@ def test_every_in_another_form_names_every_and_the_forms(typed: object) -> None:
         parse_every(typed)
 
 
-@pytest.mark.parametrize("typed", ["9s", "8d"])
-def test_every_out_of_bounds_names_every_and_the_bounds(typed: str) -> None:
-    with pytest.raises(InvalidInput, match=rf"EVERY must be from {MIN_EVERY_SECONDS}s to 7d"):
+@pytest.mark.parametrize(
+    ("typed", "refusal"),
+    [
+        ("9s", rf"EVERY must be at least {MIN_EVERY_SECONDS}s without --fresh"),
+        ("8d", r"EVERY must be from 1s \(with --fresh; 10s without\) to 7d"),
+        ("0s", r"EVERY must be from 1s \(with --fresh; 10s without\) to 7d"),
+    ],
+)
+def test_every_out_of_bounds_names_every_and_the_bounds(typed: str, refusal: str) -> None:
+    with pytest.raises(InvalidInput, match=refusal):
         parse_every(typed)
     assert MAX_EVERY_SECONDS == 7 * 86400
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, Table, case, func, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from models import RUNNER_CHAIN, MetricTally, ScanCheckpoint
@@ -88,6 +88,16 @@ def read(session: Session) -> dict[tuple[str, str], int]:
 
 
 @dataclass(frozen=True)
+class FreshRows:
+    """The fresh watches' scans: the worst lag of a running one, polls and gaps of all."""
+
+    lag_seconds: float
+    polls: int
+    gaps: int
+    gap_seconds: int
+
+
+@dataclass(frozen=True)
 class FleetRows:
     """What the rows say right now, for the scrape."""
 
@@ -98,6 +108,7 @@ class FleetRows:
     opportunities: int
     oldest_queued_age_seconds: float
     stalest_commit_age_seconds: float
+    fresh: FreshRows = FreshRows(0.0, 0, 0, 0)
 
 
 _CHAIN_IN_PROGRESS = (_rows.runner == RUNNER_CHAIN, _rows.status == ScanStatus.IN_PROGRESS.value)
@@ -119,6 +130,7 @@ def fleet_rows(session: Session) -> FleetRows:
         ).where(*_CHAIN_IN_PROGRESS)
     ).one()
     return FleetRows(
+        fresh=fresh_rows(session),
         scans_by_status=dict(stored.scans_by_status),
         pages=stored.pages,
         items=stored.items,
@@ -127,3 +139,31 @@ def fleet_rows(session: Session) -> FleetRows:
         oldest_queued_age_seconds=float(ages.queued),
         stalest_commit_age_seconds=float(ages.commit),
     )
+
+
+def fresh_rows(session: Session) -> FreshRows:
+    """Read from the fresh scans' rows (their cursor is the watermark, worker.domain.
+    watermark); a fresh watch is one scan, so these rows stay few."""
+    watermark = func.cast(_rows.cursor, JSONB)
+    fresh = _rows.params["fresh"].as_boolean().is_(True)
+    running = _rows.status == ScanStatus.IN_PROGRESS.value
+    row = session.execute(
+        select(
+            func.coalesce(
+                func.max(
+                    case(
+                        (
+                            running,
+                            func.extract("epoch", func.now()) - watermark["as_of"].as_float(),
+                        ),
+                        else_=None,
+                    )
+                ),
+                0,
+            ).label("lag"),
+            func.coalesce(func.sum(_rows.page_seq), 0).label("polls"),
+            func.coalesce(func.sum(watermark["gaps"].as_integer()), 0).label("gaps"),
+            func.coalesce(func.sum(watermark["gap_seconds"].as_integer()), 0).label("gap_s"),
+        ).where(fresh, _rows.cursor.is_not(None))
+    ).one()
+    return FreshRows(max(0.0, float(row.lag)), int(row.polls), int(row.gaps), int(row.gap_s))

@@ -84,6 +84,16 @@ METRICS: tuple[Metric, ...] = (
     Metric("marketscan_stalest_scan_commit_age_seconds", Kind.GAUGE,
            "Time since the last checkpoint of the in-progress scan that committed longest ago.",
            Source.ROWS),
+    Metric("marketscan_fresh_watch_lag_seconds", Kind.GAUGE,
+           "How far the most lagging running fresh watch is behind the market: time since "
+           "its last poll read the newest listings (0: none runs).", Source.ROWS),
+    Metric("marketscan_fresh_polls_total", Kind.COUNTER,
+           "Polls committed by the fresh watches' scans stored now.", Source.ROWS),
+    Metric("marketscan_fresh_gaps_total", Kind.COUNTER,
+           "Polls that found their watermark deeper than MARKETSCAN_FRESH_MAX_GAP_PAGES and "
+           "resumed from the newest listing.", Source.ROWS),
+    Metric("marketscan_fresh_gap_seconds_total", Kind.COUNTER,
+           "Seconds of listings those gaps walked past unjudged.", Source.ROWS),
     Metric("marketscan_cleanup_rows_deleted_total", Kind.COUNTER,
            "Terminal scans deleted by retention.", Source.ROWS),
     Metric("marketscan_cleanup_last_success_timestamp_seconds", Kind.GAUGE,
