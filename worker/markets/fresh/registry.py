@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from worker import broker_redis
 from worker.domain.scan_params import FRESH_API, ScanParams
-from worker.errors import InvalidInput
 from worker.markets.dmarket.market import DMarketMarket, fleet_breaker
 from worker.markets.fresh.feed import FreshFeed
 from worker.markets.fresh.shared_walk import SharedWalk
@@ -20,8 +20,9 @@ def fresh_feed(
 ) -> FreshFeed:
     """Polls of the game's v2 offers newest first, unfiltered (one walk serves every fresh
     watch of the game whatever its band), on the budget's priority lane."""
-    if params.fresh_since is None:
-        raise InvalidInput("fresh_since: a fresh scan must say when its watch began")
+    # A watch's request has no moment yet (each start of its scan freezes one): its options
+    # are checked (worker.markets.registry.check_market_options) as if it began now.
+    since = params.fresh_since or datetime.now(UTC).isoformat()
     walked = replace(
         params,
         min_price_cents=None,
@@ -41,7 +42,7 @@ def fresh_feed(
         walker,
         dmarket_reference(params, settings, walker.transport),
         shared,
-        since=params.fresh_since,
+        since=since,
         price_band=params.price_band,
         lookback_seconds=settings.fresh_lookback_seconds,
         max_gap_pages=settings.fresh_max_gap_pages,
