@@ -15,6 +15,7 @@ from worker.domain.alert import Find
 from worker.domain.page_message import PageMessage
 from worker.markets.fleet.breaker import CircuitBreaker
 from worker.markets.fleet.budget import RequestBudget
+from worker.markets.fresh.shared_walk import SharedWalk, Walk
 from worker.markets.references.cache import ReferenceCache
 from worker.metrics import presence
 from worker.metrics.events import RedisEventStore
@@ -44,6 +45,9 @@ def test_every_key_written_beside_the_messages_keeps_its_deployed_spelling(
     )
     RedisEventStore(client).add({"c|pages|": 1})
     presence.announce(client, "worker", "w1@host")
+    SharedWalk(client, "dmarket:csgo:v2", 0.5).newest(
+        0, 1, lambda second, pages: Walk((), (), None, True, 0.0)
+    )
 
     # When the stored keys are listed
     stored = sorted(key.decode() for key in client.keys("marketscan:*"))
@@ -53,8 +57,10 @@ def test_every_key_written_beside_the_messages_keeps_its_deployed_spelling(
         "marketscan:breaker:https://api.dmarket.com:failures",
         "marketscan:breaker:https://api.dmarket.com:open",
         "marketscan:budget:market_items:counter",
+        "marketscan:budget:market_items:counter",
         "marketscan:budget:market_items:grants",
         "marketscan:budget:market_items:paused",
+        "marketscan:fresh:dmarket:csgo:v2:walk",
         "marketscan:metrics:notes",
         "marketscan:metrics:presence",
         f"marketscan:queued:{SCAN_ID}",
@@ -74,6 +80,7 @@ def test_the_telegram_and_alert_keys_keep_their_deployed_spelling() -> None:
         alerts.chat_slot_key(42),
         alerts.second_key(1_700_000_000),
         alerts.seen_key(42, find),
+        alerts.pass_lock_key(SCAN_ID),
     ] == [
         f"marketscan:telegram:{SCAN_ID}",
         f"marketscan:telegram:{SCAN_ID}:throttle",
@@ -82,4 +89,5 @@ def test_the_telegram_and_alert_keys_keep_their_deployed_spelling() -> None:
         "marketscan:alert:chat:42",
         "marketscan:alert:second:1700000000",
         "marketscan:alert:seen:42:item-7:1234",
+        f"marketscan:alert:pass:{SCAN_ID}",
     ]

@@ -23,7 +23,7 @@ from worker.chain import lifecycle as scans
 from worker.chain.runner import PageContext, run_page
 from worker.db import alert_finds, session_scope
 from worker.db.scan_queries import top_opportunities
-from worker.domain.alert import alert_text
+from worker.domain.alert import alerts_of
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.settings import get_settings
@@ -31,6 +31,8 @@ from worker.settings import get_settings
 GOLDEN = Path(__file__).parent / "data" / "results_before_compaction.json"
 # Fixed scan ids, so the texts that name a scan are comparable across runs.
 SCAN_IDS = {0.07: uuid.UUID(int=0x21B07), 0.035: uuid.UUID(int=0x21B035)}
+# The alerts' listing links: the default base, fixed here whatever the environment says.
+LINKS = "https://dmarket.com/ingame-items/item-list/csgo-skins?userOfferId="
 
 
 def _run_scan(fee: float, scan_id: uuid.UUID) -> None:
@@ -62,7 +64,11 @@ def _seen(session: Session, env: dict[str, str], scan_id: uuid.UUID) -> dict[str
         "bot_top": top_text(scan_id, top[:10]),
         # The alert's cursor is the table's own id, whatever its values: compare the rest.
         "alert_finds": [[{**asdict(f), "opportunity_id": None} for f in page] for page in finds],
-        "alert_texts": [alert_text(scan_id, page, 5) for page in finds],
+        # Each page's messages; the texts were rewritten when alerts came to list every find
+        # with its link, from the finds above as revision 0006 stored them.
+        "alert_texts": [
+            [alert.text for alert in alerts_of(scan_id, page, LINKS)] for page in finds
+        ],
     }
 
 

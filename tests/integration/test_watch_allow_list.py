@@ -21,6 +21,7 @@ from worker import client
 from worker.app import publisher
 from worker.db import session_scope
 from worker.domain.watch import OWNER_NOT_ALLOWED
+from worker.notify import alerts
 from worker.notify.alerts import AlertDesk
 from worker.notify.telegram import TelegramClient
 from worker.schedules import alerting, firing
@@ -32,6 +33,7 @@ START_PASS = publisher.start
 
 KEPT = 424242
 REMOVED = 515151
+LINKS = "https://dmarket.com/ingame-items/item-list/csgo-skins?userOfferId="
 
 
 @pytest.fixture
@@ -40,7 +42,7 @@ def desk(telegram: FakeTelegram, redis_url: str) -> Iterator[AlertDesk]:
     with TelegramClient(telegram.api_url, telegram.token, 5.0) as bot_api:
         yield AlertDesk(
             connection, bot_api, chat_interval_seconds=1.0, messages_per_second=30,
-            dedup_seconds=3600,
+            dedup_seconds=3600, pass_lock_seconds=alerts.pass_lock_seconds(5.0),
         )  # fmt: skip
     connection.close()
 
@@ -87,11 +89,11 @@ def test_a_removed_owners_finds_are_not_alerted_and_wait_for_their_return(
     session.add(opportunity(session, watch.last_scan_id, "item-1", page_seq=0))
     session.commit()
     # When the alert follower ticks with an allow-list that lacks the owner
-    sent = alerting.tick(session_scope, desk, 3, frozenset({KEPT}))
+    sent = alerting.tick(session_scope, desk, LINKS, frozenset({KEPT}))
     # Then nothing is sent to their chat
     assert sent == 0 and telegram.calls_of("sendMessage") == []
     # And once they are allowed again, the find is alerted
-    assert alerting.tick(session_scope, desk, 3, frozenset({KEPT, REMOVED})) == 1
+    assert alerting.tick(session_scope, desk, LINKS, frozenset({KEPT, REMOVED})) == 1
     assert telegram.calls_of("sendMessage")[0].body["chat_id"] == REMOVED
 
 
@@ -175,18 +177,24 @@ def test_a_chat_that_refuses_alerts_pauses_its_watches_saying_why(
     watch_id = _pass_with_a_find(session, group)
     telegram.answer_chat_with(group, answer)
     # When the alert follower ticks
-    assert alerting.tick(session_scope, desk, 3) == 0
+    assert alerting.tick(session_scope, desk, LINKS) == 0
     # Then the watch is paused, saying why, and the follower tries that chat no more
     [watch] = client.list_watches(KEPT)
     assert watch.watch_id == watch_id and watch.paused
     assert watch.paused_reason is not None and "the chat refused alerts" in watch.paused_reason
     tried = len(telegram.calls_of("sendMessage"))
     time.sleep(1.1)  # the chat's next send slot
-    assert alerting.tick(session_scope, desk, 3) == 0
+    assert alerting.tick(session_scope, desk, LINKS) == 0
     assert len(telegram.calls_of("sendMessage")) == tried == 1
     # And the owner's resume clears the reason
     resumed = client.resume_watch(watch_id, KEPT)
     assert not resumed.paused and resumed.paused_reason is None
+    # And the find that was refused waited for it: once the chat takes messages, it goes
+    telegram.answer_chat_with(group, None)
+    assert alerting.tick(session_scope, desk, LINKS) == 1
+    assert [c.body["chat_id"] for c in telegram.calls_of("sendMessage") if c.status == 200] == [
+        group
+    ]
 
 
 def test_a_group_that_became_a_supergroup_is_followed_by_its_watches_and_alert(
@@ -204,7 +212,7 @@ def test_a_group_that_became_a_supergroup_is_followed_by_its_watches_and_alert(
         ),
     )
     # When the alert follower ticks
-    assert alerting.tick(session_scope, desk, 3) == 1
+    assert alerting.tick(session_scope, desk, LINKS) == 1
     # Then the alert went to the supergroup, and the watch alerts there from now on
     [delivered] = [c for c in telegram.calls_of("sendMessage") if c.status == 200]
     assert delivered.body["chat_id"] == supergroup

@@ -1,9 +1,9 @@
 """The alert follower in SQL: passes with committed finds not yet alerted, the next page of
-them, and the compare-and-set that claims that page for one alert.
+them, and the compare-and-set that moves a pass's cursor past finds Telegram took.
 
-Only committed rows are ever read (invariant 10); the claim moves a pass's cursor
-(`alerted_through_id`) from the value it was read at, so of two beats, or a tick redone
-after a crash, exactly one alerts a page. Nothing here commits.
+Only committed rows are ever read (invariant 10). The cursor (`alerted_through_id`) moves
+only after the send, from the value it was read at: a send that failed, or a beat that died
+before its record, leaves the finds after the cursor to be sent again. Nothing here commits.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ PENDING_LIMIT = 200
 # A pass is followed while it runs and for this long after: later finds are no news, and
 # the follower's query stays on the few passes that can still have any.
 FOLLOW_AFTER_END_SECONDS = 900
+# A fresh watch's scan params say so: its one pass follows the market for weeks, so it is
+# followed whatever its age (worker.domain.scan_params).
+FRESH_PARAMS = {"fresh": True}
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
 # A page holds at most 100 listings; a bound keeps one read small whatever happened.
 PAGE_READ_LIMIT = 1000
@@ -42,9 +45,9 @@ class PendingPass:
 def pending_passes(
     session: Session, within_seconds: float, allowed_owners: frozenset[int] = frozenset()
 ) -> list[PendingPass]:
-    """Passes started in the last `within_seconds`, running or just ended, with finds after
-    their cursor, oldest first; only of watches whose owner is on the allow-list (of every
-    watch while none is set)."""
+    """Passes running or just ended, with finds after their cursor, oldest first: those
+    started in the last `within_seconds`, and a fresh watch's whatever its age; only of
+    watches whose owner is on the allow-list (of every watch while none is set)."""
     unalerted = exists().where(
         ScanOpportunity.scan_id == WatchPass.scan_id,
         ScanOpportunity.id > WatchPass.alerted_through_id,
@@ -57,7 +60,8 @@ def pending_passes(
         .join(ScanCheckpoint, ScanCheckpoint.scan_id == WatchPass.scan_id)
         .join(ScanWatch, ScanWatch.id == WatchPass.watch_id)
         .where(
-            WatchPass.created_at > func.now() - seconds(within_seconds),
+            (WatchPass.created_at > func.now() - seconds(within_seconds))
+            | ScanCheckpoint.params.contains(FRESH_PARAMS),  # JSONB @>
             followed,
             unalerted,
             owner_allowed(allowed_owners),
@@ -67,6 +71,11 @@ def pending_passes(
         .limit(PENDING_LIMIT)
     )
     return [PendingPass(row.scan_id, row.chat_id, row.alerted_through_id) for row in rows]
+
+
+def cursor_of(session: Session, scan_id: uuid.UUID) -> int | None:
+    """The pass's cursor as it is now (None: no such pass), read again under its send lock."""
+    return session.scalar(select(WatchPass.alerted_through_id).where(WatchPass.scan_id == scan_id))
 
 
 def next_page_finds(session: Session, scan_id: uuid.UUID, after_id: int) -> list[Find]:
@@ -104,8 +113,9 @@ def next_page_finds(session: Session, scan_id: uuid.UUID, after_id: int) -> list
     return finds
 
 
-def claim(session: Session, scan_id: uuid.UUID, old_through_id: int, new_through_id: int) -> bool:
-    """Move the pass's cursor past a page's finds; False if someone else moved it first."""
+def advance(session: Session, scan_id: uuid.UUID, old_through_id: int, new_through_id: int) -> bool:
+    """Move the pass's cursor past finds that were alerted (or had been already); False if
+    it is no longer at `old_through_id`, as when a send lock ran out under a slow sender."""
     result = session.execute(
         update(WatchPass)
         .where(WatchPass.scan_id == scan_id, WatchPass.alerted_through_id == old_through_id)
