@@ -1,17 +1,19 @@
-"""A watch's alerts on a real worker and beat, through a loopback Bot API: each page with
-finds is alerted once, only after it committed, at most one a second per chat, also when
-beat is SIGKILLed and restarted midway."""
+"""A watch's alerts on a real worker and beat, through a loopback Bot API: every committed
+find is alerted at least once, with its listing's link, only after it committed, at most one
+message a second per chat, also when beat is SIGKILLed while an alert is in flight: a
+message Telegram never took is sent again by the next beat, and one it took before the
+beat could record it is the only duplicate."""
 
 from __future__ import annotations
 
 import itertools
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
+from urllib.parse import unquote
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from models import ScanOpportunity, WatchPass
@@ -19,7 +21,7 @@ from tests.support.processes import CeleryProcess
 from tests.support.scans import wait_for_status
 from worker import client
 from worker.db import driver_url
-from worker.testing.telegram_server import FakeTelegram, RecordedCall
+from worker.testing.telegram_server import FakeTelegram, RecordedCall, ScriptedReply
 
 CHAT = 777_000_111
 # Owner 0: the pass's progress messages go to nobody, so every sendMessage is an alert.
@@ -27,7 +29,8 @@ OWNER = 0
 # 8 pages of 100 listings, each page in about 0.3 s: pages commit faster than a chat may
 # be messaged, so alerts queue behind the chat's rate.
 PASS_OPTIONS = {"items": 800, "item_latency_ms": 3, "seed": 7}
-HEADER = re.compile(r"^🔔 (\d+) new finds? \(scan (\w+), page (\d+)\)")
+# The default listing link base (MARKETSCAN_LISTING_LINK_URL is not set here).
+LINKS = "https://dmarket.com/ingame-items/item-list/csgo-skins?userOfferId="
 
 
 @pytest.fixture
@@ -40,31 +43,60 @@ def celery_env(celery_env: dict[str, str], telegram: FakeTelegram) -> dict[str, 
         # A margin above Telegram's one a second, so a loaded machine's jitter in sending
         # cannot bring two arrivals closer than the limit asserted below.
         "MARKETSCAN_ALERT_CHAT_INTERVAL_SECONDS": "1.2",
+        # A pass's send lock lasts twice this and a few seconds: what a killed beat's page
+        # waits before the next beat sends it.
+        "MARKETSCAN_HTTP_TIMEOUT_SECONDS": "4",
     }
 
 
-def _committed_per_page(database_url: str) -> Counter[int]:
+def _committed_offers(database_url: str) -> set[str]:
     engine = create_engine(driver_url(database_url))
     with Session(engine) as session:
-        rows = session.execute(
-            select(ScanOpportunity.page_seq, func.count()).group_by(ScanOpportunity.page_seq)
-        ).all()
+        offers = set(session.scalars(select(ScanOpportunity.item_id)))
     engine.dispose()
-    return Counter({page_seq: count for page_seq, count in rows})
+    return offers
+
+
+def _offers_in(text: str) -> list[str]:
+    """The offer ids an alert links to, one per find line."""
+    lines = text.splitlines()
+    assert lines[0].startswith("🔔 "), text
+    links = [line.rsplit(" ", 1)[1] for line in lines[1:]]
+    assert all(link.startswith(LINKS) for link in links), text
+    return [unquote(link[len(LINKS) :]) for link in links]
 
 
 def _alerts(telegram: FakeTelegram) -> list[RecordedCall]:
     return [call for call in telegram.calls_of("sendMessage") if call.status == 200]
 
 
-def _pages_of(calls: list[RecordedCall]) -> list[tuple[int, int]]:
-    """(page_seq, finds) of each alert, from its header."""
-    headers = [HEADER.match(call.text) for call in calls]
-    assert all(headers), [call.text for call in calls]
-    return [(int(h.group(3)) - 1, int(h.group(1))) for h in headers if h]
+def _delivered(telegram: FakeTelegram) -> Counter[str]:
+    return Counter(offer for call in _alerts(telegram) for offer in _offers_in(call.text))
 
 
-def test_alerts_follow_commits_once_each_within_the_chats_rate_across_a_beat_kill(
+def _kill_beat_while_an_alert_is_in_flight(
+    telegram: FakeTelegram, beat: CeleryProcess, taken: bool
+) -> str:
+    """Hold beat's next alert at Telegram, SIGKILL beat, then let Telegram take the alert
+    (`taken`) or refuse it; the alert's text."""
+    held = telegram.hold("sendMessage")
+    assert held.arrived.wait(60), "no alert within 60 s"
+    beat.kill_group()
+    answered_before = len(telegram.calls_of("sendMessage"))
+    if not taken:
+        telegram.script("sendMessage", ScriptedReply.server_error())
+    held.release()
+    deadline = time.monotonic() + 10
+    while len(telegram.calls_of("sendMessage")) == answered_before:
+        # The fake records the held call once it answered it; beat is dead, so it is the last.
+        assert time.monotonic() < deadline, "the held alert was never answered"
+        time.sleep(0.02)
+    last = telegram.calls_of("sendMessage")[-1]
+    assert last.status == (200 if taken else 500)
+    return last.text
+
+
+def test_every_find_is_alerted_at_least_once_within_the_chats_rate_across_beat_kills(
     celery_env: dict[str, str],
     database_url: str,
     telegram: FakeTelegram,
@@ -80,42 +112,42 @@ def test_alerts_follow_commits_once_each_within_the_chats_rate_across_a_beat_kil
         "csgo", owner_id=OWNER, chat_id=CHAT, every_seconds=3600, market_options=PASS_OPTIONS
     )
     assert held.arrived.wait(60), "no alert within 60 s"
-    # Then while the first alert is in flight, what it carries is already committed
-    committed_then = _committed_per_page(database_url)
+    # Then while the first alert is in flight, every find it carries is already committed
+    committed_then = _committed_offers(database_url)
     held.release()
-    # When beat is SIGKILLed after the second alert and started again
     deadline = time.monotonic() + 60
-    while len(_alerts(telegram)) < 2:
-        assert time.monotonic() < deadline, "no second alert"
+    while not _alerts(telegram):
+        assert time.monotonic() < deadline, "the first alert was never delivered"
         time.sleep(0.02)
-    beat.kill_group()
+    first = _alerts(telegram)[0].text
+    assert set(_offers_in(first)) <= committed_then
+    # When beat is SIGKILLed with an alert in flight that Telegram then refuses
+    refused = _kill_beat_while_an_alert_is_in_flight(telegram, beat, taken=False)
+    beat = start_beat()
+    # And again with one that Telegram takes after the beat died, before it could record it
+    duplicated = _kill_beat_while_an_alert_is_in_flight(telegram, beat, taken=True)
     start_beat()
     engine = create_engine(driver_url(database_url))
     with Session(engine) as session:
         scan_id = session.scalars(select(WatchPass.scan_id)).one()
     engine.dispose()
     wait_for_status(database_url, scan_id, timeout=90)
-    committed = _committed_per_page(database_url)
-    assert len(committed) >= 3, f"the pass found too little to test with: {committed}"
-    deadline = time.monotonic() + 30
-    while sum(n for _, n in _pages_of(_alerts(telegram))) < sum(committed.values()) - max(
-        committed.values()
-    ):
-        assert time.monotonic() < deadline, "alerts stopped"
+    committed = _committed_offers(database_url)
+    assert len(committed) >= 10, f"the pass found too little to test with: {committed}"
+    deadline = time.monotonic() + 90
+    while set(_delivered(telegram)) != committed:
+        assert time.monotonic() < deadline, f"alerts stopped: {len(_delivered(telegram))}"
         time.sleep(0.1)
     time.sleep(2.5)  # let any (wrong) extra alert arrive
-    calls = _alerts(telegram)
-    pages = _pages_of(calls)
-    # Then the first alert's page had committed all of its finds before it was sent
-    first_page, first_finds = pages[0]
-    assert committed_then[first_page] == first_finds
-    # And each page is alerted at most once, with every find that page committed
-    assert len({page for page, _ in pages}) == len(pages)
-    for page, finds in pages:
-        assert committed[page] == finds
-    # And no page is lost, except at most the one a killed beat had claimed and not sent
-    assert len(pages) >= len(committed) - 1
+    delivered = _delivered(telegram)
+    # Then every committed find was alerted, the refused alert's too, and nothing else
+    assert set(delivered) == committed
+    assert set(_offers_in(refused)) <= set(delivered)
+    # And the only finds alerted twice are those of the alert taken after its beat died
+    assert {offer for offer, times in delivered.items() if times > 1} <= set(_offers_in(duplicated))
+    assert max(delivered.values()) <= 2
     # And alerts to the chat arrive at least a second apart (Telegram's per-chat limit)
+    calls = _alerts(telegram)
     gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(calls)]
     assert min(gaps) >= 1.0, gaps
-    print(f"\n{len(pages)} alerts for {len(committed)} pages with finds; gaps {min(gaps):.2f}s+")
+    print(f"\n{len(calls)} alerts for {len(committed)} finds; gaps {min(gaps):.2f}s+")
