@@ -57,7 +57,6 @@ def test_every_key_written_beside_the_messages_keeps_its_deployed_spelling(
         "marketscan:breaker:https://api.dmarket.com:failures",
         "marketscan:breaker:https://api.dmarket.com:open",
         "marketscan:budget:market_items:counter",
-        "marketscan:budget:market_items:counter",
         "marketscan:budget:market_items:grants",
         "marketscan:budget:market_items:paused",
         "marketscan:fresh:dmarket:csgo:v2:walk",

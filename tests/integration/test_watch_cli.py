@@ -57,7 +57,7 @@ def test_watch_add_list_pause_resume_remove(env: dict[str, str], session: Sessio
     ("args", "message"),
     [
         (["--every", "15"], "EVERY must be a number with a unit s, m, h or d"),
-        (["--every", "5s"], "EVERY must be from 10s to 7d"),
+        (["--every", "5s"], "EVERY must be at least 10s without --fresh"),
         (["--every", "1m", "--level", "ultra"], "level"),
         (["--every", "1m", "--overlap", "queue"], "--overlap"),
         (["--every", "1m", "--market-opt", "colour=red"], "colour"),

@@ -80,7 +80,7 @@ def test_adding_with_the_same_watch_id_twice_stores_one_watch(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"every_seconds": 5}, "every_seconds must be from 10s to 7d"),
+        ({"every_seconds": 5}, "every_seconds must be at least 10s without --fresh"),
         ({"overlap": "queue"}, "overlap must be one of skip, buffer_one"),
         ({"level": "ultra"}, "level"),
         ({"min_price_cents": -1}, "min_price_cents"),
