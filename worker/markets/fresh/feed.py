@@ -36,7 +36,7 @@ class FreshFeed:
         source: ReferenceSource | None,
         shared: SharedWalk,
         *,
-        since: str,
+        since: str | None,
         price_band: tuple[int, int],
         lookback_seconds: float,
         max_gap_pages: int,
@@ -45,7 +45,8 @@ class FreshFeed:
         self._walker = walker
         self._source = source
         self._shared = shared
-        self._since = datetime.fromisoformat(since)
+        # None only while a watch's request is checked: each start freezes its moment.
+        self._since = None if since is None else datetime.fromisoformat(since)
         self._band = price_band
         self._lookback_seconds = lookback_seconds
         self._max_gap_pages = max_gap_pages
@@ -53,9 +54,7 @@ class FreshFeed:
 
     def fetch_page(self, cursor: str | None, limit: int) -> Page:
         try:
-            watermark = (
-                Watermark.start(self._since) if cursor is None else Watermark.from_cursor(cursor)
-            )
+            watermark = self._watermark(cursor)
         except InvalidInput as exc:
             raise PermanentMarketError(f"the stored {exc}") from exc
         low = watermark.lowest_new_second(self._lookback_seconds)
@@ -90,6 +89,13 @@ class FreshFeed:
             next_cursor=advance.watermark.to_cursor(),
             total=None,
         )
+
+    def _watermark(self, cursor: str | None) -> Watermark:
+        if cursor is not None:
+            return Watermark.from_cursor(cursor)
+        if self._since is None:
+            raise InvalidInput("fresh_since: a fresh scan must say when its watch began")
+        return Watermark.start(self._since)
 
     def walk(self, down_to_second: int, max_pages: int) -> Walk:
         """Walk the newest offers down past `down_to_second`, at most `max_pages` pages."""
