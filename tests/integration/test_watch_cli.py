@@ -116,8 +116,9 @@ def test_a_fresh_watch_is_one_long_lived_scan_paused_resumed_and_cancelled_with_
     scan = session.scalars(
         select(ScanCheckpoint).where(ScanCheckpoint.scan_id == first_poll.scan_id)
     ).one()
-    assert scan.params["fresh"] and scan.params["poll_every_seconds"] == 2
-    assert scan.params["fresh_since"] is not None
+    params = scan.params or {}
+    assert params["fresh"] and params["poll_every_seconds"] == 2
+    assert params["fresh_since"] is not None
     # Pausing the watch pauses its scan; resuming lets it rest, due at once, for beat's
     # fresh clock; removing the watch cancels it.
     watch_id = added["watch_id"]
