@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import redis
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from models import ScanCheckpoint, ScanOpportunity
+from worker import redis_keys
 from worker.chain import lifecycle
 from worker.chain.recovery import recover
 from worker.chain.runner import Outcome, PageContext, run_page
@@ -153,8 +155,122 @@ def test_polls_judge_every_new_listing_once_and_rest_between(
     assert found == underpriced and found
     # Late listings and those sharing a second were among them, each judged once.
     assert any(offer.late for offer in live.listings(clock.now) if offer.offer_id in expected)
+    # Walked newest first, the whole listing (a walk serves watches of every band).
     assert all(
-        request.query.get("orderBy") == "createdAt" and request.query.get("orderDir") == "desc"
+        request.query.get("orderBy") == "createdAt"
+        and request.query.get("orderDir") == "desc"
+        and "priceFrom" not in request.query
+        and "priceTo" not in request.query
         for request in fake.requests
         if request.path == OFFERS_PATH
     )
+
+
+def test_five_fresh_watches_with_different_ranges_share_one_walk(
+    settings: Settings,
+    live: LiveListing,
+    clock: ManualClock,
+    fake: FakeDMarket,
+    session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MARKETSCAN_FRESH_SHARE_SECONDS", "10")
+    get_settings.cache_clear()
+    settings = get_settings()
+    broker = redis.Redis.from_url(settings.broker_url)
+    since = clock.advance(2.0)
+    bands = [(None, None), (1_000, 5_000), (2_000, 20_000), (5_000, None), (None, 3_000)]
+    scans: list[uuid.UUID] = []
+    first_polls: list[PageMessage] = []
+    for low, high in bands:
+        scan_id, published = _start(
+            settings, _params(since, min_price_cents=low, max_price_cents=high)
+        )
+        scans.append(scan_id)
+        first_polls += published
+    _poll(settings, first_polls)
+    rounds = 6
+    for _ in range(rounds):
+        clock.advance(1.0)
+        # The last round's walk is older than the share now (the test's clock is not the
+        # walk's): gone, as if that time had passed.
+        for key in broker.scan_iter(f"{redis_keys.FRESH_WALK_PREFIX}*"):
+            broker.delete(key)
+        assert _poll(settings, _due_now(session)) == [Outcome.RESTING] * len(bands)
+    # One walk a round (the first polls' and each round's), whatever the number of watches.
+    assert len(fake.requests_to(OFFERS_PATH)) == 1 + rounds
+    clock.advance(6.0)
+    for key in broker.scan_iter(f"{redis_keys.FRESH_WALK_PREFIX}*"):
+        broker.delete(key)
+    _poll(settings, _due_now(session))
+    expected = _judgeable(live, since, clock.now)
+    for scan_id, (low, high) in zip(scans, bands, strict=True):
+        band_low, band_high = max(1_000, low or 0), min(50_000, high or 50_000)
+        in_band = {
+            offer_id for offer_id, price in expected.items() if band_low <= price <= band_high
+        }
+        assert _row(session, scan_id).processed_items == len(in_band)
+        found = set(
+            session.scalars(
+                select(ScanOpportunity.item_id).where(ScanOpportunity.scan_id == scan_id)
+            )
+        )
+        underpriced = {o.offer_id for o in live.listings(clock.now) if o.underpriced}
+        assert found == in_band & underpriced
+
+
+def test_a_gap_deeper_than_the_page_bound_resumes_from_the_newest_and_is_counted(
+    settings: Settings,
+    clock: ManualClock,
+    session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MARKETSCAN_FRESH_MAX_GAP_PAGES", "1")
+    get_settings.cache_clear()
+    settings = get_settings()
+    since = clock.advance(1.0)
+    scan_id, published = _start(settings, _params(since))
+    _poll(settings, published)
+    # An outage of 40 s: 320 new listings, more than one page of 100 below the newest.
+    clock.advance(40.0)
+    assert _poll(settings, _due_now(session)) == [Outcome.RESTING]
+    after_gap = _row(session, scan_id)
+    watermark = Watermark.from_cursor(after_gap.cursor or "")
+    assert watermark.gaps == 1 and watermark.gap_seconds > 0
+    assert after_gap.processed_items == 100
+    assert watermark.at >= int(clock.now) - 1
+    # The next polls go on from the newest listing, with no further gap.
+    clock.advance(2.0)
+    _poll(settings, _due_now(session))
+    assert Watermark.from_cursor(_row(session, scan_id).cursor or "").gaps == 1
+
+
+def test_a_poll_whose_worker_died_is_taken_over_and_judges_each_listing_once(
+    settings: Settings, live: LiveListing, clock: ManualClock, session: Session
+) -> None:
+    since = clock.advance(1.0)
+    scan_id, published = _start(settings, _params(since))
+    _poll(settings, published)
+    clock.advance(3.0)
+    (due,) = _due_now(session)
+    # A worker claims the poll and dies before its commit: its lease lapses.
+    with session_scope() as opened:
+        from worker.db import pages
+
+        assert pages.claim(opened, due, "dead@host", "task-of-the-dead", 30) is not None
+        opened.commit()
+    session.execute(
+        update(ScanCheckpoint)
+        .where(ScanCheckpoint.scan_id == scan_id)
+        .values(lease_expires_at=text("now() - interval '1 second'"))
+    )
+    session.commit()
+    recovered: list[PageMessage] = []
+    with session_scope() as opened:
+        assert len(recover(opened, recovered.append, 0.0)) == 1
+    # The stale message is dropped; the recovered poll judges what the dead one did not.
+    assert _poll(settings, [due]) == [Outcome.STALE]
+    assert _poll(settings, recovered) == [Outcome.RESTING]
+    clock.advance(6.0)
+    _poll(settings, _due_now(session))
+    assert _row(session, scan_id).processed_items == len(_judgeable(live, since, clock.now))

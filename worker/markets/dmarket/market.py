@@ -128,6 +128,7 @@ class DMarketMarket:
         should_stop: Callable[[], bool] = lambda: False,
         breaker: CircuitBreaker | None = None,
         priority: bool = False,
+        whole_listing: bool = False,
     ) -> DMarketMarket:
         """The market a scan's params describe, at the configured URL, rate and timeout;
         a wait for the request budget ends when `should_stop` says so (a drain);
@@ -146,7 +147,8 @@ class DMarketMarket:
         for name in MARKET_OPTIONS:
             if name in options and not isinstance(options[name], str):
                 raise InvalidInput(f"{name}: must be a string, got {options[name]!r}")
-        low_cents, high_cents = params.price_band
+        # `whole_listing`: no price filter (a fresh walk serves watches of every band).
+        low_cents, high_cents = (None, None) if whole_listing else params.price_band
         return cls(
             drain_requested=should_stop,
             base_url=settings.dmarket_url,

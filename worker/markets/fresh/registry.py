@@ -24,13 +24,10 @@ def fresh_feed(
     # are checked (worker.markets.registry.check_market_options) as if it began now.
     since = params.fresh_since or datetime.now(UTC).isoformat()
     walked = replace(
-        params,
-        min_price_cents=None,
-        max_price_cents=None,
-        market_options={"order_by": "createdAt", "order_dir": "desc", "api": FRESH_API},
+        params, market_options={"order_by": "createdAt", "order_dir": "desc", "api": FRESH_API}
     )
     walker = DMarketMarket.from_params(
-        walked, settings, should_stop, fleet_breaker(settings), priority=True
+        walked, settings, should_stop, fleet_breaker(settings), priority=True, whole_listing=True
     )
     group = f"dmarket:{params.game}:{FRESH_API}"
     shared = SharedWalk(
