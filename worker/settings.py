@@ -217,12 +217,11 @@ class Settings:
     visibility_timeout_seconds: int = setting(3600, bounds="60..", unit="s")
     # Watches (worker.schedules): how often beat's watch clock looks for due slots; how old a
     # missed slot may be and still run after an outage; how long one listing at one price is
-    # not alerted again to a chat; the finds an alert lists; Telegram's per-chat and overall
-    # message rates for alerts (one message a second per chat, about 30 a second overall).
+    # not alerted again to a chat; Telegram's per-chat and overall message rates for alerts
+    # (one message a second per chat, about 30 a second overall).
     watch_tick_seconds: float = setting(1.0, bounds="0.1..60.0", unit="s")
     watch_catchup_seconds: float = setting(300.0, bounds="0.0..", unit="s")
     alert_dedup_seconds: int = setting(3600, bounds="1..", unit="s")
-    alert_top: int = setting(5, bounds="1..20", unit="finds")
     alert_chat_interval_seconds: float = setting(1.0, bounds="1.0..", unit="s")
     alert_messages_per_second: int = setting(30, bounds="1..30", unit="messages/s")
     telegram_bot_token: str | None = setting(None, secret=True)
