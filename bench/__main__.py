@@ -45,6 +45,7 @@ FIGURES = {
     "dbos-peer": "bench.dbos_peer",
     "references": "bench.references",
     "scrape-cost": "bench.scrape_cost",
+    "fresh-latency": "bench.fresh_latency",
 }
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
