@@ -289,6 +289,12 @@ class Settings:
     listing_link_url: str = setting(
         "https://dmarket.com/ingame-items/item-list/csgo-skins?userOfferId=", parse=http_url_of
     )
+    # --- Real fees (issue 30): DMarket's published fees (worker.markets.fees).
+    # Fleet budget of DMarket's customized fees, which its rate-limit article gives a budget
+    # of its own: 2 requests/s unsigned (per IP), 110 signed (per account).
+    dmarket_fee_requests_per_second: float = setting(
+        2.0, bounds="0.01..", signed=110.0, unit="requests/s"
+    )
 
     def __repr__(self) -> str:
         # Settings get logged and land in tracebacks (inside whatever carries them): the

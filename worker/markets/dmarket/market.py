@@ -21,6 +21,7 @@ from worker.markets.dmarket import auth
 from worker.markets.dmarket.auth import RequestSigner
 from worker.markets.dmarket.transport import (
     AGGREGATED_PRICES,
+    FEES,
     LAST_SALES,
     MARKET_ITEMS,
     DMarketTransport,
@@ -278,7 +279,7 @@ def dmarket_budgets(settings: Settings) -> dict[str, RequestBudget | None]:
 
     Market items keep the key they always had (the URL); the other classes are keyed
     beside it. Unsigned, last sales is one of DMarket's "other methods" and shares their
-    budget; signed, it has its own.
+    budget; signed, it has its own. The customized fees have their own in either mode.
     """
     url, redis_url = settings.dmarket_url, settings.broker_url
 
@@ -295,7 +296,8 @@ def dmarket_budgets(settings: Settings) -> dict[str, RequestBudget | None]:
         if signed
         else other
     )
-    return {MARKET_ITEMS: items, AGGREGATED_PRICES: other, LAST_SALES: last_sales}
+    fees = budget(f"{url}#fees", settings.dmarket_fee_requests_per_second)
+    return {MARKET_ITEMS: items, AGGREGATED_PRICES: other, LAST_SALES: last_sales, FEES: fees}
 
 
 def fleet_breaker(settings: Settings) -> CircuitBreaker:

@@ -33,7 +33,8 @@ from worker.markets.fleet.budget import RequestBudget
 MARKET_ITEMS: Final = "market_items"
 AGGREGATED_PRICES: Final = "aggregated_prices"
 LAST_SALES: Final = "last_sales"
-ENDPOINT_CLASSES: Final = (MARKET_ITEMS, AGGREGATED_PRICES, LAST_SALES)
+FEES: Final = "fees"
+ENDPOINT_CLASSES: Final = (MARKET_ITEMS, AGGREGATED_PRICES, LAST_SALES, FEES)
 # Enough of an error body to tell "bad gameId" from "blocked", short enough for a log line.
 BODY_EXCERPT_CHARS: Final = 200
 # What an excerpt is cut from: a few times its length, as whitespace is squeezed out first;
