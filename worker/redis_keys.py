@@ -18,6 +18,8 @@ BUDGET_PREFIX: Final = "marketscan:budget:"
 BREAKER_PREFIX: Final = "marketscan:breaker:"
 # worker.markets.references.cache: a title's reference price, and its lookup's claim.
 REFERENCE_PREFIX: Final = "marketscan:reference:"
+# worker.markets.fees.cache: a market's fee table, and the claim to fetch it.
+FEE_PREFIX: Final = "marketscan:fee:"
 # worker.notify.messages: a scan's Telegram message, its edit throttle, a chat's backoff.
 TELEGRAM_PREFIX: Final = "marketscan:telegram:"
 # worker.notify.alerts: a chat's and the bot's send slots, the finds alerted recently, and
