@@ -2,6 +2,8 @@
 
 from worker.testing.dmarket_server import (
     FakeDMarket,
+    FakeFees,
+    FakeReducedFee,
     Quirk,
     RecordedRequest,
     ScriptedReply,
@@ -12,6 +14,8 @@ from worker.testing.dmarket_server import (
 
 __all__ = [
     "FakeDMarket",
+    "FakeFees",
+    "FakeReducedFee",
     "Quirk",
     "RecordedRequest",
     "ScriptedReply",

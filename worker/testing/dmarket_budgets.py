@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from worker.testing.dmarket_fees import FEES_PATH
 from worker.testing.dmarket_v2_replies import AGGREGATED_PRICES_PATH, LAST_SALES_PATH
 
 # The budget window of the real API: at most N requests of a class in any second.
@@ -27,6 +28,9 @@ def endpoint_class(path: str, classes: Mapping[str, int]) -> str:
         return EVERY_CLASS
     if path == LAST_SALES_PATH and "last_sales" in classes:
         return "last_sales"
+    # DMarket gives its customized fees a budget of their own (limited only if configured).
+    if path == FEES_PATH:
+        return "fees"
     if path in (AGGREGATED_PRICES_PATH, LAST_SALES_PATH):
         return "other"
     return "market_items"

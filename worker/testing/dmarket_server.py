@@ -7,6 +7,8 @@ chosen requests with rate limits, server errors or broken bodies. Like the real 
 enforce a request budget (429 with Retry-After past it) and verify Ed25519-signed requests.
 Like the real API it can cap the total it reports (DMarket's stops at 10,000), and its
 listing can live: listings sold and listed between requests shift the positions after them.
+It publishes customized fees (worker.testing.dmarket_fees), and can be told to answer them
+with a broken body.
 In live mode (`live=`, worker.testing.dmarket_live) the v2 offers are a feed listed at a
 steady rate, newest first, walked by a key-set cursor (worker.testing.dmarket_live_pages).
 """
@@ -25,6 +27,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from worker.testing.dmarket_budgets import EVERY_CLASS, Budgets, requests_over_rate
+from worker.testing.dmarket_fees import FEES_PATH, FakeFees, FakeReducedFee, fees_answer
 from worker.testing.dmarket_http import Handler
 from worker.testing.dmarket_live import LiveListing, LiveOffer, ManualClock
 from worker.testing.dmarket_live_pages import LiveQueryRefused, live_offers_page
@@ -56,6 +59,8 @@ from worker.testing.loopback import LoopbackService
 # The fake's whole surface, one import for tests and the bench.
 __all__ = [
     "FakeDMarket",
+    "FakeFees",
+    "FakeReducedFee",
     "LiveListing",
     "LiveOffer",
     "ManualClock",
@@ -89,11 +94,12 @@ class FakeDMarket(LoopbackService):
         sales: Mapping[str, Sequence[int]] | None = None,
         quirk: Quirk | None = None,
         live: LiveListing | None = None,
+        fees: FakeFees | None = None,
     ) -> None:
         """`requests_per_second`: answer 429 past that many requests in any second.
         `class_budgets`: instead, requests per second of each endpoint class
-        ("market_items", "other", "last_sales"), as DMarket counts them; every answer then
-        carries the rate-limit headers of its class (worker.testing.dmarket_budgets).
+        ("market_items", "other", "last_sales", "fees"), as DMarket counts them; every answer
+        then carries the rate-limit headers of its class (worker.testing.dmarket_budgets).
 
         `best_bids`: title -> (best buy order in cents, order count), served as aggregated
         prices; by default each listed title's highest suggested price with one order.
@@ -109,6 +115,9 @@ class FakeDMarket(LoopbackService):
         serve the v1 items); its titles' best bids join `best_bids`, taking precedence.
         Budgets, outages, scripted replies, signatures and the total's cap and format
         apply as to the static listing; quirks do not.
+
+        `fees`: the customized fees published (default: 5 %, at least a cent, no reduced
+        fee); `set_fees` changes them, `break_fees` serves a broken body instead.
         """
         super().__init__()
         budgets = dict(class_budgets or {})
@@ -127,6 +136,8 @@ class FakeDMarket(LoopbackService):
             self._best_bids.update(live.best_bids())
         self._sales = {title: list(prices) for title, prices in (sales or {}).items()}
         self._quirk = quirk
+        self._fees = fees or FakeFees()
+        self._broken_fees: bytes | None = None
         self._fresh_cursors = 0
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -171,6 +182,22 @@ class FakeDMarket(LoopbackService):
         """Answer the `request_number`-th request (0-based, every request counts) with `reply`."""
         with self._lock:
             self._scripted[request_number] = reply
+
+    @property
+    def fees(self) -> FakeFees:
+        """The customized fees published now: the oracle of a fee (`fees.fee_for`)."""
+        with self._lock:
+            return self._fees
+
+    def set_fees(self, fees: FakeFees) -> None:
+        """Publish other fees from the next request on (DMarket's daily list changed)."""
+        with self._lock:
+            self._fees = fees
+
+    def break_fees(self, body: bytes | None) -> None:
+        """Answer every customized-fees request 200 with `body` (None: the fees again)."""
+        with self._lock:
+            self._broken_fees = body
 
     def remove_items(self, item_ids: Sequence[str]) -> None:
         """Sell these listings: later requests no longer see them, and those after move up."""
@@ -227,6 +254,10 @@ class FakeDMarket(LoopbackService):
             return self._aggregated_prices(body, reply)
         if (method, path) == ("GET", LAST_SALES_PATH):
             return Answer(*last_sales(query, self._sales), dict(reply.headers))
+        if (method, path) == ("GET", FEES_PATH):
+            with self._lock:
+                fees, broken = self._fees, self._broken_fees
+            return Answer(*fees_answer(query, fees, broken), dict(reply.headers))
         return self._listing(path, query, query_pairs, reply)
 
     def outage(self, seconds: float) -> None:
