@@ -132,6 +132,11 @@ class SharedWalk:
         token = secrets.token_hex(8)
         if self._client.set(self._claim_key, token, nx=True, px=CLAIM_MS):
             try:
+                # The poll that held the claim may have stored its walk and let go between
+                # the look above and this claim: look again, or the market is walked twice.
+                stored = self._usable(asked_at - self._share_seconds, down_to_second)
+                if stored is not None:
+                    return stored
                 walked = walk(down_to_second, max_pages)
                 self._client.set(self._walk_key, walked.to_json(), px=KEPT_MS)
                 return walked
