@@ -169,7 +169,9 @@ def _start_beat_clocks(publisher: Publisher, **_: Any) -> None:
     ).start()
     watches = functools.partial(fire_due_watches, publisher.start)
     BeatClock(watches, settings.watch_tick_seconds, "watch clock", "started %d passes").start()
-    polls = functools.partial(publish_due_polls, publisher.publish_page)
+    # A due poll skips the full scans' backlog in the page queue, as a recovered page does:
+    # the budget's priority lane can only serve a poll that a worker has taken.
+    polls = functools.partial(publish_due_polls, publisher.publish_recovered_page)
     BeatClock(polls, settings.fresh_tick_seconds, "fresh clock", "published %d polls").start()
     if alerts_on():
         BeatClock(
