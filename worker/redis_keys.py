@@ -12,7 +12,8 @@ from typing import Final
 
 # worker.chain.broker_ledger: where each scan's last page message is, `<prefix><scan id>`.
 LEDGER_PREFIX: Final = "marketscan:queued:"
-# worker.markets.fleet.budget: a request budget's window, pause and counter per market API.
+# worker.markets.fleet.budget: a request budget's window, pause, counter and priority waiters
+# per market API.
 BUDGET_PREFIX: Final = "marketscan:budget:"
 # worker.markets.fleet.breaker: a market's failures, open state and probe.
 BREAKER_PREFIX: Final = "marketscan:breaker:"
