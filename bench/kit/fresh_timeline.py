@@ -92,15 +92,16 @@ def walks_per_second(walk_times: Sequence[float], window: Window) -> float:
     return (len(inside) - 1) / (inside[-1] - inside[0])
 
 
-def poll_rounds(walk_times: Sequence[float], window: Window, gap_s: float = 1.0) -> list[int]:
-    """Walk requests in each burst (requests less than `gap_s` apart) within the window."""
-    rounds: list[int] = []
-    last = -math.inf
+def poll_rounds(
+    walk_times: Sequence[float], window: Window, gap_s: float = 1.0
+) -> list[list[float]]:
+    """The walk requests of the window in bursts (requests less than `gap_s` apart): one
+    burst a poll round, one request in it when the round's polls shared their walk."""
+    rounds: list[list[float]] = []
     for at in (at for at in walk_times if window.start <= at < window.end):
-        if at - last >= gap_s or not rounds:
-            rounds.append(0)
-        rounds[-1] += 1
-        last = at
+        if not rounds or at - rounds[-1][-1] >= gap_s:
+            rounds.append([])
+        rounds[-1].append(at)
     return rounds
 
 
