@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 import redis
@@ -201,6 +202,7 @@ def floor_of(database_url: str, scan_id: uuid.UUID) -> int:
     assert params.fresh_since is not None
     _, watermark = watermark_of(database_url, scan_id)
     assert watermark is not None
+    assert watermark.floor == math.floor(datetime.fromisoformat(params.fresh_since).timestamp())
     return watermark.floor
 
 
@@ -393,12 +395,11 @@ BUSY_WINDOW_SECONDS = 20.0
 def test_a_fresh_watch_keeps_polling_on_its_interval_while_full_scans_hold_the_budget(
     configure: Callable[..., dict[str, str]],
     database_url: str,
-    clock: StoppableClock,
     start_worker: Callable[..., CeleryProcess],
     start_beat: Callable[[], CeleryProcess],
 ) -> None:
     # Given DMarket's unsigned budget, 2 listing requests a second, held by the fleet too
-    live = LiveListing(5.0, seed=77, clock=clock)
+    live = LiveListing(5.0, seed=77)
     with FakeDMarket(
         STATIC_ITEMS, live=live, class_budgets={"market_items": 2, "other": 6}
     ) as fake:
