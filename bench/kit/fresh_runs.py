@@ -120,12 +120,15 @@ def _fresh_scans(connection: Connection, polled: int, timeout_s: float = 60.0) -
     while True:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT scan_id, page_seq FROM scan_checkpoints"
+                "SELECT scan_id, page_seq, status, error_message FROM scan_checkpoints"
                 " WHERE params->>'fresh' = 'true' ORDER BY created_at"
             )
             rows = cursor.fetchall()
-        if sum(1 for _, page_seq in rows if page_seq >= 1) >= polled:
-            return [uuid.UUID(str(scan_id)) for scan_id, _ in rows]
+        failed = [(scan_id, error) for scan_id, _, status, error in rows if status == "failed"]
+        if failed:
+            raise RuntimeError(f"a fresh scan failed: {failed[0]}")
+        if sum(1 for _, page_seq, _, _ in rows if page_seq >= 1) >= polled:
+            return [uuid.UUID(str(scan_id)) for scan_id, _, _, _ in rows]
         if time.monotonic() > deadline:
             raise RuntimeError(f"{polled} fresh scans did not poll within {timeout_s}s: {rows}")
         time.sleep(0.1)
