@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from worker.domain.reference import Reference
 
@@ -18,6 +19,14 @@ GAME_IDS = {
     "tf2": "tf2",
     "rust": "rust",
 }
+
+
+# A listing's trade lock, as its `extra` holds it. v1: `lockStatus` (whether it is locked)
+# and `tradeLockDuration` (seconds the lock has left); v2: `locked`, with no length.
+LOCK_STATUS: Final = "lockStatus"
+TRADE_LOCK_DURATION: Final = "tradeLockDuration"
+LOCKED: Final = "locked"
+SECONDS_PER_DAY: Final = 86_400
 
 
 @dataclass(frozen=True)
@@ -53,3 +62,21 @@ class Page:
     # Why the market's walk ends here although the market did not say so (next_cursor is
     # then None): a repeating cursor, or too many empty pages in a row.
     end_note: str | None = None
+
+
+def lock_of(item: Item) -> tuple[bool, int | None]:
+    """Whether `item` is trade-locked, and for how many days more (rounded up) when the
+    market says: a positive `tradeLockDuration` is a lock of that length, whatever
+    `lockStatus` says; `lockStatus` or v2's `locked` true is a lock of unknown length.
+    Anything but a real `true` is no lock (the parsers refuse other shapes)."""
+    seconds = item.extra.get(TRADE_LOCK_DURATION)
+    if (
+        isinstance(seconds, int | float)
+        and not isinstance(seconds, bool)
+        and math.isfinite(seconds)
+        and seconds > 0
+    ):
+        return True, math.ceil(seconds / SECONDS_PER_DAY)
+    if item.extra.get(LOCK_STATUS) is True or item.extra.get(LOCKED) is True:
+        return True, None
+    return False, None

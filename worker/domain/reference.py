@@ -37,12 +37,18 @@ class Reference:
     """A reference price in integer cents, its kind, its depth and when it was fetched.
 
     `order_count`: buy orders behind a best bid, or sales behind a median (None: unknown).
+    `sales_7d`: how many of the sales read were made in the 7 days before `fetched_at`,
+    outliers included (they are trades all the same); `last_sale_at`: when the newest of
+    them was made. Both None when the reference is no sales history (a best bid, a
+    suggested price) or was cached before they were kept.
     """
 
     kind: str
     price_cents: int
     order_count: int | None
     fetched_at: datetime
+    sales_7d: int | None = None
+    last_sale_at: datetime | None = None
 
 
 def dmarket_api_of(value: object) -> str:

@@ -4,12 +4,14 @@ the record of each request, and the checks the real API makes of a query.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 MAX_LIMIT = 100
+SECONDS_PER_DAY = 86_400
 
 
 def dmarket_item(
@@ -26,6 +28,18 @@ def dmarket_item(
     if extra is not None:
         item["extra"] = dict(extra)
     return item
+
+
+def locked_item(item: Mapping[str, Any], lock_days: int | None) -> dict[str, Any]:
+    """`item` trade-locked, as v1 shows it: `extra.lockStatus` true and, when the lock's
+    length is known, `extra.tradeLockDuration` in seconds (None: no duration shown)."""
+    locked = copy.deepcopy(dict(item))
+    extra = dict(locked.get("extra") or {})
+    extra["lockStatus"] = True
+    if lock_days is not None:
+        extra["tradeLockDuration"] = lock_days * SECONDS_PER_DAY
+    locked["extra"] = extra
+    return locked
 
 
 def listed_cents(item: Mapping[str, Any]) -> int | None:

@@ -39,6 +39,7 @@ from worker.testing.dmarket_replies import (
     dmarket_item,
     drop_field,
     listed_cents,
+    locked_item,
     query_problem,
 )
 from worker.testing.dmarket_signature import SignatureCheck
@@ -46,6 +47,7 @@ from worker.testing.dmarket_v2_replies import (
     AGGREGATED_PRICES_PATH,
     LAST_SALES_PATH,
     OFFERS_PATH,
+    FakeSale,
     aggregated_prices,
     bids_of,
     error_body_for,
@@ -61,6 +63,7 @@ __all__ = [
     "FakeDMarket",
     "FakeFees",
     "FakeReducedFee",
+    "FakeSale",
     "LiveListing",
     "LiveOffer",
     "ManualClock",
@@ -91,10 +94,11 @@ class FakeDMarket(LoopbackService):
         public_key_hex: str | None = None,
         total_cap: int | None = None,
         best_bids: Mapping[str, tuple[int, int]] | None = None,
-        sales: Mapping[str, Sequence[int]] | None = None,
+        sales: Mapping[str, Sequence[FakeSale]] | None = None,
         quirk: Quirk | None = None,
         live: LiveListing | None = None,
         fees: FakeFees | None = None,
+        locked: Mapping[str, int | None] | None = None,
     ) -> None:
         """`requests_per_second`: answer 429 past that many requests in any second.
         `class_budgets`: instead, requests per second of each endpoint class
@@ -103,7 +107,12 @@ class FakeDMarket(LoopbackService):
 
         `best_bids`: title -> (best buy order in cents, order count), served as aggregated
         prices; by default each listed title's highest suggested price with one order.
-        `sales`: title -> the last sales' prices in cents, newest first (none by default).
+        `sales`: title -> the last sales, newest first (none by default): each a price in
+        cents (dated a minute apart back from FIRST_SALE_UNIX) or (price in cents, Unix
+        seconds); `set_sales` changes them.
+        `locked`: offer id -> lock days (None: locked for an unknown time). Such a listing
+        carries `extra.lockStatus` true (and `extra.tradeLockDuration` in seconds, when
+        the days are given) in v1, and `locked: true` in v2.
         `quirk`: answer as real DMarket sometimes does (dmarket_replies.Quirk).
 
         `total_cap`: report at most this many items as the total, as DMarket does.
@@ -126,7 +135,13 @@ class FakeDMarket(LoopbackService):
         self._budgets = Budgets(budgets)
         self._outage_until = 0.0
         self._signatures = SignatureCheck(public_key_hex)
-        self._items = [copy.deepcopy(dict(item)) for item in items]
+        lock_days = dict(locked or {})
+        self._items = [
+            locked_item(item, lock_days[item["itemId"]])
+            if item.get("itemId") in lock_days
+            else copy.deepcopy(dict(item))
+            for item in items
+        ]
         self._total_format = total_format
         self._total_cap = total_cap
         self._scripted = dict(scripted or {})
@@ -134,7 +149,7 @@ class FakeDMarket(LoopbackService):
         self._live = live
         if live is not None:
             self._best_bids.update(live.best_bids())
-        self._sales = {title: list(prices) for title, prices in (sales or {}).items()}
+        self._sales = {title: list(sold) for title, sold in (sales or {}).items()}
         self._quirk = quirk
         self._fees = fees or FakeFees()
         self._broken_fees: bytes | None = None
@@ -199,6 +214,16 @@ class FakeDMarket(LoopbackService):
         with self._lock:
             self._broken_fees = body
 
+    def set_sales(self, sales: Mapping[str, Sequence[FakeSale]]) -> None:
+        """Report these titles' last sales from the next request on (others unchanged)."""
+        with self._lock:
+            self._sales.update({title: list(sold) for title, sold in sales.items()})
+
+    def set_best_bids(self, best_bids: Mapping[str, tuple[int, int]]) -> None:
+        """Serve these titles' best bids from the next request on (others unchanged)."""
+        with self._lock:
+            self._best_bids.update(best_bids)
+
     def remove_items(self, item_ids: Sequence[str]) -> None:
         """Sell these listings: later requests no longer see them, and those after move up."""
         doomed = set(item_ids)
@@ -253,7 +278,9 @@ class FakeDMarket(LoopbackService):
         if (method, path) == ("POST", AGGREGATED_PRICES_PATH):
             return self._aggregated_prices(body, reply)
         if (method, path) == ("GET", LAST_SALES_PATH):
-            return Answer(*last_sales(query, self._sales), dict(reply.headers))
+            with self._lock:
+                sales = dict(self._sales)
+            return Answer(*last_sales(query, sales), dict(reply.headers))
         if (method, path) == ("GET", FEES_PATH):
             with self._lock:
                 fees, broken = self._fees, self._broken_fees

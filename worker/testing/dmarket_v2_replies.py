@@ -27,6 +27,10 @@ CREATED_AT = "2026-07-01T12:00:00Z"
 FIRST_SALE_UNIX = 1_782_907_200
 ORDER_BY = ("price", "title", "float", "createdAt")
 
+# A sale the fake reports: its price in cents, dated FIRST_SALE_UNIX minus a minute per
+# sale before it; or (price in cents, Unix seconds) to date it.
+FakeSale = int | tuple[int, int]
+
 
 def offer_of(item: Mapping[str, Any]) -> dict[str, Any]:
     """The v2 offer of a v1 listing object: same id, title and price; cs2 fields from extra."""
@@ -38,7 +42,8 @@ def offer_of(item: Mapping[str, Any]) -> dict[str, Any]:
         # A v1 price the fake was told to break ("" or missing) stays broken in v2.
         "priceCents": int(price_text) if str(price_text).isdecimal() else price_text,
         "createdAt": CREATED_AT,
-        "locked": False,
+        # A v1 listing the fake was told to lock (dmarket_replies.locked_item) is locked.
+        "locked": extra.get("lockStatus") is True,
         "attributes": {
             "title": item["title"],
             "gameId": "a8db",
@@ -138,25 +143,35 @@ def aggregated_prices(
     return 200, json.dumps({"aggregatedPrices": prices, "nextCursor": ""}).encode()
 
 
-def last_sales(query: Mapping[str, str], sales: Mapping[str, Sequence[int]]) -> tuple[int, bytes]:
-    """The answer to a GET of last sales: newest first, prices as USD dollars ("12.34")."""
+def last_sales(
+    query: Mapping[str, str], sales: Mapping[str, Sequence[FakeSale]]
+) -> tuple[int, bytes]:
+    """The answer to a GET of last sales: newest first, prices as USD dollars ("12.34"),
+    dates as Unix seconds in a string."""
     limit = query.get("limit", "")
     if not query.get("gameId") or not query.get("title"):
         return 400, error_body_for(LAST_SALES_PATH, "gameId and title: are required")
     if not limit.isdecimal() or not 1 <= int(limit) <= MAX_SALES_LIMIT:
         return 400, error_body_for(LAST_SALES_PATH, f"limit: must be from 1 to {MAX_SALES_LIMIT}")
-    prices = list(sales.get(query["title"], ()))[: int(limit)]
+    dated = [_dated(index, sale) for index, sale in enumerate(sales.get(query["title"], ()))]
     body = {
         "sales": [
             {
                 "price": f"{cents // 100}.{cents % 100:02d}",
-                "date": str(FIRST_SALE_UNIX - 60 * index),
+                "date": str(unix_seconds),
                 "txOperationType": "Offer" if index % 2 == 0 else "Order",
             }
-            for index, cents in enumerate(prices)
+            for index, (cents, unix_seconds) in enumerate(dated[: int(limit)])
         ]
     }
     return 200, json.dumps(body).encode()
+
+
+def _dated(index: int, sale: FakeSale) -> tuple[int, int]:
+    """(cents, Unix seconds) of the `index`-th sale, newest first."""
+    if isinstance(sale, tuple):
+        return sale
+    return sale, FIRST_SALE_UNIX - 60 * index
 
 
 def error_body_for(path: str, message: str, code: str = "BadRequest") -> bytes:

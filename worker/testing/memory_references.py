@@ -16,7 +16,7 @@ from worker.markets.references.source import by_title, now
 
 class MemoryReferenceSource:
     """References from a dict of title -> (cents, depth), recording every lookup; like the
-    fleet's cache, a title once answered is not asked for again.
+    fleet's cache, a title once answered is not asked for again, unless refreshed.
 
     `fail_next(n)`: the next n lookups raise RetryableMarketError, as a broken body would.
     """
@@ -36,8 +36,11 @@ class MemoryReferenceSource:
     def references(self, items: Sequence[Item]) -> list[Reference | None]:
         return by_title(items, self._lookup)
 
-    def _lookup(self, titles: list[str]) -> dict[str, Reference | None]:
-        missing = [title for title in titles if title not in self._answered]
+    def refresh(self, items: Sequence[Item]) -> list[Reference | None]:
+        return by_title(items, lambda titles: self._lookup(titles, anew=True))
+
+    def _lookup(self, titles: list[str], anew: bool = False) -> dict[str, Reference | None]:
+        missing = titles if anew else [title for title in titles if title not in self._answered]
         if missing:
             self.lookups.append(missing)
             if self._failures_left > 0:

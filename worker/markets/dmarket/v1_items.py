@@ -14,6 +14,7 @@ import reprlib
 from collections.abc import Callable
 from typing import Any, Final
 
+from worker.domain.listing import LOCK_STATUS, TRADE_LOCK_DURATION
 from worker.errors import PermanentMarketError
 from worker.markets.base import Item, Page
 from worker.markets.dmarket import bounds
@@ -133,7 +134,31 @@ def _extra(value: object, path: str) -> dict[str, Any]:
     if value is MISSING or value is None:
         return {}
     fields = json_object(value, path)
+    _check_lock(fields, path)
     return {name: field for name, field in fields.items() if is_small_scalar(field)}
+
+
+def _check_lock(extra: dict[str, object], path: str) -> None:
+    """The trade lock fields are what the judging's lock rule reads
+    (worker.domain.listing.lock_of): a `lockStatus` that is no boolean, or a
+    `tradeLockDuration` that is no count of seconds, is a malformed listing, not an
+    unlocked one."""
+    status = extra.get(LOCK_STATUS)
+    if status is not None and not isinstance(status, bool):
+        raise malformed(f"{path}.{LOCK_STATUS}", "a boolean", status)
+    seconds = extra.get(TRADE_LOCK_DURATION)
+    if seconds is None:
+        return
+    seconds_path = f"{path}.{TRADE_LOCK_DURATION}"
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds < 0
+    ):
+        raise malformed(seconds_path, "a non-negative number of seconds", seconds)
+    if seconds >= 10**bounds.PRICE_MAX_DIGITS:
+        raise outsized_number(seconds_path)
 
 
 def is_absent(value: object) -> bool:

@@ -38,6 +38,9 @@ class BestBidReference:
     def references(self, items: Sequence[Item]) -> list[Reference | None]:
         return by_title(items, lambda titles: self._cache.lookup(titles, self._fetch))
 
+    def refresh(self, items: Sequence[Item]) -> list[Reference | None]:
+        return by_title(items, lambda titles: self._cache.refresh(titles, self._fetch))
+
     def _fetch(self, titles: list[str]) -> dict[str, Reference | None]:
         body = {"filter": {"game": self._game_id, "titles": titles}, "limit": "100", "cursor": ""}
         payload = self._transport.send(

@@ -5,6 +5,13 @@ claims it (SET NX with a short expiry) before asking DMarket; others that miss i
 wait for the claimer's answer instead of asking too. A claimer that dies lets its claim
 expire, and the next process asks. "No reference" is cached too, so a title without buy
 orders is not asked about on every page.
+
+`refresh` asks anew for titles whatever the cache holds, and overwrites their entries: a
+reference older than its TTL is looked up again before a find is stored.
+
+An entry is a JSON list `[price_cents, order_count, fetched_unix, sales_7d,
+last_sale_unix]`; entries of three (stored before the sales history was kept) still read,
+with no sales history.
 """
 
 from __future__ import annotations
@@ -48,6 +55,27 @@ class ReferenceCache:
             return self._lookup(list(dict.fromkeys(titles)), fetch)
         except redis.RedisError as exc:
             raise RetryableMarketError(f"reference cache unreachable in Redis: {exc!r}") from exc
+
+    def refresh(self, titles: Sequence[str], fetch: Lookup) -> dict[str, Reference | None]:
+        """Every title's reference fetched now, whatever is cached, and stored over it.
+
+        No claim is taken: a refresh must not wait for another process's lookup, which
+        may be as old as the entry being replaced.
+        """
+        unique = list(dict.fromkeys(titles))
+        if not unique:
+            return {}
+        fetched = dict(fetch(unique))
+        answers = {title: fetched.get(title) for title in unique}
+        self.misses += len(unique)
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for title, reference in answers.items():
+                    pipe.set(self._key(title), _encoded(reference), px=self._ttl_ms)
+                pipe.execute()
+        except redis.RedisError as exc:
+            raise RetryableMarketError(f"reference cache unreachable in Redis: {exc!r}") from exc
+        return answers
 
     def _lookup(self, titles: list[str], fetch: Lookup) -> dict[str, Reference | None]:
         found = self._cached(titles)
@@ -124,8 +152,15 @@ class ReferenceCache:
 def _encoded(reference: Reference | None) -> bytes:
     if reference is None:
         return _NONE
+    last_sale_at = reference.last_sale_at
     return json.dumps(
-        [reference.price_cents, reference.order_count, reference.fetched_at.timestamp()]
+        [
+            reference.price_cents,
+            reference.order_count,
+            reference.fetched_at.timestamp(),
+            reference.sales_7d,
+            None if last_sale_at is None else last_sale_at.timestamp(),
+        ]
     ).encode()
 
 
@@ -133,5 +168,16 @@ def _decoded(kind: str, value: bytes | str) -> Reference | None:
     fields = json.loads(value)
     if not fields:
         return None
-    price_cents, order_count, fetched_unix = fields
-    return Reference(kind, price_cents, order_count, datetime.fromtimestamp(fetched_unix, UTC))
+    price_cents, order_count, fetched_unix, *history = fields
+    # Three fields: stored by a worker that kept no sales history.
+    sales_7d, last_sale_unix = history if history else (None, None)
+    return Reference(
+        kind,
+        price_cents,
+        order_count,
+        datetime.fromtimestamp(fetched_unix, UTC),
+        sales_7d=sales_7d,
+        last_sale_at=None
+        if last_sale_unix is None
+        else datetime.fromtimestamp(last_sale_unix, UTC),
+    )

@@ -1,11 +1,13 @@
 """The reference-price family: what a page's listings are judged against.
 
 A `ReferenceSource` gives one `Reference` (or None: no buy order, no sale) per listing of a
-page. Implementations: `best_bid` (worker.markets.references.best_bid), `last_sales`
-(worker.markets.references.last_sales), `suggested` (the listing's own figure, here) and
-`MemoryReferenceSource`, the stub for tests (worker.testing.memory_references). A lookup
-that fails raises RetryableMarketError: the page's listings wait for it, within the retry
-policy.
+page, from the fleet's cache when it holds one (`references`), or asked anew whatever the
+cache holds, and cached over it (`refresh`: a reference past its TTL is fetched again
+before a find is stored). Implementations: `best_bid` (worker.markets.references.best_bid),
+`last_sales` (worker.markets.references.last_sales), `suggested` (the listing's own figure,
+here) and `MemoryReferenceSource`, the stub for tests (worker.testing.memory_references). A
+lookup that fails raises RetryableMarketError: the page's listings wait for it, within the
+retry policy.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class ReferenceSource(Protocol):
     kind: str
 
     def references(self, items: Sequence[Item]) -> list[Reference | None]: ...
+
+    def refresh(self, items: Sequence[Item]) -> list[Reference | None]: ...
 
 
 def now() -> datetime:
@@ -55,3 +59,7 @@ class SuggestedReference:
             else Reference(SUGGESTED, item.reference_price_cents, None, fetched_at)
             for item in items
         ]
+
+    def refresh(self, items: Sequence[Item]) -> list[Reference | None]:
+        # Nothing is cached: the listing's own figure is all there is to read again.
+        return self.references(items)
