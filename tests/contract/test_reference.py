@@ -44,6 +44,8 @@ class SourceCase:
     # The next lookup's answer is a body no source can read.
     break_next_answer: Callable[[], None]
     kind: str
+    # The market prices these titles anew from the next lookup on.
+    reprice: Callable[[Prices], None]
 
 
 def _listed(prices: Prices) -> list[dict[str, object]]:
@@ -84,7 +86,15 @@ def dmarket_case(stack: ExitStack, redis_url: str, kind: str) -> SourceCase:
         fake = servers[-1]
         fake.script(len(fake.requests), ScriptedReply(body=b'{"aggregatedPrices": [{"ti'))
 
-    return SourceCase(source, lookups, break_next_answer, kind)
+    def reprice(prices: Prices) -> None:
+        if kind == BEST_BID:
+            servers[-1].set_best_bids(prices)
+        else:
+            servers[-1].set_sales(
+                {title: _sales_with_median(*price) for title, price in prices.items()}
+            )
+
+    return SourceCase(source, lookups, break_next_answer, kind, reprice)
 
 
 def memory_case() -> SourceCase:
@@ -94,7 +104,12 @@ def memory_case() -> SourceCase:
         made.append(MemoryReferenceSource(prices))
         return made[-1]
 
-    return SourceCase(source, lambda: len(made[-1].lookups), lambda: made[-1].fail_next(), BEST_BID)
+    def reprice(prices: Prices) -> None:
+        made[-1].prices.update(prices)
+
+    return SourceCase(
+        source, lambda: len(made[-1].lookups), lambda: made[-1].fail_next(), BEST_BID, reprice
+    )
 
 
 @pytest.fixture(params=["best_bid", "last_sales", "memory"])
@@ -158,3 +173,45 @@ def test_an_empty_page_asks_nothing(case: SourceCase) -> None:
     source = case.source(PRICES)
     assert source.references([]) == []
     assert case.lookups() == 0
+
+
+def test_refresh_asks_anew_whatever_is_cached_and_later_pages_get_the_new_reference(
+    case: SourceCase,
+) -> None:
+    # Given a title looked up once, then priced anew by the market
+    source = case.source(PRICES)
+    listed = items("AK-47 | Redline (FT)", "AWP | Asiimov (FT)")
+    assert [ref and ref.price_cents for ref in source.references(listed)] == [1234, 5010]
+    case.reprice({"AK-47 | Redline (FT)": (1500, 7)})
+    assert [ref and ref.price_cents for ref in source.references(listed)] == [1234, 5010]
+    asked = case.lookups()
+    # When the page's references are refreshed
+    refreshed = source.refresh(listed)
+    # Then the market is asked again, and answers the new price and depth
+    assert case.lookups() > asked
+    assert [ref and (ref.price_cents, ref.order_count) for ref in refreshed] == [
+        (1500, 7),
+        (5010, 5),
+    ]
+    # And a later page is judged against the refreshed reference, without asking again
+    asked = case.lookups()
+    assert [ref and ref.price_cents for ref in source.references(listed)] == [1500, 5010]
+    assert case.lookups() == asked
+
+
+def test_refresh_of_an_empty_page_asks_nothing(case: SourceCase) -> None:
+    source = case.source(PRICES)
+    assert source.refresh([]) == []
+    assert case.lookups() == 0
+
+
+def test_a_failed_refresh_is_retryable_and_leaves_the_cached_reference(
+    case: SourceCase,
+) -> None:
+    source = case.source(PRICES)
+    source.references(items("AK-47 | Redline (FT)"))
+    case.break_next_answer()
+    with pytest.raises(RetryableMarketError):
+        source.refresh(items("AK-47 | Redline (FT)"))
+    (reference,) = source.references(items("AK-47 | Redline (FT)"))
+    assert reference is not None and reference.price_cents == 1234
