@@ -152,7 +152,7 @@ def test_refresh_bypasses_the_cache_and_overwrites_it_for_the_fleet(
     # Given a title cached, then sold again at a new price
     source = last_sales(transport, cache_client)
     source.references(listed(LIQUID))
-    fake.set_sales({LIQUID: [(2000, NOW_UNIX - 60)] + LIQUID_SALES})
+    fake.set_sales({LIQUID: [(2000, NOW_UNIX - 60), *LIQUID_SALES]})
     (cached,) = source.references(listed(LIQUID))
     assert cached is not None and cached.price_cents == 1000
     assert len(fake.requests_to(SALES_PATH)) == 1
