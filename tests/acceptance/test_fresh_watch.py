@@ -305,7 +305,8 @@ def test_a_fresh_watch_judges_each_new_listing_once_across_kills_and_a_flushed_b
         done = scan_row(database_url, scan_id)
         found = finds_of(database_url, scan_id)
         # Then every listing created from the watch's second on was judged exactly once
-        assert done.processed_items == len(expected.judged)
+        judged = len(expected.judged)
+        assert done.processed_items == judged, f"{done.processed_items} judged, not {judged}"
         assert Watermark.from_cursor(done.cursor or "").gaps == 0
         late = [offer for offer in live.listings(stopped_at) if offer.offer_id in expected.judged]
         assert any(offer.late for offer in late) and any(offer.repriced_at for offer in late)
@@ -380,7 +381,8 @@ def test_five_fresh_watches_cost_the_requests_of_one_and_each_finds_its_band(
         wait_for_polls_after(database_url, scans, stopped_at)
         for scan_id, band in zip(scans, BANDS, strict=True):
             expected = oracle(live, floor_of(database_url, scan_id), stopped_at, band)
-            assert scan_row(database_url, scan_id).processed_items == len(expected.judged)
+            judged = scan_row(database_url, scan_id).processed_items
+            assert judged == len(expected.judged), (band, judged, len(expected.judged))
             assert set(finds_of(database_url, scan_id)) == expected.underpriced, band
     print(f"\noffers requests in {WINDOW_SECONDS:.0f} s: one watch {alone}, five {together}")
 
