@@ -196,3 +196,22 @@ def test_a_title_with_one_buy_order_has_a_best_bid_one_order_deep(
     assert reference is not None
     assert (reference.price_cents, reference.order_count) == (900, 1)
     assert (reference.sales_7d, reference.last_sale_at) == (None, None)
+
+
+def test_sales_given_by_price_alone_are_made_now_and_a_minute_apart(
+    cache_client: redis.Redis,
+) -> None:
+    # Given sales given without dates, and a source on the wall clock
+    with FakeDMarket(sales={LIQUID: [1000, 1010, 990]}) as server:
+        made = DMarketTransport(process_clients.new_http_client(server.url, 5.0))
+        cache = ReferenceCache(cache_client, LAST_SALES, "a8db", 60.0)
+        before = datetime.now(UTC).replace(microsecond=0)
+        try:
+            (reference,) = LastSalesReference(made, "a8db", cache).references(listed(LIQUID))
+        finally:
+            made.client.close()
+    # Then all three were made this week, the newest when they were asked for
+    assert reference is not None
+    assert (reference.price_cents, reference.sales_7d) == (1000, 3)
+    assert reference.last_sale_at is not None
+    assert before <= reference.last_sale_at <= reference.fetched_at

@@ -108,8 +108,8 @@ class FakeDMarket(LoopbackService):
         `best_bids`: title -> (best buy order in cents, order count), served as aggregated
         prices; by default each listed title's highest suggested price with one order.
         `sales`: title -> the last sales, newest first (none by default): each a price in
-        cents (dated a minute apart back from FIRST_SALE_UNIX) or (price in cents, Unix
-        seconds); `set_sales` changes them.
+        cents (dated a minute apart back from the moment they are asked for) or (price in
+        cents, Unix seconds); `set_sales` changes them.
         `locked`: offer id -> lock days (None: locked for an unknown time). Such a listing
         carries `extra.lockStatus` true (and `extra.tradeLockDuration` in seconds, when
         the days are given) in v1, and `locked: true` in v2.
@@ -280,7 +280,8 @@ class FakeDMarket(LoopbackService):
         if (method, path) == ("GET", LAST_SALES_PATH):
             with self._lock:
                 sales = dict(self._sales)
-            return Answer(*last_sales(query, sales), dict(reply.headers))
+            answer = last_sales(query, sales, int(time.time()))
+            return Answer(*answer, dict(reply.headers))
         if (method, path) == ("GET", FEES_PATH):
             with self._lock:
                 fees, broken = self._fees, self._broken_fees

@@ -21,14 +21,15 @@ CAPITALISED_ERRORS_PREFIX = "/marketplace-api/"
 MAX_CURSOR_CHARS = 500
 MAX_SALES_LIMIT = 20
 MAX_TITLES = 100
-# Every offer of the fake was listed at this moment (RFC 3339), and every sale is dated
-# from this Unix time on.
+# Every offer of the fake was listed at this moment (RFC 3339).
 CREATED_AT = "2026-07-01T12:00:00Z"
-FIRST_SALE_UNIX = 1_782_907_200
+# How far apart the sales given by price alone were made, newest first.
+UNDATED_SALES_APART_SECONDS = 60
 ORDER_BY = ("price", "title", "float", "createdAt")
 
-# A sale the fake reports: its price in cents, dated FIRST_SALE_UNIX minus a minute per
-# sale before it; or (price in cents, Unix seconds) to date it.
+# A sale the fake reports: its price in cents, the newest made at the moment it is asked
+# for and each other a minute before the one after it (a title sold now and often); or
+# (price in cents, Unix seconds) to date it.
 FakeSale = int | tuple[int, int]
 
 
@@ -144,16 +145,17 @@ def aggregated_prices(
 
 
 def last_sales(
-    query: Mapping[str, str], sales: Mapping[str, Sequence[FakeSale]]
+    query: Mapping[str, str], sales: Mapping[str, Sequence[FakeSale]], now_unix: int
 ) -> tuple[int, bytes]:
-    """The answer to a GET of last sales: newest first, prices as USD dollars ("12.34"),
-    dates as Unix seconds in a string."""
+    """The answer to a GET of last sales asked at `now_unix`: newest first, prices as USD
+    dollars ("12.34"), dates as Unix seconds in a string."""
     limit = query.get("limit", "")
     if not query.get("gameId") or not query.get("title"):
         return 400, error_body_for(LAST_SALES_PATH, "gameId and title: are required")
     if not limit.isdecimal() or not 1 <= int(limit) <= MAX_SALES_LIMIT:
         return 400, error_body_for(LAST_SALES_PATH, f"limit: must be from 1 to {MAX_SALES_LIMIT}")
-    dated = [_dated(index, sale) for index, sale in enumerate(sales.get(query["title"], ()))]
+    sold = sales.get(query["title"], ())
+    dated = [_dated(index, sale, now_unix) for index, sale in enumerate(sold)]
     body = {
         "sales": [
             {
@@ -167,11 +169,11 @@ def last_sales(
     return 200, json.dumps(body).encode()
 
 
-def _dated(index: int, sale: FakeSale) -> tuple[int, int]:
+def _dated(index: int, sale: FakeSale, now_unix: int) -> tuple[int, int]:
     """(cents, Unix seconds) of the `index`-th sale, newest first."""
     if isinstance(sale, tuple):
         return sale
-    return sale, FIRST_SALE_UNIX - 60 * index
+    return sale, now_unix - UNDATED_SALES_APART_SECONDS * index
 
 
 def error_body_for(path: str, message: str, code: str = "BadRequest") -> bytes:
