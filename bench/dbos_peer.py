@@ -26,6 +26,7 @@ from bench.kit.breakdown import in_process_page
 from bench.kit.harness import Bench, say
 from bench.kit.report import Row, median, ms, spread
 from bench.kit.scans import PAGE_SIZE, chain_seconds, params
+from worker.domain.opportunities import Opportunity
 from worker.domain.scan_params import ScanParams
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions
 
@@ -131,7 +132,7 @@ def _page(items: int, cursor: str | None) -> tuple[str | None, list[dict[str, An
     scan_params, market = _catalog(items)
     page = market.fetch_page(cursor, PAGE_SIZE)
     judged = (scan_params.judge(market.inspect(item)) for item in page.items)
-    found = [dataclasses.asdict(o) for o in judged if o is not None]
+    found = [dataclasses.asdict(o) for o in judged if isinstance(o, Opportunity)]
     return page.next_cursor, found
 
 

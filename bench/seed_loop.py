@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from bench.kit.scans import PAGE_SIZE, params
 from worker.db import driver_url
+from worker.domain.opportunities import Opportunity
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions, decode_cursor
 from worker.state.manager import SyncStateManager
 
@@ -81,7 +82,7 @@ def main(job: LoopJob, counters: LoopCounters) -> None:
             first_index = decode_cursor(cursor)
             for offset, item in enumerate(items):
                 hit = scan_params.judge(market.inspect(item))
-                if hit is not None:
+                if isinstance(hit, Opportunity):
                     os.write(results, f"{hit.item_id}\n".encode())
                 processed += 1
                 counters.processed.value = processed

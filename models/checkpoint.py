@@ -111,6 +111,8 @@ class ScanCheckpoint(Base):
     # Listings judged no opportunity because the market gave no reference for them (no buy
     # order, no sale): not an error, but worth seeing in the scan's status.
     unreferenced_items: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Candidates (priced well enough) that failed their level's liquidity minimums.
+    illiquid_items: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # Why a completed scan ended where it did, when the market's answers ended it early
     # (a repeating cursor, too many empty pages in a row).
     note: Mapped[str | None] = mapped_column(Text)

@@ -1,8 +1,10 @@
 """The `scan_opportunities` table: the arbitrage opportunities a scan found, stored compactly.
 
-Only what cannot be derived is stored: the fee and the profit in cents follow from the two
-prices and the scan's frozen fee (worker.domain.opportunities.fee_and_profit); the profit
-percent stays, in integer hundredths, because results are ordered and cut by it in SQL.
+The judged exit's profit and both exits' are stored with the fee they were judged with
+(a fee depends on the title, the price and the day's reduced fees, so it cannot be derived
+later); rows stored before that derive fee and profit from the two prices and the scan's
+frozen fee (worker.domain.opportunities.fee_and_profit). The profit percent is kept in
+integer hundredths, because results are ordered and cut by it in SQL.
 
 The table is partitioned by `scan_day`, the UTC day its scan was created (the same for
 every row of a scan), one partition a day in schema `scan_opportunity_days`
@@ -22,6 +24,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Integer,
@@ -70,6 +73,18 @@ class ScanOpportunity(Base):
     reference_kind: Mapped[int | None] = mapped_column(SmallInteger)
     order_count: Mapped[int | None] = mapped_column(Integer)
     reference_fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How the find was judged (DESIGN invariant 14; null in rows stored before): its
+    # judged exit's fee in basis points and where it came from (worker.domain.fees.
+    # FEE_SOURCE_CODES), both exits' profits in cents (null: no such price), its sales in 7
+    # days and last sale, and its trade lock. Small types: this is the big table.
+    fee_bps: Mapped[int | None] = mapped_column(SmallInteger)
+    fee_source: Mapped[int | None] = mapped_column(SmallInteger)
+    sell_now_profit_cents: Mapped[int | None] = mapped_column(Integer)
+    listing_profit_cents: Mapped[int | None] = mapped_column(Integer)
+    sales_7d: Mapped[int | None] = mapped_column(SmallInteger)
+    last_sale_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked: Mapped[bool | None] = mapped_column(Boolean)
+    lock_days: Mapped[int | None] = mapped_column(SmallInteger)
     page_seq: Mapped[int] = mapped_column(Integer, nullable=False)
     # When the page committed (now() of its transaction): shown to nobody today, but it is
     # the one record of when a find was made, and the bench's page timeline.

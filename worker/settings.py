@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import Field, dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any, TypeVar, cast
 
@@ -119,7 +119,7 @@ def _scalar(name: str, key: str, raw: str) -> int | float | str:
     return raw
 
 
-LEVELS_FORMAT = "NAME=MIN_CENTS-MAX_CENTS:MIN_PROFIT[,...]"
+LEVELS_FORMAT = "NAME=MIN_CENTS-MAX_CENTS:MIN_PROFIT[;KEY=VALUE...][,...]"
 
 
 def levels_of(name: str, raw: str) -> tuple[Level, ...]:
@@ -129,10 +129,12 @@ def levels_of(name: str, raw: str) -> tuple[Level, ...]:
         if not entry:
             continue
         level_name, _, rule = entry.partition("=")
+        rule, *extras = rule.split(";")
         band, _, profit = rule.partition(":")
         low, _, high = band.partition("-")
         try:
             level = Level(level_name.strip(), int(low), int(high), float(profit))
+            level = replace(level, **_level_extras(extras))
         except ValueError as exc:
             detail = str(exc) if isinstance(exc, InvalidInput) else "not a number"
             raise ConfigError(
@@ -143,6 +145,36 @@ def levels_of(name: str, raw: str) -> tuple[Level, ...]:
             raise ConfigError(f"{name}: level {level.name!r} is defined twice")
         levels[level.name] = level
     return tuple(levels.values())
+
+
+def fee_is_set(name: str, raw: str) -> bool:
+    """MARKETSCAN_FEE is set (to a fee the `fee` field checks): every scan uses it."""
+    return bool(raw)
+
+
+# A level's liquidity minimums and lock rule after its margin, each `;NAME=VALUE`.
+LEVEL_EXTRAS: dict[str, Callable[[str], int | float | bool]] = {
+    "min_sales_7d": int,
+    "max_last_sale_days": float,
+    "min_buy_orders": int,
+    "locked_margin": float,
+    "exclude_locked": lambda raw: {"true": True, "false": False}[raw.lower()],
+}
+
+
+def _level_extras(extras: list[str]) -> dict[str, Any]:
+    """`NAME=VALUE` pairs of LEVEL_EXTRAS; ValueError naming an unknown or unreadable one."""
+    read: dict[str, Any] = {}
+    for extra in (part.strip() for part in extras):
+        key, _, raw = extra.partition("=")
+        key = key.strip()
+        if key not in LEVEL_EXTRAS:
+            raise InvalidInput(f"{key!r} is none of {', '.join(LEVEL_EXTRAS)}")
+        try:
+            read[key] = LEVEL_EXTRAS[key](raw.strip())
+        except (KeyError, ValueError):
+            raise InvalidInput(f"{key}={raw.strip()!r} is not a valid value") from None
+    return read
 
 
 def http_url_of(name: str, raw: str) -> str:
@@ -198,7 +230,11 @@ class Settings:
     # task): the hop is amortised under a backlog too, and fairness is this bound (short,
     # since a queued scan waits for the slice of every scan ahead of it).
     slice_backlog_ms: int = setting(50, bounds="0..60000", unit="ms")
+    # The fee of the simulated market, and of every scan once the operator sets it (source
+    # `configured`); unset, DMarket scans use DMarket's published fees (worker.markets.fees).
     fee: float = setting(0.07, bounds="0.0..0.99", unit="fraction of a price")
+    # Whether the operator set MARKETSCAN_FEE (read from the same variable).
+    fee_configured: bool = setting(False, variable="MARKETSCAN_FEE", parse=fee_is_set)
     # Named price bands and their minimum profit; a scan names one (ScanParams.level).
     levels: tuple[Level, ...] = setting(tuple(LEVELS.values()), parse=levels_of)
     dmarket_url: str = setting("https://api.dmarket.com", base_url=True)

@@ -92,4 +92,4 @@ def catalog_opportunities(items: int) -> list[Opportunity]:
     """What a scan of the first `items` items of the bench's catalog finds."""
     scan_params = params(items)
     judged = (scan_params.judge(catalog_item(SEED, index)) for index in range(items))
-    return [hit for hit in judged if hit is not None]
+    return [hit for hit in judged if isinstance(hit, Opportunity)]

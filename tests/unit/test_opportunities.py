@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from worker.domain.opportunities import LEVELS, evaluate, level_named
+from worker.domain.opportunities import LEVELS, Level, level_named
+from worker.domain.scan_params import ScanParams
 from worker.errors import InvalidInput
 from worker.markets.base import Item
 
@@ -14,9 +17,10 @@ def _item(price: int, reference: int | None) -> Item:
                 reference_price_cents=reference)  # fmt: skip
 
 
-def _judge(item: Item, min_profit: float = 0.05) -> object:
-    return evaluate(item, fee=0.07, min_profit=min_profit, min_price_cents=100,
-                    max_price_cents=10_000)  # fmt: skip
+def _judge(item: Item, min_profit: float = 0.05) -> Any:
+    # The configured fee (the simulated market's, and v1's suggested price): 7 %.
+    rule = Level("standard", 100, 10_000, min_profit)
+    return ScanParams(game="csgo", fee=0.07, level_rule=rule).judge(item)
 
 
 def test_an_item_clearing_the_margin_after_fee_is_an_opportunity() -> None:

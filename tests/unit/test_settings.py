@@ -30,7 +30,12 @@ def test_each_variable_is_its_fields_name_with_the_prefix_but_the_two_shared_url
     # Then each is MARKETSCAN_ and a field's name, but the URLs every PostgreSQL and Celery
     # tool knows by their own names
     assert read - prefixed == {"DATABASE_URL", "CELERY_BROKER_URL"}
-    assert prefixed - read == {"MARKETSCAN_DATABASE_URL", "MARKETSCAN_BROKER_URL"}
+    # (fee_configured is whether MARKETSCAN_FEE is set: one variable, two fields.)
+    assert prefixed - read == {
+        "MARKETSCAN_DATABASE_URL",
+        "MARKETSCAN_BROKER_URL",
+        "MARKETSCAN_FEE_CONFIGURED",
+    }
 
 
 def test_values_are_read_and_typed() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from worker.domain.alert import judging_of_result, judging_text
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.progress import percent_done, total_text
 from worker.domain.status import ScanStatus
@@ -142,10 +143,11 @@ def top_text(scan_id: uuid.UUID, found: Sequence[dict[str, Any]]) -> str:
     if not found:
         return f"Scan {short(scan_id)} has found nothing yet."
     lines = [f"Scan {short(scan_id)}: best {len(found)} by profit"]
-    lines += [
-        f"{row['profit_percent']:.1f}% ${row['price_cents'] / 100:.2f} → "
-        f"ref ${row['reference_price_cents'] / 100:.2f} (+${row['profit_cents'] / 100:.2f}) "
-        f"{row['title']}"
-        for row in found
-    ]
+    for row in found:
+        judged = judging_text(judging_of_result(row))
+        lines.append(
+            f"{row['profit_percent']:.1f}% ${row['price_cents'] / 100:.2f} → "
+            f"ref ${row['reference_price_cents'] / 100:.2f} (+${row['profit_cents'] / 100:.2f}) "
+            f"{row['title']}{' · ' + judged if judged else ''}"
+        )
     return "\n".join(lines)

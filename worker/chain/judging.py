@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from worker.db.pages import PageResult
+from worker.domain.appraisal import Illiquid
 from worker.domain.opportunities import Opportunity, unstorable_reason
 from worker.domain.scan_params import ScanParams
 from worker.markets.base import MarketSource, Page
@@ -42,7 +43,7 @@ def judge_page(
     found: list[Opportunity] = []
     remaining = [item for item in page.items if item.item_id not in judged_before]
     judged: list[str] = []
-    done = skipped = unreferenced = 0
+    done = skipped = unreferenced = illiquid = 0
     if not judged_before:
         # Listings the market sent without a usable price, counted once, with the page's
         # first part.
@@ -59,7 +60,9 @@ def judge_page(
         if inspected.reference_price_cents is None:
             unreferenced += 1
         opportunity = params.judge(inspected)
-        if opportunity is not None:
+        if isinstance(opportunity, Illiquid):
+            illiquid += 1
+        elif opportunity is not None:
             if (reason := unstorable_reason(opportunity)) is None:
                 found.append(opportunity)
             else:
@@ -78,6 +81,7 @@ def judge_page(
         opportunities=tuple(found),
         skipped=skipped,
         unreferenced=unreferenced,
+        illiquid=illiquid,
         note=page.end_note,
         total_is_lower_bound=total is not None and page.total_is_lower_bound,
         judged_ids=tuple(judged),

@@ -118,7 +118,8 @@ def _describe(checkpoint: Checkpoint) -> list[tuple[str, Any]]:
     data = _shown(checkpoint)
     keys: tuple[str, ...] = (
         "scan_id", "status", "processed_items", "total_items", "page_seq", "page_offset",
-        "cursor", "error_message", "note", "skipped_items", "unreferenced_items", "recoveries",
+        "cursor", "error_message", "note", "skipped_items", "unreferenced_items", "illiquid_items",
+        "recoveries",
         "lease_owner", "created_at",
         "updated_at", "timestamp", "metadata",
     )  # fmt: skip
@@ -186,13 +187,32 @@ def results(scan_id: str, top: int, as_json: bool) -> None:
     if as_json:
         emit_json(found)
         return
-    click.echo(f"{'profit %':>8}  {'price $':>9}  {'ref $':>9}  {'profit $':>9}  title")
+    click.echo(
+        f"{'profit %':>8}  {'price $':>9}  {'ref $':>9}  {'profit $':>9}  "
+        f"{'fee %':>6}  {'fee from':10}  {'sell now $':>10}  {'listing $':>9}  "
+        f"{'7d':>3}  {'lock':5}  title"
+    )
     for row in found:
         click.echo(
             f"{row['profit_percent']:>8.2f}  {row['price_cents'] / 100:>9.2f}  "
             f"{row['reference_price_cents'] / 100:>9.2f}  {row['profit_cents'] / 100:>9.2f}  "
+            f"{_cell(row['fee_bps'], 100):>6}  {row['fee_source'] or '-':10}  "
+            f"{_cell(row['sell_now_profit_cents'], 100):>10}  "
+            f"{_cell(row['listing_profit_cents'], 100):>9}  "
+            f"{'-' if row['sales_7d'] is None else row['sales_7d']:>3}  {_lock(row):5}  "
             f"{row['title']}"
         )
+
+
+def _cell(value: int | None, per_unit: int) -> str:
+    """A stored amount in units (cents, basis points) as a number, or `-` when unknown."""
+    return "-" if value is None else f"{value / per_unit:.2f}"
+
+
+def _lock(row: dict[str, Any]) -> str:
+    if not row["locked"]:
+        return "-" if row["locked"] is None else "no"
+    return "yes" if row["lock_days"] is None else f"{row['lock_days']}d"
 
 
 @scan.command()

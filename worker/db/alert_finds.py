@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from models import ACTIVE_STATUSES, ScanCheckpoint, ScanOpportunity, ScanWatch, WatchPass
 from worker.db.clock import seconds
 from worker.db.engine import rowcount
-from worker.db.scan_queries import of_scan
+from worker.db.scan_queries import judged_fee_and_profit, of_scan
 from worker.db.watches import owner_allowed
-from worker.domain.alert import Find
-from worker.domain.opportunities import fee_and_profit
+from worker.domain.alert import Find, Judging
+from worker.domain.fees import FEE_SOURCE_NAMES
 from worker.domain.scan_params import frozen_fee
 
 PENDING_LIMIT = 200
@@ -97,7 +97,7 @@ def next_page_finds(session: Session, scan_id: uuid.UUID, after_id: int) -> list
     for row in rows:
         if finds and row.page_seq != finds[0].page_seq:
             break
-        _, profit_cents = fee_and_profit(row.price_cents, row.reference_price_cents, fee)
+        _, profit_cents = judged_fee_and_profit(row, fee)
         finds.append(
             Find(
                 row.id,
@@ -108,6 +108,7 @@ def next_page_finds(session: Session, scan_id: uuid.UUID, after_id: int) -> list
                 profit_cents,
                 row.profit_percent,
                 row.page_seq,
+                judging_of(row),
             )
         )
     return finds
@@ -122,3 +123,18 @@ def advance(session: Session, scan_id: uuid.UUID, old_through_id: int, new_throu
         .values(alerted_through_id=new_through_id)
     )
     return rowcount(result) == 1
+
+
+def judging_of(row: ScanOpportunity) -> Judging | None:
+    """How a stored find was judged; None for one stored before fees were looked up."""
+    if row.fee_bps is None or row.fee_source is None:
+        return None
+    return Judging(
+        fee_bps=row.fee_bps,
+        fee_source=FEE_SOURCE_NAMES.get(row.fee_source, "unknown"),
+        sell_now_profit_cents=row.sell_now_profit_cents,
+        listing_profit_cents=row.listing_profit_cents,
+        sales_7d=row.sales_7d,
+        locked=bool(row.locked),
+        lock_days=row.lock_days,
+    )

@@ -131,6 +131,7 @@ _PROGRESS = {
     "processed_items": _PROCESSED_AFTER,
     "skipped_items": _rows.c.skipped_items + bindparam("skipped"),
     "unreferenced_items": _rows.c.unreferenced_items + bindparam("unreferenced"),
+    "illiquid_items": _rows.c.illiquid_items + bindparam("illiquid"),
     "total_items": _TOTAL_AFTER,
     "total_is_lower_bound": _TOTAL_IS_LOWER_BOUND,
     "page_deliveries": case((_CONTINUES, 1), else_=0),
@@ -205,6 +206,10 @@ OPPORTUNITY_ARRAYS = (
     ("reference_price_cents", Integer), ("profit_hundredths", Integer),
     ("reference_kind", SmallInteger), ("order_count", Integer),
     ("reference_fetched_at", DateTime(timezone=True)),
+    ("fee_bps", SmallInteger), ("fee_source", SmallInteger),
+    ("sell_now_profit_cents", Integer), ("listing_profit_cents", Integer),
+    ("sales_7d", SmallInteger), ("last_sale_at", DateTime(timezone=True)),
+    ("locked", Boolean), ("lock_days", SmallInteger),
 )  # fmt: skip
 INSERT_FOUND = text(
     f"INSERT INTO {ScanOpportunity.__tablename__} (scan_id, scan_day, page_seq, "

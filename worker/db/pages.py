@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from worker.db import chain_days, page_sql, rowcount
 from worker.db.engine import is_relaxed
+from worker.domain.fees import FEE_SOURCE_CODES
 from worker.domain.opportunities import Opportunity, percent_hundredths
 from worker.domain.page_message import PageMessage
 from worker.domain.reference import REFERENCE_CODES
@@ -52,6 +53,8 @@ class PageResult:
     total_is_lower_bound: bool = False
     # Listings judged no opportunity for want of a reference price.
     unreferenced: int = 0
+    # Candidates that failed their level's liquidity minimums.
+    illiquid: int = 0
     # Why the walk ended early, stored with the last page (worker.domain.listing.Page).
     note: str | None = None
     # The ids of the listings judged by this part of the page, in order.
@@ -225,6 +228,7 @@ def commit_page(
             items_done=result.items_done,
             skipped=result.skipped,
             unreferenced=result.unreferenced,
+            illiquid=result.illiquid,
             note=result.note,
             page_total=result.total_items,
             page_total_is_lower_bound=result.total_is_lower_bound,
@@ -265,6 +269,8 @@ def _column_value(found: Opportunity, name: str) -> Any:
         return None if found.reference_kind is None else REFERENCE_CODES[found.reference_kind]
     if name == "profit_hundredths":
         return percent_hundredths(found.profit_percent)
+    if name == "fee_source":
+        return None if found.fee_source is None else FEE_SOURCE_CODES[found.fee_source]
     return getattr(found, name)
 
 

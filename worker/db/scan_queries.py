@@ -13,8 +13,9 @@ from models.item_key import item_id_text_sql
 from worker.db.checkpoints import row_of
 from worker.db.opportunity_days import scan_day
 from worker.domain.checkpoint import Checkpoint
+from worker.domain.fees import FEE_SOURCE_NAMES
 from worker.domain.opportunities import fee_and_profit
-from worker.domain.reference import REFERENCE_NAMES
+from worker.domain.reference import BEST_BID, REFERENCE_CODES, REFERENCE_NAMES
 from worker.domain.scan_params import frozen_fee
 from worker.domain.validation import id_span_of, scan_id_of, user_id_of
 from worker.errors import CheckpointNotFound, InvalidInput
@@ -99,8 +100,9 @@ def of_scan(scan_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
 
 
 def _shown(row: ScanOpportunity, fee: float) -> dict[str, Any]:
-    """One opportunity as results show it: fee and profit derived from the scan's fee."""
-    fee_cents, profit_cents = fee_and_profit(row.price_cents, row.reference_price_cents, fee)
+    """One opportunity as results show it: its judged exit's fee and profit as stored (rows
+    stored before fees were looked up derive them from the scan's frozen fee)."""
+    fee_cents, profit_cents = judged_fee_and_profit(row, fee)
     return {
         "item_id": row.item_id,
         "title": row.title,
@@ -118,7 +120,29 @@ def _shown(row: ScanOpportunity, fee: float) -> dict[str, Any]:
         "reference_fetched_at": None
         if row.reference_fetched_at is None
         else row.reference_fetched_at.isoformat(),
+        # How it was judged (None in rows stored before): worker.domain.appraisal.
+        "fee_bps": row.fee_bps,
+        "fee_source": None if row.fee_source is None else FEE_SOURCE_NAMES.get(row.fee_source),
+        "sell_now_profit_cents": row.sell_now_profit_cents,
+        "listing_profit_cents": row.listing_profit_cents,
+        "sales_7d": row.sales_7d,
+        "last_sale_at": None if row.last_sale_at is None else row.last_sale_at.isoformat(),
+        "locked": row.locked,
+        "lock_days": row.lock_days,
     }
+
+
+def judged_fee_and_profit(row: ScanOpportunity, fee: float) -> tuple[int, int]:
+    """The fee and profit in cents of the exit a stored find was judged by: as stored, or
+    (rows from before fees were looked up) derived from the scan's frozen fee."""
+    judged = (
+        row.sell_now_profit_cents
+        if row.reference_kind == REFERENCE_CODES[BEST_BID]
+        else row.listing_profit_cents
+    )
+    if row.fee_bps is None or judged is None:
+        return fee_and_profit(row.price_cents, row.reference_price_cents, fee)
+    return row.reference_price_cents - row.price_cents - judged, judged
 
 
 def opportunity_count(session: Session, scan_id: uuid.UUID) -> int:

@@ -20,7 +20,9 @@ def uninterrupted_opportunities(params: ScanParams, settings: Settings) -> list[
     try:
         while True:
             page = market.fetch_page(cursor, params.page_size)
-            found.extend(hit for item in page.items if (hit := params.judge(item)) is not None)
+            found.extend(
+                hit for item in page.items if isinstance(hit := params.judge(item), Opportunity)
+            )
             if page.next_cursor is None:
                 return found
             cursor = page.next_cursor

@@ -8,7 +8,9 @@ a title needs no escaping. The offer id is URL-quoted, so no id can bend the lin
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 # Telegram refuses a message over 4096 characters, which it counts in UTF-16 code units (🔔
@@ -31,6 +33,56 @@ class Find:
     profit_cents: int
     profit_percent: float
     page_seq: int
+    # How it was judged (worker.domain.appraisal; None in finds stored before).
+    judging: Judging | None = None
+
+
+@dataclass(frozen=True)
+class Judging:
+    """A find's fee (basis points, source), both exits' profits, liquidity and lock."""
+
+    fee_bps: int
+    fee_source: str
+    sell_now_profit_cents: int | None
+    listing_profit_cents: int | None
+    sales_7d: int | None
+    locked: bool
+    lock_days: int | None
+
+
+def judging_of_result(row: Mapping[str, Any]) -> Judging | None:
+    """How a find was judged, from its results row (worker.db.scan_queries); None for one
+    stored before fees were looked up."""
+    if row.get("fee_bps") is None or row.get("fee_source") is None:
+        return None
+    return Judging(
+        fee_bps=row["fee_bps"],
+        fee_source=row["fee_source"],
+        sell_now_profit_cents=row.get("sell_now_profit_cents"),
+        listing_profit_cents=row.get("listing_profit_cents"),
+        sales_7d=row.get("sales_7d"),
+        locked=bool(row.get("locked")),
+        lock_days=row.get("lock_days"),
+    )
+
+
+def judging_text(judging: Judging | None) -> str:
+    """What a find line adds: `fee 5.00% (reduced) · sell now +$1.20 · listing +$2.10 ·
+    12 sales/7d · locked 7d`; empty for a find stored before fees were looked up."""
+    if judging is None:
+        return ""
+    parts = [f"fee {judging.fee_bps / 100:.2f}% ({judging.fee_source})"]
+    for name, profit in (
+        ("sell now", judging.sell_now_profit_cents),
+        ("listing", judging.listing_profit_cents),
+    ):
+        if profit is not None:
+            parts.append(f"{name} {'+' if profit >= 0 else ''}{dollars(profit)}")
+    if judging.sales_7d is not None:
+        parts.append(f"{judging.sales_7d} sales/7d")
+    if judging.locked:
+        parts.append("locked" if judging.lock_days is None else f"locked {judging.lock_days}d")
+    return " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -97,10 +149,12 @@ def _header(scan_id: uuid.UUID, page: int, count: int, more: bool) -> str:
 
 def _body(find: Find, link_base: str) -> str:
     title = find.title if len(find.title) <= TITLE_MAX_CHARS else find.title[:79] + CUT
+    judged = judging_text(find.judging)
     return (
         f"{title}: {dollars(find.price_cents)} (reference "
         f"{dollars(find.reference_price_cents)}), profit {dollars(find.profit_cents)} "
-        f"({find.profit_percent:.1f}%) {listing_link(link_base, find.item_id)}"
+        f"({find.profit_percent:.1f}%){' · ' + judged if judged else ''} "
+        f"{listing_link(link_base, find.item_id)}"
     )
 
 

@@ -40,6 +40,7 @@ class Checkpoint:
     total_is_lower_bound: bool = False
     # Listings judged no opportunity for want of a reference price (no bid, no sale).
     unreferenced_items: int = 0
+    illiquid_items: int = 0
     # Why a completed scan's walk ended early (the market's cursor repeated, or too many
     # empty pages in a row); None for a walk that reached the market's end.
     note: str | None = None
@@ -73,6 +74,7 @@ class Checkpoint:
             updated_at=row.updated_at,
             total_is_lower_bound=row.total_is_lower_bound,
             unreferenced_items=row.unreferenced_items,
+            illiquid_items=row.illiquid_items,
             note=row.note,
         )
 

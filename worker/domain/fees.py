@@ -22,6 +22,9 @@ REDUCED: Final = "reduced"
 DEFAULT: Final = "default"
 CONFIGURED: Final = "configured"
 FEE_SOURCES: Final = (REDUCED, DEFAULT, CONFIGURED)
+# How scan_opportunities stores a find's fee source: a smallint, since the table is big.
+FEE_SOURCE_CODES: Final = {REDUCED: 1, DEFAULT: 2, CONFIGURED: 3}
+FEE_SOURCE_NAMES: Final = {code: name for name, code in FEE_SOURCE_CODES.items()}
 # A table is asked for again at least this often: DMarket's reduced list is daily.
 TABLE_LIFE_SECONDS: Final = 24 * 60 * 60.0
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from worker.domain.reference import Reference
+
+if TYPE_CHECKING:
+    from worker.domain.evidence import Evidence
 
 # DMarket's listing returns at most 100 objects per request; the simulated market follows it.
 MAX_PAGE_SIZE = 100
@@ -43,6 +46,9 @@ class Item:
     reference_price_cents: int | None
     extra: dict[str, Any] = field(default_factory=dict)
     reference: Reference | None = None
+    # Both exits' references and the fees a sale pays, once looked up (worker.domain.
+    # appraisal); None where the market gives none (the listing's own price is judged).
+    evidence: Evidence | None = None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
-"""Arbitrage arithmetic: which items sell below what they fetch after the market's fee.
-
-An item is an opportunity when `(reference * (1 - fee) - price) / price >= min_profit`
-and its price lies in the scan's price band. Pure functions, integer cents.
+"""Arbitrage values: levels (price bands, margins, liquidity minimums, the lock rule), the
+opportunity a find is, and what a stored opportunity's columns can hold. The rule itself
+(fees, exits, liquidity, locks) is worker.domain.appraisal's.
 """
 
 from __future__ import annotations
@@ -9,10 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from fractions import Fraction
-from functools import lru_cache
 
-from worker.domain.listing import Item
 from worker.errors import InvalidInput
 
 
@@ -24,6 +20,14 @@ class Level:
     min_price_cents: int
     max_price_cents: int
     min_profit: float
+    # Liquidity (worker.domain.appraisal), for candidates judged against DMarket's best bid
+    # or last sales: sales in the last 7 days, the last sale's age, buy orders behind a
+    # best bid. A trade-locked item needs `locked_margin` more, or is left out.
+    min_sales_7d: int = 3
+    max_last_sale_days: float = 3.0
+    min_buy_orders: int = 1
+    locked_margin: float = 0.05
+    exclude_locked: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -38,11 +42,34 @@ class Level:
                 f"level {self.name}: min price ({self.min_price_cents} cents) must not exceed "
                 f"max price ({self.max_price_cents} cents)"
             )
-        profit = self.min_profit
-        if isinstance(profit, bool) or not isinstance(profit, int | float) or not 0 <= profit < 10:
+        for name in ("min_profit", "locked_margin"):
+            fraction = getattr(self, name)
+            if (
+                isinstance(fraction, bool)
+                or not isinstance(fraction, int | float)
+                or not 0 <= fraction < 10
+            ):
+                raise InvalidInput(
+                    f"level {self.name}: {name} must be a fraction from 0 to below 10, "
+                    f"got {fraction!r}"
+                )
+        for name, most in (("min_sales_7d", 20), ("min_buy_orders", 1_000_000)):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= most:
+                raise InvalidInput(
+                    f"level {self.name}: {name} must be a whole number from 0 to {most}, "
+                    f"got {count!r}"
+                )
+        days = self.max_last_sale_days
+        if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 365:
             raise InvalidInput(
-                f"level {self.name}: min_profit must be a fraction from 0 to below 10, "
-                f"got {profit!r}"
+                f"level {self.name}: max_last_sale_days must be a number of days above 0 "
+                f"and at most 365, got {days!r}"
+            )
+        if not isinstance(self.exclude_locked, bool):
+            raise InvalidInput(
+                f"level {self.name}: exclude_locked must be true or false, "
+                f"got {self.exclude_locked!r}"
             )
 
 
@@ -74,6 +101,17 @@ class Opportunity:
     reference_kind: str | None = None
     order_count: int | None = None
     reference_fetched_at: datetime | None = None
+    # How it was judged (DESIGN invariant 14, worker.domain.appraisal): the fee of its judged
+    # exit in basis points and where that fee came from (worker.domain.fees), both exits'
+    # profits in cents (None: the market gives no such price), its liquidity and its lock.
+    fee_bps: int | None = None
+    fee_source: str | None = None
+    sell_now_profit_cents: int | None = None
+    listing_profit_cents: int | None = None
+    sales_7d: int | None = None
+    last_sale_at: datetime | None = None
+    locked: bool | None = None
+    lock_days: int | None = None
 
 
 # What the scan_opportunities columns hold: INTEGER cents (up to $21,474,836.47: no
@@ -119,54 +157,3 @@ def level_named(name: str, levels: Iterable[Level] = LEVELS.values()) -> Level:
         raise InvalidInput(
             f"level must be one of {', '.join(sorted(by_name))}, got {name!r}"
         ) from None
-
-
-@lru_cache(maxsize=64)
-def _rule(fee: float, min_profit: float) -> tuple[int, int]:
-    """The rule as integers: opportunity iff `reference * r >= price * p`.
-
-    With fee = fn/fd and min_profit = mn/md as exact decimals, multiplying
-    `reference * (1 - fee) - price >= min_profit * price` by fd*md > 0 gives
-    `reference * (fd - fn) * md >= price * fd * (md + mn)`. Exact, so an item right on the
-    threshold never falls to float rounding, and cheap enough for every item of a page.
-    """
-    fee_exact, profit_exact = Fraction(str(fee)), Fraction(str(min_profit))
-    fn, fd = fee_exact.numerator, fee_exact.denominator
-    mn, md = profit_exact.numerator, profit_exact.denominator
-    return (fd - fn) * md, fd * (md + mn)
-
-
-def evaluate(
-    item: Item,
-    *,
-    fee: float,
-    min_profit: float,
-    min_price_cents: int,
-    max_price_cents: int,
-    listed_kind: str | None = None,
-) -> Opportunity | None:
-    """The opportunity `item` offers, or None if it is outside the band or not profitable.
-
-    `listed_kind`: the kind recorded when the reference came with the listing itself.
-    """
-    price = item.price_cents
-    reference = item.reference_price_cents
-    if reference is None or price <= 0 or not min_price_cents <= price <= max_price_cents:
-        return None
-    reference_weight, price_weight = _rule(fee, min_profit)
-    if reference * reference_weight < price * price_weight:
-        return None
-    fee_cents, profit_cents = fee_and_profit(price, reference, fee)
-    looked_up = item.reference
-    return Opportunity(
-        item_id=item.item_id,
-        title=item.title,
-        price_cents=price,
-        reference_price_cents=reference,
-        fee_cents=fee_cents,
-        profit_cents=profit_cents,
-        profit_percent=round(100 * profit_cents / price, 2),
-        reference_kind=listed_kind if looked_up is None else looked_up.kind,
-        order_count=None if looked_up is None else looked_up.order_count,
-        reference_fetched_at=None if looked_up is None else looked_up.fetched_at,
-    )

@@ -6,10 +6,15 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from worker.domain.listing import GAME_IDS, MAX_PAGE_SIZE, Item
-from worker.domain.opportunities import Level, Opportunity, evaluate, level_named
+from worker.domain.appraisal import Illiquid, appraise, opportunity_of
+from worker.domain.evidence import Evidence
+from worker.domain.fees import FeeTable
+from worker.domain.listing import GAME_IDS, MAX_PAGE_SIZE, Item, lock_of
+from worker.domain.opportunities import Level, Opportunity, level_named
 from worker.domain.reference import (
+    BEST_BID,
     DMARKET_API_OPTION,
+    LAST_SALES,
     REFERENCE_KINDS,
     dmarket_api_of,
     reference_for,
@@ -35,7 +40,15 @@ FRESH_API = "v2"
 MIN_POLL_SECONDS = 1
 MAX_POLL_SECONDS = 3600
 # Frozen from the worker's configuration when a scan starts; a request may not set them.
-CONFIGURED_FIELDS = {"fee": "MARKETSCAN_FEE", "level_rule": "MARKETSCAN_LEVELS"}
+CONFIGURED_FIELDS = {
+    "fee": "MARKETSCAN_FEE",
+    "fee_source": "MARKETSCAN_FEE",
+    "level_rule": "MARKETSCAN_LEVELS",
+}
+# Where a scan's fees come from (worker.markets.fees.registry).
+FEE_SOURCE_DMARKET = "dmarket"
+FEE_SOURCE_CONFIGURED = "configured"
+FEE_SOURCE_KINDS = (FEE_SOURCE_DMARKET, FEE_SOURCE_CONFIGURED)
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,10 @@ class ScanParams:
     fresh: bool = False
     poll_every_seconds: int | None = None
     fresh_since: str | None = None
+    # Where a find's fee comes from, frozen at start: `dmarket` (DMarket's published fees,
+    # worker.markets.fees) unless the operator set MARKETSCAN_FEE (`configured`: `fee`).
+    # None only in rows stored before fees were looked up (they use `fee`).
+    fee_source: str | None = None
 
     def __post_init__(self) -> None:
         if self.game not in GAME_IDS:
@@ -103,6 +120,10 @@ class ScanParams:
             raise InvalidInput("market_options must be an object of KEY: VALUE")
         # Market-specific options are checked by the market itself (worker.markets.registry).
         self._check_fresh()
+        if self.fee_source is not None and self.fee_source not in FEE_SOURCE_KINDS:
+            raise InvalidInput(
+                f"fee_source must be one of {', '.join(FEE_SOURCE_KINDS)}, got {self.fee_source!r}"
+            )
 
     def _check_fresh(self) -> None:
         if not isinstance(self.fresh, bool):
@@ -163,9 +184,11 @@ class ScanParams:
                 f"--fresh: only market dmarket with api {FRESH_API} lists offers by creation "
                 f"time (orderBy=createdAt), which a fresh watch follows; got market {shown}"
             )
+        published = self.market == "dmarket" and not settings.fee_configured
         return replace(
             self,
             fee=settings.fee,
+            fee_source=FEE_SOURCE_DMARKET if published else FEE_SOURCE_CONFIGURED,
             level_rule=level_named(self.level, settings.levels),
             reference=reference_for(self.reference, self.market, api),
             market_options=options,
@@ -180,6 +203,7 @@ class ScanParams:
         frozen = replace(
             self,
             fee=other.fee,
+            fee_source=other.fee_source,
             level_rule=other.level_rule,
             reference=reference,
             market_options=options,
@@ -202,16 +226,41 @@ class ScanParams:
     def min_profit(self) -> float:
         return self.rule.min_profit
 
-    def judge(self, item: Item) -> Opportunity | None:
-        """The opportunity `item` offers under this scan's level, band and fee, if any."""
+    def judge(self, item: Item) -> Opportunity | Illiquid | None:
+        """The opportunity `item` offers under this scan's level, band, fees, liquidity
+        minimums and lock rule (worker.domain.appraisal); Illiquid for a candidate that
+        failed the liquidity minimums; None otherwise."""
         low, high = self.price_band
-        return evaluate(
-            item,
-            fee=self.fee,
-            min_profit=self.min_profit,
-            min_price_cents=low,
-            max_price_cents=high,
-            listed_kind=self.reference,
+        if not low <= item.price_cents <= high:
+            return None
+        evidence = item.evidence or self._evidence_of(item)
+        locked, lock_days = lock_of(item)
+        judged_kind = self.reference if item.reference is None else item.reference.kind
+        appraisal = appraise(
+            title=item.title,
+            price_cents=item.price_cents,
+            judged_kind=judged_kind,
+            listed_reference_cents=item.reference_price_cents,
+            evidence=evidence,
+            rule=self.rule,
+            locked=locked,
+            lock_days=lock_days,
+        )
+        if appraisal is None or isinstance(appraisal, Illiquid):
+            return appraisal
+        return opportunity_of(item, judged_kind, appraisal)
+
+    def _evidence_of(self, item: Item) -> Evidence:
+        """What a listing without looked-up evidence is judged with: its own reference and
+        the scan's configured fee (the simulated market, DMarket v1's suggested price)."""
+        reference = item.reference
+        return Evidence(
+            best_bid=reference if reference is not None and reference.kind == BEST_BID else None,
+            last_sales=(
+                reference if reference is not None and reference.kind == LAST_SALES else None
+            ),
+            fees=FeeTable.configured(self.fee, fetched_at=0.0),
+            now=0.0,
         )
 
     def to_json(self) -> dict[str, Any]:

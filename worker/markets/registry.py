@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 from worker.domain.scan_params import MARKETS, ScanParams
 from worker.errors import InvalidInput
+from worker.markets.appraisal import AppraisedMarket, Appraiser, dmarket_appraiser
 from worker.markets.base import MarketSource
+from worker.markets.fees.registry import fee_source
 from worker.markets.simulated import SimulatedMarket, SimulatedOptions
 from worker.settings import Settings
 
@@ -24,7 +26,11 @@ def build_market(
         raise InvalidInput(f"market must be one of {', '.join(MARKETS)}, got {params.market!r}")
     if params.market == "simulated":
         options = SimulatedOptions.from_json(params.market_options, development=settings.dev_mode)
-        return SimulatedMarket(options)
+        if not options.fee_table:
+            return SimulatedMarket(options)  # judged with the scan's configured fee
+        return AppraisedMarket(
+            SimulatedMarket(options), Appraiser(params, fee_source(params, settings, None))
+        )
     from worker.markets.dmarket.market import DMarketMarket, fleet_breaker
     from worker.markets.references.priced_market import ReferencedMarket
     from worker.markets.references.registry import dmarket_reference
@@ -36,7 +42,12 @@ def build_market(
     # A scan's market shares the fleet's breaker: a DMarket that is down is waited for.
     market = DMarketMarket.from_params(params, settings, should_stop, fleet_breaker(settings))
     source = dmarket_reference(params, settings, market.transport)
-    return market if source is None else ReferencedMarket(market, source)
+    if source is None:
+        return market  # rows stored before references were a choice
+    return AppraisedMarket(
+        ReferencedMarket(market, source),
+        dmarket_appraiser(params, settings, market.transport, source),
+    )
 
 
 def check_market_options(params: ScanParams, settings: Settings) -> None:

@@ -58,11 +58,17 @@ class SimulatedOptions:
     # The catalog index of an item whose inspection kills the process, as a poison input
     # (a decoder segfault, an OOM) would; -1 for none.
     crash_item: int = -1
+    # 1: judge with a fee table as DMarket publishes one (a default and reduced fees for a
+    # few titles, worker.markets.fees.configured.SimulatedFees) instead of the one fee.
+    fee_table: int = 0
 
     @classmethod
     def from_json(cls, options: dict[str, Any], *, development: bool = False) -> SimulatedOptions:
         """The options of a scan's params; fault injection only with `development`."""
-        known = {"items", "seed", "latency_ms", "item_latency_ms", "fail_rate", "crash_item"}
+        known = {
+            "items", "seed", "latency_ms", "item_latency_ms", "fail_rate", "crash_item",
+            "fee_table",
+        }  # fmt: skip
         unknown = sorted(set(options) - known)
         if unknown:
             raise InvalidInput(
@@ -76,6 +82,7 @@ class SimulatedOptions:
             item_latency_ms=_integer(options, "item_latency_ms", 0, 0, 60_000),
             fail_rate=_fraction(options, "fail_rate", 0.0),
             crash_item=_integer(options, "crash_item", -1, -1, 10_000_000),
+            fee_table=_integer(options, "fee_table", 0, 0, 1),
         )
         if not development:
             _refuse_faults(parsed)

@@ -20,6 +20,7 @@ from datetime import datetime
 from worker.domain.listing import Item, Page
 from worker.domain.watermark import Listed, Watermark, second_of
 from worker.errors import InvalidInput, PermanentMarketError
+from worker.markets.appraisal import Appraiser
 from worker.markets.base import MAX_PAGE_SIZE, MarketSource
 from worker.markets.fresh.shared_walk import SharedWalk, Walk
 from worker.markets.references.source import ReferenceSource
@@ -41,8 +42,10 @@ class FreshFeed:
         lookback_seconds: float,
         max_gap_pages: int,
         clock: Callable[[], float] = time.time,
+        appraiser: Appraiser | None = None,
     ) -> None:
         self._walker = walker
+        self._appraiser = appraiser
         self._source = source
         self._shared = shared
         # None only while a watch's request is checked: each start freezes its moment.
@@ -85,7 +88,7 @@ class FreshFeed:
             if item.item_id in new and low_cents <= item.price_cents <= high_cents
         )
         return Page(
-            items=self._referenced(items),
+            items=self._appraised(self._referenced(items)),
             next_cursor=advance.watermark.to_cursor(),
             total=None,
         )
@@ -130,6 +133,11 @@ class FreshFeed:
             )
             for item, reference in zip(items, references, strict=True)
         )
+
+    def _appraised(self, items: tuple[Item, ...]) -> tuple[Item, ...]:
+        if self._appraiser is None or not items:
+            return items
+        return self._appraiser.appraised(items)
 
     def inspect(self, item: Item) -> Item:
         return self._walker.inspect(item)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from worker import broker_redis
 from worker.domain.scan_params import FRESH_API, ScanParams
+from worker.markets.appraisal import dmarket_appraiser
 from worker.markets.dmarket.market import DMarketMarket, fleet_breaker
 from worker.markets.fresh.feed import FreshFeed
 from worker.markets.fresh.shared_walk import SharedWalk
@@ -35,12 +36,16 @@ def fresh_feed(
         group,
         settings.fresh_share_seconds,
     )
+    judged = dmarket_reference(params, settings, walker.transport)
     return FreshFeed(
         walker,
-        dmarket_reference(params, settings, walker.transport),
+        judged,
         shared,
         since=since,
         price_band=params.price_band,
         lookback_seconds=settings.fresh_lookback_seconds,
         max_gap_pages=settings.fresh_max_gap_pages,
+        appraiser=None
+        if judged is None
+        else dmarket_appraiser(params, settings, walker.transport, judged),
     )

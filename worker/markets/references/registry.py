@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from worker import broker_redis
 from worker.domain.listing import GAME_IDS
 from worker.domain.reference import BEST_BID, LAST_SALES, SUGGESTED
@@ -34,3 +36,21 @@ def dmarket_reference(
         return BestBidReference(transport, game_id, cache)
     assert params.reference == LAST_SALES, params.reference
     return LastSalesReference(transport, game_id, cache)
+
+
+# The other exit's reference a candidate is looked up with (worker.markets.appraisal): the
+# last sales (sales in 7 days, the last sale) beside a best bid, the best bid (the buy
+# orders, the sell-now exit) beside last sales or a suggested price.
+OTHER_EXIT = {BEST_BID: LAST_SALES, LAST_SALES: BEST_BID, SUGGESTED: BEST_BID}
+
+
+def other_exit_reference(
+    params: ScanParams, settings: Settings, transport: DMarketTransport
+) -> ReferenceSource | None:
+    """The source of the other exit of a DMarket scan's candidates (None: rows stored
+    before references were a choice)."""
+    if params.reference is None:
+        return None
+    return dmarket_reference(
+        replace(params, reference=OTHER_EXIT[params.reference]), settings, transport
+    )
