@@ -19,6 +19,7 @@ from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.settings import Settings, get_settings
 from worker.testing.dmarket_server import ITEMS_PATH
+from worker.testing.dmarket_v2_replies import OFFERS_PATH
 
 ITEMS = [
     dmarket_item(
@@ -89,7 +90,7 @@ def test_a_malformed_body_fails_the_scan_naming_the_problem_and_resume_finishes_
     settings: Settings, fake: FakeDMarket, session: Session
 ) -> None:
     # Given a market that answers the second page with a broken body
-    fake.script(1, ScriptedReply.missing_field("title"))
+    fake.script(1, ScriptedReply.missing_field("title"), path=ITEMS_PATH)
     scan_id, published = _start(settings)
     # Then the scan fails at once with the field named, keeping page 0
     assert _drive(settings, published) == [Outcome.NEXT_PUBLISHED, Outcome.FAILED]
@@ -222,11 +223,12 @@ def test_a_slice_fetches_each_next_page_ahead_and_never_one_too_many(
     # When one page task walks it, each next page fetched while the last one commits
     assert _drive(sliced, published) == [Outcome.COMPLETED]
     # Then every listing was judged once, with one request per page and none beyond the end
+    # (the fees and the candidates' best bids are lookups of their own, not pages)
     done = _row(session, scan_id)
     assert (done.status, done.processed_items) == ("completed", 250)
     found = set(session.scalars(select(ScanOpportunity.item_id)))
     assert found == {f"dm-{n:04d}" for n in range(0, 250, 7)}
-    assert len(fake.requests) == 3
+    assert len(fake.requests_to(ITEMS_PATH)) == 3
 
 
 def test_a_scan_keeps_the_listing_api_it_started_on_when_the_workers_change_theirs(
@@ -244,6 +246,7 @@ def test_a_scan_keeps_the_listing_api_it_started_on_when_the_workers_change_thei
     switched = get_settings()
     assert _drive(switched, published)[-1] is Outcome.COMPLETED
     # Then every page still went to v1 (a v1 cursor means nothing to v2), and it ends exact
-    assert {request.path for request in fake.requests} == {ITEMS_PATH}
+    assert fake.requests_to(OFFERS_PATH) == []
+    assert len(fake.requests_to(ITEMS_PATH)) == 3
     done = _row(session, scan_id)
     assert (done.status, done.processed_items) == ("completed", 250)
