@@ -36,6 +36,8 @@ from worker.settings import Settings, get_settings
 ITEMS = [
     dmarket_item(f"o-{n:03d}", f"Title {n}", 1000 + 10 * n, 1300 + (n % 3) * 100) for n in range(40)
 ]
+# Each title sells this week at its best bid: liquid, so a listing under it is a find.
+SALES = {f"Title {n}": [1300 + (n % 3) * 100] * 3 for n in range(40)}
 COOLDOWN_SECONDS = 0.4
 
 
@@ -116,8 +118,10 @@ def test_a_401_opens_it_at_once_with_what_to_do_as_the_cause(client: redis.Redis
 def settings(
     env: dict[str, str], client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Settings, FakeDMarket]]:
-    with FakeDMarket(ITEMS) as fake:
+    with FakeDMarket(ITEMS, sales=SALES) as fake:
         monkeypatch.setenv("MARKETSCAN_DMARKET_URL", fake.url)
+        # The fee the finds are reckoned with below (DMarket's own: test_dmarket_fees.py).
+        monkeypatch.setenv("MARKETSCAN_FEE", "0.07")
         monkeypatch.setenv("MARKETSCAN_DMARKET_REQUESTS_PER_SECOND", "100")
         monkeypatch.setenv("MARKETSCAN_DMARKET_OTHER_REQUESTS_PER_SECOND", "100")
         monkeypatch.setenv("MARKETSCAN_DMARKET_BREAKER_FAILURES", "3")
