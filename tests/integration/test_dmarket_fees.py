@@ -24,7 +24,7 @@ from tests.fakes.dmarket_server import (
 )
 from worker import redis_keys
 from worker.domain.fees import FeeTable
-from worker.domain.scan_params import ScanParams
+from worker.domain.scan_params import FEE_SOURCE_DMARKET, ScanParams
 from worker.errors import RetryableMarketError
 from worker.markets.dmarket.market import dmarket_budgets
 from worker.markets.dmarket.transport import (
@@ -299,19 +299,27 @@ def test_the_fees_budget_is_its_own_at_dmarkets_rate_for_the_auth_mode(redis_url
 
 def test_a_scan_names_its_fee_source_by_its_market(redis_url: str) -> None:
     settings = Settings(broker_url=redis_url)
-    dmarket = ScanParams(game="csgo", market="dmarket", reference="best_bid", fee=0.06)
+    # A DMarket scan started without MARKETSCAN_FEE freezes DMarket's fees as its source
+    asked = ScanParams(game="csgo", market="dmarket", reference="best_bid", fee=0.06)
+    dmarket = asked.configured(settings)
+    assert dmarket.fee_source == FEE_SOURCE_DMARKET
     with FakeDMarket() as fake:
         transport = DMarketTransport(process_clients.new_http_client(fake.url, 5.0))
-        # A DMarket scan reads DMarket's fees through its market's transport
+        # and reads DMarket's fees through its market's transport
         assert isinstance(fee_source(dmarket, settings, transport), DMarketFees)
         assert fee_source(dmarket, settings, transport).table().default_bps == 500
+        # while a row stored before fees were looked up (no source frozen) keeps its fee
+        assert isinstance(fee_source(asked, settings, transport), ConfiguredFees)
         transport.client.close()
     # without one, it has its configured fee
     configured = fee_source(dmarket, settings, None)
     assert isinstance(configured, ConfiguredFees)
     assert configured.table().fee_for(AK, 1000, START).source == "configured"
-    # A simulated scan has the simulated market's table, its own fee the default
-    simulated = fee_source(ScanParams(game="csgo", fee=0.06), settings, None)
+    # A simulated scan has its configured fee, or with fee_table=1 the simulated market's
+    # table, its own fee the default
+    assert isinstance(fee_source(ScanParams(game="csgo", fee=0.06), settings, None), ConfiguredFees)
+    tabled = ScanParams(game="csgo", fee=0.06, market_options={"fee_table": 1})
+    simulated = fee_source(tabled, settings, None)
     assert isinstance(simulated, SimulatedFees)
     table = simulated.table()
     assert table.default_bps == 600 and table.reduced
