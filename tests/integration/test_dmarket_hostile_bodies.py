@@ -40,6 +40,7 @@ from worker.markets.references.best_bid import BestBidReference
 from worker.markets.references.cache import ReferenceCache
 from worker.markets.references.last_sales import LastSalesReference
 from worker.settings import Settings, get_settings
+from worker.testing.dmarket_server import ITEMS_PATH
 
 # The issue asks for 100 ms; a shared, noisy test machine gets ten times that.
 FETCH_MAX_SECONDS = 1.0
@@ -373,7 +374,7 @@ def test_a_hostile_page_fails_the_scan_on_its_first_delivery_keeping_the_last_cu
     message: str,
 ) -> None:
     # Given DMarket answers the second page with a hostile body
-    fake.script(1, reply)
+    fake.script(1, reply, path=ITEMS_PATH)
     settings = settings_for(env, fake, monkeypatch, "v1")
     # When the scan runs
     scan_id, outcomes = run_scan(settings)
@@ -385,7 +386,7 @@ def test_a_hostile_page_fails_the_scan_on_its_first_delivery_keeping_the_last_cu
     assert message in (failed.error_message or "")
     assert (failed.processed_items, failed.page_deliveries) == (100, 1)
     # And the cursor kept is the first page's, within its bound
-    assert failed.cursor == fake.requests[1].query["cursor"]
+    assert failed.cursor == fake.requests_to(ITEMS_PATH)[1].query["cursor"]
     assert len((failed.cursor or "").encode()) <= bounds.CURSOR_MAX_BYTES
 
 
@@ -402,17 +403,19 @@ def test_a_hostile_reference_answer_makes_the_page_wait_and_ask_again_and_it_com
     kind: str,
     body: bytes,
 ) -> None:
-    # Given a v2 listing of 20 whose first lookup DMarket answers with a hostile body
+    # Given a v2 listing of 20, each title sold three times this week at its suggested
+    # price, whose first lookup of the scan's reference DMarket answers with a hostile body
     listed = ITEMS[:20]
-    sales = {item["title"]: [int(item["suggestedPrice"]["USD"])] for item in listed}
+    sales = {item["title"]: [int(item["suggestedPrice"]["USD"])] * 3 for item in listed}
     with FakeDMarket(listed, sales=sales) as fake:
-        fake.script(1, ScriptedReply(body=body))
+        fake.script(0, ScriptedReply(body=body), path=LOOKUP_PATHS[kind])
         settings = settings_for(env, fake, monkeypatch, "v2")
         # When the scan runs
         scan_id, outcomes = run_scan(settings, page_size=10, reference=kind)
         lookups = [request for request in fake.requests if request.path == LOOKUP_PATHS[kind]]
     # Then no page failed: the hostile lookup was asked again (one lookup more than a page
-    # of best bids or a title of last sales needs) and every listing judged
+    # of best bids or a title of last sales needs; the other exit's lookups for the
+    # candidates go to the other path) and every listing judged
     assert outcomes == [Outcome.NEXT_PUBLISHED, Outcome.COMPLETED]
     assert len(lookups) == {"best_bid": 2, "last_sales": 20}[kind] + 1
     done = row_of(session, scan_id)
