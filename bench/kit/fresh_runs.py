@@ -36,6 +36,10 @@ CHAT = 4_242
 # The four more watches of the five: their bands (cents) and chats.
 OTHER_BANDS = ((100, 2_000), (2_000, 5_000), (5_000, 10_000), (10_000, 1_000_000))
 FULL_SCANS = 16
+# Sales the loopback DMarket reports for each live title, at its best bid: recent and many
+# enough for the level's liquidity minimums (3 this week by default), so the finds are
+# exactly the listings priced under the bid by the margin.
+SALES_PER_TITLE = 5
 # Seconds of listings made before the loaded run, which the full scans walk (30 pages each).
 BACKLOG_SECONDS = 600.0
 DRAIN_SECONDS = 15.0
@@ -100,6 +104,10 @@ def _settings_env(dmarket: FakeDMarket, telegram: FakeTelegram) -> dict[str, str
     }
 
 
+def _recent_sales(live: LiveListing) -> dict[str, list[int]]:
+    return {title: [cents] * SALES_PER_TITLE for title, (cents, _) in live.best_bids().items()}
+
+
 def _add_watch(chat_id: int, band: tuple[int, int] | None = None) -> None:
     client.add_watch(
         "csgo",
@@ -156,7 +164,7 @@ def alone(bench: Bench, seconds: float, five_seconds: float) -> Run:
     """One fresh watch for `seconds` of listings; then five, for `five_seconds`."""
     live = LiveListing(LISTINGS_PER_SECOND, seed=SEED, underpriced_share=UNDERPRICED_SHARE)
     with (
-        FakeDMarket([], live=live, class_budgets=BUDGETS) as dmarket,
+        FakeDMarket([], live=live, sales=_recent_sales(live), class_budgets=BUDGETS) as dmarket,
         FakeTelegram() as telegram,
         bench.database(FIGURE) as url,
     ):
@@ -210,7 +218,7 @@ def loaded(bench: Bench, seconds: float) -> Run:
         start=time.time() - BACKLOG_SECONDS,
     )
     with (
-        FakeDMarket([], live=live, class_budgets=BUDGETS) as dmarket,
+        FakeDMarket([], live=live, sales=_recent_sales(live), class_budgets=BUDGETS) as dmarket,
         FakeTelegram() as telegram,
         bench.database(f"{FIGURE}-loaded") as url,
     ):
