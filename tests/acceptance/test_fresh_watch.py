@@ -50,6 +50,8 @@ CHAT = 777_000_222
 # The longest a late listing is seen after its createdAt (LiveListing's default).
 LATE_SECONDS = 4.0
 POLL_TIMEOUT_SECONDS = 60
+# Sales the loopback DMarket reports for each live title (the levels ask for 3 this week).
+SALES_PER_TITLE = 5
 
 
 class StoppableClock:
@@ -90,6 +92,12 @@ def oracle(live: LiveListing, floor_second: int, until: float, band: tuple[int, 
         frozenset(offer.offer_id for offer in judged),
         frozenset(offer.offer_id for offer in judged if offer.underpriced),
     )
+
+
+def recent_sales(live: LiveListing) -> dict[str, list[int]]:
+    """Each live title's last sales, at its best bid: recent and many enough for every
+    level's liquidity minimums, so a find is any listing under the bid by the margin."""
+    return {title: [cents] * SALES_PER_TITLE for title, (cents, _) in live.best_bids().items()}
 
 
 @pytest.fixture
@@ -262,7 +270,7 @@ def test_a_fresh_watch_judges_each_new_listing_once_across_kills_and_a_flushed_b
     # late, some repriced (none sold: one sold before any poll could see it has nothing to
     # judge, and a poll redone after a kill may come after the sale)
     live = LiveListing(5.0, seed=20261207, sold_share=0.0, clock=clock)
-    with FakeDMarket([], live=live) as fake:
+    with FakeDMarket([], live=live, sales=recent_sales(live)) as fake:
         env = configure(
             MARKETSCAN_DMARKET_URL=fake.url,
             MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="20",
@@ -353,7 +361,7 @@ def test_five_fresh_watches_cost_the_requests_of_one_and_each_finds_its_band(
 ) -> None:
     # Given a live listing whose prices never change (so a band holds a listing or not)
     live = LiveListing(5.0, seed=5150, sold_share=0.0, repriced_share=0.0, clock=clock)
-    with FakeDMarket([], live=live) as fake:
+    with FakeDMarket([], live=live, sales=recent_sales(live)) as fake:
         configure(
             MARKETSCAN_DMARKET_URL=fake.url,
             MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="20",
@@ -402,8 +410,9 @@ def test_a_fresh_watch_keeps_polling_on_its_interval_while_full_scans_hold_the_b
 ) -> None:
     # Given DMarket's unsigned budget, 2 listing requests a second, held by the fleet too
     live = LiveListing(5.0, seed=77)
+    budgets = {"market_items": 2, "other": 6}
     with FakeDMarket(
-        STATIC_ITEMS, live=live, class_budgets={"market_items": 2, "other": 6}
+        STATIC_ITEMS, live=live, sales=recent_sales(live), class_budgets=budgets
     ) as fake:
         configure(
             MARKETSCAN_DMARKET_URL=fake.url,
