@@ -24,6 +24,7 @@ from worker.markets.dmarket.market import DMarketMarket
 from worker.markets.fleet import process_clients
 from worker.markets.fleet.budget import RequestBudget
 from worker.settings import Settings, get_settings
+from worker.testing.dmarket_server import ITEMS_PATH
 
 ITEMS = [dmarket_item(f"dm-{n:03d}", f"AWP | Asiimov #{n}", 500 + n, 600 + n) for n in range(30)]
 PARAMS = ScanParams(game="csgo", market="dmarket", page_size=5)
@@ -196,9 +197,12 @@ def test_a_page_waiting_for_the_budget_spends_none_of_its_retries(
         scans.start_scan(session, PARAMS, settings, published.append)
     # When the scan's first page runs
     outcome = run_page(published.pop(), PageContext("w1@test", settings, publish=published.append))
-    # Then it waited the pause out and committed, instead of failing for want of retries
+    # Then it waited the pause out and committed, instead of failing for want of retries:
+    # its page asked once, after the pause, and nothing else it asked (fees, best bids)
+    # was refused
     assert outcome is Outcome.NEXT_PUBLISHED
-    assert [request.status for request in fake.requests] == [429, 200]
+    assert [request.status for request in fake.requests_to(ITEMS_PATH)] == [429, 200]
+    assert [request.status for request in fake.requests if request.status != 200] == [429]
 
 
 # --- pooled connections -----------------------------------------------------------------
