@@ -44,13 +44,16 @@ def settings_for(env: dict[str, str], fake: FakeDMarket, mp: pytest.MonkeyPatch)
 
 @pytest.fixture
 def scan_of(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Run a whole v2 scan of a fake listing `items` with `quirk`; its row and the fake."""
+    """Run a whole v2 scan of a fake listing `items` with `quirk` (and titles' last `sales`);
+    its row and the fake."""
     with_fakes: list[FakeDMarket] = []
 
     def scan(
-        items: list[dict[str, Any]], quirk: Quirk | None = None
+        items: list[dict[str, Any]],
+        quirk: Quirk | None = None,
+        sales: dict[str, list[int]] | None = None,
     ) -> tuple[uuid.UUID, FakeDMarket]:
-        fake = FakeDMarket(items, quirk=quirk).__enter__()
+        fake = FakeDMarket(items, quirk=quirk, sales=sales).__enter__()
         with_fakes.append(fake)
         settings = settings_for(env, fake, monkeypatch)
         published: list[PageMessage] = []
@@ -124,6 +127,7 @@ def test_listings_with_empty_or_missing_prices_are_skipped_and_counted(
 def test_an_item_id_that_is_not_a_uuid_is_stored_as_it_is(scan_of: Any, session: Session) -> None:
     peer_to_peer = "3035672245:188530139:31415926535:730"
     items = [dmarket_item(peer_to_peer, "Title p2p", 500, 900)]
-    scan_of(items)
+    # (sold three times this week: a liquid find)
+    scan_of(items, sales={"Title p2p": [900, 900, 900]})
     stored = session.scalars(select(ScanOpportunity.item_id)).all()
     assert stored == [peer_to_peer]
