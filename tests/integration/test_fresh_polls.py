@@ -45,7 +45,9 @@ def live(clock: ManualClock) -> LiveListing:
 
 @pytest.fixture
 def fake(live: LiveListing) -> Iterator[FakeDMarket]:
-    with FakeDMarket([], live=live) as server:
+    # Every title trades (five sales at its best bid, made as they are asked for): liquid.
+    sales = {title: [cents] * 5 for title, (cents, _) in live.best_bids().items()}
+    with FakeDMarket([], live=live, sales=sales) as server:
         yield server
 
 

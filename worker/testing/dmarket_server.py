@@ -145,6 +145,8 @@ class FakeDMarket(LoopbackService):
         self._total_format = total_format
         self._total_cap = total_cap
         self._scripted = dict(scripted or {})
+        self._scripted_on: dict[tuple[str, int], ScriptedReply] = {}
+        self._requests_by_path: dict[str, int] = {}
         self._best_bids = dict(best_bids) if best_bids is not None else bids_of(self._items)
         self._live = live
         if live is not None:
@@ -193,10 +195,15 @@ class FakeDMarket(LoopbackService):
         """The requests answered 429 because they were over the budget or scripted so."""
         return [request for request in self.requests if request.status == 429]
 
-    def script(self, request_number: int, reply: ScriptedReply) -> None:
-        """Answer the `request_number`-th request (0-based, every request counts) with `reply`."""
+    def script(self, request_number: int, reply: ScriptedReply, *, path: str | None = None) -> None:
+        """Answer the `request_number`-th request (0-based, every request counts) with
+        `reply`; with `path`, the `request_number`-th request to that path (a listing page
+        whatever lookups of fees, bids and sales come between)."""
         with self._lock:
-            self._scripted[request_number] = reply
+            if path is None:
+                self._scripted[request_number] = reply
+            else:
+                self._scripted_on[(path, request_number)] = reply
 
     @property
     def fees(self) -> FakeFees:
@@ -251,7 +258,11 @@ class FakeDMarket(LoopbackService):
         signed = self._signatures.verdict(method, raw_path, body, headers)
         with self._lock:
             request_number = len(self._requests)
-            reply = self._scripted.get(request_number, ScriptedReply())
+            on_path = self._requests_by_path.get(path, 0)
+            self._requests_by_path[path] = on_path + 1
+            reply = self._scripted_on.get(
+                (path, on_path), self._scripted.get(request_number, ScriptedReply())
+            )
             spent = self._budgets.spend(path, received_at)
             answer = self._gatekeeper(path, reply, signed, spent.over_wait_seconds, received_at)
             status = answer.status if answer is not None else reply.status
