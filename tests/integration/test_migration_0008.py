@@ -123,7 +123,9 @@ def test_a_page_stores_each_item_once_whatever_its_id(session: Session) -> None:
     from worker.db import page_sql
 
     scan_id = uuid.uuid4()
+    # (how each was judged, fee, exits, sales and lock, left out: null, as on rows before)
     arrays = {
+        **{name: [None] * len(IDS) for name, _ in page_sql.OPPORTUNITY_ARRAYS},
         "item_id": IDS, "title": [f"T{n}" for n in range(len(IDS))],
         "price_cents": [100] * len(IDS), "reference_price_cents": [200] * len(IDS),
         "profit_hundredths": [8600] * len(IDS), "reference_kind": [3] * len(IDS),
