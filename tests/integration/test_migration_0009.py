@@ -95,7 +95,7 @@ def test_upgrade_keeps_every_checkpoint_and_value_and_downgrade_gives_them_back(
     # Then every row is there with every value as it was, ids included (and the columns
     # later revisions add, empty)
     after = _rows(engine)
-    assert [{**row, "next_poll_at": None} for row in before] == after
+    assert [{**row, "next_poll_at": None, "illiquid_items": 0} for row in before] == after
     # And each lies in its own day, but the day whose finds are undated has none
     today = datetime.now(UTC).date()
     old_day = today - timedelta(days=10)
