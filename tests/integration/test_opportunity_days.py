@@ -65,7 +65,9 @@ def test_a_scans_rows_go_to_its_creation_day_and_a_rerun_page_stores_nothing_twi
 ) -> None:
     scan_id = _scan(session, 3, "in_progress", 0, 0)
     day = _today(session) - timedelta(days=3)
+    # (how each was judged, fee, exits, sales and lock, left out: null, as on rows before)
     arrays = {
+        **{name: [None, None] for name, _ in page_sql.OPPORTUNITY_ARRAYS},
         "item_id": ["a", "b"], "title": ["A", "B"], "price_cents": [100, 200],
         "reference_price_cents": [200, 300], "profit_hundredths": [8600, 3950],
         "reference_kind": [3, 3], "order_count": [None, None],
