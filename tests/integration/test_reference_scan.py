@@ -34,6 +34,8 @@ OFFERS = "/marketplace-api/v2/offers"
 ITEMS = [dmarket_item(f"offer-{n:03d}", f"Title {n % 20}", 1000 + n) for n in range(60)]
 # Best bids: titles 0..9 bid 1300 (5 orders), titles 10..14 bid 900, titles 15..19 none.
 BIDS = {f"Title {t}": (1300, 5) if t < 10 else (900, 2) for t in range(15)}
+# Titles 0..9 sold three times this week at their bid: liquid, so their finds are stored.
+SALES = {f"Title {t}": [1300, 1300, 1300] for t in range(10)}
 
 
 def expected_opportunities(fee: float, min_profit: float) -> set[str]:
@@ -60,6 +62,8 @@ def settings(env: dict[str, str], fake: FakeDMarket, monkeypatch: pytest.MonkeyP
         client.delete(key)
     client.close()
     monkeypatch.setenv("MARKETSCAN_DMARKET_URL", fake.url)
+    # The fee the finds are reckoned with below (DMarket's own: test_dmarket_fees.py).
+    monkeypatch.setenv("MARKETSCAN_FEE", "0.07")
     monkeypatch.setenv("MARKETSCAN_DMARKET_REQUESTS_PER_SECOND", "100")
     monkeypatch.setenv("MARKETSCAN_DMARKET_OTHER_REQUESTS_PER_SECOND", "100")
     monkeypatch.setenv("MARKETSCAN_RETRY_BACKOFF_SECONDS", "0.01")
@@ -89,6 +93,7 @@ def _row(session: Session, scan_id: uuid.UUID) -> ScanCheckpoint:
 def test_a_v2_scan_finds_exactly_the_listings_under_the_best_bid_and_records_the_reference(
     settings: Settings, fake: FakeDMarket, session: Session
 ) -> None:
+    fake.set_sales(SALES)
     before = datetime.now(UTC)
     scan_id, outcomes = _scan(settings)
     assert outcomes[-1] is Outcome.COMPLETED
@@ -130,7 +135,8 @@ def test_a_lookup_answered_badly_is_retried_and_the_page_is_not_fetched_again(
     settings: Settings, fake: FakeDMarket, session: Session
 ) -> None:
     # Given the first lookup's answer is cut off
-    fake.script(1, ScriptedReply(body=b'{"aggregatedPrices": [{"title'))
+    fake.set_sales(SALES)
+    fake.script(0, ScriptedReply(body=b'{"aggregatedPrices": [{"title'), path=AGGREGATED)
     scan_id, outcomes = _scan(settings)
     # Then the scan completes exactly, the listing of page 0 fetched once
     assert outcomes[-1] is Outcome.COMPLETED
