@@ -2,7 +2,8 @@
 
 Two workers (prefork, concurrency 2) and beat, against the loopback DMarket in live mode
 (v2 offers listed at 5 a second, 10 % of them priced about 40 % under their title's best
-bid, some seen 1-4 s late, some sold or repriced; budgets of 2 market requests/s and 6
+bid, some seen 1-4 s late, some sold or repriced; each title sold 5 times this week at
+its best bid, for the level's liquidity minimums; budgets of 2 market requests/s and 6
 other requests/s enforced with 429s) and the loopback Bot API. One fresh watch
 (`add_watch(..., fresh=True, every_seconds=2)`, over the best bid, a level whose band
 holds every listing) polls the newest offers; beat's fresh clock publishes its polls and
@@ -18,7 +19,10 @@ Then, in a second run, the same with 16 full DMarket v2 scans of a 3,000-offer b
 queued at once on the same market budget as the watch's polls. Coverage: underpriced
 listings alerted over those a poll could see; duplicates: deliveries of an offer id to
 the chat beyond its first. Requests: the fresh walks' market offers requests a second over
-the window with one watch, then over 60 s with five (other bands, other chats).
+the window with one watch, then over 60 s with five (other bands, other chats), first
+walk request to last. One run of each: with n of about 50, p99 is close to the slowest
+listing, and the loaded p99 moves by a second between runs (a poll that commits after its
+next due time skips that round).
 """
 
 from __future__ import annotations
