@@ -1,9 +1,13 @@
 """8. Storage: bytes on disk per checkpoint row and per opportunity row
 (pg_total_relation_size: heap, TOAST and every index; growth over the empty table, divided
 by the rows added). Checkpoints look like finished real ones (bench.kit.dataset); opportunities
-are the real ones the simulated catalog (seed 42, level standard, fee 7%) yields, inserted
-as page commits insert them. A month of one active user is 100 scans a day for 30 days of
-the simulated market's default scan (1,000 items), with the measured opportunity rate.
+are the real ones the simulated catalog (seed 42, level standard, fee 7%) yields, judged
+again as a DMarket scan judges them (bench.storage_finds: DMarket's fees, both exits'
+profits, sales in 7 days, the last sale, not locked) and inserted as page commits insert
+them. The same finds with the fields of revision 0014 all NULL, as every row stored before
+it holds them, are measured in the same run, so the cost of storing how a find was judged
+is the difference. A month of one active user is 100 scans a day for 30 days of the
+simulated market's default scan (1,000 items), with the measured opportunity rate.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from bench import storage_finds as finds
 from bench import storage_notes as notes
 from bench.kit import dataset
 from bench.kit.database import Connection, connect
@@ -62,6 +67,14 @@ def _split(connection: Connection, table: str) -> tuple[int, int]:
     return int(heap), int(index)
 
 
+def _tuple_bytes(connection: Connection, table: str) -> float:
+    """A row's average tuple: header, null bitmap and aligned data (no line pointer)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT avg(pg_column_size(stored.*)) FROM {table} AS stored")
+        (average,) = cursor.fetchone()
+    return float(average)
+
+
 def _reindexed_index_bytes(connection: Connection, table: str) -> int:
     """The indexes' bytes once rebuilt (leaves packed to the default fillfactor, 90 %)."""
     with connection.cursor() as cursor:
@@ -94,16 +107,18 @@ def opportunity_bytes(url: str, found: list[Opportunity], wanted: int) -> PerRow
     rows = len(scans_and_days) * len(found)
     total = dataset.relation_bytes(connection, "scan_opportunities") - empty
     heap, index = _split(connection, "scan_opportunities")
+    tuple_bytes = _tuple_bytes(connection, "scan_opportunities")
     packed_index = _reindexed_index_bytes(connection, "scan_opportunities")
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE scan_opportunities")
     connection.close()
-    return PerRow(total / rows, heap / rows, index / rows, packed_index / rows)
+    return PerRow(total / rows, heap / rows, index / rows, packed_index / rows, tuple_bytes)
 
 
 def run(bench: Bench) -> list[Row]:
     rows, sample, wanted = bench.size(20_000, 5_000), bench.size(100_000, 20_000), 30_000
-    found = catalog_opportunities(sample)
+    found = finds.judged_on_dmarket(catalog_opportunities(sample))
+    before = finds.as_stored_before(found)
     rate = len(found) / sample
     with bench.database(NAME) as url:
         connection = connect(url)
@@ -115,12 +130,22 @@ def run(bench: Bench) -> list[Row]:
         connection.close()
         simulated = opportunity_bytes(url, found, wanted)
         dmarket = opportunity_bytes(url, dmarket_shaped(found), wanted)
+        simulated_before = opportunity_bytes(url, before, wanted)
+        dmarket_before = opportunity_bytes(url, dmarket_shaped(before), wanted)
     say(
         f"{NAME}: {checkpoint_bytes:.0f} B/checkpoint; per opportunity, simulated ids "
-        f"{simulated.text()}, DMarket's UUID ids {dmarket.text()}"
+        f"{simulated.text()}, DMarket's UUID ids {dmarket.text()}; stored before revision "
+        f"0014, simulated ids {simulated_before.text()}, DMarket's UUID ids "
+        f"{dmarket_before.text()}"
     )
-    return notes.rows(
-        notes.Measured(checkpoint_bytes, simulated, dmarket, rate, len(found), sample),
-        rows,
-        math.ceil(wanted / len(found)) * len(found),
+    measured = notes.Measured(
+        checkpoint_bytes,
+        simulated,
+        dmarket,
+        rate,
+        len(found),
+        sample,
+        simulated_before,
+        dmarket_before,
     )
+    return notes.rows(measured, rows, math.ceil(wanted / len(found)) * len(found))
