@@ -239,20 +239,20 @@ def _alerted(telegram: FakeTelegram, offer_ids: frozenset[str]) -> Counter[str]:
     return counted
 
 
-def _hold_next_requests(fake: FakeDMarket, seconds: float) -> int:
-    """Answer the next two requests to DMarket `seconds` late; the number of the first.
-    Two, in case one arrives between the count and the script: whichever of them is first
-    after it holds its poll in flight."""
-    number = len(fake.requests)
+def _hold_next_walk(fake: FakeDMarket, seconds: float) -> int:
+    """Answer the next two offers requests `seconds` late; the number of the first. Two, in
+    case one arrives between the count and the script: whichever of them comes first after
+    it holds its poll in flight."""
+    number = len(fake.requests_to(OFFERS))
     for late in (number, number + 1):
-        fake.script(late, ScriptedReply(delay_seconds=seconds))
+        fake.script(late, ScriptedReply(delay_seconds=seconds), path=OFFERS)
     return number
 
 
 def _in_flight(fake: FakeDMarket, number: int) -> None:
-    """Until request `number` arrived (and is being held), plus a moment."""
+    """Until offers request `number` arrived (and is being held), plus a moment."""
     deadline = time.monotonic() + POLL_TIMEOUT_SECONDS
-    while len(fake.requests) <= number:
+    while len(fake.requests_to(OFFERS)) <= number:
         assert time.monotonic() < deadline, "no poll asked DMarket"
         time.sleep(0.01)
     time.sleep(0.2)
@@ -293,7 +293,7 @@ def test_a_fresh_watch_judges_each_new_listing_once_across_kills_and_a_flushed_b
         began = time.time()
         # ... a worker is SIGKILLed while its poll waits for DMarket, and another started
         time.sleep(10)
-        _in_flight(fake, _hold_next_requests(fake, 3.0))
+        _in_flight(fake, _hold_next_walk(fake, 3.0))
         first_worker.kill_group()
         start_worker("fresh-2@test", concurrency=2)
         # ... beat is SIGKILLed as a poll falls due, and started again
@@ -303,7 +303,7 @@ def test_a_fresh_watch_judges_each_new_listing_once_across_kills_and_a_flushed_b
         start_beat()
         # ... the broker's Redis forgets everything while a poll waits for DMarket
         time.sleep(10)
-        _in_flight(fake, _hold_next_requests(fake, 1.0))
+        _in_flight(fake, _hold_next_walk(fake, 1.0))
         _flush_broker(env)
         time.sleep(20)
         # ... then nothing more is listed, and the watch polls twice more
