@@ -39,7 +39,6 @@ from worker.testing.dmarket_server import FakeDMarket, ScriptedReply, dmarket_it
 from worker.testing.telegram_server import FakeTelegram
 
 OFFERS = "/marketplace-api/v2/offers"
-ITEMS = "/exchange/v1/market/items"
 EVERY_SECONDS = 2
 # `wide` covers every price the live listing makes (its best bids are $2-$200, listings
 # at 55-130 % of them), so a reprice never moves a listing out of a watch's band.
@@ -47,8 +46,6 @@ LEVELS = "standard=100-10000:0.05,wide=1-100000:0.04"
 WIDE = (1, 100_000)
 OWNER = 4242
 CHAT = 777_000_222
-# The longest a late listing is seen after its createdAt (LiveListing's default).
-LATE_SECONDS = 4.0
 POLL_TIMEOUT_SECONDS = 60
 # Sales the loopback DMarket reports for each live title (the levels ask for 3 this week).
 SALES_PER_TITLE = 5
