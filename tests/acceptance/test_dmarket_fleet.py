@@ -2,6 +2,8 @@
 
 Two workers of concurrency 2 are four pool processes on one API: they must share one
 budget (kept in Redis), pause together on a 429, and reuse one connection per process.
+Beside the listing's pages a scan asks for DMarket's fees and its candidates' best bids,
+each on a budget class of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item, requests_over_rate
 from tests.support.processes import CeleryProcess
 from tests.support.scans import start_scan_cli, wait_for_status
+from worker.testing.dmarket_server import ITEMS_PATH
 
 ITEMS = [
     dmarket_item(f"dm-{n:04d}", f"AK-47 | Redline #{n}", 1000 + n, 1000 + n + 300 * (n % 5 == 0))
@@ -47,7 +50,10 @@ def fleet(
 
 @pytest.fixture
 def fake_at_four_per_second() -> Iterator[FakeDMarket]:
-    with FakeDMarket(ITEMS, requests_per_second=4) as server:
+    """Market items at 4 requests/s; the other classes at DMarket's unsigned figures
+    (best bids 6/s, fees 2/s), as the workers' own budgets of them."""
+    budgets = {"market_items": 4, "other": 6, "fees": 2}
+    with FakeDMarket(ITEMS, class_budgets=budgets) as server:
         yield server
 
 
@@ -69,9 +75,10 @@ def test_three_scans_on_four_processes_stay_within_one_shared_budget_on_pooled_c
     # When three scans run at once
     scan_ids = start_scans(env, 3)
     done = [wait_for_status(database_url, s, timeout=SCAN_TIMEOUT_SECONDS) for s in scan_ids]
-    # Then every scan completed, and no second ever saw more than 4 requests, none refused
+    # Then every scan completed, and no second ever saw more than 4 listing requests, no
+    # request of any class refused
     assert [(row.status, row.processed_items) for row in done] == [("completed", 400)] * 3
-    arrivals = [request.received_at for request in fake.requests]
+    arrivals = [request.received_at for request in fake.requests_to(ITEMS_PATH)]
     assert len(arrivals) == 3 * len(ITEMS) // PAGE_SIZE
     assert requests_over_rate(arrivals, 4) == 0
     assert fake.rate_limited == []
