@@ -21,6 +21,7 @@ from worker.chain import lifecycle
 from worker.chain.recovery import recover
 from worker.chain.runner import Outcome, PageContext, run_page
 from worker.db import fresh_polls, reset_engines, session_scope
+from worker.db.tallies import fleet_rows
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.domain.watermark import Watermark
@@ -245,6 +246,10 @@ def test_a_gap_deeper_than_the_page_bound_resumes_from_the_newest_and_is_counted
     clock.advance(2.0)
     _poll(settings, _due_now(session))
     assert Watermark.from_cursor(_row(session, scan_id).cursor or "").gaps == 1
+    # And the metrics read it from the row: polls, the gap and what it walked past
+    fresh = fleet_rows(session).fresh
+    assert (fresh.polls, fresh.gaps, fresh.gap_seconds) == (3, 1, watermark.gap_seconds)
+    assert 0 <= fresh.lag_seconds < 60
 
 
 def test_a_poll_whose_worker_died_is_taken_over_and_judges_each_listing_once(

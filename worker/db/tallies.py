@@ -10,17 +10,19 @@ so a scrape reads a few dozen rows, never every stored one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, case, func, select
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from models import RUNNER_CHAIN, MetricTally, ScanCheckpoint
 from worker.db import row_tallies
 from worker.domain.status import ScanStatus
+from worker.domain.watermark import Watermark
 
 # Tally names: what cleanup retired from the rows, recoveries by cause, cleanup's runs,
 # watch slots by outcome.
@@ -142,28 +144,23 @@ def fleet_rows(session: Session) -> FleetRows:
 
 
 def fresh_rows(session: Session) -> FreshRows:
-    """Read from the fresh scans' rows (their cursor is the watermark, worker.domain.
-    watermark); a fresh watch is one scan, so these rows stay few."""
-    watermark = func.cast(_rows.cursor, JSONB)
-    fresh = _rows.params["fresh"].as_boolean().is_(True)
-    running = _rows.status == ScanStatus.IN_PROGRESS.value
-    row = session.execute(
-        select(
-            func.coalesce(
-                func.max(
-                    case(
-                        (
-                            running,
-                            func.extract("epoch", func.now()) - watermark["as_of"].as_float(),
-                        ),
-                        else_=None,
-                    )
-                ),
-                0,
-            ).label("lag"),
-            func.coalesce(func.sum(_rows.page_seq), 0).label("polls"),
-            func.coalesce(func.sum(watermark["gaps"].as_integer()), 0).label("gaps"),
-            func.coalesce(func.sum(watermark["gap_seconds"].as_integer()), 0).label("gap_s"),
-        ).where(fresh, _rows.cursor.is_not(None))
-    ).one()
-    return FreshRows(max(0.0, float(row.lag)), int(row.polls), int(row.gaps), int(row.gap_s))
+    """Read from the running and paused fresh watches' scans (their cursor is the
+    watermark, worker.domain.watermark), through the status index: the rows read are the
+    fleet's live fresh watches, however many scans are stored, and are summed here."""
+    rows = session.execute(
+        select(_rows.status, _rows.page_seq, _rows.cursor).where(
+            _rows.status.in_([ScanStatus.IN_PROGRESS.value, ScanStatus.PAUSED.value]),
+            _rows.params["fresh"].as_boolean().is_(True),
+            _rows.cursor.is_not(None),
+        )
+    ).all()
+    now = time.time()
+    lag = polls = gaps = gap_seconds = 0.0
+    for row in rows:
+        watermark = Watermark.from_cursor(row.cursor)
+        if row.status == ScanStatus.IN_PROGRESS.value:
+            lag = max(lag, watermark.lag_seconds(now))
+        polls += row.page_seq
+        gaps += watermark.gaps
+        gap_seconds += watermark.gap_seconds
+    return FreshRows(lag, int(polls), int(gaps), int(gap_seconds))

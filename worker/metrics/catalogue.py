@@ -87,12 +87,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("marketscan_fresh_watch_lag_seconds", Kind.GAUGE,
            "How far the most lagging running fresh watch is behind the market: time since "
            "its last poll read the newest listings (0: none runs).", Source.ROWS),
-    Metric("marketscan_fresh_polls_total", Kind.COUNTER,
-           "Polls committed by the fresh watches' scans stored now.", Source.ROWS),
-    Metric("marketscan_fresh_gaps_total", Kind.COUNTER,
-           "Polls that found their watermark deeper than MARKETSCAN_FRESH_MAX_GAP_PAGES and "
-           "resumed from the newest listing.", Source.ROWS),
-    Metric("marketscan_fresh_gap_seconds_total", Kind.COUNTER,
+    Metric("marketscan_fresh_polls", Kind.GAUGE,
+           "Polls committed so far by the running and paused fresh watches' scans.",
+           Source.ROWS),
+    Metric("marketscan_fresh_gaps", Kind.GAUGE,
+           "Polls of the running and paused fresh watches that found their watermark deeper "
+           "than MARKETSCAN_FRESH_MAX_GAP_PAGES and resumed from the newest listing.",
+           Source.ROWS),
+    Metric("marketscan_fresh_gap_seconds", Kind.GAUGE,
            "Seconds of listings those gaps walked past unjudged.", Source.ROWS),
     Metric("marketscan_cleanup_rows_deleted_total", Kind.COUNTER,
            "Terminal scans deleted by retention.", Source.ROWS),

@@ -142,9 +142,9 @@ def _from_rows(rows: FleetRows, tallied: dict[tuple[str, str], int]) -> Iterator
         "marketscan_stalest_scan_commit_age_seconds", {(): rows.stalest_commit_age_seconds}
     )
     yield _gauge("marketscan_fresh_watch_lag_seconds", {(): rows.fresh.lag_seconds})
-    yield _counter("marketscan_fresh_polls_total", {(): rows.fresh.polls})
-    yield _counter("marketscan_fresh_gaps_total", {(): rows.fresh.gaps})
-    yield _counter("marketscan_fresh_gap_seconds_total", {(): rows.fresh.gap_seconds})
+    yield _gauge("marketscan_fresh_polls", {(): rows.fresh.polls})
+    yield _gauge("marketscan_fresh_gaps", {(): rows.fresh.gaps})
+    yield _gauge("marketscan_fresh_gap_seconds", {(): rows.fresh.gap_seconds})
     yield _counter(
         "marketscan_cleanup_rows_deleted_total", {(): retired(tallies.CLEANUP_ROWS_DELETED)}
     )
