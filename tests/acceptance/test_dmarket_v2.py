@@ -1,11 +1,13 @@
 """Real workers against the loopback DMarket speaking v2: the opportunities a scan stores
-against the best bid, one lookup per title for a whole fleet, both budgets held at once,
-quirks that end a walk, and a 2-minute outage ridden out by the circuit breaker.
+against the best bid (after DMarket's published fee, titles that trade), one lookup per
+title for a whole fleet, both budgets held at once, quirks that end a walk, and a 2-minute
+outage ridden out by the circuit breaker.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections import Counter
@@ -24,25 +26,48 @@ from worker.markets.fleet import breaker
 
 OFFERS = "/marketplace-api/v2/offers"
 AGGREGATED = "/marketplace-api/v1/aggregated-prices"
+LAST_SALES = "/trade-aggregator/v1/last-sales"
+FEES = "/exchange/v1/customized-fees"
 PAGE_SIZE = 20
-FEE = Fraction(7, 100)  # MARKETSCAN_FEE's default
 MIN_PROFIT = Fraction(5, 100)  # the standard level's
+MIN_SALES_7D = 3  # the standard level's liquidity minimums: sales this week, buy orders
+MIN_BUY_ORDERS = 1
 # 200 listings of 50 titles: each title is listed on several pages.
 ITEMS = [dmarket_item(f"v2-{n:04d}", f"Title {n % 50}", 1000 + 7 * n) for n in range(200)]
 # A bid for 40 of the 50 titles, some above a listing's price by the margin, most not.
 BIDS = {f"Title {t}": (1100 + 23 * t, 1 + t % 4) for t in range(40)}
+# The same titles' bids where only every tenth title's are over a listing by the margin:
+# 4 candidates in the 200 listings (v2-0010, -0020, -0030, -0080), every page looked up.
+FEW_CANDIDATES_BIDS = {
+    title: (bid, orders) if int(title.split()[-1]) % 10 == 0 else (900, orders)
+    for title, (bid, orders) in BIDS.items()
+}
+# Each title with a bid sold three times at it just now (the fake dates sales given by
+# price alone at the moment they are asked for): liquid, so its candidates are finds.
+SALES = {title: [bid] * MIN_SALES_7D for title, (bid, _) in BIDS.items()}
 SCAN_TIMEOUT_SECONDS = 180
 OUTAGE_SECONDS = 120
 COOLDOWN_SECONDS = 2
 
 
+def published_fee_cents(fake: FakeDMarket, sale_cents: int) -> int:
+    """The fee DMarket publishes for a sale (no title of this listing has a reduced one):
+    the default fraction of the price rounded up to a cent, at least the minimum amount."""
+    fees = fake.fees
+    assert fees.reduced == ()
+    return max(math.ceil(Fraction(fees.fraction) * sale_cents), fees.min_amount_cents)
+
+
 def walked_opportunities(fake: FakeDMarket) -> set[str]:
-    """A database-free walk of the fake's own data: under best_bid * (1 - fee) by the margin."""
+    """A database-free walk of the fake's own data: the listings that selling at once into
+    the best bid, less the fee that sale pays, leaves the margin, of titles that trade."""
     found = set()
     for item in fake.listing():
         bid = BIDS.get(item["title"])
         price = int(item["price"]["USD"])
-        if bid is not None and bid[0] * (1 - FEE) - price >= MIN_PROFIT * price:
+        if bid is None or bid[0] - published_fee_cents(fake, bid[0]) - price < MIN_PROFIT * price:
+            continue
+        if len(SALES.get(item["title"], ())) >= MIN_SALES_7D and bid[1] >= MIN_BUY_ORDERS:
             found.add(item["itemId"])
     return found
 
@@ -64,6 +89,8 @@ def fleet(
 
     def start(fake: FakeDMarket, workers: int = 1, **variables: str) -> dict[str, str]:
         celery_env["MARKETSCAN_DMARKET_URL"] = fake.url
+        # The finds are reckoned with the fee the fake publishes, not a configured one.
+        celery_env.pop("MARKETSCAN_FEE", None)
         celery_env.update(variables)
         for number in range(workers):
             start_worker(f"v2-{number}@fleet", concurrency=2)
@@ -99,7 +126,7 @@ def stored_item_ids(database_url: str, scan_id: uuid.UUID) -> set[str]:
 
 @pytest.fixture
 def fake() -> Iterator[FakeDMarket]:
-    with FakeDMarket(ITEMS, best_bids=BIDS) as server:
+    with FakeDMarket(ITEMS, best_bids=BIDS, sales=SALES) as server:
         yield server
 
 
@@ -111,6 +138,8 @@ def test_a_scans_opportunities_are_exactly_the_listings_under_the_best_bid(
     (scan_id,) = start_scans(env, 1)
     done = wait_for_status(database_url, scan_id, timeout=SCAN_TIMEOUT_SECONDS)
     assert (done.status, done.processed_items, done.unreferenced_items) == ("completed", 200, 40)
+    # (every title with a bid trades, so no candidate was left out as illiquid)
+    assert done.illiquid_items == 0
     expected = walked_opportunities(fake)
     assert 0 < len(expected) < 160
     assert stored_item_ids(database_url, scan_id) == expected
@@ -140,23 +169,40 @@ def test_four_processes_look_each_title_up_once_per_ttl(
     )
     assert set(asked) == {f"Title {t}" for t in range(50)}
     assert set(asked.values()) == {1}
+    # And so did each candidate's title for its last sales (the liquidity lookup), and the
+    # fee list, once for the fleet
+    found = walked_opportunities(fake)
+    titles_found = {item["title"] for item in fake.listing() if item["itemId"] in found}
+    sales_asked = Counter(request.query["title"] for request in fake.requests_to(LAST_SALES))
+    assert set(sales_asked) == titles_found
+    assert set(sales_asked.values()) == {1}
+    assert len(fake.requests_to(FEES)) == 1
     for scan_id in scan_ids:
-        assert stored_item_ids(database_url, scan_id) == walked_opportunities(fake)
+        assert stored_item_ids(database_url, scan_id) == found
 
 
 def test_both_budgets_hold_at_once_and_the_items_budget_is_used(
     fleet: Callable[..., dict[str, str]], database_url: str
 ) -> None:
-    # Given a DMarket enforcing DMarket's unsigned budgets: items 2/s, other methods 6/s,
-    # and short TTLs so lookups keep coming
-    with FakeDMarket(ITEMS, best_bids=BIDS, class_budgets={"market_items": 2, "other": 6}) as fake:
+    # Given a DMarket enforcing DMarket's unsigned budgets: items 2/s, other methods 6/s
+    # (best bids, and the candidates' last sales: unsigned, they are other methods too),
+    # a handful of candidates as on a real market (each costs a last-sales lookup of its
+    # own), and short TTLs so lookups keep coming
+    budgets = {"market_items": 2, "other": 6}
+    with FakeDMarket(
+        ITEMS, best_bids=FEW_CANDIDATES_BIDS, sales=SALES, class_budgets=budgets
+    ) as fake:
         env = fleet(fake, workers=2, MARKETSCAN_REFERENCE_TTL_SECONDS="1")
         scan_ids = start_scans(env, 2)
         done = [wait_for_status(database_url, s, timeout=SCAN_TIMEOUT_SECONDS) for s in scan_ids]
         requests = fake.requests
     assert [row.status for row in done] == ["completed"] * 2
     pages = [r.received_at for r in requests if r.path == OFFERS]
-    lookups = [r.received_at for r in requests if r.path == AGGREGATED]
+    lookups = [r.received_at for r in requests if r.path in (AGGREGATED, LAST_SALES)]
+    assert {r.path for r in requests if r.path in (AGGREGATED, LAST_SALES)} == {
+        AGGREGATED,
+        LAST_SALES,
+    }
     # Then no second held more than either budget, and DMarket refused nothing
     assert [r for r in requests if r.status == 429] == []
     assert requests_over_rate(pages, 2) == 0
@@ -176,7 +222,7 @@ def test_both_budgets_hold_at_once_and_the_items_budget_is_used(
 def test_a_repeating_cursor_or_three_empty_pages_end_a_scan(
     fleet: Callable[..., dict[str, str]], database_url: str, quirk: Quirk, note: str
 ) -> None:
-    with FakeDMarket(ITEMS, best_bids=BIDS, quirk=quirk) as fake:
+    with FakeDMarket(ITEMS, best_bids=BIDS, sales=SALES, quirk=quirk) as fake:
         env = fleet(fake, MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="50",
                     MARKETSCAN_DMARKET_OTHER_REQUESTS_PER_SECOND="50")  # fmt: skip
         (scan_id,) = start_scans(env, 1)
@@ -216,10 +262,11 @@ def test_an_outage_ends_with_every_scan_completed_exactly_and_none_failed(
     opened = _watch_the_outage(env, fake, database_url, scan_ids, OUTAGE_SECONDS - 3)
     done = [wait_for_status(database_url, s, ("completed", "failed"), timeout=SCAN_TIMEOUT_SECONDS)
             for s in scan_ids]  # fmt: skip
-    # And every scan completed exactly, none failed, none was recovered for waiting
-    assert [(row.status, row.processed_items, row.recoveries) for row in done] == [
-        ("completed", 200, 0)
-    ] * 3
+    # And every scan completed exactly, none failed, none was recovered for waiting, and no
+    # lookup the outage refused left a candidate of a title that trades judged illiquid
+    assert [
+        (row.status, row.processed_items, row.recoveries, row.illiquid_items) for row in done
+    ] == [("completed", 200, 0, 0)] * 3
     for scan_id in scan_ids:
         assert stored_item_ids(database_url, scan_id) == walked_opportunities(fake)
     # And while it was down the fleet sent about one probe per cool-down, not a flood
