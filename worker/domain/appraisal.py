@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from functools import lru_cache
 from typing import Final
 
 from worker.domain.evidence import Evidence
@@ -109,15 +110,49 @@ def is_candidate(
     """Whether the listing passes its price test: the judged exit, after its fee, leaves
     the level's margin (plus `locked_margin` for a locked item). Only a candidate costs
     the lookups of the other exit and of liquidity."""
+    return (
+        _judged_if_candidate(
+            title, price_cents, judged_kind, listed_reference_cents, evidence, rule, locked
+        )
+        is not None
+    )
+
+
+def _judged_if_candidate(
+    title: str,
+    price_cents: int,
+    judged_kind: str | None,
+    listed_reference_cents: int | None,
+    evidence: Evidence,
+    rule: Level,
+    locked: bool,
+) -> Exit | None:
+    """The judged exit of a candidate, else None. This runs for every listing of every
+    page, so only the judged exit is priced, and the margin is a pair of integers."""
     if price_cents <= 0 or (locked and rule.exclude_locked):
-        return False
-    judged, _, _ = exits(title, price_cents, judged_kind, listed_reference_cents, evidence)
+        return None
+    if judged_kind == BEST_BID:
+        bid = evidence.best_bid
+        sale_cents = None if bid is None else bid.price_cents
+    elif evidence.last_sales is not None:
+        sale_cents = evidence.last_sales.price_cents
+    elif judged_kind == LAST_SALES:
+        sale_cents = None
+    else:
+        sale_cents = listed_reference_cents
+    judged = exit_of(price_cents, sale_cents, title, evidence)
     if judged is None:
-        return False
-    margin = Fraction(str(rule.min_profit))
-    if locked:
-        margin += Fraction(str(rule.locked_margin))
-    return judged.profit_cents >= margin * price_cents
+        return None
+    numerator, denominator = _margin(rule.min_profit, rule.locked_margin if locked else 0.0)
+    return judged if judged.profit_cents * denominator >= numerator * price_cents else None
+
+
+@lru_cache(maxsize=64)
+def _margin(min_profit: float, locked_margin: float) -> tuple[int, int]:
+    """The margin as an exact fraction of integers, from the decimals a level is written in:
+    a listing right on the threshold never falls to float rounding."""
+    margin = Fraction(str(min_profit)) + Fraction(str(locked_margin))
+    return margin.numerator, margin.denominator
 
 
 def appraise(
@@ -134,24 +169,15 @@ def appraise(
     """The appraisal of a listing that passes its price test and the liquidity minimums,
     Illiquid for a candidate that fails them, None for no candidate. `evidence` holds
     both exits' references (the other exit's looked up for candidates only)."""
-    candidate = is_candidate(
-        title=title,
-        price_cents=price_cents,
-        judged_kind=judged_kind,
-        listed_reference_cents=listed_reference_cents,
-        evidence=evidence,
-        rule=rule,
-        locked=locked,
+    judged = _judged_if_candidate(
+        title, price_cents, judged_kind, listed_reference_cents, evidence, rule, locked
     )
-    if not candidate:
+    if judged is None:
         return None
     why = _illiquid(rule, judged_kind, evidence.best_bid, evidence.last_sales, evidence.now)
     if why is not None:
         return Illiquid(why)
-    judged, sell_now, listing = exits(
-        title, price_cents, judged_kind, listed_reference_cents, evidence
-    )
-    assert judged is not None  # a candidate has its judged exit
+    _, sell_now, listing = exits(title, price_cents, judged_kind, listed_reference_cents, evidence)
     sales = evidence.last_sales
     return Appraisal(
         judged=judged,

@@ -145,11 +145,12 @@ class FeeTable:
         where several do (overlapping bands), the highest of them, so a find is never
         judged on a fee lower than one the market may charge. Else the default.
         """
-        applying = [
-            reduced.bps
-            for reduced in self._by_title.get(title, ())
-            if reduced.applies(sale_price_cents, now)
-        ]
+        reductions = self._by_title.get(title)
+        applying = (
+            [reduced.bps for reduced in reductions if reduced.applies(sale_price_cents, now)]
+            if reductions
+            else None
+        )
         if applying:
             bps, source = max(applying), REDUCED
         else:

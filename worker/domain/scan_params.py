@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from worker.domain.appraisal import Illiquid, appraise, opportunity_of
@@ -233,7 +234,10 @@ class ScanParams:
         low, high = self.price_band
         if not low <= item.price_cents <= high:
             return None
-        evidence = item.evidence or self._evidence_of(item)
+        evidence = item.evidence
+        if evidence is None:
+            evidence = self._evidence_of(item) if item.reference is not None else self._own
+
         locked, lock_days = lock_of(item)
         judged_kind = self.reference if item.reference is None else item.reference.kind
         appraisal = appraise(
@@ -249,6 +253,12 @@ class ScanParams:
         if appraisal is None or isinstance(appraisal, Illiquid):
             return appraisal
         return opportunity_of(item, judged_kind, appraisal)
+
+    @cached_property
+    def _own(self) -> Evidence:
+        """The evidence of a listing judged against its own figure (the simulated market,
+        DMarket v1's suggested price) with the configured fee: one for every listing."""
+        return Evidence(None, None, FeeTable.configured(self.fee, fetched_at=0.0), now=0.0)
 
     def _evidence_of(self, item: Item) -> Evidence:
         """What a listing without looked-up evidence is judged with: its own reference and
