@@ -171,8 +171,9 @@ def test_a_scan_started_through_the_task_judges_with_the_workers_fee_and_levels(
     assert stored and stored == expected_opportunities(frozen)
     at_seven = ScanParams.from_json({**done.params, "fee": 0.07})
     assert stored != expected_opportunities(at_seven)
+    # (a fee is rounded up to a whole cent: never understated)
     assert {fee for _, fee in opportunity_fees(database_url, scan_id)} == {
-        round(reference * 0.1) for reference, _ in opportunity_fees(database_url, scan_id)
+        -(-reference * 1_000 // 10_000) for reference, _ in opportunity_fees(database_url, scan_id)
     }
 
 

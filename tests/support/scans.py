@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from models import ScanCheckpoint, ScanOpportunity
 from worker.chain import lifecycle
 from worker.db import driver_url, session_scope
+from worker.db.scan_queries import judged_fee_and_profit
 from worker.devtools.uninterrupted_walk import uninterrupted_opportunities
-from worker.domain.opportunities import fee_and_profit
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams, frozen_fee
 from worker.markets.simulated import FAULT_OPTIONS
@@ -81,25 +81,21 @@ def wait_for_progress(
 
 
 def stored_opportunities(database_url: str, scan_id: uuid.UUID) -> set[tuple[str, int, int]]:
-    """(item_id, price, profit) of what the scan stored, the profit as results derive it."""
+    """(item_id, price, profit) of what the scan stored, the profit as results show it."""
     engine = create_engine(driver_url(database_url))
     with Session(engine) as session:
         params = session.scalar(
             select(ScanCheckpoint.params).where(ScanCheckpoint.scan_id == scan_id)
         )
-        rows = session.execute(
-            select(
-                ScanOpportunity.item_id,
-                ScanOpportunity.price_cents,
-                ScanOpportunity.reference_price_cents,
-            ).where(ScanOpportunity.scan_id == scan_id)
-        ).all()
+        fee = frozen_fee(params)
+        found = {
+            (row.item_id, row.price_cents, judged_fee_and_profit(row, fee)[1])
+            for row in session.scalars(
+                select(ScanOpportunity).where(ScanOpportunity.scan_id == scan_id)
+            )
+        }
     engine.dispose()
-    fee = frozen_fee(params)
-    return {
-        (item_id, price, fee_and_profit(price, reference, fee)[1])
-        for item_id, price, reference in rows
-    }
+    return found
 
 
 def expected_opportunities(params: ScanParams) -> set[tuple[str, int, int]]:
