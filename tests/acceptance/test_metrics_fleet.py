@@ -179,12 +179,14 @@ def _prometheus_answers(exporter_url: str, tmp_path: Path, items: float) -> None
         deadline = time.monotonic() + 60
         while True:
             try:
-                answer = httpx.get(
+                response = httpx.get(
                     f"http://127.0.0.1:{port}/api/v1/query",
                     params={"query": "marketscan_items_processed_total"},
                     timeout=5,
-                ).json()
-                result = answer["data"]["result"]
+                )
+                # A starting Prometheus answers 503 "Service Unavailable" (plain text) until
+                # its storage is ready: not an answer yet.
+                result = response.json()["data"]["result"] if response.status_code == 200 else []
                 if result:
                     assert float(result[0]["value"][1]) == items
                     return
