@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 from worker.domain.opportunities import LEVELS, Level
+from worker.domain.price_list import currency_of
 from worker.domain.reference import DMARKET_APIS
 from worker.errors import ConfigError, InvalidInput
 from worker.redaction import redacted
@@ -198,6 +199,14 @@ def one_of(allowed: tuple[str, ...]) -> Callable[[str, str], str]:
     return parse
 
 
+def currency_setting(name: str, raw: str) -> str:
+    """A currency a second market's prices may be read in (worker.domain.price_list)."""
+    try:
+        return currency_of(raw.upper(), name)
+    except InvalidInput as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of the runtime, with its unit in its name."""
@@ -331,6 +340,21 @@ class Settings:
     dmarket_fee_requests_per_second: float = setting(
         2.0, bounds="0.01..", signed=110.0, unit="requests/s"
     )
+    # --- Skinport as a second market (worker.markets.references.skinport): buy on DMarket,
+    # sell there. Its API publishes the whole CS2 list in one answer, cached 5 min on its
+    # side, at 8 requests per 5 min; its seller fee (its FAQ and fee page) is 8 %, 6 % on a
+    # sale above $1,000. A find's Skinport price is the lowest listing less the undercut.
+    skinport_url: str = setting("https://api.skinport.com", base_url=True)
+    skinport_currency: str = setting("USD", parse=currency_setting)
+    skinport_fee: float = setting(0.08, bounds="0.0..0.99", unit="fraction of a price")
+    skinport_high_fee: float = setting(0.06, bounds="0.0..0.99", unit="fraction of a price")
+    skinport_high_fee_above_cents: int = setting(100_000, bounds="0..", unit="cents")
+    skinport_undercut_cents: int = setting(1, bounds="0..", unit="cents")
+    # How long the fleet's read of the list is used before it is read again (Skinport's own
+    # cache is 5 min: reading more often gains nothing and spends its small budget).
+    skinport_list_seconds: float = setting(300.0, bounds="1.0..86400.0", unit="s")
+    skinport_breaker_failures: int = setting(3, bounds="1..", unit="failures")
+    skinport_breaker_cooldown_seconds: float = setting(60.0, bounds="0.1..", unit="s")
 
     def __repr__(self) -> str:
         # Settings get logged and land in tracebacks (inside whatever carries them): the
