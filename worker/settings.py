@@ -160,6 +160,8 @@ LEVEL_EXTRAS: dict[str, Callable[[str], int | float | bool]] = {
     "min_buy_orders": int,
     "locked_margin": float,
     "exclude_locked": lambda raw: {"true": True, "false": False}[raw.lower()],
+    "min_volume_7d": int,
+    "hold_margin": float,
 }
 
 

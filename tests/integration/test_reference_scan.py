@@ -150,11 +150,11 @@ def test_a_lookup_answered_badly_is_retried_and_the_page_is_not_fetched_again(
 @pytest.mark.parametrize(
     ("reference", "message"),
     [
-        ("mid", "reference must be one of best_bid, last_sales, suggested, got 'mid'"),
+        ("mid", "reference must be one of best_bid, last_sales, suggested, skinport, got 'mid'"),
         (
             "suggested",
             "reference 'suggested' is not available with DMarket v2: allowed are "
-            "best_bid, last_sales",
+            "best_bid, last_sales, skinport",
         ),
     ],
 )

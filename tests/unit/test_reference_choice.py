@@ -34,11 +34,11 @@ def test_a_scan_gets_the_reference_it_asked_for_or_its_markets_default(
     ("market", "api", "asked", "message"),
     [
         ("dmarket", "v2", "suggested", "reference 'suggested' is not available with DMarket v2: "
-         "allowed are best_bid, last_sales"),
+         "allowed are best_bid, last_sales, skinport"),
         ("simulated", "v2", "best_bid", "reference 'best_bid' is not available with the "
          "simulated market: allowed are suggested"),
         ("dmarket", "v1", "mid", "reference must be one of best_bid, last_sales, suggested, "
-         "got 'mid'"),
+         "skinport, got 'mid'"),
     ],
 )  # fmt: skip
 def test_a_reference_the_market_cannot_give_is_refused_naming_the_allowed_ones(

@@ -29,7 +29,7 @@ from worker.domain.evidence import Evidence
 from worker.domain.fees import AppliedFee
 from worker.domain.listing import Item
 from worker.domain.opportunities import Level, Opportunity
-from worker.domain.reference import BEST_BID, LAST_SALES, Reference
+from worker.domain.reference import BEST_BID, LAST_SALES, SECOND_MARKETS, Reference
 
 # Exits, as a find names the one it was judged by.
 SELL_NOW: Final = "sell_now"
@@ -76,6 +76,16 @@ def exit_of(
     return Exit(sale_cents, fee, sale_cents - fee.cents - price_cents)
 
 
+def elsewhere_exit(price_cents: int, evidence: Evidence) -> Exit | None:
+    """The exit of listing the item on the second market, after its seller fee (None: that
+    market does not list the title)."""
+    reference, seller_fee = evidence.elsewhere, evidence.elsewhere_fee
+    if reference is None or seller_fee is None:
+        return None
+    fee = seller_fee.fee_for(reference.price_cents)
+    return Exit(reference.price_cents, fee, reference.price_cents - fee.cents - price_cents)
+
+
 def exits(
     title: str,
     price_cents: int,
@@ -84,7 +94,11 @@ def exits(
     evidence: Evidence,
 ) -> tuple[Exit | None, Exit | None, Exit | None]:
     """(judged, sell now, listing): the best bid is the sell-now exit; the median of the
-    last sales the listing exit, or on a market with a suggested price, that price."""
+    last sales the listing exit, or on a market with a suggested price, that price; judged
+    against a second market, listing it there is the one exit."""
+    if judged_kind in SECOND_MARKETS:
+        elsewhere = elsewhere_exit(price_cents, evidence)
+        return elsewhere, None, elsewhere
     bid, sales = evidence.best_bid, evidence.last_sales
     sell_now = exit_of(price_cents, None if bid is None else bid.price_cents, title, evidence)
     if sales is not None:
@@ -131,6 +145,10 @@ def _judged_if_candidate(
     page, so only the judged exit is priced, and the margin is a pair of integers."""
     if price_cents <= 0 or (locked and rule.exclude_locked):
         return None
+    elsewhere = judged_kind in SECOND_MARKETS
+    if elsewhere:
+        judged = elsewhere_exit(price_cents, evidence)
+        return _if_margin_left(judged, price_cents, rule, locked, elsewhere)
     if judged_kind == BEST_BID:
         bid = evidence.best_bid
         sale_cents = None if bid is None else bid.price_cents
@@ -141,17 +159,29 @@ def _judged_if_candidate(
     else:
         sale_cents = listed_reference_cents
     judged = exit_of(price_cents, sale_cents, title, evidence)
+    return _if_margin_left(judged, price_cents, rule, locked, elsewhere)
+
+
+def _if_margin_left(
+    judged: Exit | None, price_cents: int, rule: Level, locked: bool, elsewhere: bool
+) -> Exit | None:
+    """`judged` if it leaves the level's margin, plus `locked_margin` for a locked item and
+    `hold_margin` on a second market; else None."""
     if judged is None:
         return None
-    numerator, denominator = _margin(rule.min_profit, rule.locked_margin if locked else 0.0)
+    numerator, denominator = _margin(
+        rule.min_profit,
+        rule.locked_margin if locked else 0.0,
+        rule.hold_margin if elsewhere else 0.0,
+    )
     return judged if judged.profit_cents * denominator >= numerator * price_cents else None
 
 
 @lru_cache(maxsize=64)
-def _margin(min_profit: float, locked_margin: float) -> tuple[int, int]:
+def _margin(min_profit: float, locked_margin: float, hold_margin: float) -> tuple[int, int]:
     """The margin as an exact fraction of integers, from the decimals a level is written in:
     a listing right on the threshold never falls to float rounding."""
-    margin = Fraction(str(min_profit)) + Fraction(str(locked_margin))
+    margin = Fraction(str(min_profit)) + Fraction(str(locked_margin)) + Fraction(str(hold_margin))
     return margin.numerator, margin.denominator
 
 
@@ -174,11 +204,15 @@ def appraise(
     )
     if judged is None:
         return None
-    why = _illiquid(rule, judged_kind, evidence.best_bid, evidence.last_sales, evidence.now)
+    why = (
+        _illiquid_elsewhere(rule, judged_kind, evidence.elsewhere)
+        if judged_kind in SECOND_MARKETS
+        else _illiquid(rule, judged_kind, evidence.best_bid, evidence.last_sales, evidence.now)
+    )
     if why is not None:
         return Illiquid(why)
     _, sell_now, listing = exits(title, price_cents, judged_kind, listed_reference_cents, evidence)
-    sales = evidence.last_sales
+    sales = evidence.elsewhere if judged_kind in SECOND_MARKETS else evidence.last_sales
     return Appraisal(
         judged=judged,
         sell_now=sell_now,
@@ -213,6 +247,15 @@ def _illiquid(
         orders = 0 if bid is None or bid.order_count is None else bid.order_count
         if orders < rule.min_buy_orders:
             return f"{orders} buy orders, fewer than {rule.min_buy_orders}"
+    return None
+
+
+def _illiquid_elsewhere(rule: Level, kind: str | None, elsewhere: Reference | None) -> str | None:
+    """Why a candidate judged against a second market cannot count on selling there."""
+    volume = 0 if elsewhere is None or elsewhere.sales_7d is None else elsewhere.sales_7d
+    if volume < rule.min_volume_7d:
+        market = SECOND_MARKETS.get(kind or "", kind)
+        return f"{volume} sales on {market} in 7 days, fewer than {rule.min_volume_7d}"
     return None
 
 

@@ -21,9 +21,11 @@ BPS_WHOLE: Final = 10_000
 REDUCED: Final = "reduced"
 DEFAULT: Final = "default"
 CONFIGURED: Final = "configured"
-FEE_SOURCES: Final = (REDUCED, DEFAULT, CONFIGURED)
+# A second market's seller fee (worker.domain.reference.SECOND_MARKETS), named by the market.
+SKINPORT_SELLER: Final = "skinport"
+FEE_SOURCES: Final = (REDUCED, DEFAULT, CONFIGURED, SKINPORT_SELLER)
 # How scan_opportunities stores a find's fee source: a smallint, since the table is big.
-FEE_SOURCE_CODES: Final = {REDUCED: 1, DEFAULT: 2, CONFIGURED: 3}
+FEE_SOURCE_CODES: Final = {REDUCED: 1, DEFAULT: 2, CONFIGURED: 3, SKINPORT_SELLER: 4}
 FEE_SOURCE_NAMES: Final = {code: name for name, code in FEE_SOURCE_CODES.items()}
 # A table is asked for again at least this often: DMarket's reduced list is daily.
 TABLE_LIFE_SECONDS: Final = 24 * 60 * 60.0
@@ -163,3 +165,24 @@ class FeeTable:
         latest = self.fetched_at + TABLE_LIFE_SECONDS
         upcoming = [r.expires_at for r in self.reduced if r.expires_at > self.fetched_at]
         return min([latest, *upcoming])
+
+
+@dataclass(frozen=True)
+class BandedFee:
+    """A second market's seller fee: `bps` of a sale, `high_bps` of one above
+    `high_above_cents` (Skinport: 8 %, 6 % above $1,000), named `source` on a find."""
+
+    source: str
+    bps: int
+    high_bps: int
+    high_above_cents: int
+
+    def __post_init__(self) -> None:
+        _check_bps(f"{self.source} fee", self.bps)
+        _check_bps(f"{self.source} high fee", self.high_bps)
+        _check_cents(f"{self.source} high fee's threshold", self.high_above_cents)
+
+    def fee_for(self, sale_price_cents: int) -> AppliedFee:
+        """The fee a sale at this price pays, rounded up to a cent."""
+        bps = self.high_bps if sale_price_cents > self.high_above_cents else self.bps
+        return AppliedFee(bps, self.source, fee_cents(sale_price_cents, bps, 0))

@@ -28,6 +28,11 @@ class Level:
     min_buy_orders: int = 1
     locked_margin: float = 0.05
     exclude_locked: bool = False
+    # Against a second market (worker.domain.reference.SECOND_MARKETS): its own count of
+    # sales in the last 7 days, and the margin added for the days the item is held on its
+    # way there (the price may move meanwhile).
+    min_volume_7d: int = 3
+    hold_margin: float = 0.05
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -42,7 +47,7 @@ class Level:
                 f"level {self.name}: min price ({self.min_price_cents} cents) must not exceed "
                 f"max price ({self.max_price_cents} cents)"
             )
-        for name in ("min_profit", "locked_margin"):
+        for name in ("min_profit", "locked_margin", "hold_margin"):
             fraction = getattr(self, name)
             if (
                 isinstance(fraction, bool)
@@ -53,7 +58,11 @@ class Level:
                     f"level {self.name}: {name} must be a fraction from 0 to below 10, "
                     f"got {fraction!r}"
                 )
-        for name, most in (("min_sales_7d", 20), ("min_buy_orders", 1_000_000)):
+        for name, most in (
+            ("min_sales_7d", 20),
+            ("min_buy_orders", 1_000_000),
+            ("min_volume_7d", 1_000_000),
+        ):
             count = getattr(self, name)
             if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= most:
                 raise InvalidInput(

@@ -1,7 +1,9 @@
 """Reference prices: what a listing is judged against, where it came from, and how deep.
 
 `best_bid` is the best standing buy order (what a seller gets now, before DMarket's sell
-fee); `last_sales` what buyers recently paid; `suggested` DMarket's own estimate (v1 only).
+fee); `last_sales` what buyers recently paid; `suggested` DMarket's own estimate (v1 only);
+`skinport` what listing the item on Skinport brings (a second market: its lowest listing
+less an undercut, sold after Steam's trade hold).
 """
 
 from __future__ import annotations
@@ -15,9 +17,15 @@ from worker.errors import InvalidInput
 BEST_BID: Final = "best_bid"
 LAST_SALES: Final = "last_sales"
 SUGGESTED: Final = "suggested"
-REFERENCE_KINDS: Final = (BEST_BID, LAST_SALES, SUGGESTED)
+SKINPORT: Final = "skinport"
+REFERENCE_KINDS: Final = (BEST_BID, LAST_SALES, SUGGESTED, SKINPORT)
 # How scan_opportunities stores the kind: a smallint, since the table holds many rows.
-REFERENCE_CODES: Final = {BEST_BID: 1, LAST_SALES: 2, SUGGESTED: 3}
+REFERENCE_CODES: Final = {BEST_BID: 1, LAST_SALES: 2, SUGGESTED: 3, SKINPORT: 4}
+# References read from another market, by kind: the market's name as a trader reads it.
+# An item bought on DMarket reaches it through Steam, whose trade protection holds a traded
+# CS2 item this many days (since July 2025): the find needs the level's `hold_margin` more.
+SECOND_MARKETS: Final = {SKINPORT: "Skinport"}
+TRADE_HOLD_DAYS: Final = 7
 REFERENCE_NAMES: Final = {code: name for name, code in REFERENCE_CODES.items()}
 # DMarket's listing APIs, the default first. A scan's is frozen into its market options
 # (`api`) at start: the two APIs' cursors mean nothing to each other.
@@ -27,8 +35,8 @@ DMARKET_API_OPTION: Final = "api"
 # v1 keeps judging against its suggested price unless asked otherwise.
 ALLOWED_REFERENCES: Final = {
     "simulated": (SUGGESTED,),
-    "dmarket-v2": (BEST_BID, LAST_SALES),
-    "dmarket-v1": (SUGGESTED, BEST_BID, LAST_SALES),
+    "dmarket-v2": (BEST_BID, LAST_SALES, SKINPORT),
+    "dmarket-v1": (SUGGESTED, BEST_BID, LAST_SALES, SKINPORT),
 }
 
 
@@ -38,9 +46,10 @@ class Reference:
 
     `order_count`: buy orders behind a best bid, or sales behind a median (None: unknown).
     `sales_7d`: how many of the sales read were made in the 7 days before `fetched_at`,
-    outliers included (they are trades all the same); `last_sale_at`: when the newest of
-    them was made. Both None when the reference is no sales history (a best bid, a
-    suggested price) or was cached before they were kept.
+    outliers included (they are trades all the same), or a second market's own count of
+    its sales in the last 7 days; `last_sale_at`: when the newest of them was made. Both
+    None when the reference is no sales history (a best bid, a suggested price) or was
+    cached before they were kept.
     """
 
     kind: str
