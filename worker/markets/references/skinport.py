@@ -69,8 +69,8 @@ class SkinportPriceList:
         self.currency = currency_of(currency)
         self._client = client
         self._app_id = app_id
-        self._budget = budget
-        self._breaker = breaker
+        self.budget = budget
+        self.breaker = breaker
         self._drain_requested = drain_requested
         self._max_pause_seconds = max_pause_seconds
         self._clock = clock
@@ -98,10 +98,10 @@ class SkinportPriceList:
         request = self._client.build_request(
             "GET", path, params=params, headers={"Accept-Encoding": ACCEPT_ENCODING}
         )
-        if self._breaker is not None:
-            self._breaker.before_request()
-        if self._budget is not None:
-            self._budget.acquire(self._drain_requested)
+        if self.breaker is not None:
+            self.breaker.before_request()
+        if self.budget is not None:
+            self.budget.acquire(self._drain_requested)
         try:
             response = self._client.send(request, stream=True)
             try:
@@ -127,8 +127,8 @@ class SkinportPriceList:
             raise RetryableMarketError(
                 cause, retry_after_seconds=retry_after_from_headers(response.headers)
             )
-        if self._breaker is not None:
-            self._breaker.record_success()
+        if self.breaker is not None:
+            self.breaker.record_success()
         if not 200 <= status < 300:
             text = skinport_body.error_text(answer.data)
             raise PermanentMarketError(f"{what}: Skinport answered {status}: {text}")
@@ -140,13 +140,13 @@ class SkinportPriceList:
         """Over Skinport's limit, the whole fleet is: its budget waits Retry-After (one
         budget window without one), capped so a broken header cannot park the fleet."""
         asked_seconds = retry_after_from_headers(headers)
-        if asked_seconds is None and self._budget is not None:
-            asked_seconds = self._budget.window_seconds
+        if asked_seconds is None and self.budget is not None:
+            asked_seconds = self.budget.window_seconds
         wait_seconds = (
             None if asked_seconds is None else min(asked_seconds, self._max_pause_seconds)
         )
-        if self._budget is not None and wait_seconds is not None:
-            self._budget.pause(wait_seconds)
+        if self.budget is not None and wait_seconds is not None:
+            self.budget.pause(wait_seconds)
         return RetryableMarketError(
             f"Skinport answered 429: {skinport_body.error_text(answer.data)}",
             retry_after_seconds=wait_seconds,
@@ -155,7 +155,7 @@ class SkinportPriceList:
     def _judge_outage(self, cause: str) -> None:
         """Count a failure; once the breaker is open, this fetch waits with the fleet
         (MarketUnavailable) instead of spending a retry."""
-        if self._breaker is not None and self._breaker.record_failure(cause):
+        if self.breaker is not None and self.breaker.record_failure(cause):
             raise MarketUnavailable(f"market unavailable: {cause}")
 
 
