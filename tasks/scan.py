@@ -8,6 +8,7 @@ from celery import Task
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.app import app, publisher
+from worker.celery_glue import progress_events
 from worker.celery_glue.drain import drain_requested
 from worker.celery_glue.publisher import pages_waiting
 from worker.chain.lifecycle import start_request
@@ -54,8 +55,9 @@ def page(self: Task, scan_id: str, lease_token: str, page_seq: int, page_offset:
 
     def progress(update: ScanProgress) -> None:
         reached.append(update)
-        self.send_event(
-            "task-progress",
+        progress_events.send_progress(
+            app,
+            self.request,
             scan_id=scan_id,
             page_seq=update.page_seq,
             processed=update.processed,

@@ -22,7 +22,7 @@ from celery.signals import (
 )
 
 from worker import broker_redis, observe
-from worker.celery_glue import shutdown_signals
+from worker.celery_glue import progress_events, shutdown_signals
 from worker.celery_glue.alert_clock import alert_committed_finds, alerts_on
 from worker.celery_glue.beat_clocks import BeatClock
 from worker.celery_glue.drain import request_drain, request_stop_now
@@ -111,9 +111,11 @@ def _spend_child_sigterm(**_: Any) -> None:
 
 def _close_market_connections(**_: Any) -> None:
     # Pool children leave through os._exit, which skips atexit: send what the notifier
-    # still holds, and close keep-alive connections so the market sees a clean goodbye.
+    # still holds, and close keep-alive connections so the market (and the broker, for the
+    # progress events) sees a clean goodbye.
     notifier.flush_all()
     process_clients.close_all()
+    progress_events.close()
     _flush_metric_notes()
 
 
