@@ -15,11 +15,11 @@ from typing import Any
 
 import kombu.exceptions
 import pytest
-import redis
 from celery import Celery
 from celery.app.task import Context
 
 from tests.support.flower import EventRecorder
+from tests.support.progress_events import progress_clients
 from worker.celery_glue import progress_events
 from worker.devtools.embedded import EmbeddedRedis
 
@@ -67,17 +67,6 @@ def receiving(recorder: EventRecorder, app: Celery) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("the recorder heard no event")
-
-
-def progress_clients(redis_url: str) -> dict[int, set[int]]:
-    """Redis's client ids of the dispatchers' connections, by the pid in their name."""
-    found: dict[int, set[int]] = {}
-    for client in redis.Redis.from_url(redis_url).client_list():
-        name = client.get("name", "")
-        if name.startswith(progress_events.CLIENT_NAME_PREFIX):
-            pid = int(name.removeprefix(progress_events.CLIENT_NAME_PREFIX))
-            found.setdefault(pid, set()).add(int(client["id"]))
-    return found
 
 
 def test_an_event_carries_the_tasks_id_hostname_and_fields_as_send_event_did(
