@@ -355,6 +355,11 @@ class Settings:
     # How long the fleet's read of the list is used before it is read again (Skinport's own
     # cache is 5 min: reading more often gains nothing and spends its small budget).
     skinport_list_seconds: float = setting(300.0, bounds="1.0..86400.0", unit="s")
+    # Skinport's limit, 8 requests per 300 s, is the fleet's budget. RequestBudget makes it
+    # 2 per 75.05 s (the fraction 2/75 plus its transit margin), sliding: any 300 s lie
+    # within four such windows (4 x 75.05 s > 300 s), so they hold at most 8, never a 9th.
+    skinport_requests_per_window: int = setting(8, bounds="1..1000", unit="requests")
+    skinport_window_seconds: float = setting(300.0, bounds="1.0..86400.0", unit="s")
     skinport_breaker_failures: int = setting(3, bounds="1..", unit="failures")
     skinport_breaker_cooldown_seconds: float = setting(60.0, bounds="0.1..", unit="s")
 

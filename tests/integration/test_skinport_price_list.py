@@ -18,7 +18,6 @@ from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketErr
 from worker.markets.fleet import process_clients
 from worker.markets.fleet.breaker import CircuitBreaker, MarketUnavailable, is_open
 from worker.markets.fleet.budget import RequestBudget
-from worker.markets.references import skinport
 from worker.markets.references.skinport import SkinportPriceList, skinport_price_list
 from worker.settings import Settings, get_settings
 from worker.testing.skinport_server import FakeSkinport, FakeSkinportItem
@@ -276,4 +275,5 @@ def test_fetches_in_a_row_within_the_budget_never_meet_a_429(client: redis.Redis
     # Then Skinport never refused one
     assert fake.count(429) == 0
     assert len(fake.requests) == 10
-    assert skinport.SKINPORT_REQUESTS_PER_SECOND == 8 / 300
+    defaults = Settings()
+    assert (defaults.skinport_requests_per_window, defaults.skinport_window_seconds) == (8, 300.0)

@@ -36,10 +36,6 @@ SALES_HISTORY_PATH: Final = "/v1/sales/history"
 # The endpoints as budgets, logs and marketscan_market_requests_total{endpoint} name them.
 ITEMS_ENDPOINT: Final = "items"
 SALES_HISTORY_ENDPOINT: Final = "sales_history"
-# Skinport's limit, 8 requests per 300 s. RequestBudget makes it 2 per 75.05 s (the
-# fraction 2/75 plus its transit margin), sliding: any 300 s lie within four such windows
-# (4 x 75.05 s > 300 s), so they hold at most 8 requests, never a 9th.
-SKINPORT_REQUESTS_PER_SECOND: Final = 8 / 300
 # Only Brotli: Skinport refuses a client that does not offer it, and answers nothing else.
 ACCEPT_ENCODING: Final = "br"
 # Bytes of an answer once inflated: the CS2 list is about 10 MB.
@@ -169,13 +165,15 @@ def skinport_price_list(
     budget = process_clients.request_budget(
         settings.broker_url,
         f"{settings.skinport_url}#skinport",
-        SKINPORT_REQUESTS_PER_SECOND,
+        settings.skinport_requests_per_window / settings.skinport_window_seconds,
         settings.sentinel_master,
     )
     breaker = CircuitBreaker(
         broker_redis.shared(settings.broker_url, settings.sentinel_master),
         settings.skinport_url,
-        settings.skinport_breaker_failures,
+        # Open by a page's last retry at the latest, so a page waits out an outage instead
+        # of failing for it (invariant 11), as DMarket's breaker does.
+        min(settings.skinport_breaker_failures, settings.max_retries + 1),
         settings.skinport_breaker_cooldown_seconds,
     )
     return SkinportPriceList(
