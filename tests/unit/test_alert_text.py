@@ -97,3 +97,23 @@ def test_a_line_that_alone_exceeds_the_limit_is_cut_to_it() -> None:
 
 def test_dollars_show_cents_and_thousands() -> None:
     assert (dollars(5), dollars(123456), dollars(-250)) == ("$0.05", "$1,234.56", "-$2.50")
+
+
+def test_a_find_judged_against_skinport_says_sell_on_skinport_its_fee_and_the_hold() -> None:
+    from worker.domain.alert import Judging, judging_of_result, judging_text
+
+    # Given a find judged against Skinport (its results row), and one against the best bid
+    row = {
+        "fee_bps": 800, "fee_source": "skinport", "sell_now_profit_cents": None,
+        "listing_profit_cents": 328, "sales_7d": 12, "locked": False, "lock_days": None,
+        "reference_kind": "skinport",
+    }  # fmt: skip
+    dmarket = Judging(500, "reduced", 120, 210, 12, True, 7, reference_kind="best_bid")
+    # Then the Skinport one names the market, its profit there, its fee, volume and the hold
+    assert judging_text(judging_of_result(row)) == (
+        "sell on Skinport +$3.28 · fee 8.00% (skinport) · 12 sales/7d on Skinport · 7-day hold"
+    )
+    # And DMarket's reads as before
+    assert judging_text(dmarket) == (
+        "fee 5.00% (reduced) · sell now +$1.20 · listing +$2.10 · 12 sales/7d · locked 7d"
+    )

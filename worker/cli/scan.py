@@ -11,6 +11,7 @@ import click
 from worker.cli.support import cli_session, emit_json, handle_errors
 from worker.domain.checkpoint import Checkpoint
 from worker.domain.progress import total_text
+from worker.domain.reference import SECOND_MARKETS, TRADE_HOLD_DAYS
 from worker.domain.scan_params import MARKETS
 from worker.domain.validation import dollars_to_cents
 from worker.domain.watermark import follow_of
@@ -58,8 +59,9 @@ def scan() -> None:
 @click.option(
     "--reference",
     default=None,
-    help="What listings are judged against: best_bid, last_sales or suggested (v1 only); "
-    "default: best_bid on DMarket, suggested on the simulated market.",
+    help="What listings are judged against: best_bid, last_sales, skinport (sell on "
+    "Skinport after the trade hold) or suggested (v1 only); default: best_bid on DMarket, "
+    "suggested on the simulated market.",
 )
 @click.option("--min-price", type=float, help="Lowest item price, USD.")
 @click.option("--max-price", type=float, help="Highest item price, USD.")
@@ -190,7 +192,7 @@ def results(scan_id: str, top: int, as_json: bool) -> None:
     click.echo(
         f"{'profit %':>8}  {'price $':>9}  {'ref $':>9}  {'profit $':>9}  "
         f"{'fee %':>6}  {'fee from':10}  {'sell now $':>10}  {'listing $':>9}  "
-        f"{'7d':>3}  {'lock':5}  title"
+        f"{'7d':>3}  {'lock':5}  {'sell on':17}  title"
     )
     for row in found:
         click.echo(
@@ -200,13 +202,20 @@ def results(scan_id: str, top: int, as_json: bool) -> None:
             f"{_cell(row['sell_now_profit_cents'], 100):>10}  "
             f"{_cell(row['listing_profit_cents'], 100):>9}  "
             f"{'-' if row['sales_7d'] is None else row['sales_7d']:>3}  {_lock(row):5}  "
-            f"{row['title']}"
+            f"{_sold_on(row['reference_kind']):17}  {row['title']}"
         )
 
 
 def _cell(value: int | None, per_unit: int) -> str:
     """A stored amount in units (cents, basis points) as a number, or `-` when unknown."""
     return "-" if value is None else f"{value / per_unit:.2f}"
+
+
+def _sold_on(reference_kind: str | None) -> str:
+    """Where a find judged against a second market is sold, after Steam's trade hold; `-`
+    for one sold on the market it is bought on."""
+    market = SECOND_MARKETS.get(reference_kind or "")
+    return "-" if market is None else f"{market}, {TRADE_HOLD_DAYS}d hold"
 
 
 def _lock(row: dict[str, Any]) -> str:

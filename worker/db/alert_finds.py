@@ -21,6 +21,7 @@ from worker.db.scan_queries import judged_fee_and_profit, of_scan
 from worker.db.watches import owner_allowed
 from worker.domain.alert import Find, Judging
 from worker.domain.fees import FEE_SOURCE_NAMES
+from worker.domain.reference import REFERENCE_NAMES
 from worker.domain.scan_params import frozen_fee
 
 PENDING_LIMIT = 200
@@ -137,4 +138,7 @@ def judging_of(row: ScanOpportunity) -> Judging | None:
         sales_7d=row.sales_7d,
         locked=bool(row.locked),
         lock_days=row.lock_days,
+        reference_kind=None
+        if row.reference_kind is None
+        else REFERENCE_NAMES.get(row.reference_kind),
     )

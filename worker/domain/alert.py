@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from worker.domain.reference import SECOND_MARKETS, TRADE_HOLD_DAYS
+
 # Telegram refuses a message over 4096 characters, which it counts in UTF-16 code units (🔔
 # is two of them); counting in them keeps every message under the limit, never over.
 MESSAGE_MAX_UNITS = 4096
@@ -48,6 +50,8 @@ class Judging:
     sales_7d: int | None
     locked: bool
     lock_days: int | None
+    # What it was judged against: a second market's kind sells there, after the trade hold.
+    reference_kind: str | None = None
 
 
 def judging_of_result(row: Mapping[str, Any]) -> Judging | None:
@@ -63,23 +67,34 @@ def judging_of_result(row: Mapping[str, Any]) -> Judging | None:
         sales_7d=row.get("sales_7d"),
         locked=bool(row.get("locked")),
         lock_days=row.get("lock_days"),
+        reference_kind=row.get("reference_kind"),
     )
 
 
 def judging_text(judging: Judging | None) -> str:
     """What a find line adds: `fee 5.00% (reduced) · sell now +$1.20 · listing +$2.10 ·
-    12 sales/7d · locked 7d`; empty for a find stored before fees were looked up."""
+    12 sales/7d · locked 7d`, or against a second market `sell on Skinport +$2.10 · fee
+    8.00% (skinport) · 12 sales/7d on Skinport · 7-day hold`; empty for a find stored
+    before fees were looked up."""
     if judging is None:
         return ""
-    parts = [f"fee {judging.fee_bps / 100:.2f}% ({judging.fee_source})"]
-    for name, profit in (
-        ("sell now", judging.sell_now_profit_cents),
-        ("listing", judging.listing_profit_cents),
-    ):
-        if profit is not None:
-            parts.append(f"{name} {'+' if profit >= 0 else ''}{dollars(profit)}")
-    if judging.sales_7d is not None:
-        parts.append(f"{judging.sales_7d} sales/7d")
+    market = SECOND_MARKETS.get(judging.reference_kind or "")
+    fee = f"fee {judging.fee_bps / 100:.2f}% ({judging.fee_source})"
+    if market is not None:
+        parts = [f"sell on {market} {_signed(judging.listing_profit_cents)}", fee]
+        if judging.sales_7d is not None:
+            parts.append(f"{judging.sales_7d} sales/7d on {market}")
+        parts.append(f"{TRADE_HOLD_DAYS}-day hold")
+    else:
+        parts = [fee]
+        for name, profit in (
+            ("sell now", judging.sell_now_profit_cents),
+            ("listing", judging.listing_profit_cents),
+        ):
+            if profit is not None:
+                parts.append(f"{name} {_signed(profit)}")
+        if judging.sales_7d is not None:
+            parts.append(f"{judging.sales_7d} sales/7d")
     if judging.locked:
         parts.append("locked" if judging.lock_days is None else f"locked {judging.lock_days}d")
     return " · ".join(parts)
@@ -92,6 +107,12 @@ class Alert:
 
     text: str
     finds: tuple[Find, ...]
+
+
+def _signed(cents: int | None) -> str:
+    if cents is None:
+        return "?"
+    return f"{'+' if cents >= 0 else ''}{dollars(cents)}"
 
 
 def dollars(cents: int) -> str:
