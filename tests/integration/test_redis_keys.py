@@ -4,6 +4,7 @@ ledger marker, Telegram message and alert memory already stored under the old on
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -13,13 +14,16 @@ import redis
 from worker.chain import broker_ledger
 from worker.domain.alert import Find
 from worker.domain.page_message import PageMessage
+from worker.errors import RetryableMarketError
 from worker.markets.fleet.breaker import CircuitBreaker
 from worker.markets.fleet.budget import RequestBudget
 from worker.markets.fresh.shared_walk import SharedWalk, Walk
 from worker.markets.references.cache import ReferenceCache
+from worker.markets.references.price_list_cache import SharedPriceList
 from worker.metrics import presence
 from worker.metrics.events import RedisEventStore
 from worker.notify import alerts, messages
+from worker.testing.memory_price_list import MemoryPriceList
 
 SCAN_ID = uuid.UUID("0b7e3c52-8f4d-4f7a-9a51-3d2c1e0f9a88")
 
@@ -89,4 +93,29 @@ def test_the_telegram_and_alert_keys_keep_their_deployed_spelling() -> None:
         "marketscan:alert:second:1700000000",
         "marketscan:alert:seen:42:item-7:1234",
         f"marketscan:alert:pass:{SCAN_ID}",
+    ]
+
+
+def test_the_price_list_keys_keep_their_deployed_spelling(client: redis.Redis) -> None:
+    # Given a second market's list fetched once in vain, then stored
+    market = MemoryPriceList({"AK-47": (100, 1)}, market="skinport")
+    market.fail_next()
+    cache = SharedPriceList(client, "skinport", "730:USD", 300.0)
+    with pytest.raises(RetryableMarketError):
+        cache.prices([], market)
+    cache.prices([], market)
+    base = "marketscan:pricelist:skinport:730:USD:"
+    pointer = client.get(f"{base}pointer")
+    assert pointer is not None
+    generation = json.loads(pointer)["generation"]
+
+    # When the stored keys are listed, Then each is spelled as before (the claim, released,
+    # is `<base>claim`)
+    stored = sorted(
+        key.decode() if isinstance(key, bytes) else key for key in client.scan_iter("marketscan:*")
+    )
+    assert stored == [
+        f"{base}failed",
+        f"{base}list:{generation}",
+        f"{base}pointer",
     ]
