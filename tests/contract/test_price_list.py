@@ -26,8 +26,8 @@ from worker.domain.price_list import MarketPrice
 from worker.errors import RetryableMarketError
 from worker.markets.fleet.breaker import CircuitBreaker
 from worker.markets.fleet.budget import RequestBudget
-from worker.markets.references.price_list import PriceListSource
-from worker.markets.references.skinport import SkinportPriceList
+from worker.markets.second_market.skinport import SkinportPriceList
+from worker.markets.second_market.source import PriceListSource
 from worker.testing.memory_price_list import MemoryPriceList
 from worker.testing.skinport_server import FakeSkinport, FakeSkinportItem
 

@@ -12,7 +12,7 @@ import brotli
 import httpx
 import pytest
 
-from worker.markets.dmarket import response_body
+from worker.markets.fleet import response_body
 from worker.testing.loopback import LoopbackService
 
 # A list like Skinport's, about 1.4 MB: within DMarket's 2 MiB bound.

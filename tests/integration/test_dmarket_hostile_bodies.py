@@ -32,10 +32,10 @@ from worker.domain.listing import Item, Page
 from worker.domain.page_message import PageMessage
 from worker.domain.scan_params import ScanParams
 from worker.errors import MarketError, PermanentMarketError, RetryableMarketError
-from worker.markets.dmarket import bounds, response_body
+from worker.markets.dmarket import bounds
 from worker.markets.dmarket.market import DMarketMarket
 from worker.markets.dmarket.transport import DMarketTransport
-from worker.markets.fleet import process_clients
+from worker.markets.fleet import process_clients, response_body
 from worker.markets.references.best_bid import BestBidReference
 from worker.markets.references.cache import ReferenceCache
 from worker.markets.references.last_sales import LastSalesReference

@@ -21,8 +21,8 @@ import redis
 from worker import redis_keys
 from worker.domain.price_list import MarketPrice, PriceList
 from worker.errors import RetryableMarketError
-from worker.markets.references import price_list_cache
-from worker.markets.references.price_list_cache import SharedPriceList
+from worker.markets.second_market import cache as price_list_cache
+from worker.markets.second_market.cache import SharedPriceList
 from worker.testing.memory_price_list import MemoryPriceList
 
 LIFE = 300.0

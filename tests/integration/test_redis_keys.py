@@ -19,7 +19,7 @@ from worker.markets.fleet.breaker import CircuitBreaker
 from worker.markets.fleet.budget import RequestBudget
 from worker.markets.fresh.shared_walk import SharedWalk, Walk
 from worker.markets.references.cache import ReferenceCache
-from worker.markets.references.price_list_cache import SharedPriceList
+from worker.markets.second_market.cache import SharedPriceList
 from worker.metrics import presence
 from worker.metrics.events import RedisEventStore
 from worker.notify import alerts, messages

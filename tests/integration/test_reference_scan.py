@@ -190,3 +190,32 @@ def test_last_sales_is_a_choice_and_is_frozen_into_the_params(
     # The fake has no sales: nothing is an opportunity, every listing counted as such.
     stored = session.scalar(select(func.count()).select_from(ScanOpportunity))
     assert (row.unreferenced_items, stored) == (60, 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--market", "dmarket", "--market-opt", "currency=EUR"],
+            "market option currency must be one of USD, got 'EUR'",
+        ),
+        (
+            ["--market", "simulated"],
+            "reference 'skinport' is not available with the simulated market: allowed are "
+            "suggested",
+        ),
+    ],
+)
+def test_skinport_elsewhere_than_dmarket_in_usd_is_one_line_exit_2_and_nothing_stored(
+    settings: Settings, session: Session, args: list[str], message: str
+) -> None:
+    # Given a Skinport reference asked in euros, or on the simulated market
+    result = CliRunner().invoke(
+        main, ["scan", "start", "--game", "csgo", "--reference", "skinport", *args]
+    )
+    # Then one line names the option and its allowed values, and nothing is stored
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.endswith(message)
+    assert session.scalar(select(func.count()).select_from(ScanCheckpoint)) == 0

@@ -18,7 +18,7 @@ from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketErr
 from worker.markets.fleet import process_clients
 from worker.markets.fleet.breaker import CircuitBreaker, MarketUnavailable, is_open
 from worker.markets.fleet.budget import RequestBudget
-from worker.markets.references.skinport import SkinportPriceList, skinport_price_list
+from worker.markets.second_market.skinport import SkinportPriceList, skinport_price_list
 from worker.settings import Settings, get_settings
 from worker.testing.skinport_server import FakeSkinport, FakeSkinportItem
 

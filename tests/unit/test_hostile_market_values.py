@@ -19,9 +19,10 @@ import pytest
 
 from worker.domain.listing import Page
 from worker.errors import MarketError, PermanentMarketError, RetryableMarketError
-from worker.markets.dmarket import bounds, response_body
+from worker.markets.dmarket import bounds
 from worker.markets.dmarket.v1_items import parse_page
 from worker.markets.dmarket.v2_offers import parse_offers
+from worker.markets.fleet import response_body
 from worker.markets.references.best_bid import parse_aggregated_prices
 from worker.markets.references.last_sales import parse_sale_prices
 

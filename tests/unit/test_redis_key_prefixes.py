@@ -50,4 +50,4 @@ def test_only_the_keys_module_spells_a_redis_key_prefix() -> None:
 
     # Then none spells a key of ours, and the keys module spells them all
     assert spelled == []
-    assert len(spelled_prefixes(KEYS_MODULE)) == 10
+    assert len(spelled_prefixes(KEYS_MODULE)) == 11

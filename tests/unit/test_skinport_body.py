@@ -9,7 +9,7 @@ import json
 import pytest
 
 from worker.errors import RetryableMarketError
-from worker.markets.references import skinport_body
+from worker.markets.second_market import skinport_body
 
 
 def item(title: object, min_price: object, currency: object = "USD") -> dict[str, object]:

@@ -18,15 +18,16 @@ from dataclasses import replace
 
 from worker.domain.appraisal import is_candidate
 from worker.domain.evidence import Evidence
-from worker.domain.fees import FeeTable
+from worker.domain.fees import BandedFee, FeeTable
 from worker.domain.listing import Item, Page, lock_of
-from worker.domain.reference import BEST_BID, LAST_SALES, Reference
+from worker.domain.reference import BEST_BID, LAST_SALES, SECOND_MARKETS, Reference
 from worker.domain.scan_params import ScanParams
 from worker.markets.base import MarketSource
 from worker.markets.dmarket.transport import DMarketTransport
+from worker.markets.fees.configured import ConfiguredFees
 from worker.markets.fees.registry import fee_source
 from worker.markets.fees.source import FeeSource
-from worker.markets.references.registry import other_exit_reference
+from worker.markets.references.registry import other_exit_reference, skinport_seller_fee
 from worker.markets.references.source import ReferenceSource
 from worker.settings import Settings
 
@@ -43,10 +44,13 @@ class Appraiser:
         *,
         reference_ttl_seconds: float = 300.0,
         clock: Callable[[], float] = time.time,
+        elsewhere_fee: BandedFee | None = None,
     ) -> None:
         """`judged`: the scan's reference source (refreshed when stale); `other`: the other
-        exit's (None: the market has no other exit)."""
+        exit's (None: the market has no other exit); `elsewhere_fee`: the seller fee of the
+        second market a scan is judged against."""
         self._params = params
+        self._elsewhere_fee = elsewhere_fee
         self._fees = fees
         self._other = other
         self._judged = judged
@@ -102,18 +106,20 @@ class Appraiser:
         renewed = replace(item, reference=reference, reference_price_cents=price)
         return replace(renewed, evidence=self._evidence(reference, None, table, now))
 
-    @staticmethod
     def _evidence(
-        judged: Reference | None, other: Reference | None, table: FeeTable, now: float
+        self, judged: Reference | None, other: Reference | None, table: FeeTable, now: float
     ) -> Evidence:
         """Both exits' references: the judged one, and the other one once looked up."""
         references = [reference for reference in (judged, other) if reference is not None]
         by_kind = {reference.kind: reference for reference in references}
+        elsewhere = next((ref for ref in references if ref.kind in SECOND_MARKETS), None)
         return Evidence(
             best_bid=by_kind.get(BEST_BID),
             last_sales=by_kind.get(LAST_SALES),
             fees=table,
             now=now,
+            elsewhere=elsewhere,
+            elsewhere_fee=self._elsewhere_fee,
         )
 
 
@@ -139,7 +145,17 @@ def dmarket_appraiser(
     params: ScanParams, settings: Settings, transport: DMarketTransport, judged: ReferenceSource
 ) -> Appraiser:
     """The evidence of a DMarket scan's listings: DMarket's fees (or the configured one),
-    the other exit's reference and a stale judged one renewed, for candidates."""
+    the other exit's reference and a stale judged one renewed, for candidates. Judged
+    against a second market, the sale pays that market's seller fee: DMarket's is not
+    asked for."""
+    if params.reference in SECOND_MARKETS:
+        return Appraiser(
+            params,
+            ConfiguredFees(params.fee),
+            judged=judged,
+            reference_ttl_seconds=settings.reference_ttl_seconds,
+            elsewhere_fee=skinport_seller_fee(settings),
+        )
     return Appraiser(
         params,
         fee_source(params, settings, transport),

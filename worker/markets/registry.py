@@ -41,7 +41,7 @@ def build_market(
         return fresh_feed(params, settings, should_stop)
     # A scan's market shares the fleet's breaker: a DMarket that is down is waited for.
     market = DMarketMarket.from_params(params, settings, should_stop, fleet_breaker(settings))
-    source = dmarket_reference(params, settings, market.transport)
+    source = dmarket_reference(params, settings, market.transport, should_stop)
     if source is None:
         return market  # rows stored before references were a choice
     return AppraisedMarket(

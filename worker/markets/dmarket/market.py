@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from worker import broker_redis
+from worker.domain.price_list import currency_of
 from worker.domain.reference import DMARKET_API_OPTION, dmarket_api_of
 from worker.errors import InvalidInput
 from worker.markets.base import GAME_IDS, Item, Page, check_page_limit
@@ -41,7 +42,10 @@ OFFERS_PATH = "/marketplace-api/v2/offers"
 CURRENCY = "USD"
 ORDER_DIRECTIONS = ("asc", "desc")
 # What a scan's market_options may say to DMarket; everything else is refused by name.
-MARKET_OPTIONS = ("order_by", "order_dir", DMARKET_API_OPTION)
+# `currency`: the scan's prices' currency, USD only (DMarket's prices are USD cents, and a
+# second market's list is read in USD: worker.domain.price_list).
+CURRENCY_OPTION = "currency"
+MARKET_OPTIONS = ("order_by", "order_dir", DMARKET_API_OPTION, CURRENCY_OPTION)
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,8 @@ class DMarketMarket:
         for name in MARKET_OPTIONS:
             if name in options and not isinstance(options[name], str):
                 raise InvalidInput(f"{name}: must be a string, got {options[name]!r}")
+        if CURRENCY_OPTION in options:
+            currency_of(options[CURRENCY_OPTION], f"market option {CURRENCY_OPTION}")
         # `whole_listing`: no price filter (a fresh walk serves watches of every band).
         low_cents, high_cents = (None, None) if whole_listing else params.price_band
         return cls(

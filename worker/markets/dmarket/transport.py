@@ -1,7 +1,7 @@
 """Every HTTP request marketscan makes to DMarket, sent here and named by its endpoint class.
 
 One door: the budget of the request's class is drawn on, the request is signed, sent, its
-body read within a bound (worker.markets.dmarket.response_body), and its failure turned into the
+body read within a bound (worker.markets.fleet.response_body), and its failure turned into the
 market error it means. Requests are counted per (endpoint class, status) in `send`, the
 only place that sees them all.
 """
@@ -19,15 +19,15 @@ import httpx
 
 from worker import observe
 from worker.errors import MarketError, PermanentMarketError, RetryableMarketError
-from worker.markets.dmarket import response_body
 from worker.markets.dmarket.auth import (
     PUBLIC_KEY_VARIABLE,
     SECRET_KEY_VARIABLE,
     RequestSigner,
 )
-from worker.markets.dmarket.response_body import Body
+from worker.markets.fleet import response_body
 from worker.markets.fleet.breaker import CircuitBreaker, MarketUnavailable
 from worker.markets.fleet.budget import RequestBudget
+from worker.markets.fleet.response_body import Body
 
 # The endpoint classes: the names budgets, logs and metrics know DMarket's requests by.
 MARKET_ITEMS: Final = "market_items"

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from worker.markets.base import Item, Page
-from worker.markets.dmarket.response_body import OutsizedNumber
 from worker.markets.dmarket.v1_items import (
     MISSING,
     TOTAL_CAP,
@@ -28,6 +27,7 @@ from worker.markets.dmarket.v1_items import (
     next_cursor_of,
     outsized_number,
 )
+from worker.markets.fleet.response_body import OutsizedNumber
 
 # The attributes worth keeping on an item (flat, small); the rest is dropped.
 ATTRIBUTE_FIELDS = ("gameId", "categoryPath", "tradable")

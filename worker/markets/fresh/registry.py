@@ -36,7 +36,7 @@ def fresh_feed(
         group,
         settings.fresh_share_seconds,
     )
-    judged = dmarket_reference(params, settings, walker.transport)
+    judged = dmarket_reference(params, settings, walker.transport, should_stop)
     return FreshFeed(
         walker,
         judged,

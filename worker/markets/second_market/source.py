@@ -1,10 +1,10 @@
 """The second-market family: sources of another market's whole price list.
 
 A `PriceListSource` reads one market's list in one go (worker.domain.price_list). The
-fleet keeps the read in the broker's Redis (worker.markets.references.price_list_cache), and
+fleet keeps the read in the broker's Redis (worker.markets.second_market.cache), and
 the `skinport` reference judges DMarket listings against it
 (worker.markets.references.second_market). Implementations: Skinport
-(worker.markets.references.skinport) and `MemoryPriceList`, the stub for tests
+(worker.markets.second_market.skinport) and `MemoryPriceList`, the stub for tests
 (worker.testing.memory_price_list). Adding a market is one module with one such class, and
 one line in tests/contract/test_price_list.py.
 """

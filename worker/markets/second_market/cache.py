@@ -32,7 +32,7 @@ import redis
 from worker import redis_keys
 from worker.domain.price_list import MarketPrice, PriceList
 from worker.errors import RetryableMarketError
-from worker.markets.references.price_list import PriceListSource
+from worker.markets.second_market.source import PriceListSource
 
 # A claim outlives one fetch: two requests (the list and its sales history), each after a
 # budget wait of up to 75 s, and their downloads. A dead fetcher's claim lapses by then.

@@ -3,10 +3,10 @@ every title (`GET /v1/items`) and its sales in the last 7 days (`GET /v1/sales/h
 
 Skinport allows 8 requests per 5 minutes from one address, over both endpoints, and caches
 each answer 5 minutes itself: the fleet reads the list once per life
-(worker.markets.references.price_list_cache), and every request draws on one fleet-wide
+(worker.markets.second_market.cache), and every request draws on one fleet-wide
 budget and passes Skinport's own circuit breaker, as DMarket's do
 (worker.markets.dmarket.transport). Skinport answers only in Brotli (406 to a client that
-does not offer it); the body is inflated within a bound (worker.markets.dmarket.response_body).
+does not offer it); the body is inflated within a bound (worker.markets.fleet.response_body).
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import httpx
 from worker import broker_redis, observe
 from worker.domain.price_list import MarketPrice, PriceList, currency_of
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
-from worker.markets.dmarket import response_body
 from worker.markets.dmarket.transport import retry_after_from_headers
-from worker.markets.fleet import process_clients
+from worker.markets.fleet import process_clients, response_body
 from worker.markets.fleet.breaker import CircuitBreaker, MarketUnavailable
 from worker.markets.fleet.budget import RequestBudget
-from worker.markets.references import skinport_body
+from worker.markets.second_market import skinport_body
 from worker.settings import Settings
 
 MARKET: Final = "skinport"

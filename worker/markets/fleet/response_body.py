@@ -6,7 +6,7 @@ that inflates to them) would take its memory; decoded plainly, arrays nested 100
 raise RecursionError and a number of 5,000 digits ValueError, neither a market error, so
 the page would be handed back again and again. Here each is a defect the transport names.
 
-Skinport answers only in Brotli (worker.markets.references.skinport), so `br` is inflated
+Skinport answers only in Brotli (worker.markets.second_market.skinport), so `br` is inflated
 within the bound too, but only for a caller that asked for it: DMarket asks for gzip and
 deflate, and a `br` answer to it stays one not asked for.
 """
