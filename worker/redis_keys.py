@@ -21,7 +21,7 @@ BREAKER_PREFIX: Final = "marketscan:breaker:"
 REFERENCE_PREFIX: Final = "marketscan:reference:"
 # worker.markets.fees.cache: a market's fee table, and the claim to fetch it.
 FEE_PREFIX: Final = "marketscan:fee:"
-# worker.markets.references.price_list_cache: a second market's whole price list per scope
+# worker.markets.second_market.cache: a second market's whole price list per scope
 # (each read's hash of titles, the pointer to the newest), the claim to fetch it and the note
 # of a fetch that failed.
 PRICE_LIST_PREFIX: Final = "marketscan:pricelist:"

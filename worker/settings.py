@@ -342,7 +342,7 @@ class Settings:
     dmarket_fee_requests_per_second: float = setting(
         2.0, bounds="0.01..", signed=110.0, unit="requests/s"
     )
-    # --- Skinport as a second market (worker.markets.references.skinport): buy on DMarket,
+    # --- Skinport as a second market (worker.markets.second_market.skinport): buy on DMarket,
     # sell there. Its API publishes the whole CS2 list in one answer, cached 5 min on its
     # side, at 8 requests per 5 min; its seller fee (its FAQ and fee page) is 8 %, 6 % on a
     # sale above $1,000. A find's Skinport price is the lowest listing less the undercut.
