@@ -452,3 +452,24 @@ def test_redis_unreachable_is_a_retryable_error_and_the_market_is_not_asked() ->
         SharedPriceList(client, "memory", SCOPE, LIFE).prices([AK], market)
     assert market.fetches == 0
     client.close()
+
+
+class _WithSkipped:
+    """A market whose answer left out two items for a price that was no price."""
+
+    market = "memory"
+
+    def fetch(self) -> PriceList:
+        return PriceList("memory", "USD", time.time(), {AK: MarketPrice(1_234, 5)}, skipped=2)
+
+
+def test_items_skipped_for_their_price_are_counted_and_said(
+    client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a list whose reader skipped two items, When it is read for the fleet
+    with caplog.at_level("WARNING"):
+        found = SharedPriceList(client, "memory", SCOPE, LIFE).prices([AK], _WithSkipped())
+    # Then the rest is served, the pointer counts the skipped, and the log says so
+    assert found[1] == {AK: MarketPrice(1_234, 5)}
+    assert pointer_of(client)["skipped"] == 2
+    assert "memory price list: 2 of 3 items skipped" in caplog.text

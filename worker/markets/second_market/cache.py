@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import secrets
 import time
@@ -33,6 +34,8 @@ from worker import redis_keys
 from worker.domain.price_list import MarketPrice, PriceList
 from worker.errors import RetryableMarketError
 from worker.markets.second_market.source import PriceListSource
+
+log = logging.getLogger(__name__)
 
 # A claim outlives one fetch: two requests (the list and its sales history), each after a
 # budget wait of up to 75 s, and their downloads. A dead fetcher's claim lapses by then.
@@ -163,6 +166,15 @@ class SharedPriceList:
                 self.fetches += 1
                 fetched = source.fetch()
                 self._store(fetched, token)
+                if fetched.skipped:
+                    # Unpriced for the fleet until the next read: worth an operator's look.
+                    log.warning(
+                        "%s price list: %d of %d items skipped, their price not a finite "
+                        "number >= 0",
+                        self._market,
+                        fetched.skipped,
+                        fetched.skipped + len(fetched.prices),
+                    )
                 stored = (
                     fetched.fetched_at,
                     {title: fetched.prices.get(title) for title in titles},
