@@ -9,10 +9,7 @@ only place that sees them all.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Final
 
 import httpx
@@ -25,6 +22,7 @@ from worker.markets.dmarket.auth import (
     RequestSigner,
 )
 from worker.markets.fleet import response_body
+from worker.markets.fleet.backoff import non_negative_seconds, retry_after_from_headers
 from worker.markets.fleet.breaker import CircuitBreaker, MarketUnavailable
 from worker.markets.fleet.budget import RequestBudget
 from worker.markets.fleet.response_body import Body
@@ -237,41 +235,5 @@ def exhausted_wait(headers: httpx.Headers) -> float | None:
     """
     if not any(headers.get(name, "").strip() == "0" for name in REMAINING_HEADERS):
         return None
-    reset = _non_negative_seconds(headers.get("RateLimit-Reset", "").strip())
+    reset = non_negative_seconds(headers.get("RateLimit-Reset", "").strip())
     return DEFAULT_RESET_SECONDS if reset is None else reset
-
-
-def retry_after_from_headers(headers: httpx.Headers, now: datetime | None = None) -> float | None:
-    """The wait a 429/5xx asked for: Retry-After (seconds or HTTP-date), else RateLimit-Reset.
-
-    None when neither header is there or parses; the caller then backs off on its own.
-    """
-    retry_after = headers.get("Retry-After", "").strip()
-    if retry_after:
-        seconds = _non_negative_seconds(retry_after)
-        if seconds is None:
-            seconds = _seconds_until_http_date(retry_after, now or datetime.now(UTC))
-        if seconds is not None:
-            return seconds
-    reset = headers.get("RateLimit-Reset", "").strip()
-    return _non_negative_seconds(reset) if reset else None
-
-
-def _non_negative_seconds(text: str) -> float | None:
-    try:
-        seconds = float(text)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _seconds_until_http_date(text: str, now: datetime) -> float | None:
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        # RFC 9110 dates are GMT; parsedate gives naive datetimes for "-0000".
-        moment = moment.replace(tzinfo=UTC)
-    # A date already past means "now", not a negative wait.
-    return max(0.0, (moment - now).total_seconds())

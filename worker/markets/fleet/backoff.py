@@ -1,9 +1,13 @@
-"""How long to wait before retrying a market request."""
+"""How long to wait before retrying a market request, and what a market asked for."""
 
 from __future__ import annotations
 
 import math
 import random
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
 
 from worker.errors import InvalidInput
 
@@ -40,3 +44,40 @@ def retry_delay_seconds(
         return min(max(retry_after_seconds, 0.0), max_seconds)
     ceiling_seconds = min(max_seconds, base_seconds * 2 ** min(attempt, _MAX_EXPONENT))
     return (rng or _shared_rng).uniform(0.0, ceiling_seconds)
+
+
+def retry_after_from_headers(headers: httpx.Headers, now: datetime | None = None) -> float | None:
+    """The wait a 429/5xx asked for: Retry-After (seconds or HTTP-date), else RateLimit-Reset.
+
+    None when neither header is there or parses; the caller then backs off on its own.
+    """
+    retry_after = headers.get("Retry-After", "").strip()
+    if retry_after:
+        seconds = non_negative_seconds(retry_after)
+        if seconds is None:
+            seconds = _seconds_until_http_date(retry_after, now or datetime.now(UTC))
+        if seconds is not None:
+            return seconds
+    reset = headers.get("RateLimit-Reset", "").strip()
+    return non_negative_seconds(reset) if reset else None
+
+
+def non_negative_seconds(text: str) -> float | None:
+    """A header's count of seconds, or None for anything that is not a finite one >= 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _seconds_until_http_date(text: str, now: datetime) -> float | None:
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        # RFC 9110 dates are GMT; parsedate gives naive datetimes for "-0000".
+        moment = moment.replace(tzinfo=UTC)
+    # A date already past means "now", not a negative wait.
+    return max(0.0, (moment - now).total_seconds())

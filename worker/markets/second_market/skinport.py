@@ -20,8 +20,8 @@ import httpx
 from worker import broker_redis, observe
 from worker.domain.price_list import MarketPrice, PriceList, currency_of
 from worker.errors import InvalidInput, PermanentMarketError, RetryableMarketError
-from worker.markets.dmarket.transport import retry_after_from_headers
 from worker.markets.fleet import process_clients, response_body
+from worker.markets.fleet.backoff import retry_after_from_headers
 from worker.markets.fleet.breaker import CircuitBreaker, MarketUnavailable
 from worker.markets.fleet.budget import RequestBudget
 from worker.markets.second_market import skinport_body
