@@ -165,6 +165,15 @@ def test_levels_are_configuration_in_cents_with_a_minimum_profit() -> None:
     assert hash(settings)  # settings key caches (the notifier's, for one)
 
 
+def test_a_levels_second_market_fields_are_read_after_its_margin() -> None:
+    # Given a level with its own 7-day volume minimum and hold margin for a second market
+    (level,) = Settings.from_env(
+        {"MARKETSCAN_LEVELS": "standard=100-10000:0.05;min_volume_7d=10;hold_margin=0.08"}
+    ).levels
+    # Then both are read, and the other fields keep their defaults
+    assert (level.min_volume_7d, level.hold_margin, level.min_sales_7d) == (10, 0.08, 3)
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -174,6 +183,8 @@ def test_levels_are_configuration_in_cents_with_a_minimum_profit() -> None:
         ("cheap=5-50:-0.1", "min_profit must be a fraction from 0"),
         ("=5-50:0.1", "a level's name must be a non-empty string"),
         ("a=1-2:0.1,a=1-3:0.1", "level 'a' is defined twice"),
+        ("a=1-2:0.1;hold_margin=-0.1", "hold_margin must be a fraction from 0"),
+        ("a=1-2:0.1;min_volume_7d=x", "min_volume_7d='x' is not a valid value"),
     ],
 )
 def test_bad_levels_fail_naming_the_variable(value: str, message: str) -> None:

@@ -9,6 +9,7 @@ malformed page; a reference lookup's answer past its bound is a malformed lookup
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from worker.domain.listing import MAX_PAGE_SIZE
@@ -33,6 +34,7 @@ PRICE_MAX_DIGITS: Final = 20
 LISTINGS_MAX: Final = 10 * MAX_PAGE_SIZE
 
 _INTEGER_LIMIT: Final = 10**PRICE_MAX_DIGITS
+_DIGITS: Final = re.compile(r"[0-9]+")
 
 
 class OutsizedValue(PermanentMarketError):
@@ -69,6 +71,17 @@ def fits_digits(value: str | int) -> bool:
     if isinstance(value, int):
         return -_INTEGER_LIMIT < value < _INTEGER_LIMIT
     return len(value) <= PRICE_MAX_DIGITS
+
+
+def integer_of(value: object) -> int | None:
+    """A non-negative integer DMarket sent as a JSON integer or a string of ASCII digits,
+    of at most PRICE_MAX_DIGITS digits (past that it is no real one, and is not
+    converted); None for anything else."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value) and fits_digits(value):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value if fits_digits(value) else None
+    return None
 
 
 def checked_count(length: int, path: str) -> None:

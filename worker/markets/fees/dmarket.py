@@ -42,7 +42,6 @@ PAGE_LIMIT: Final = 100
 MAX_PAGES: Final = 100
 # A fraction: a plain decimal, no sign, no exponent, short enough to cost nothing to read.
 _FRACTION: Final = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,30})?")
-_INTEGER: Final = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -173,17 +172,11 @@ def _unix_seconds(value: object, where: str, path: str) -> int:
 
 def _integer(value: object, where: str, path: str, expected: str) -> int:
     """A non-negative integer, as a JSON integer or a string of digits, of at most
-    PRICE_MAX_DIGITS digits: past that it is no real one, and is not converted."""
-    if isinstance(value, str) and _INTEGER.fullmatch(value) and bounds.fits_digits(value):
-        return int(value)
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and value >= 0
-        and bounds.fits_digits(value)
-    ):
-        return value
-    raise _malformed(where, path, expected, value)
+    PRICE_MAX_DIGITS digits (worker.markets.dmarket.bounds.integer_of)."""
+    integer = bounds.integer_of(value)
+    if integer is None:
+        raise _malformed(where, path, expected, value)
+    return integer
 
 
 def _malformed(where: str, path: str, expected: str, value: object) -> RetryableMarketError:

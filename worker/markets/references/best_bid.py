@@ -8,7 +8,6 @@ A best bid is what a seller gets now, before DMarket's sell fee.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -22,7 +21,6 @@ from worker.markets.references.cache import ReferenceCache
 from worker.markets.references.source import by_title, now
 
 PATH: Final = "/marketplace-api/v1/aggregated-prices"
-_INTEGER: Final = re.compile(r"[0-9]+")
 
 
 class BestBidReference:
@@ -84,15 +82,9 @@ def parse_aggregated_prices(payload: object) -> dict[str, Reference | None]:
 def _integer(value: object, path: str) -> int:
     """A count or an amount in cents, of at most PRICE_MAX_DIGITS digits: past that it is
     no real one, and is not converted."""
-    if isinstance(value, str) and _INTEGER.fullmatch(value) and bounds.fits_digits(value):
-        return int(value)
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and value >= 0
-        and bounds.fits_digits(value)
-    ):
-        return value
+    integer = bounds.integer_of(value)
+    if integer is not None:
+        return integer
     expected = f"a string of a non-negative integer of at most {bounds.PRICE_MAX_DIGITS} digits"
     raise _malformed(path, expected, value)
 
