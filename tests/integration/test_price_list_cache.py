@@ -20,7 +20,7 @@ import redis
 
 from worker import redis_keys
 from worker.domain.price_list import MarketPrice, PriceList
-from worker.errors import RetryableMarketError
+from worker.errors import RateBudgetWait, RetryableMarketError
 from worker.markets.second_market import cache as price_list_cache
 from worker.markets.second_market.cache import SharedPriceList
 from worker.testing.memory_price_list import MemoryPriceList
@@ -351,6 +351,19 @@ def test_a_waiter_gives_up_after_two_claims_lives(
     # When an asker asks, Then it waits two claims' lives and fails retryably, not fetching
     with pytest.raises(RetryableMarketError, match="waited 1s for another process's fetch"):
         SharedPriceList(client, "memory", SCOPE, LIFE).prices([AK], market)
+    assert market.fetches == 0
+
+
+def test_a_waiter_hands_its_page_back_when_the_worker_drains(client: redis.Redis) -> None:
+    # Given another process's fetch under way (its claim stands), and a worker that drains
+    client.set(BASE + "claim", "busy-fetcher")
+    market = MemoryPriceList(PRICES)
+    draining = threading.Event()
+    draining.set()
+    shared = SharedPriceList(client, "memory", SCOPE, LIFE, should_stop=draining.is_set)
+    # When an asker asks, Then it stops waiting at once, as a budget wait does, not fetching
+    with pytest.raises(RateBudgetWait, match="when the worker began to drain"):
+        shared.prices([AK], market)
     assert market.fetches == 0
 
 

@@ -59,6 +59,7 @@ def skinport_reference(
         SKINPORT,
         f"{APP_IDS[params.game]}:{settings.skinport_currency}",
         settings.skinport_list_seconds,
+        should_stop=should_stop,
     )
     source = skinport_price_list(settings, params.game, should_stop)
     return SecondMarketReference(SKINPORT, shared, source, settings.skinport_undercut_cents)

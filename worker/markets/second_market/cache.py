@@ -32,7 +32,7 @@ import redis
 
 from worker import redis_keys
 from worker.domain.price_list import MarketPrice, PriceList
-from worker.errors import RetryableMarketError
+from worker.errors import RateBudgetWait, RetryableMarketError
 from worker.markets.second_market.source import PriceListSource
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,12 @@ class SharedPriceList:
         life_seconds: float,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
+        """`should_stop`: a wait for another process's fetch ends when it says so (the
+        worker drains: the page hands over instead of waiting out a fetch it does not need)."""
         self._client = client
+        self._should_stop = should_stop
         self._market = market
         self._base = f"{redis_keys.PRICE_LIST_PREFIX}{market}:{scope}:"
         self._life_seconds = life_seconds
@@ -139,6 +143,12 @@ class SharedPriceList:
             seen: set[str] = set()
             while (holder := self._client.get(claim_key)) is not None:
                 seen.add(_text(holder))
+                if self._should_stop():
+                    raise RateBudgetWait(
+                        f"waiting for another process's fetch of the {self._market} price "
+                        "list when the worker began to drain",
+                        retry_after_seconds=WAIT_POLL_SECONDS,
+                    )
                 if time.monotonic() > deadline:
                     raise RetryableMarketError(
                         f"waited {2 * claim_seconds:.0f}s for another process's fetch of "
