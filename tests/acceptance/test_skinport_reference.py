@@ -177,6 +177,26 @@ def markets() -> Iterator[tuple[FakeDMarket, FakeSkinport]]:
         yield dmarket, sp
 
 
+def _aim_at(
+    env: dict[str, str], dmarket: FakeDMarket, skinport: FakeSkinport, **settings: str
+) -> None:
+    """The fleet's settings: both fakes, DMarket's listing budget not the bottleneck, and a
+    level reaching past $1,000."""
+    env.update(
+        MARKETSCAN_DMARKET_URL=dmarket.url,
+        MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="20",
+        MARKETSCAN_SKINPORT_URL=skinport.url,
+        MARKETSCAN_LEVELS=LEVELS,
+        **settings,
+    )
+
+
+def _start_skinport_scan(env: dict[str, str]) -> uuid.UUID:
+    return start_scan_cli(
+        env, "--market", "dmarket", "--reference", "skinport", "--page-size", str(PAGE_SIZE)
+    )
+
+
 def test_a_skinport_scan_stores_exactly_the_oracles_finds_from_one_fetch_for_the_fleet(
     celery_env: dict[str, str],
     start_worker: Callable[..., CeleryProcess],
@@ -187,19 +207,11 @@ def test_a_skinport_scan_stores_exactly_the_oracles_finds_from_one_fetch_for_the
     dmarket, skinport = markets
     # Given two workers of two processes each, the loopback DMarket v2 and Skinport (8
     # requests per 5 minutes, Brotli only), and a level reaching past $1,000
-    celery_env.update(
-        MARKETSCAN_DMARKET_URL=dmarket.url,
-        MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="20",
-        MARKETSCAN_SKINPORT_URL=skinport.url,
-        MARKETSCAN_LEVELS=LEVELS,
-    )
+    _aim_at(celery_env, dmarket, skinport)
     for number in range(2):
         start_worker(f"skinport-{number}@fleet", concurrency=2)
     # When a scan judged against Skinport walks the listing
-    scan_id = start_scan_cli(
-        celery_env, "--market", "dmarket", "--reference", "skinport",
-        "--page-size", str(PAGE_SIZE),
-    )  # fmt: skip
+    scan_id = _start_skinport_scan(celery_env)
     done = wait_for_status(celery_env["DATABASE_URL"], scan_id, timeout=SCAN_TIMEOUT_SECONDS)
     assert (done.status, done.processed_items) == ("completed", LISTINGS)
     # Then its finds are exactly the oracle's, each with Skinport's price, fee and volume
@@ -249,26 +261,23 @@ def test_a_skinport_that_is_down_is_waited_for_and_the_scan_ends_exact(
     dmarket, skinport = markets
     # Given Skinport answering its next 6 requests 503 (more than the page's retries would
     # bear, fewer than a real outage), its breaker opening after 2, cooling down 1 s, and a
-    # budget (and fake) of 8 requests per 2 s so the wait is short
-    celery_env.update(
-        MARKETSCAN_DMARKET_URL=dmarket.url,
-        MARKETSCAN_DMARKET_REQUESTS_PER_SECOND="20",
-        MARKETSCAN_SKINPORT_URL=skinport.url,
+    # budget of 8 requests per 2 s so the wait is short (the 8 requests made stay within
+    # the fake's 8 per 5 minutes)
+    _aim_at(
+        celery_env,
+        dmarket,
+        skinport,
         MARKETSCAN_SKINPORT_REQUESTS_PER_WINDOW="8",
         MARKETSCAN_SKINPORT_WINDOW_SECONDS="2",
         MARKETSCAN_SKINPORT_BREAKER_FAILURES="2",
         MARKETSCAN_SKINPORT_BREAKER_COOLDOWN_SECONDS="1",
         MARKETSCAN_MAX_RETRIES="2",
         MARKETSCAN_RETRY_BACKOFF_SECONDS="0.2",
-        MARKETSCAN_LEVELS=LEVELS,
     )
     skinport.fail_next(6, 503, path=ITEMS_PATH)
     start_worker("skinport-down@fleet", concurrency=2)
     # When a scan judged against Skinport runs through the outage
-    scan_id = start_scan_cli(
-        celery_env, "--market", "dmarket", "--reference", "skinport",
-        "--page-size", str(PAGE_SIZE),
-    )  # fmt: skip
+    scan_id = _start_skinport_scan(celery_env)
     done = wait_for_status(
         celery_env["DATABASE_URL"], scan_id, ("completed", "failed"), SCAN_TIMEOUT_SECONDS
     )
