@@ -112,7 +112,8 @@ class Appraiser:
         """Both exits' references: the judged one, and the other one once looked up."""
         references = [reference for reference in (judged, other) if reference is not None]
         by_kind = {reference.kind: reference for reference in references}
-        elsewhere = next((ref for ref in references if ref.kind in SECOND_MARKETS), None)
+        # Only the judged reference can be a second market's: it has no other exit.
+        elsewhere = judged if judged is not None and judged.kind in SECOND_MARKETS else None
         return Evidence(
             best_bid=by_kind.get(BEST_BID),
             last_sales=by_kind.get(LAST_SALES),
