@@ -1,6 +1,7 @@
 """One behaviour suite for every reference source (worker.markets.references.source): the
 best bid and the last sales, against the loopback DMarket with the fleet's cache in a real
-Redis, and the memory stub shipped in the package.
+Redis, Skinport (a second market) against the loopback Skinport with the fleet's copy of its
+list in a real Redis, and the memory stub shipped in the package.
 
 Each case says how the market prices titles and how to break its next answer; the suite
 says what every source must do with them.
@@ -8,6 +9,7 @@ says what every source must do with them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -19,19 +21,24 @@ import redis
 from tests.fakes.dmarket_server import FakeDMarket, ScriptedReply, dmarket_item
 from worker import redis_keys
 from worker.domain.listing import Item
-from worker.domain.reference import BEST_BID
+from worker.domain.reference import BEST_BID, SKINPORT, Reference
 from worker.errors import RetryableMarketError
 from worker.markets.dmarket.transport import DMarketTransport
 from worker.markets.fleet import process_clients
 from worker.markets.references.best_bid import BestBidReference
 from worker.markets.references.cache import ReferenceCache
 from worker.markets.references.last_sales import LastSalesReference
+from worker.markets.references.second_market import SecondMarketReference
 from worker.markets.references.source import ReferenceSource
+from worker.markets.second_market.cache import SharedPriceList
+from worker.markets.second_market.skinport import SkinportPriceList
 from worker.testing.memory_references import MemoryReferenceSource
+from worker.testing.skinport_server import FakeSkinport, FakeSkinportItem
 
 # title -> (reference cents, depth): what the market knows.
 Prices = dict[str, tuple[int, int]]
 TTL_SECONDS = 60.0
+UNDERCUT_CENTS = 1
 
 
 @dataclass
@@ -46,6 +53,12 @@ class SourceCase:
     kind: str
     # The market prices these titles anew from the next lookup on.
     reprice: Callable[[Prices], None]
+    # What a reference's depth is read from: its buy orders or sales behind a median, or a
+    # second market's sales in 7 days.
+    depth: Callable[[Reference], int | None] = lambda reference: reference.order_count
+    # A second market's reference is as fresh as the fleet's read of its whole list: a
+    # refresh reads the list again only once its life has lapsed (`lapse` moves past it).
+    lapse: Callable[[], None] | None = None
 
 
 def _listed(prices: Prices) -> list[dict[str, object]]:
@@ -97,6 +110,54 @@ def dmarket_case(stack: ExitStack, redis_url: str, kind: str) -> SourceCase:
     return SourceCase(source, lookups, break_next_answer, kind, reprice)
 
 
+def skinport_case(stack: ExitStack, redis_url: str) -> SourceCase:
+    client = redis.Redis.from_url(redis_url)
+    stack.callback(client.close)
+    for key in client.scan_iter(f"{redis_keys.PRICE_LIST_PREFIX}*"):
+        client.delete(key)
+    servers: list[FakeSkinport] = []
+    clock = [time.time()]
+    priced: Prices = {}
+
+    def listed(prices: Prices) -> list[FakeSkinportItem]:
+        # Skinport's lowest listing, in dollars, one undercut above the reference.
+        return [
+            FakeSkinportItem(title, (cents + UNDERCUT_CENTS) / 100, volume_7d=depth)
+            for title, (cents, depth) in prices.items()
+        ]
+
+    def reprice(prices: Prices) -> None:
+        priced.update(prices)
+        servers[-1].set_items(listed(priced))
+
+    def source(prices: Prices) -> ReferenceSource:
+        priced.clear()
+        priced.update(prices)
+        fake = stack.enter_context(FakeSkinport(listed(prices)))
+        servers.append(fake)
+        http = process_clients.new_http_client(fake.url, 5.0)
+        stack.callback(http.close)
+        shared = SharedPriceList(client, SKINPORT, f"730:USD:{len(servers)}", TTL_SECONDS,
+                                 clock=lambda: clock[0])  # fmt: skip
+        return SecondMarketReference(
+            SKINPORT, shared, SkinportPriceList(http, app_id=730, clock=lambda: clock[0]),
+            UNDERCUT_CENTS,
+        )  # fmt: skip
+
+    def lapse() -> None:
+        clock[0] += TTL_SECONDS + 1
+
+    return SourceCase(
+        source,
+        lambda: len(servers[-1].requests_to("/v1/items")),
+        lambda: servers[-1].fail_next(1, "not_json", path="/v1/items"),
+        SKINPORT,
+        reprice,
+        depth=lambda reference: reference.sales_7d,
+        lapse=lapse,
+    )
+
+
 def memory_case() -> SourceCase:
     made: list[MemoryReferenceSource] = []
 
@@ -112,14 +173,17 @@ def memory_case() -> SourceCase:
     )
 
 
-@pytest.fixture(params=["best_bid", "last_sales", "memory"])
+@pytest.fixture(params=["best_bid", "last_sales", "skinport", "memory"])
 def case(request: pytest.FixtureRequest) -> Iterator[SourceCase]:
     if request.param == "memory":
         yield memory_case()
         return
     redis_url: str = request.getfixturevalue("redis_url")
     with ExitStack() as stack:
-        yield dmarket_case(stack, redis_url, request.param)
+        if request.param == SKINPORT:
+            yield skinport_case(stack, redis_url)
+        else:
+            yield dmarket_case(stack, redis_url, request.param)
 
 
 def items(*titles: str) -> list[Item]:
@@ -135,7 +199,7 @@ def test_a_priced_title_gets_its_reference_with_kind_depth_and_fetch_time(
     before = datetime.now(UTC)
     (reference,) = case.source(PRICES).references(items("AK-47 | Redline (FT)"))
     assert reference is not None
-    assert (reference.kind, reference.price_cents, reference.order_count) == (case.kind, 1234, 3)
+    assert (reference.kind, reference.price_cents, case.depth(reference)) == (case.kind, 1234, 3)
     assert before - timedelta(seconds=1) <= reference.fetched_at <= datetime.now(UTC)
 
 
@@ -185,11 +249,17 @@ def test_refresh_asks_anew_whatever_is_cached_and_later_pages_get_the_new_refere
     case.reprice({"AK-47 | Redline (FT)": (1500, 7)})
     assert [ref and ref.price_cents for ref in source.references(listed)] == [1234, 5010]
     asked = case.lookups()
+    if case.lapse is not None:
+        # (A second market: within the list's life a refresh reads the fleet's copy, and
+        # asks the market nothing; the life lapses, as it has once a reference is stale.)
+        assert [ref and ref.price_cents for ref in source.refresh(listed)] == [1234, 5010]
+        assert case.lookups() == asked
+        case.lapse()
     # When the page's references are refreshed
     refreshed = source.refresh(listed)
     # Then the market is asked again, and answers the new price and depth
     assert case.lookups() > asked
-    assert [ref and (ref.price_cents, ref.order_count) for ref in refreshed] == [
+    assert [ref and (ref.price_cents, case.depth(ref)) for ref in refreshed] == [
         (1500, 7),
         (5010, 5),
     ]
@@ -210,6 +280,8 @@ def test_a_failed_refresh_is_retryable_and_leaves_the_cached_reference(
 ) -> None:
     source = case.source(PRICES)
     source.references(items("AK-47 | Redline (FT)"))
+    if case.lapse is not None:
+        case.lapse()  # a second market's refresh asks only once the list's life lapsed
     case.break_next_answer()
     with pytest.raises(RetryableMarketError):
         source.refresh(items("AK-47 | Redline (FT)"))
