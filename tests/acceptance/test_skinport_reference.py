@@ -112,7 +112,9 @@ class Expected:
     locked: bool
 
 
-def oracle(items: list[dict[str, Any]]) -> tuple[dict[str, Expected], int, int]:
+def oracle(
+    items: list[dict[str, Any]], hold_margin: Fraction = HOLD_MARGIN
+) -> tuple[dict[str, Expected], int, int]:
     """(finds by offer id, illiquid candidates, unreferenced listings) per docs/cli.md."""
     found: dict[str, Expected] = {}
     illiquid = unreferenced = 0
@@ -129,7 +131,7 @@ def oracle(items: list[dict[str, Any]]) -> tuple[dict[str, Expected], int, int]:
         bps = 600 if sale > 100_000 else 800
         fee = math.ceil(Fraction(sale * bps, 10_000))
         locked = item["itemId"] in LOCKED
-        margin = MIN_PROFIT + HOLD_MARGIN + (LOCKED_MARGIN if locked else 0)
+        margin = MIN_PROFIT + hold_margin + (LOCKED_MARGIN if locked else 0)
         profit = sale - fee - price
         if Fraction(profit, price) < margin:
             continue
@@ -222,11 +224,7 @@ def test_a_skinport_scan_stores_exactly_the_oracles_finds_from_one_fetch_for_the
     # find, a listing that only the hold margin refuses, illiquid and unreferenced titles
     assert {row.fee_bps for row in found.values()} == {600, 800}
     assert any(row.locked for row in found.values())
-    without_hold = {
-        item["itemId"]
-        for item in listings()
-        if item["itemId"] not in expected and _find_without_hold(item)
-    }
+    without_hold = set(oracle(listings(), hold_margin=Fraction(0))[0]) - set(expected)
     assert without_hold
     assert (done.illiquid_items, done.unreferenced_items) == (illiquid, unreferenced)
     assert illiquid > 0 and unreferenced > 0
@@ -236,19 +234,6 @@ def test_a_skinport_scan_stores_exactly_the_oracles_finds_from_one_fetch_for_the
     assert len(skinport.requests_to(HISTORY_PATH)) == 1
     assert all("br" in request.headers.get("accept-encoding", "") for request in skinport.requests)
     assert (skinport.count(406), skinport.count(429)) == (0, 0)
-
-
-def _find_without_hold(item: dict[str, Any]) -> bool:
-    """Whether the listing would be a find with no hold margin (the oracle's rule less it)."""
-    title = int(item["title"].split()[-1])
-    listed = skinport_price(title)
-    if title % 10 in (7, 9) or not isinstance(listed, float):
-        return False
-    sale = int(Decimal(repr(listed)) * 100) - UNDERCUT_CENTS
-    fee = math.ceil(Fraction(sale * (600 if sale > 100_000 else 800), 10_000))
-    price = int(item["price"]["USD"])
-    margin = MIN_PROFIT + (LOCKED_MARGIN if item["itemId"] in LOCKED else 0)
-    return Fraction(sale - fee - price, price) >= margin
 
 
 def test_a_skinport_that_is_down_is_waited_for_and_the_scan_ends_exact(
