@@ -4,6 +4,7 @@ page_offset): a message that no longer matches the row changes nothing.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import cast
 
 from sqlalchemy import (
@@ -12,19 +13,24 @@ from sqlalchemy import (
     DateTime,
     Executable,
     Integer,
+    Select,
     SmallInteger,
     Table,
     Text,
+    Update,
     Uuid,
     and_,
     bindparam,
     case,
+    column,
     func,
     or_,
     select,
     text,
+    true,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from models import ScanCheckpoint, ScanOpportunity
@@ -193,7 +199,8 @@ COMMIT_LAST = _COMMIT.values(
         else_=ScanStatus.COMPLETED.value,
     ),
     queued_at=None,
-    note=bindparam("note", type_=Text),
+    # Not named after its column: inside WITH_FOUND's CTE such a name would not be kept.
+    note=bindparam("end_note", type_=Text),
     **_PROGRESS,
 ).returning(_rows.c.status, _SCAN_DAY)
 # One statement and one round trip for a page's opportunities, whatever their number: the
@@ -211,6 +218,8 @@ OPPORTUNITY_ARRAYS = (
     ("sales_7d", SmallInteger), ("last_sale_at", DateTime(timezone=True)),
     ("locked", Boolean), ("lock_days", SmallInteger),
 )  # fmt: skip
+# The same rows stored on their own, for finds written outside a page commit (seeded rows,
+# the storage bench): a page commit stores its finds through WITH_FOUND below.
 INSERT_FOUND = text(
     f"INSERT INTO {ScanOpportunity.__tablename__} (scan_id, scan_day, page_seq, "
     + ", ".join(name for name, _ in OPPORTUNITY_ARRAYS)
@@ -223,6 +232,35 @@ INSERT_FOUND = text(
     bindparam("page_seq", type_=Integer),
     *(bindparam(name, type_=ARRAY(kind)) for name, kind in OPPORTUNITY_ARRAYS),
 )
+# A page that found something commits in one statement: its row's UPDATE, and the INSERT
+# of its finds as a data-modifying CTE that takes its rows from the UPDATE's RETURNING. A
+# stale fence updates no row, so the INSERT gets none to join and stores nothing, as a
+# rolled-back transaction would; one statement also spares the INSERT's round trip.
+_found = cast(Table, ScanOpportunity.__table__)
+_FOUND_ROWS = (
+    func.unnest(*(bindparam(name, type_=ARRAY(kind)) for name, kind in OPPORTUNITY_ARRAYS))
+    .table_valued(*(column(name, kind) for name, kind in OPPORTUNITY_ARRAYS))
+    .render_derived(name="found_rows")
+)
+
+
+def _with_found(commit: Update) -> Select[tuple[str, date]]:
+    """`commit`, and the INSERT of the page's finds on the day it returns, as one statement."""
+    committed = commit.cte("committed")
+    rows = select(
+        bindparam("fence_scan_id", type_=Uuid),
+        committed.c.scan_day,
+        bindparam("fence_page_seq", type_=Integer),
+        *_FOUND_ROWS.c,
+    ).select_from(committed.join(_FOUND_ROWS, true()))
+    found = (
+        postgresql.insert(_found)
+        .from_select(["scan_id", "scan_day", "page_seq", *_FOUND_ROWS.c.keys()], rows)
+        .on_conflict_do_nothing(index_elements=["scan_id", "item_id", "scan_day"])
+    )
+    return select(committed.c.status, committed.c.scan_day).add_cte(found.cte("found"))
+
+
 FAIL = (
     update(_rows)
     .where(_FENCE, _IN_PROGRESS)
@@ -252,4 +290,10 @@ IN_DAY: dict[Executable, Executable] = {
         FAIL,
         STATUS,
     )
+}
+# Each commit statement, and its IN_DAY form, with the INSERT of the page's finds folded in.
+WITH_FOUND: dict[Executable, Executable] = {
+    statement: _with_found(cast(Update, statement))
+    for base in (COMMIT_PART, COMMIT_PAGE, COMMIT_POLL, COMMIT_LAST)
+    for statement in (base, IN_DAY[base])
 }

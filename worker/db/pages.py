@@ -220,45 +220,36 @@ def commit_page(
         statement = page_sql.COMMIT_PAGE
     else:
         statement = page_sql.COMMIT_PART
-    connection = session.connection()
-    committed = connection.execute(
-        *_fenced(
-            statement,
-            message,
-            items_done=result.items_done,
-            skipped=result.skipped,
-            unreferenced=result.unreferenced,
-            illiquid=result.illiquid,
-            note=result.note,
-            page_total=result.total_items,
-            page_total_is_lower_bound=result.total_is_lower_bound,
-            judged_ids=list(result.judged_ids),
-            next_cursor=result.next_cursor,
-            new_offset=message.page_offset + result.items_done,
-            keep_running=keep is not None and not result.final,
-            task_id=None if keep is None else keep.task_id,
-            lease_seconds=0 if keep is None else keep.seconds,
-            poll_every=result.poll_every_seconds or 1,
-        ),
-    ).one_or_none()
+    fenced, values = _fenced(
+        statement,
+        message,
+        items_done=result.items_done,
+        skipped=result.skipped,
+        unreferenced=result.unreferenced,
+        illiquid=result.illiquid,
+        end_note=result.note,
+        page_total=result.total_items,
+        page_total_is_lower_bound=result.total_is_lower_bound,
+        judged_ids=list(result.judged_ids),
+        next_cursor=result.next_cursor,
+        new_offset=message.page_offset + result.items_done,
+        keep_running=keep is not None and not result.final,
+        task_id=None if keep is None else keep.task_id,
+        lease_seconds=0 if keep is None else keep.seconds,
+        poll_every=result.poll_every_seconds or 1,
+    )
+    if result.opportunities:
+        # One statement stores the row and the finds: a stale fence stores neither.
+        fenced = page_sql.WITH_FOUND[fenced]
+        values.update(opportunity_columns(result.opportunities))
+    committed = session.connection().execute(fenced, values).one_or_none()
     if committed is None:
         return None
-    if result.opportunities:
-        columns = opportunity_columns(result.opportunities)
-        connection.execute(
-            page_sql.INSERT_FOUND,
-            {
-                "scan_id": message.scan_id,
-                "scan_day": committed.scan_day,
-                "page_seq": message.page_seq,
-                **columns,
-            },
-        )
     return str(committed.status)
 
 
 def opportunity_columns(found: Sequence[Opportunity]) -> dict[str, list[Any]]:
-    """A page's opportunities as the arrays page_sql.INSERT_FOUND takes, one per column."""
+    """A page's opportunities as the arrays page_sql.WITH_FOUND and INSERT_FOUND take."""
     return {
         name: [_column_value(one, name) for one in found] for name, _ in page_sql.OPPORTUNITY_ARRAYS
     }
