@@ -30,6 +30,7 @@ FIGURES = {
     "page-cost": "bench.page_cost",
     "metrics-cost": "bench.metrics_cost",
     "hop-settings": "bench.hop_settings",
+    "hop-levers": "bench.hop_levers",
     "checkpoint-overhead": "bench.checkpoint_overhead",
     "throughput": "bench.throughput",
     "fairness": "bench.fairness",
