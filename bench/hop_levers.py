@@ -66,7 +66,7 @@ class Timings:
 
 
 def run(bench: Bench) -> list[Row]:
-    iterations, runs = bench.size(2000, 500), bench.size(5, 3)
+    iterations, runs = bench.size(1500, 500), bench.size(5, 3)
     with bench.database(NAME) as url:
         settings = dataclasses.replace(get_settings(), database_url=url)
         message = _seeded_page(url, settings)
