@@ -7,7 +7,10 @@ profits, sales in 7 days, the last sale, not locked) and inserted as page commit
 them. The same finds with the fields of revision 0014 all NULL, as every row stored before
 it holds them, are measured in the same run, so the cost of storing how a find was judged
 is the difference. A month of one active user is 100 scans a day for 30 days of the
-simulated market's default scan (1,000 items), with the measured opportunity rate.
+simulated market's default scan (1,000 items), with the measured opportunity rate. The
+same finds, while stored, also fill two other layouts in a scratch schema (8d,
+bench.storage_layouts): what a find would cost with the levers that keep a row per find,
+and with a page's finds in one row.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from bench import storage_finds as finds
+from bench import storage_layouts as layouts
 from bench import storage_notes as notes
 from bench.kit import dataset
 from bench.kit.database import Connection, connect
@@ -54,19 +58,6 @@ def _insert_pages(session: Session, scan_id: Any, day: Any, found: list[Opportun
         )
 
 
-def _split(connection: Connection, table: str) -> tuple[int, int]:
-    """Bytes of `table`'s heap (TOAST included) and of its indexes, over its partitions."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(sum(pg_table_size(relid)), 0),"
-            " coalesce(sum(pg_indexes_size(relid)), 0)"
-            " FROM pg_partition_tree(%s::regclass)",
-            (table,),
-        )
-        heap, index = cursor.fetchone()
-    return int(heap), int(index)
-
-
 def _tuple_bytes(connection: Connection, table: str) -> float:
     """A row's average tuple: header, null bitmap and aligned data (no line pointer)."""
     with connection.cursor() as cursor:
@@ -79,7 +70,7 @@ def _reindexed_index_bytes(connection: Connection, table: str) -> int:
     """The indexes' bytes once rebuilt (leaves packed to the default fillfactor, 90 %)."""
     with connection.cursor() as cursor:
         cursor.execute(f"REINDEX TABLE {table}")
-    return _split(connection, table)[1]
+    return layouts.heap_and_index_bytes(connection, table)[1]
 
 
 def dmarket_shaped(found: list[Opportunity]) -> list[Opportunity]:
@@ -90,6 +81,19 @@ def dmarket_shaped(found: list[Opportunity]) -> list[Opportunity]:
 def opportunity_bytes(url: str, found: list[Opportunity], wanted: int) -> PerRow:
     """Store about `wanted` finds, `found` again and again for scans of the database, and
     measure them; the rows are deleted after, so the next measure starts empty."""
+    return _stored_and_measured(url, found, wanted, also_layouts=False)[0]
+
+
+def opportunity_and_layout_bytes(
+    url: str, found: list[Opportunity], wanted: int
+) -> tuple[PerRow, list[layouts.LayoutBytes]]:
+    """What opportunity_bytes measures, and the same finds in figure 8d's other layouts."""
+    return _stored_and_measured(url, found, wanted, also_layouts=True)
+
+
+def _stored_and_measured(
+    url: str, found: list[Opportunity], wanted: int, *, also_layouts: bool
+) -> tuple[PerRow, list[layouts.LayoutBytes]]:
     connection = connect(url)
     empty = dataset.relation_bytes(connection, "scan_opportunities")
     engine = create_engine(driver_url(url))
@@ -106,13 +110,16 @@ def opportunity_bytes(url: str, found: list[Opportunity], wanted: int) -> PerRow
     dataset.vacuum_analyze(connection)
     rows = len(scans_and_days) * len(found)
     total = dataset.relation_bytes(connection, "scan_opportunities") - empty
-    heap, index = _split(connection, "scan_opportunities")
+    heap, index = layouts.heap_and_index_bytes(connection, "scan_opportunities")
     tuple_bytes = _tuple_bytes(connection, "scan_opportunities")
+    # Before the REINDEX below packs today's index, which the other layouts' are not.
+    alternatives = layouts.measure(connection) if also_layouts else []
     packed_index = _reindexed_index_bytes(connection, "scan_opportunities")
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE scan_opportunities")
     connection.close()
-    return PerRow(total / rows, heap / rows, index / rows, packed_index / rows, tuple_bytes)
+    per_row = PerRow(total / rows, heap / rows, index / rows, packed_index / rows, tuple_bytes)
+    return per_row, alternatives
 
 
 def run(bench: Bench) -> list[Row]:
@@ -128,8 +135,8 @@ def run(bench: Bench) -> list[Row]:
             dataset.relation_bytes(connection, "scan_checkpoints") - empty_checkpoints
         ) / rows
         connection.close()
-        simulated = opportunity_bytes(url, found, wanted)
-        dmarket = opportunity_bytes(url, dmarket_shaped(found), wanted)
+        simulated, simulated_layouts = opportunity_and_layout_bytes(url, found, wanted)
+        dmarket, dmarket_layouts = opportunity_and_layout_bytes(url, dmarket_shaped(found), wanted)
         simulated_before = opportunity_bytes(url, before, wanted)
         dmarket_before = opportunity_bytes(url, dmarket_shaped(before), wanted)
     say(
@@ -138,6 +145,11 @@ def run(bench: Bench) -> list[Row]:
         f"0014, simulated ids {simulated_before.text()}, DMarket's UUID ids "
         f"{dmarket_before.text()}"
     )
+    for layout in simulated_layouts:
+        say(
+            f"{NAME}: {layout.name}, simulated ids: {layout.growing:.0f} B/find and the "
+            f"titles table, {layout.titles_bytes:,} B whole"
+        )
     measured = notes.Measured(
         checkpoint_bytes,
         simulated,
@@ -147,5 +159,7 @@ def run(bench: Bench) -> list[Row]:
         sample,
         simulated_before,
         dmarket_before,
+        simulated_layouts,
+        dmarket_layouts,
     )
     return notes.rows(measured, rows, math.ceil(wanted / len(found)) * len(found))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.kit.report import Row
+from bench.storage_layouts import PAGE_ARRAYS, LayoutBytes
 from models import ScanOpportunity
 from worker.markets.simulated import SimulatedOptions
 from worker.settings import Settings
@@ -71,6 +72,9 @@ class Measured:
     # The same finds with revision 0014's fields all NULL, as rows stored before it.
     simulated_before: PerRow
     dmarket_before: PerRow
+    # The same finds in figure 8d's other layouts (bench.storage_layouts).
+    simulated_layouts: list[LayoutBytes]
+    dmarket_layouts: list[LayoutBytes]
 
     @property
     def finds_per_scan(self) -> float:
@@ -82,10 +86,30 @@ class Measured:
     def held(self, row: PerRow) -> float:
         return self.month(row) * HELD_DAYS / 30
 
+    @property
+    def held_finds(self) -> float:
+        """The finds on disk at once: what a shared titles table is spread over."""
+        return SCANS_PER_MONTH * HELD_DAYS / 30 * self.finds_per_scan
+
+    def held_checkpoints(self) -> float:
+        return SCANS_PER_MONTH * HELD_DAYS / 30 * self.checkpoint
+
+    def held_in(self, layout: LayoutBytes) -> float:
+        return self.held_checkpoints() + self.held_finds * layout.per_find(self.held_finds)
+
+    @property
+    def find_budget(self) -> float:
+        """What a find may cost, titles and pages included, for the month to fit the goal."""
+        return (GOAL_BYTES - self.held_checkpoints()) / self.held_finds
+
 
 def rows(measured: Measured, checkpoints: int, opportunities: int) -> list[Row]:
     m, sim, dm = measured, measured.simulated, measured.dmarket
-    return [*_row_and_month(m, sim, dm, checkpoints, opportunities), _judgement_row(m)]
+    return [
+        *_row_and_month(m, sim, dm, checkpoints, opportunities),
+        _judgement_row(m),
+        _layouts_row(m),
+    ]
 
 
 def _row_and_month(
@@ -125,6 +149,7 @@ def _row_and_month(
 
 def _note(m: Measured) -> str:
     sim = m.simulated
+    levers, page_rows = m.simulated_layouts
     return (
         f"Judged: what a month of use leaves on disk, since the daily cleanup deletes "
         f"every finished scan {RETENTION_DAYS} days after its last update and drops its "
@@ -139,9 +164,12 @@ def _note(m: Measured) -> str:
         f"{m.dmarket.total - m.dmarket_before.total:.0f} B), and the unique (scan_id, "
         f"item_id, scan_day) index that keeps a find once per scan, which scans' random "
         f"uuids leave about "
-        f"{sim.leaf_density:.0%} full. What would shrink it further: the title once per "
-        f"distinct title rather than once per find (about 30 B a row, at one more "
-        f"statement per page commit), the per-page timestamps once per page."
+        f"{sim.leaf_density:.0%} full. What would close it, measured on the same finds "
+        f"(8d): the levers that keep a row per find (each title once, the checkpoint's "
+        f"bigint id in the key, the page's timestamps once per page, compact fields) leave "
+        f"{m.held_in(levers) / MB:.1f} MB, since a row per find still pays a tuple header, "
+        f"a line pointer and an index entry; a page's finds in one row, "
+        f"{m.held_in(page_rows) / MB:.1f} MB."
     )
 
 
@@ -174,4 +202,83 @@ def _why_that_size(before: PerRow, after: PerRow) -> str:
         f"timestamptz to 8 B: a tuple of {before.tuple:.0f} B on average becomes "
         f"{after.tuple:.0f} B (pg_column_size), which the page rounds up to 8 B beside its "
         f"4 B line pointer; the primary-key index is unchanged."
+    )
+
+
+def _layouts_row(m: Measured) -> Row:
+    levers, page_rows = m.simulated_layouts
+    dm_levers, dm_page_rows = m.dmarket_layouts
+    held = m.held_finds
+    return Row(
+        figure="8d what would close 8b: the same finds in two other layouts, per find and "
+        "as 8b's month on disk",
+        measured=f"named levers {levers.per_find(held):.0f} B/find, "
+        f"{m.held_in(levers) / MB:.1f} MB; a page per row {page_rows.per_find(held):.0f} "
+        f"B/find, {m.held_in(page_rows) / MB:.1f} MB (today {m.simulated.total:.0f} B/find, "
+        f"{m.held(m.simulated) / MB:.1f} MB)",
+        floor=f"DMarket ids: named levers {dm_levers.per_find(held):.0f} B, "
+        f"{m.held_in(dm_levers) / MB:.1f} MB; a page per row {dm_page_rows.per_find(held):.0f}"
+        f" B, {m.held_in(dm_page_rows) / MB:.1f} MB (today {m.dmarket.total:.0f} B, "
+        f"{m.held(m.dmarket) / MB:.1f} MB)",
+        goal=f"< 10 MB on disk (8b's goal): a find <= {m.find_budget:.0f} B",
+        met=None,
+        detail=f"{_levers_text(m, levers, page_rows)} {_page_rows_text(m, page_rows)} "
+        f"{_both_text(m, levers)} DMarket's UUID ids: named levers {dm_levers.text(held)}; "
+        f"a page per row {dm_page_rows.text(held)}.",
+    )
+
+
+def _both_text(m: Measured, levers: LayoutBytes) -> str:
+    return (
+        f"Both are filled with the finds 8a and 8b measure, in the same run, and stay "
+        f"partitioned by day as today (retention drops a day whole, without the WAL and "
+        f"bloat of a DELETE), so scan_day stays in each unique key (in the finds' key of "
+        f"(1) it costs 8 B an entry with the catalog's 15-byte ids, none with 16-byte "
+        f"UUIDs, whose entries it pads anyway); rows go in checkpoint "
+        f"id order, as a month writes them. The titles table (id int4 primary key, title "
+        f"text unique) holds the {levers.titles:,} distinct titles of the catalog's finds "
+        f"in {levers.titles_bytes / 1000:.0f} kB; no retention drops it and every user "
+        f"shares it, so charging it whole to the {m.held_finds:,.0f} finds one user holds "
+        f"at once is an upper bound."
+    )
+
+
+def _levers_text(m: Measured, levers: LayoutBytes, page_rows: LayoutBytes) -> str:
+    parts = dict(levers.table_bytes)
+    return (
+        f"(1) Named levers, {levers.text(m.held_finds)}: a row per find (checkpoint_id "
+        f"bigint, id bigint, scan_day, title_id and seven more int4: both prices, the profit "
+        f"in hundredths, the depth, both exits' profits, the last sale in seconds before "
+        f"the page's found_at; five smallints: page_seq, the reference kind and fee source "
+        f"codes in one, fee_bps, sales_7d, the lock with its days in one; item_id) keyed "
+        f"(checkpoint_id, item_id, scan_day), {parts['finds']:.0f} B a find: with lock_days "
+        f"folded into the lock, an unlocked find holds no NULL, so its tuple carries no "
+        f"null bitmap (24 B header, not 32 B); a row per page (checkpoint_id, found_at, "
+        f"reference_fetched_at, scan_day, page_seq) keyed (checkpoint_id, page_seq, "
+        f"scan_day), {parts['pages']:.0f} B a find at {1 / page_rows.rows_per_find:.0f} finds "
+        f"a page. What it costs the product: an upsert of the page's titles in every page "
+        f"commit (one more CTE in the commit's statement) and a join to titles and to the "
+        f"page in every read of a find; reference_fetched_at becomes the page's oldest "
+        f"fetch, exact only when a page's references are fetched together; the bigint id "
+        f"that orders a find for the alert cursor stays (8 B a find)."
+    )
+
+
+def _page_rows_text(m: Measured, page_rows: LayoutBytes) -> str:
+    return (
+        f"(2) A page per row, {page_rows.text(m.held_finds)}: the page's id, checkpoint_id, "
+        f"found_at, reference_fetched_at, scan_day and page_seq once, and its finds as one "
+        f"array per field (the arrays a page commit already binds; item_id bytea[], title "
+        f"ids, the same compact codes as (1)), keyed (checkpoint_id, page_seq, scan_day): a "
+        f"tuple header, a line pointer and an index entry per page, not per find, but 21 "
+        f"to 24 B of header per array ({PAGE_ARRAYS} arrays: up to "
+        f"{PAGE_ARRAYS * 24 * page_rows.rows_per_find:.0f} B a find at "
+        f"{1 / page_rows.rows_per_find:.0f} finds a page); rows this size (under 2 kB) are "
+        f"neither compressed nor TOASTed. What it costs the product: the "
+        f"unique (scan, item) index is gone, so the ON CONFLICT that drops an item seen "
+        f"twice in one scan (a listing that moved to a later page) has nothing to conflict "
+        f"with: dedup moves into the page commit, which must read the item ids of the "
+        f"scan's earlier pages (or a set kept beside the checkpoint); results and alerts "
+        f"unnest the arrays, so ordering a scan's finds by profit reads every page of it; "
+        f"the alert cursor walks (page id, place in the page); and the titles upsert of (1)."
     )
