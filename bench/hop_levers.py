@@ -40,9 +40,6 @@ from worker.domain.page_message import PageMessage
 from worker.settings import Settings, get_settings
 
 NAME = "hop-levers"
-# Figure 1's floor in BENCHMARKS.md when this figure was written (our-settings hop 2.19 ms
-# + one durable UPDATE commit 0.23 ms); figure 1's own rows give a page's whole cost.
-FIGURE_1_FLOOR_S = 0.00242
 HOSTNAME = "hop-levers@bench"
 # One delivery, claimed again and again: the claim's own fence lets the delivery that holds
 # the row take it again, so every iteration is a claim that succeeds, as a fresh one does.
@@ -220,8 +217,7 @@ def _row(timings: Timings, calls: list[str], iterations: int, runs: int) -> Row:
         measured=f"ledger {_ms(ledger)} (= {len(calls)} round trips: {', '.join(calls)}); "
         f"claim {_ms(claim)}",
         floor=f"Redis PING {_ms(ping)}, bare autocommit UPDATE {_ms(update)}, fenced read "
-        f"{_ms(read)}; of figure 1's {_ms(FIGURE_1_FLOOR_S)} floor: ledger "
-        f"{_share(ledger)}, claim {_share(claim)}",
+        f"{_ms(read)}; figure 1's rows give a page task's whole cost and floor",
         goal="none set (report: what folding them would save at most)",
         met=None,
         note=note,
@@ -237,21 +233,17 @@ def _note(ledger: float, claim: float, ping: float, update: float, read: float) 
     return (
         f"The ledger's round trips cost {_ms(ledger)} per task; folding them into the "
         f"transport's calls (the publish's LPUSH, kombu's QoS.append on receipt) would save at "
-        f"most {_ms(ledger)} - one round trip ({_ms(ping)}) = {_ms(folded)}, "
-        f"{_share(folded)} of the {_ms(FIGURE_1_FLOOR_S)} floor. The claim costs {_ms(claim)} "
+        f"most {_ms(ledger)} - one round trip ({_ms(ping)}) = {_ms(folded)}. "
+        f"The claim costs {_ms(claim)} "
         f"(a bare autocommit UPDATE is {_ms(update)}), which a running mark in Redis beside "
         f"the ledger would replace by about one round trip: at most {_ms(marked)} saved, "
-        f"{_share(marked)} of the floor, and only for a task that starts a page. The claim also "
+        f"and only for a task that starts a page. The claim also "
         f"hands the task its row (cursor, params, deliveries): unless that travels another "
         f"way, the task still reads it, and a fenced read through the same sessions costs "
         f"{_ms(read)}, which leaves about {_ms(marked - read)}. Neither lever applies per page "
         f"under time slices: a slice pays the ledger and the claim once per task, not per "
         f"page. Figure 1's rows give a page's whole cost, one page per task and with slices."
     )
-
-
-def _share(seconds: float) -> str:
-    return f"{seconds / FIGURE_1_FLOOR_S:.0%}"
 
 
 def _ms(seconds: float) -> str:
