@@ -112,10 +112,14 @@ def test_a_worker_killed_mid_page_under_a_backlog_has_its_scan_moving_again_prom
     workers = {name: start_worker(name, concurrency=1) for name in ("a@test", "b@test")}
     start_beat()
     # When worker a is SIGKILLed while it runs a page
-    victim_scan = _wait_for_page_running_on(database_url, scans, "a@test")
-    processed = row(database_url, victim_scan).processed_items
+    _wait_for_page_running_on(database_url, scans, "a@test")
     workers["a@test"].kill_group()
     killed_at = time.monotonic()
+    # The victim is the page a held when it died, read after the kill: on a loaded machine
+    # the page seen running may have committed before the signal landed, and a was then on
+    # another scan's page (a dead worker's lease stays until recovery takes it, >= 2 s).
+    victim_scan = _wait_for_page_running_on(database_url, scans, "a@test", first_page=False)
+    processed = row(database_url, victim_scan).processed_items
     while row(database_url, victim_scan).processed_items == processed:
         assert time.monotonic() - killed_at < 120, (
             f"the dead worker's scan never moved: {vars(row(database_url, victim_scan))}"
@@ -134,26 +138,30 @@ def test_a_worker_killed_mid_page_under_a_backlog_has_its_scan_moving_again_prom
     assert sum(row(database_url, scan_id).recoveries for scan_id in scans) == 1
 
 
-def _wait_for_page_running_on(database_url: str, scans: list[uuid.UUID], owner: str) -> uuid.UUID:
-    """A scan whose first page (of two) `owner` has just started: the kill lands mid-page."""
+def _wait_for_page_running_on(
+    database_url: str, scans: list[uuid.UUID], owner: str, *, first_page: bool = True
+) -> uuid.UUID:
+    """A scan whose page `owner` holds (its first of two, unless `first_page` is False:
+    waiting for one to start lets the kill land mid-page)."""
     from sqlalchemy import create_engine, select
 
     from models import ScanCheckpoint
     from worker.db import driver_url
 
-    running_first_page = select(ScanCheckpoint.scan_id).where(
+    running = select(ScanCheckpoint.scan_id).where(
         ScanCheckpoint.scan_id.in_(scans),
         ScanCheckpoint.queued_at.is_(None),
         ScanCheckpoint.lease_expires_at.is_not(None),
         ScanCheckpoint.lease_owner == owner,
-        ScanCheckpoint.page_seq == 0,
     )
+    if first_page:
+        running = running.where(ScanCheckpoint.page_seq == 0)
     engine = create_engine(driver_url(database_url))
     try:
         deadline = time.monotonic() + 60
         with engine.connect() as connection:
             while time.monotonic() < deadline:
-                found = connection.execute(running_first_page).scalars().first()
+                found = connection.execute(running).scalars().first()
                 connection.rollback()
                 if found is not None:
                     return found
