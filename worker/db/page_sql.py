@@ -5,10 +5,11 @@ page_offset): a message that no longer matches the row changes nothing.
 from __future__ import annotations
 
 from datetime import date
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
+    ColumnElement,
     Date,
     DateTime,
     Executable,
@@ -23,7 +24,10 @@ from sqlalchemy import (
     bindparam,
     case,
     column,
+    false,
     func,
+    literal_column,
+    null,
     or_,
     select,
     text,
@@ -39,6 +43,18 @@ from worker.db import clock
 from worker.db.opportunity_days import scan_day
 from worker.domain.status import ScanStatus
 
+
+def _constant(value: str | int) -> ColumnElement[Any]:
+    """`value` written into the statement's text instead of bound: a bound parameter costs
+    each execution a lookup and a quoting, and an IN of them a rewrite of the statement's
+    text, for a value the hot path never changes. Only for our own constants (no quoting)."""
+    if isinstance(value, int):
+        return literal_column(str(value))
+    if not value.isidentifier():
+        raise ValueError(f"not a plain constant: {value!r}")
+    return literal_column(f"'{value}'")
+
+
 # A scan the user paused or cancelled still takes the commit of the page in flight.
 _COMMITTABLE = (ScanStatus.IN_PROGRESS.value, ScanStatus.PAUSED.value, ScanStatus.CANCELLED.value)
 # The hot path runs the same few statements on every page. They are built once, on the
@@ -51,7 +67,7 @@ _FENCE = and_(
     _rows.c.page_seq == bindparam("fence_page_seq"),
     _rows.c.page_offset == bindparam("fence_page_offset"),
 )
-_IN_PROGRESS = _rows.c.status == ScanStatus.IN_PROGRESS.value
+_IN_PROGRESS = _rows.c.status == _constant(ScanStatus.IN_PROGRESS.value)
 _LEASE_UNTIL = clock.lease_until(bindparam("lease_seconds"))
 # A lost lease renewal is harmless after a database crash: the lease simply expires.
 # Not waiting for its WAL flush keeps the hot path to one durable commit per page.
@@ -81,8 +97,8 @@ CLAIM = (
         lease_owner=bindparam("owner"),
         lease_task_id=bindparam("task_id"),
         lease_expires_at=_LEASE_UNTIL,
-        queued_at=None,
-        next_poll_at=None,
+        queued_at=null(),
+        next_poll_at=null(),
     )
     .returning(
         _rows.c.page_seq,
@@ -123,7 +139,7 @@ _PROCESSED_AFTER = _rows.c.processed_items + bindparam("items_done", type_=Integ
 _TOTAL_IS_LOWER_BOUND = or_(
     _rows.c.total_is_lower_bound,
     bindparam("page_total_is_lower_bound", type_=Boolean),
-    func.coalesce(_REPORTED_TOTAL < _PROCESSED_AFTER, False),
+    func.coalesce(_REPORTED_TOTAL < _PROCESSED_AFTER, false()),
 )
 _TOTAL_AFTER = case(
     (_REPORTED_TOTAL.is_(None), None), else_=func.greatest(_REPORTED_TOTAL, _PROCESSED_AFTER)
@@ -140,14 +156,14 @@ _PROGRESS = {
     "illiquid_items": _rows.c.illiquid_items + bindparam("illiquid"),
     "total_items": _TOTAL_AFTER,
     "total_is_lower_bound": _TOTAL_IS_LOWER_BOUND,
-    "page_deliveries": case((_CONTINUES, 1), else_=0),
+    "page_deliveries": case((_CONTINUES, _constant(1)), else_=_constant(0)),
     "lease_task_id": case((_CONTINUES, bindparam("task_id")), else_=None),
     "lease_expires_at": case((_CONTINUES, _LEASE_UNTIL), else_=None),
     "timestamp": func.now(),
     "updated_at": func.now(),
 }
 _QUEUED_IF_RUNNING = case((and_(_IN_PROGRESS, ~_CONTINUES), func.now()), else_=None)
-_COMMIT = update(_rows).where(_FENCE, _rows.c.status.in_(_COMMITTABLE))
+_COMMIT = update(_rows).where(_FENCE, _rows.c.status.in_([_constant(s) for s in _COMMITTABLE]))
 # The partition key of the scan's opportunities, returned by each commit for their insert.
 _SCAN_DAY = scan_day(_rows.c.created_at).label("scan_day")
 # Part of a page (drained, paused): same page, further offset, and the ids of the listings
@@ -163,8 +179,8 @@ _NO_JUDGED_IDS = text("'{}'::text[]")
 # A whole page with more to come: next cursor, next page.
 COMMIT_PAGE = _COMMIT.values(
     cursor=bindparam("next_cursor"),
-    page_seq=_rows.c.page_seq + 1,
-    page_offset=0,
+    page_seq=_rows.c.page_seq + _constant(1),
+    page_offset=_constant(0),
     page_judged_ids=_NO_JUDGED_IDS,
     queued_at=_QUEUED_IF_RUNNING,
     **_PROGRESS,
@@ -178,10 +194,10 @@ _NEXT_POLL = func.to_timestamp(
 )
 COMMIT_POLL = _COMMIT.values(
     cursor=bindparam("next_cursor"),
-    page_seq=_rows.c.page_seq + 1,
-    page_offset=0,
+    page_seq=_rows.c.page_seq + _constant(1),
+    page_offset=_constant(0),
     page_judged_ids=_NO_JUDGED_IDS,
-    queued_at=None,
+    queued_at=null(),
     next_poll_at=case((_IN_PROGRESS, _NEXT_POLL), else_=None),
     **_PROGRESS,
 ).returning(_rows.c.status, _SCAN_DAY)
@@ -190,15 +206,15 @@ COMMIT_POLL = _COMMIT.values(
 # left either: it completes too (a resume would walk the market again from the start). A
 # cancelled one stays cancelled, as its user asked.
 COMMIT_LAST = _COMMIT.values(
-    cursor=None,
-    page_seq=_rows.c.page_seq + 1,
-    page_offset=0,
+    cursor=null(),
+    page_seq=_rows.c.page_seq + _constant(1),
+    page_offset=_constant(0),
     page_judged_ids=_NO_JUDGED_IDS,
     status=case(
-        (_rows.c.status == ScanStatus.CANCELLED.value, _rows.c.status),
-        else_=ScanStatus.COMPLETED.value,
+        (_rows.c.status == _constant(ScanStatus.CANCELLED.value), _rows.c.status),
+        else_=_constant(ScanStatus.COMPLETED.value),
     ),
-    queued_at=None,
+    queued_at=null(),
     # Not named after its column: inside WITH_FOUND's CTE such a name would not be kept.
     note=bindparam("end_note", type_=Text),
     **_PROGRESS,
