@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Final
 
 from worker.domain.evidence import Evidence
-from worker.domain.fees import AppliedFee
+from worker.domain.fees import AppliedFee, fee_cents
 from worker.domain.listing import Item
 from worker.domain.opportunities import Level, Opportunity
 from worker.domain.reference import BEST_BID, LAST_SALES, SECOND_MARKETS, Reference
@@ -148,7 +148,11 @@ def _judged_if_candidate(
     elsewhere = judged_kind in SECOND_MARKETS
     if elsewhere:
         judged = elsewhere_exit(price_cents, evidence)
-        return _if_margin_left(judged, price_cents, rule, locked, elsewhere)
+        if judged is None or not _leaves_margin(
+            judged.profit_cents, price_cents, rule, locked, elsewhere
+        ):
+            return None
+        return judged
     if judged_kind == BEST_BID:
         bid = evidence.best_bid
         sale_cents = None if bid is None else bid.price_cents
@@ -158,23 +162,30 @@ def _judged_if_candidate(
         sale_cents = None
     else:
         sale_cents = listed_reference_cents
-    judged = exit_of(price_cents, sale_cents, title, evidence)
-    return _if_margin_left(judged, price_cents, rule, locked, elsewhere)
-
-
-def _if_margin_left(
-    judged: Exit | None, price_cents: int, rule: Level, locked: bool, elsewhere: bool
-) -> Exit | None:
-    """`judged` if it leaves the level's margin, plus `locked_margin` for a locked item and
-    `hold_margin` on a second market; else None."""
-    if judged is None:
+    if sale_cents is None:
         return None
+    # Priced as plain integers first: most listings are no candidate, and an Exit with its
+    # AppliedFee (frozen dataclasses, dear to build) is made only for one that is.
+    fees = evidence.fees
+    bps, source = fees.rate_for(title, sale_cents, evidence.now)
+    fee = fee_cents(sale_cents, bps, fees.min_amount_cents)
+    profit_cents = sale_cents - fee - price_cents
+    if not _leaves_margin(profit_cents, price_cents, rule, locked, elsewhere):
+        return None
+    return Exit(sale_cents, AppliedFee(bps, source, fee), profit_cents)
+
+
+def _leaves_margin(
+    profit_cents: int, price_cents: int, rule: Level, locked: bool, elsewhere: bool
+) -> bool:
+    """Whether `profit_cents` on `price_cents` is the level's margin or more, plus
+    `locked_margin` for a locked item and `hold_margin` on a second market."""
     numerator, denominator = _margin(
         rule.min_profit,
         rule.locked_margin if locked else 0.0,
         rule.hold_margin if elsewhere else 0.0,
     )
-    return judged if judged.profit_cents * denominator >= numerator * price_cents else None
+    return profit_cents * denominator >= numerator * price_cents
 
 
 @lru_cache(maxsize=64)

@@ -141,7 +141,14 @@ class FeeTable:
         )
 
     def fee_for(self, title: str, sale_price_cents: int, now: float) -> AppliedFee:
-        """The fee a sale of `title` at `sale_price_cents` pays at `now` (Unix seconds).
+        """The fee a sale of `title` at `sale_price_cents` pays at `now` (Unix seconds):
+        its rate (`rate_for`) and its cents."""
+        bps, source = self.rate_for(title, sale_price_cents, now)
+        return AppliedFee(bps, source, fee_cents(sale_price_cents, bps, self.min_amount_cents))
+
+    def rate_for(self, title: str, sale_price_cents: int, now: float) -> tuple[int, str]:
+        """The rate (basis points) a sale of `title` at `sale_price_cents` pays at `now`,
+        and its source.
 
         A reduced fee of the title whose band holds the price and that has not expired;
         where several do (overlapping bands), the highest of them, so a find is never
@@ -154,10 +161,8 @@ class FeeTable:
             else None
         )
         if applying:
-            bps, source = max(applying), REDUCED
-        else:
-            bps, source = self.default_bps, self.default_source
-        return AppliedFee(bps, source, fee_cents(sale_price_cents, bps, self.min_amount_cents))
+            return max(applying), REDUCED
+        return self.default_bps, self.default_source
 
     def expires_at(self) -> float:
         """When this table should be read again (Unix seconds): the first reduced fee to

@@ -211,11 +211,12 @@ class ScanParams:
         )
         return frozen == other
 
-    @property
+    # Cached: judge reads both for every listing, and a scan's params never change (frozen).
+    @cached_property
     def rule(self) -> Level:
         return self.level_rule if self.level_rule is not None else level_named(self.level)
 
-    @property
+    @cached_property
     def price_band(self) -> tuple[int, int]:
         """The level's band narrowed by the scan's own min and max price."""
         level = self.rule

@@ -95,6 +95,10 @@ class SimulatedMarket:
     def __init__(self, options: SimulatedOptions) -> None:
         self.options = options
         self._faults = random.Random()
+        # Worked out once: inspect compares every listing's id with it.
+        self._crash_id = (
+            _item_id(options.seed, options.crash_item) if options.crash_item >= 0 else None
+        )
 
     def fetch_page(self, cursor: str | None, limit: int) -> Page:
         check_page_limit(limit)
@@ -112,7 +116,7 @@ class SimulatedMarket:
         return Page(items=items, next_cursor=next_cursor, total=self.options.items)
 
     def inspect(self, item: Item) -> Item:
-        if item.item_id == _item_id(self.options.seed, self.options.crash_item):
+        if item.item_id == self._crash_id:
             os._exit(CRASH_EXIT_CODE)
         if self.options.item_latency_ms:
             time.sleep(self.options.item_latency_ms / 1000)
