@@ -14,17 +14,21 @@ intervals a second after the cleanup in the second, so the scan-alone windows li
 sides of a cleanup.
 Measured: the cleanup's rows/s and WAL bytes, and per pair the worst page interval of each
 window against the median page before the first cleanup (page commit times from the
-database, cleanup start and end from its clock). Met when the median over pairs of the
-cleanup windows' worst is within 3x, or no worse than the scan-alone windows' median worst.
+database, cleanup start and end from its clock), and the cleanup phase that worst page
+fell in (the tally read, the detach, the drop of the detached tables, or the deletes after
+it, told apart by the statements the cleanup's connection sends). Met when the median over
+pairs of the cleanup windows' worst is within 3x, or no worse than the scan-alone windows'
+median worst.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -78,6 +82,49 @@ class Marks:
     elapsed_s: float
     wal_bytes: float
     checkpoints: int
+    # The cleanup's phases: (name, start, end) on the host's wall clock, the database's too.
+    phases: tuple[tuple[str, float, float], ...]
+
+
+class Phases:
+    """The phases of one cleanup, told apart by the statements its connection sends: the
+    read that tallies the day (from the start to the LOCK TABLE), the detach (to the first
+    DROP), the drop of the detached tables (to the first statement after the last DROP, its
+    commit included), and the rest (the deletes' batches). The host's wall clock is the
+    database's: the bench's database runs on the same machine."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.lock_at: float | None = None
+        self.first_drop_at: float | None = None
+        self.after_drop_at: float | None = None
+        self.last_was_drop = False
+
+    def saw(self, statement: str) -> None:
+        at, words = time.time(), statement.lstrip().upper()
+        drop = words.startswith("DROP ")
+        if words.startswith("LOCK TABLE") and self.lock_at is None:
+            self.lock_at = at
+        if drop:
+            self.first_drop_at = self.first_drop_at or at
+            self.after_drop_at = None
+        elif self.last_was_drop:
+            self.after_drop_at = at
+        self.last_was_drop = drop
+
+    def spans(self, ended: float) -> tuple[tuple[str, float, float], ...]:
+        marks = [
+            ("tally read", self.started),
+            ("detach", self.lock_at),
+            ("drop", self.first_drop_at),
+            ("after", self.after_drop_at or (ended if self.first_drop_at else None)),
+        ]
+        known = [(name, at) for name, at in marks if at is not None] + [("", ended)]
+        return tuple(
+            (name, start, end)
+            for (name, start), (_, end) in itertools.pairwise(known)
+            if end > start
+        )
 
 
 def run(bench: Bench) -> list[Row]:
@@ -153,7 +200,7 @@ def _pair(
     time.sleep(quiet_s)
     cleanup_from = scans.server_clock(connection)
     checkpoints_from = scalar(connection, CHECKPOINTS_SQL)
-    deleted, elapsed, wal_bytes = _cleanup(connection, url, batch_size, pause_ratio)
+    deleted, elapsed, wal_bytes, phases = _cleanup(connection, url, batch_size, pause_ratio)
     checkpoints = scalar(connection, CHECKPOINTS_SQL) - checkpoints_from
     cleanup_to = scans.server_clock(connection)
     time.sleep(SETTLE_S + AFTER_FACTOR * (cleanup_to - cleanup_from) + 1.0)
@@ -166,14 +213,22 @@ def _pair(
         elapsed_s=elapsed,
         wal_bytes=wal_bytes,
         checkpoints=checkpoints,
+        phases=phases,
     )
 
 
 def _cleanup(
     connection: Connection, url: str, batch_size: int, pause_ratio: float
-) -> tuple[int, float, float]:
-    """The production cleanup of 7 days: rows removed, seconds taken, WAL bytes written."""
+) -> tuple[int, float, float, tuple[tuple[str, float, float], ...]]:
+    """The production cleanup of 7 days: rows removed, seconds taken, WAL bytes written,
+    and its phases."""
     engine = create_engine(driver_url(url))
+    phases = Phases()
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda _conn, _cursor, statement, *_: phases.saw(statement),
+    )
     wal_from = scalar(connection, "SELECT pg_current_wal_lsn()")
     started = time.monotonic()
     try:
@@ -183,7 +238,8 @@ def _cleanup(
         engine.dispose()
     elapsed = time.monotonic() - started
     wal_sql = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)"
-    return deleted, elapsed, float(scalar(connection, wal_sql, (wal_from,)))
+    wal_bytes = float(scalar(connection, wal_sql, (wal_from,)))
+    return deleted, elapsed, wal_bytes, phases.spans(time.time())
 
 
 def _paired(gaps: list[tuple[float, float]], mark: Marks, number: int) -> cleanup_notes.Pair:
@@ -198,14 +254,23 @@ def _paired(gaps: list[tuple[float, float]], mark: Marks, number: int) -> cleanu
     order = ("before", "after") if number % 2 == 0 else ("after", "before")
     side = next((side for side in order if len(sides[side]) == count), None)
     assert side is not None, f"no scan-alone window of {count} intervals by cleanup {number + 1}"
-    worst_at, _ = max(during, key=lambda timed: timed[1])
+    worst_at, worst = max(during, key=lambda timed: timed[1])
     return cleanup_notes.Pair(
         during=[gap for _, gap in during],
         alone=sides[side],
         alone_side=side,
         worst_at_s=worst_at - mark.cleanup_from,
+        worst_in=_phase_of(mark.phases, worst_at - worst, worst_at),
+        phases_s={name: end - start for name, start, end in mark.phases},
         deleted=mark.deleted,
         elapsed_s=mark.elapsed_s,
         wal_bytes=mark.wal_bytes,
         checkpoints=mark.checkpoints,
     )
+
+
+def _phase_of(phases: tuple[tuple[str, float, float], ...], start: float, end: float) -> str:
+    """The phase the page interval from `start` to `end` overlaps most."""
+    overlaps = {name: min(end, to) - max(start, since) for name, since, to in phases}
+    name, overlap = max(overlaps.items(), key=lambda item: item[1], default=("", 0.0))
+    return name if overlap > 0 else "none"

@@ -16,8 +16,6 @@ from bench.kit.report import Row, median, ms
 from worker.db import opportunity_days as days_sql
 
 GOAL_RATIO = 3.0
-# A worst page this far into its cleanup came after the paced read of the day.
-LATE_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -31,6 +29,10 @@ class Pair:
     alone_side: str
     # When the cleanup window's worst page committed, from the cleanup's start.
     worst_at_s: float
+    # The cleanup phase its interval overlapped most (bench.cleanup.Phases), and how long
+    # each phase took, in seconds.
+    worst_in: str
+    phases_s: dict[str, float]
     deleted: int
     elapsed_s: float
     wal_bytes: float
@@ -78,7 +80,8 @@ def _detail(pairs: Sequence[Pair], before: list[float]) -> str:
             f"Pair {number}: {len(pair.during)} page intervals during the cleanup, median "
             f"{ms(statistics.median(pair.during))}, p99 {ms(_p99(pair.during))}, worst "
             f"{ms(max(pair.during))} ({during:.1f}x, {pair.worst_at_s:.2f} s into the "
-            f"cleanup's {pair.elapsed_s:.2f} s); the scan alone {pair.alone_side} it, as many "
+            f"cleanup's {pair.elapsed_s:.2f} s, in its {pair.worst_in} phase; phases "
+            f"{_phases(pair)}); the scan alone {pair.alone_side} it, as many "
             f"intervals: median {ms(statistics.median(pair.alone))}, worst "
             f"{ms(max(pair.alone))} ({alone:.1f}x); {pair.deleted:,} rows, WAL "
             f"{pair.wal_bytes / 1e6:,.1f} MB ({pair.wal_bytes / max(pair.deleted, 1):,.1f} B "
@@ -100,8 +103,10 @@ def _missed(
     pairs: Sequence[Pair], ratios: list[tuple[float, float]], cleanup: float, alone: float
 ) -> str:
     worse = sum(1 for during, alone_ratio in ratios if during > alone_ratio)
-    when = ", ".join(f"{pair.worst_at_s:.2f} of {pair.elapsed_s:.2f} s" for pair in pairs)
-    late = all(pair.worst_at_s >= LATE_SHARE * pair.elapsed_s for pair in pairs)
+    when = ", ".join(
+        f"{pair.worst_at_s:.2f} of {pair.elapsed_s:.2f} s ({pair.worst_in})" for pair in pairs
+    )
+    phases = {pair.worst_in for pair in pairs}
     noise = (
         f" In {len(pairs) - worse} of {len(pairs)} pairs the scan alone's worst page was the "
         f"larger, so at {len(pairs)} pairs the difference is not clear of this machine's "
@@ -109,18 +114,24 @@ def _missed(
         if worse < len(pairs)
         else ""
     )
-    causes = (
-        f"the detach's moment under both tables' locks (a page commit that comes while the "
-        f"LOCK TABLE waits for a running one queues behind it, up to the "
-        f"{days_sql.LOCK_TIMEOUT_MS} ms lock timeout, then waits out the detach) and the "
-        f"unlinking of the detached tables' files, which takes the disk for a while"
-    )
+    causes = {
+        "tally read": "the read of the day that tallies its rows (paced, yet a core of two "
+        "while it reads)",
+        "detach": f"the detach's moment under both tables' locks (a page commit that comes "
+        f"while the LOCK TABLE waits for a running one queues behind it, up to the "
+        f"{days_sql.LOCK_TIMEOUT_MS} ms lock timeout, then waits out the detach)",
+        "drop": "the drop of the detached tables, whose files are truncated at its commit, "
+        "and freeing a file's blocks can slow every fsync meanwhile (a file system that "
+        "discards freed blocks at once does), the scan's WAL flushes included",
+        "after": "the deletes of what no drop takes",
+    }
+    only = next(iter(phases)) if len(phases) == 1 else ""
     where = (
-        f"Its worst pages all fell in its last {1 - LATE_SHARE:.0%}, after the paced read "
-        f"of the day that tallies its rows, so the stall is {causes}."
-        if late
-        else f"Its parts are the read of the day that tallies its rows (paced, yet a core "
-        f"of two while it reads), {causes}."
+        f"Its worst pages all fell in its {only} phase (a median "
+        f"{median([pair.phases_s.get(only, 0.0) for pair in pairs]):.2f} s of the cleanup): "
+        f"{causes[only]}."
+        if only in causes
+        else "Its phases are " + "; ".join(causes.values()) + "."
     )
     return (
         f"Over {len(pairs)} pairs the cleanup window's worst page is a median {cleanup:.1f}x "
@@ -130,6 +141,10 @@ def _missed(
         f"at {when} into the cleanups).{noise} What is left is the cleanup's own cost to a "
         f"page. {where}"
     )
+
+
+def _phases(pair: Pair) -> str:
+    return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in pair.phases_s.items())
 
 
 def _p99(values: list[float]) -> float:
