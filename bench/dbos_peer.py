@@ -179,5 +179,7 @@ _NOTE_IN_PROCESS = (
 _NOTE_FLEET = (
     "on top of the in-process page: the Celery hop once per slice (up to "
     "MARKETSCAN_SLICE_PAGES pages), which longer slices amortise, and the task-progress "
-    "event Flower counts once per page, which they do not (figure 1's slices row prices it)"
+    "event Flower counts once per page (one PUBLISH), which they do not. Both sides judge "
+    "the same items with the same code, so cheaper judging shrinks both and leaves the "
+    "difference: the hop, the event and the claim"
 )
