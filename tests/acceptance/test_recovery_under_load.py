@@ -135,7 +135,12 @@ def test_a_worker_killed_mid_page_under_a_backlog_has_its_scan_moving_again_prom
     assert row(database_url, victim_scan).recoveries == 1
     for scan_id in scans:
         _assert_exact(database_url, scan_id, 200)
-    assert sum(row(database_url, scan_id).recoveries for scan_id in scans) == 1
+    # Besides its running page, the killed worker may have received one more message it
+    # never started (kombu's Redis transport can deliver one past the prefetch count while a
+    # late-acked task runs); recovery takes that one too ("its worker died before starting
+    # the page"). No other scan is recovered: the test above holds a backlog to 0 exactly.
+    recoveries = [row(database_url, scan_id).recoveries for scan_id in scans]
+    assert sum(recoveries) in (1, 2) and max(recoveries) == 1, recoveries
 
 
 def _wait_for_page_running_on(
